@@ -1,0 +1,67 @@
+//! CacheKeeper: the one owner of cache invalidation. Local mutations ask it to
+//! invalidate (it applies the change here, then announces it to the cluster through the
+//! coordinator); announcements from other nodes arrive through its subscription. A
+//! restarted keeper drops every cached entry: the caches re-hydrate from the store on
+//! their next miss.
+
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::task::JoinHandle;
+
+use crate::coord::ClusterEvent;
+use crate::error::Result;
+use crate::Shared;
+
+pub(crate) struct CacheKeeper;
+
+pub(crate) enum Msg {
+    /// A mutation on this node: apply it, announce it, then reply.
+    Invalidate(ClusterEvent, RpcReplyPort<Result<()>>),
+    /// An announcement received from the cluster: apply it.
+    Announced(ClusterEvent),
+    /// Fail on purpose (fault injection): the supervisor must restart this actor.
+    Crash,
+}
+
+pub(crate) struct State {
+    shared: Arc<Shared>,
+    /// Forwards the coordinator subscription into this mailbox.
+    listener: JoinHandle<()>,
+}
+
+impl Actor for CacheKeeper {
+    type Msg = Msg;
+    type State = State;
+    type Arguments = Arc<Shared>;
+
+    async fn pre_start(&self, myself: ActorRef<Msg>, shared: Arc<Shared>) -> Result<State, ActorProcessingErr> {
+        let mut events = shared.coord.subscribe().await?;
+        shared.caches.apply(&ClusterEvent::Everything);
+        let listener = tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if myself.send_message(Msg::Announced(event)).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(State { shared, listener })
+    }
+
+    async fn post_stop(&self, _: ActorRef<Msg>, state: &mut State) -> Result<(), ActorProcessingErr> {
+        state.listener.abort();
+        Ok(())
+    }
+
+    async fn handle(&self, _: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
+        match msg {
+            Msg::Invalidate(event, reply) => {
+                state.shared.caches.apply(&event);
+                let _ = reply.send(state.shared.coord.publish(&event).await);
+            }
+            Msg::Announced(event) => state.shared.caches.apply(&event),
+            Msg::Crash => panic!("cache keeper: fault injected"),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,38 @@
+//! The coordinator port: hot state shared by every node of a cluster. Today it carries
+//! cache invalidations (a credential rotated or revoked, an agent suspended on one node
+//! must stop working on all of them); quota leases and revocations join it later.
+//! In-process by default, Redis pub/sub when `REDIS_URL` is set.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::error::Result;
+
+pub mod memory;
+pub mod redis;
+
+/// Something every node must apply to its local caches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ClusterEvent {
+    /// A credential's secret or status changed.
+    ClientChanged { client_id: String },
+    /// An agent's status or scopes changed, or it was deleted.
+    AgentChanged { agent_id: Uuid },
+    /// Anything may have changed (an organization was deleted, or events were lost while
+    /// a subscription was down): drop every cached entry.
+    Everything,
+}
+
+#[async_trait]
+pub trait Coordinator: Send + Sync + 'static {
+    /// Announce `event` to every node, this one included.
+    async fn publish(&self, event: &ClusterEvent) -> Result<()>;
+    /// Events published by any node from now on. After a lost connection the stream
+    /// yields [`ClusterEvent::Everything`] once it is back, since events may have been missed.
+    async fn subscribe(&self) -> Result<mpsc::Receiver<ClusterEvent>>;
+    /// One cheap round trip, for readiness checks.
+    async fn ping(&self) -> Result<()>;
+}

@@ -1,0 +1,121 @@
+//! The Redis coordinator: commands over a bb8 pool, events over pub/sub on one channel
+//! per deployment (`{namespace}:events`). A subscription survives Redis restarts: it
+//! reconnects with backoff and then tells its listener to drop everything it cached.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bb8_redis::bb8::Pool;
+use bb8_redis::RedisConnectionManager;
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use tokio::sync::mpsc;
+
+use super::{ClusterEvent, Coordinator};
+use crate::error::{EngineError, Result};
+
+pub struct RedisCoordinator {
+    client: redis::Client,
+    pool: Pool<RedisConnectionManager>,
+    channel: String,
+}
+
+fn redis_err(e: redis::RedisError) -> EngineError {
+    EngineError::Unavailable(format!("redis: {e}"))
+}
+
+impl RedisCoordinator {
+    pub async fn connect(url: &str, namespace: &str) -> Result<Self> {
+        let client =
+            redis::Client::open(url).map_err(|e| EngineError::invalid("redis_url", e.to_string()))?;
+        let manager = RedisConnectionManager::new(url)
+            .map_err(|e| EngineError::invalid("redis_url", e.to_string()))?;
+        let pool = Pool::builder()
+            .max_size(16)
+            .connection_timeout(Duration::from_secs(5))
+            .build(manager)
+            .await
+            .map_err(redis_err)?;
+        let coordinator = RedisCoordinator {
+            client,
+            pool,
+            channel: format!("{namespace}:events"),
+        };
+        coordinator.ping().await?;
+        Ok(coordinator)
+    }
+}
+
+#[async_trait]
+impl Coordinator for RedisCoordinator {
+    async fn publish(&self, event: &ClusterEvent) -> Result<()> {
+        let payload = serde_json::to_string(event).map_err(EngineError::internal)?;
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("redis pool: {e}")))?;
+        let _: i64 = conn.publish(&self.channel, payload).await.map_err(redis_err)?;
+        Ok(())
+    }
+
+    async fn subscribe(&self) -> Result<mpsc::Receiver<ClusterEvent>> {
+        // The first subscription is made here so a caller learns at once if Redis is
+        // unreachable; later ones are made by the task after a lost connection.
+        let mut pubsub = self.client.get_async_pubsub().await.map_err(redis_err)?;
+        pubsub.subscribe(&self.channel).await.map_err(redis_err)?;
+        let (out, events) = mpsc::channel(1024);
+        let (client, channel) = (self.client.clone(), self.channel.clone());
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(50);
+            loop {
+                let mut messages = pubsub.into_on_message();
+                while let Some(msg) = messages.next().await {
+                    let event = msg
+                        .get_payload::<String>()
+                        .ok()
+                        .and_then(|p| serde_json::from_str::<ClusterEvent>(&p).ok());
+                    match event {
+                        Some(event) => {
+                            if out.send(event).await.is_err() {
+                                return;
+                            }
+                        }
+                        None => tracing::warn!("ignoring malformed cluster event"),
+                    }
+                }
+                tracing::warn!("redis subscription lost; reconnecting");
+                pubsub = loop {
+                    if out.is_closed() {
+                        return;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    if let Ok(mut p) = client.get_async_pubsub().await {
+                        if p.subscribe(&channel).await.is_ok() {
+                            break p;
+                        }
+                    }
+                };
+                backoff = Duration::from_millis(50);
+                if out.send(ClusterEvent::Everything).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(events)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("redis pool: {e}")))?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut *conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(())
+    }
+}

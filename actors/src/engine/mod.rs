@@ -1,0 +1,334 @@
+//! The [`Engine`] handle: starts the actor tree over the configured store and
+//! coordinator, and offers every operation as a typed async method. Actor references and
+//! message types stay private; the handle reaches actors through supervisor-kept slots.
+
+mod audit;
+mod directory;
+mod tokens;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use ractor::{Actor, ActorRef, RpcReplyPort};
+use uuid::Uuid;
+
+use crate::actor::{audit_writer, cache_keeper, key_manager, supervisor, ActorKind, Slot};
+use crate::cache::Caches;
+use crate::config::EngineConfig;
+use crate::coord::memory::MemoryCoordinator;
+use crate::coord::redis::RedisCoordinator;
+use crate::coord::{ClusterEvent, Coordinator};
+use crate::domain::audit_chain::PendingEvent;
+use crate::domain::secrets::{self, SecretHasher};
+use crate::error::{EngineError, Result};
+use crate::keys::KeyRing;
+use crate::metrics::EngineMetrics;
+use crate::model::{Millis, Outcome, PageRequest};
+use crate::policy::Policy;
+use crate::store::postgres::PostgresStore;
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
+
+pub use tokens::{OAuthError, TokenRequest};
+
+/// The verified identity behind a management call: who, in which organization, with
+/// which scopes. Built only by [`Engine::authenticate`].
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub agent_id: Uuid,
+    pub org_id: Uuid,
+    pub client_id: String,
+    /// The token's space-delimited scope, as issued.
+    pub scope: Arc<str>,
+    pub token_id: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+impl Caller {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scope.split(' ').any(|s| s == scope)
+    }
+
+    pub fn scopes(&self) -> Vec<String> {
+        self.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect()
+    }
+
+    pub fn is_platform_admin(&self) -> bool {
+        self.has_scope("platform:admin")
+    }
+}
+
+/// One management call: the caller and the request id its audit events carry.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub caller: Arc<Caller>,
+    pub request_id: Option<String>,
+}
+
+/// Actor slots, refilled by the supervisor on every (re)start.
+#[derive(Default)]
+pub(crate) struct Slots {
+    pub keys: Slot<key_manager::Msg>,
+    pub audit: Slot<audit_writer::Msg>,
+    pub keeper: Slot<cache_keeper::Msg>,
+}
+
+/// Everything the engine's actors and handle share.
+pub(crate) struct Shared {
+    pub config: EngineConfig,
+    pub store: Arc<dyn Store>,
+    pub coord: Arc<dyn Coordinator>,
+    pub caches: Caches,
+    /// The key ring the KeyManager publishes.
+    pub ring: ArcSwapOption<KeyRing>,
+    pub policy: Policy,
+    pub metrics: EngineMetrics,
+    pub hasher: SecretHasher,
+    pub slots: Slots,
+}
+
+impl Shared {
+    pub fn now_ms(&self) -> Millis {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// The engine handle. Cheap to clone; every clone drives the same engine.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+    supervisor: ActorRef<supervisor::Msg>,
+}
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 200;
+
+async fn open_store(config: &EngineConfig) -> Result<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = match &config.database_url {
+        Some(url) => Arc::new(PostgresStore::connect(url)?),
+        None => Arc::new(SqliteStore::open(&config.data_dir)?),
+    };
+    store.migrate().await?;
+    Ok(store)
+}
+
+impl Engine {
+    /// Apply the store's migrations and return the schema version, without starting.
+    pub async fn migrate(config: &EngineConfig) -> Result<u32> {
+        let store = open_store(config).await?;
+        store.migrate().await
+    }
+
+    /// Open the store (migrating it), connect the coordinator and start the actor tree.
+    pub async fn start(config: EngineConfig) -> Result<Engine> {
+        let store = open_store(&config).await?;
+        let coord: Arc<dyn Coordinator> = match &config.redis_url {
+            Some(url) => Arc::new(RedisCoordinator::connect(url, &config.redis_namespace).await?),
+            None => Arc::new(MemoryCoordinator::default()),
+        };
+        let hash_key = match &config.secret_hash_key {
+            Some(k) => k.clone(),
+            None => store.setting_or_insert("secret_hash_key", &secrets::new_hash_key()?).await?,
+        };
+        let shared = Arc::new(Shared {
+            hasher: SecretHasher::new(&hash_key),
+            policy: Policy::load()?,
+            metrics: EngineMetrics::new()?,
+            caches: Caches::default(),
+            ring: ArcSwapOption::empty(),
+            slots: Slots::default(),
+            config,
+            store,
+            coord,
+        });
+        let (supervisor, _) = Actor::spawn(None, supervisor::EngineSupervisor, shared.clone())
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("engine failed to start: {e}")))?;
+        Ok(Engine { shared, supervisor })
+    }
+
+    /// Graceful shutdown: write every pending audit event, then stop the actor tree.
+    pub async fn shutdown(&self) {
+        let timeout = self.shared.config.call_timeout;
+        if let Some(audit) = self.shared.slots.audit.load_full() {
+            let drained = audit.call(audit_writer::Msg::Drain, Some(timeout)).await;
+            if !matches!(drained, Ok(ractor::rpc::CallResult::Success(()))) {
+                tracing::error!("audit writer did not drain before shutdown");
+            }
+        }
+        let _ = self.supervisor.stop_and_wait(None, Some(Duration::from_secs(15))).await;
+    }
+
+    /// Make a supervised actor fail on purpose; its supervisor restarts it. For
+    /// resilience tests and operator drills.
+    pub fn inject_fault(&self, actor: ActorKind) -> Result<()> {
+        self.supervisor
+            .send_message(supervisor::Msg::InjectFault(actor))
+            .map_err(|_| EngineError::Unavailable("engine supervisor is not running".into()))
+    }
+
+    /// Whether the store and coordinator answer and every actor is running.
+    pub async fn ready(&self) -> Result<()> {
+        self.shared.store.ping().await?;
+        self.shared.coord.ping().await?;
+        let s = &self.shared.slots;
+        if s.keys.load().is_none() || s.audit.load().is_none() || s.keeper.load().is_none() {
+            return Err(EngineError::Unavailable("an engine actor is restarting".into()));
+        }
+        Ok(())
+    }
+
+    /// The registry holding the engine's metrics; the front-end adds its own to it.
+    pub fn metrics_registry(&self) -> &prometheus::Registry {
+        &self.shared.metrics.registry
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.shared.config
+    }
+
+    /// The published JWKS document (RFC 7517), serialized.
+    pub fn jwks(&self) -> Result<Arc<str>> {
+        Ok(self.ring()?.jwks_json.clone())
+    }
+
+    /// Signature algorithms of the keys in the JWKS.
+    pub fn signing_algorithms(&self) -> Result<Vec<&'static str>> {
+        let mut algs: Vec<&'static str> = self.ring()?.keys().map(|k| k.alg.as_str()).collect();
+        algs.sort();
+        algs.dedup();
+        Ok(algs)
+    }
+
+    /// Every scope with management meaning, with its description.
+    pub fn scope_catalog(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.shared.policy.catalog.scopes.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    fn ring(&self) -> Result<Arc<KeyRing>> {
+        self.shared
+            .ring
+            .load_full()
+            .ok_or_else(|| EngineError::Unavailable("signing keys are loading".into()))
+    }
+
+    /// Ask an actor and wait for its answer, bounded by the configured timeout.
+    async fn ask<M, T>(&self, slot: &Slot<M>, build: impl FnOnce(RpcReplyPort<Result<T>>) -> M) -> Result<T>
+    where
+        M: ractor::Message,
+        T: Send + 'static,
+    {
+        let actor = slot
+            .load_full()
+            .ok_or_else(|| EngineError::Unavailable("engine actor is restarting".into()))?;
+        match actor.call(build, Some(self.shared.config.call_timeout)).await {
+            Ok(ractor::rpc::CallResult::Success(result)) => result,
+            Ok(ractor::rpc::CallResult::Timeout) => Err(EngineError::Unavailable("engine actor timed out".into())),
+            Ok(ractor::rpc::CallResult::SenderError) | Err(_) => {
+                Err(EngineError::Unavailable("engine actor stopped while answering".into()))
+            }
+        }
+    }
+
+    /// Append an audit event and wait until it is durable.
+    async fn audit(&self, event: PendingEvent) -> Result<()> {
+        self.ask(&self.shared.slots.audit, |reply| audit_writer::Msg::Append(event, reply)).await
+    }
+
+    /// Invalidate caches here and on every node, then return.
+    async fn invalidate(&self, event: ClusterEvent) -> Result<()> {
+        self.ask(&self.shared.slots.keeper, |reply| cache_keeper::Msg::Invalidate(event, reply)).await
+    }
+
+    /// Reload signing keys from the store (e.g. after another node added one).
+    pub async fn reload_keys(&self) -> Result<()> {
+        self.ask(&self.shared.slots.keys, key_manager::Msg::Reload).await
+    }
+
+    fn event(
+        &self,
+        org_id: Option<Uuid>,
+        actor: String,
+        action: &str,
+        target: Option<String>,
+        outcome: Outcome,
+        request_id: Option<String>,
+        detail: serde_json::Value,
+    ) -> PendingEvent {
+        PendingEvent {
+            id: Uuid::now_v7(),
+            org_id,
+            occurred_at: self.shared.now_ms(),
+            actor,
+            action: action.to_string(),
+            target,
+            outcome,
+            request_id,
+            detail,
+        }
+    }
+
+    /// Audit a successful management act by `call`.
+    async fn audit_call(
+        &self,
+        call: &Call,
+        org_id: Uuid,
+        action: &str,
+        target: impl ToString,
+        detail: serde_json::Value,
+    ) -> Result<()> {
+        self.audit(self.event(
+            Some(org_id),
+            call.caller.agent_id.to_string(),
+            action,
+            Some(target.to_string()),
+            Outcome::Success,
+            call.request_id.clone(),
+            detail,
+        ))
+        .await
+    }
+
+    /// Check `operation` against the policy for a target in `target_org`.
+    fn authorize(&self, call: &Call, operation: &'static str, target_org: Uuid) -> Result<()> {
+        self.shared
+            .policy
+            .authorize(operation, &call.caller.scope, target_org == call.caller.org_id)
+    }
+}
+
+fn page_limit(page: &PageRequest) -> Result<u32> {
+    match page.limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(0) => Err(EngineError::invalid("limit", "must be at least 1")),
+        Some(n) => Ok(n.min(MAX_PAGE)),
+    }
+}
+
+fn decode_cursor(page: &PageRequest) -> Result<Option<Uuid>> {
+    page.cursor
+        .as_deref()
+        .map(|c| {
+            URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| Uuid::from_slice(&b).ok())
+                .ok_or_else(|| EngineError::invalid("cursor", "not a cursor this API returned"))
+        })
+        .transpose()
+}
+
+/// The cursor of the next page: present only when the page was full.
+fn next_cursor<T>(items: &[T], limit: u32, id: impl Fn(&T) -> Uuid) -> Option<String> {
+    if items.len() < limit as usize {
+        return None;
+    }
+    items.last().map(|last| URL_SAFE_NO_PAD.encode(id(last).as_bytes()))
+}

@@ -1,0 +1,61 @@
+//! The one error type of the engine. Variants are what a caller can act on; driver errors
+//! are converted once, in the adapter that meets them, and never leak their types here.
+
+use std::time::Duration;
+
+/// Everything an engine operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The input is malformed or violates a rule; `field` names the offending part when known.
+    #[error("invalid input: {message}")]
+    Invalid {
+        field: Option<&'static str>,
+        message: String,
+    },
+    /// The thing does not exist, or the caller may not know that it exists.
+    #[error("{kind} not found")]
+    NotFound { kind: &'static str },
+    /// The caller is authenticated but the policy denies the operation.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// A Bearer token or client credential was missing, malformed, expired or wrong.
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    /// The request conflicts with current state (duplicate name, wrong status).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The organization's quota is exhausted until `retry_after` has passed.
+    #[error("quota exceeded")]
+    QuotaExceeded { retry_after: Duration },
+    /// A dependency (store, coordinator, actor) is unavailable; retrying may help.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// An OAuth 2.0 protocol error (RFC 6749 §5.2), answered in that form by OAuth endpoints.
+    #[error("{error}: {description}")]
+    OAuth {
+        error: crate::OAuthError,
+        description: String,
+    },
+    /// A bug or an unexpected state; logged with detail, shown to clients without it.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        EngineError::Invalid {
+            field: Some(field),
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(kind: &'static str) -> Self {
+        EngineError::NotFound { kind }
+    }
+
+    pub fn internal(message: impl std::fmt::Display) -> Self {
+        EngineError::Internal(message.to_string())
+    }
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -1,0 +1,40 @@
+//! `agentidp-engine`: the identity engine of AgentIdP — domain, actors, supervision and
+//! storage, with no HTTP in it. Embedders, the HTTP front-end, tests and benches all use
+//! the same cloneable [`Engine`] handle:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), agentidp_engine::EngineError> {
+//! use agentidp_engine::{Engine, EngineConfig, TokenRequest};
+//! let engine = Engine::start(EngineConfig::embedded("./agentidp-data")).await?;
+//! let admin = engine.bootstrap().await?;
+//! let token = engine
+//!     .issue_token(
+//!         TokenRequest::client_credentials(&admin.client_id, &admin.client_secret, None),
+//!         None,
+//!     )
+//!     .await?;
+//! let caller = engine.authenticate(&token.access_token).await?;
+//! # let _ = caller;
+//! engine.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod actor;
+mod cache;
+pub mod config;
+pub mod coord;
+pub mod domain;
+mod engine;
+pub mod error;
+pub mod keys;
+mod metrics;
+pub mod model;
+mod policy;
+pub mod store;
+
+pub use actor::ActorKind;
+pub use config::EngineConfig;
+pub use engine::{Call, Caller, Engine, OAuthError, TokenRequest};
+pub(crate) use engine::Shared;
+pub use error::{EngineError, Result};
+pub use model::*;

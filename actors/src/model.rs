@@ -1,0 +1,319 @@
+//! The engine's public records and requests. These are the nouns of the API; they carry
+//! no storage or HTTP detail. Timestamps are unix milliseconds internally and RFC 3339 on
+//! the wire.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Unix time in milliseconds; every timestamp the engine stores is one of these.
+pub type Millis = i64;
+
+/// Serialize [`Millis`] as RFC 3339 text, the form every JSON client expects.
+pub mod rfc3339 {
+    use serde::{Serialize, Serializer};
+    use time::format_description::well_known::Rfc3339;
+    use time::OffsetDateTime;
+
+    pub fn format(ms: i64) -> String {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_default()
+    }
+
+    /// Parse RFC 3339 text into unix milliseconds.
+    pub fn parse(text: &str) -> Option<i64> {
+        let t = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+        i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+    }
+
+    pub fn serialize<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+        format(*ms).serialize(s)
+    }
+
+    pub mod option {
+        use serde::Serializer;
+
+        pub fn serialize<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+            match ms {
+                Some(ms) => s.serialize_str(&super::format(*ms)),
+                None => s.serialize_none(),
+            }
+        }
+    }
+}
+
+/// Service tier of an organization; decides its quotas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Free,
+    Pro,
+    Enterprise,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Free => "free",
+            Tier::Pro => "pro",
+            Tier::Enterprise => "enterprise",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Tier> {
+        match s {
+            "free" => Some(Tier::Free),
+            "pro" => Some(Tier::Pro),
+            "enterprise" => Some(Tier::Enterprise),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Organization {
+    pub id: Uuid,
+    pub name: String,
+    pub tier: Tier,
+    #[serde(with = "rfc3339")]
+    pub created_at: Millis,
+    #[serde(with = "rfc3339")]
+    pub updated_at: Millis,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrganization {
+    pub name: String,
+    #[serde(default)]
+    pub tier: Option<Tier>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationPatch {
+    pub name: Option<String>,
+    pub tier: Option<Tier>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentStatus {
+    Active,
+    Suspended,
+}
+
+impl AgentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentStatus::Active => "active",
+            AgentStatus::Suspended => "suspended",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AgentStatus> {
+        match s {
+            "active" => Some(AgentStatus::Active),
+            "suspended" => Some(AgentStatus::Suspended),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Agent {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub status: AgentStatus,
+    /// Scopes the agent may request; a token never carries a scope outside this list.
+    pub scopes: Vec<String>,
+    /// Free-form JSON object owned by the organization.
+    pub metadata: serde_json::Value,
+    #[serde(with = "rfc3339")]
+    pub created_at: Millis,
+    #[serde(with = "rfc3339")]
+    pub updated_at: Millis,
+}
+
+/// Only `name` is required; an agent without scopes gets tokens with an empty scope.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAgent {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub metadata: Option<serde_json::Value>,
+    /// Platform administrators may create agents in another organization.
+    #[serde(default)]
+    pub org_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CredentialStatus {
+    Active,
+    Revoked,
+}
+
+impl CredentialStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialStatus::Active => "active",
+            CredentialStatus::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CredentialStatus> {
+        match s {
+            "active" => Some(CredentialStatus::Active),
+            "revoked" => Some(CredentialStatus::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// A client credential as listed: never the secret, which is shown once.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Credential {
+    pub id: Uuid,
+    pub agent_id: Uuid,
+    pub org_id: Uuid,
+    pub client_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: CredentialStatus,
+    /// The first characters of the secret, to tell credentials apart.
+    pub secret_prefix: String,
+    #[serde(with = "rfc3339")]
+    pub created_at: Millis,
+    #[serde(with = "rfc3339::option")]
+    pub rotated_at: Option<Millis>,
+    #[serde(with = "rfc3339::option")]
+    pub revoked_at: Option<Millis>,
+}
+
+/// A credential together with its secret, returned exactly once (on create and rotate).
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedCredential {
+    #[serde(flatten)]
+    pub credential: Credential,
+    pub client_secret: String,
+}
+
+/// One page of a listing; `next_cursor` is opaque and absent on the last page.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Where a listing starts and how long it may be.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        match s {
+            "success" => Some(Outcome::Success),
+            "failure" => Some(Outcome::Failure),
+            _ => None,
+        }
+    }
+}
+
+/// A security-relevant act, as stored: chained to its predecessor in the same
+/// organization's chain by `prev_hash`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AuditEvent {
+    pub id: Uuid,
+    /// `None` for acts no organization can be named for (an unknown client id).
+    pub org_id: Option<Uuid>,
+    /// Position in the organization's chain, from 1.
+    pub seq: i64,
+    #[serde(with = "rfc3339")]
+    pub occurred_at: Millis,
+    /// Who acted: an agent id, a client id, or `anonymous`.
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub outcome: Outcome,
+    pub request_id: Option<String>,
+    pub detail: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Filters of an audit listing; the organization is decided by the caller's token.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub org_id: Option<Uuid>,
+    pub agent_id: Option<String>,
+    pub action: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub since: Option<Millis>,
+    pub until: Option<Millis>,
+    pub page: PageRequest,
+}
+
+/// The result of re-computing an organization's audit hash chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainReport {
+    pub org_id: Option<Uuid>,
+    pub intact: bool,
+    pub events_checked: u64,
+    /// The first event whose hash or link does not match, when the chain is broken.
+    pub first_broken_event: Option<Uuid>,
+}
+
+/// An OAuth 2.0 access token response (RFC 6749 §5.1).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub scope: String,
+}
+
+/// What `bootstrap` created; the secrets are shown here once and nowhere else.
+#[derive(Debug, Clone, Serialize)]
+pub struct BootstrapOutput {
+    pub org_id: Uuid,
+    pub agent_id: Uuid,
+    pub client_id: String,
+    pub client_secret: String,
+    pub platform_org_id: Uuid,
+    pub platform_client_id: String,
+    pub platform_client_secret: String,
+}

@@ -1,0 +1,108 @@
+//! The durable-records port and its two adapters. Domain code sees only [`Store`]; each
+//! adapter converts its driver's errors into [`EngineError`] once, here, and owns its SQL.
+//!
+//! Both adapters store timestamps as unix milliseconds and JSON as text, so records read
+//! back identically from either (the audit hash chain depends on that).
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::domain::audit_chain::PendingEvent;
+use crate::error::Result;
+use crate::model::{
+    Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis,
+    Organization,
+};
+
+pub mod postgres;
+pub mod sqlite;
+
+/// Chain key of audit events that no organization can be named for.
+pub const UNATTRIBUTED_CHAIN: Uuid = Uuid::nil();
+
+/// Everything the token endpoint needs to authenticate a client, in one read.
+#[derive(Debug, Clone)]
+pub struct ClientRecord {
+    pub credential_id: Uuid,
+    pub client_id: String,
+    pub credential_status: CredentialStatus,
+    pub secret_hash: Vec<u8>,
+    pub agent_id: Uuid,
+    pub org_id: Uuid,
+    pub agent_status: AgentStatus,
+    pub agent_scopes: Vec<String>,
+}
+
+/// A signing key as stored (the private key in PKCS#8 DER).
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    pub kid: String,
+    pub alg: String,
+    pub private_key: Vec<u8>,
+    pub created_at: Millis,
+}
+
+/// The durable store.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Apply pending migrations; returns the schema version now in force.
+    async fn migrate(&self) -> Result<u32>;
+    /// One cheap round trip, for readiness checks.
+    async fn ping(&self) -> Result<()>;
+
+    /// Store `value` under `key` unless a value is there; return the value in force.
+    async fn setting_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>>;
+
+    async fn insert_org(&self, org: &Organization) -> Result<()>;
+    async fn get_org(&self, id: Uuid) -> Result<Option<Organization>>;
+    async fn list_orgs(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<Organization>>;
+    async fn update_org(&self, org: &Organization) -> Result<bool>;
+    /// Deletes the organization with its agents and credentials (audit events stay).
+    async fn delete_org(&self, id: Uuid) -> Result<bool>;
+    async fn count_orgs(&self) -> Result<u64>;
+
+    async fn insert_agent(&self, agent: &Agent) -> Result<()>;
+    async fn get_agent(&self, org_id: Uuid, id: Uuid) -> Result<Option<Agent>>;
+    async fn list_agents(&self, org_id: Uuid, after: Option<Uuid>, limit: u32)
+        -> Result<Vec<Agent>>;
+    async fn update_agent(&self, agent: &Agent) -> Result<bool>;
+    async fn delete_agent(&self, org_id: Uuid, id: Uuid) -> Result<bool>;
+
+    async fn insert_credential(&self, cred: &Credential, secret_hash: &[u8]) -> Result<()>;
+    async fn list_credentials(&self, agent_id: Uuid) -> Result<Vec<Credential>>;
+    async fn get_credential(&self, agent_id: Uuid, id: Uuid) -> Result<Option<Credential>>;
+    /// Replace the secret of an active credential.
+    async fn rotate_credential(
+        &self,
+        agent_id: Uuid,
+        id: Uuid,
+        secret_prefix: &str,
+        secret_hash: &[u8],
+        now: Millis,
+    ) -> Result<Option<Credential>>;
+    async fn revoke_credential(&self, agent_id: Uuid, id: Uuid, now: Millis)
+        -> Result<Option<Credential>>;
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
+
+    async fn insert_signing_key(&self, key: &KeyRecord) -> Result<()>;
+    async fn signing_keys(&self) -> Result<Vec<KeyRecord>>;
+
+    /// Link `events` into their chains and store them, in one transaction (group commit).
+    async fn append_audit(&self, events: Vec<PendingEvent>) -> Result<Vec<AuditEvent>>;
+    /// Newest first, from after the `after` cursor.
+    async fn list_audit(&self, query: &AuditQuery, after: Option<Uuid>, limit: u32)
+        -> Result<Vec<AuditEvent>>;
+    async fn get_audit(&self, id: Uuid) -> Result<Option<AuditEvent>>;
+    /// A chain's events in `seq` order, starting after `after_seq`.
+    async fn audit_chain(&self, chain: Uuid, after_seq: i64, limit: u32)
+        -> Result<Vec<AuditEvent>>;
+}
+
+/// Decode a JSON text column written by this crate.
+pub(crate) fn json_column<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| crate::EngineError::internal(format!("bad json column: {e}")))
+}
+
+pub(crate) fn enum_column<T>(value: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
+    parse(value).ok_or_else(|| crate::EngineError::internal(format!("bad enum column {value:?}")))
+}

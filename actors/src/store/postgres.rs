@@ -1,0 +1,583 @@
+//! The PostgreSQL store (tokio-postgres behind a deadpool pool). Several nodes may share
+//! one database: migrations take an advisory lock, and audit chain heads are row-locked
+//! inside each group commit, so chains stay linear whichever node writes.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use futures_util::future::try_join_all;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+use uuid::Uuid;
+
+use super::{enum_column, json_column, ClientRecord, KeyRecord, Store, UNATTRIBUTED_CHAIN};
+use crate::domain::audit_chain::{self, PendingEvent};
+use crate::error::{EngineError, Result};
+use crate::model::{
+    Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis, Organization,
+    Outcome, Tier,
+};
+
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../../migrations/postgres/0001_init.sql"))];
+/// Arbitrary constant naming the advisory lock that serializes migrations across nodes.
+const MIGRATION_LOCK: i64 = 0x4167_6e74_4964_50;
+
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+fn db_err(e: tokio_postgres::Error) -> EngineError {
+    if let Some(db) = e.as_db_error() {
+        if db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+            || db.code() == &tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION
+        {
+            return EngineError::Conflict(db.message().to_string());
+        }
+        return EngineError::internal(format!("postgres: {}", db.message()));
+    }
+    if e.is_closed() {
+        return EngineError::Unavailable("postgres connection closed".into());
+    }
+    EngineError::Unavailable(format!("postgres: {e}"))
+}
+
+fn pool_err(e: deadpool_postgres::PoolError) -> EngineError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => db_err(e),
+        other => EngineError::Unavailable(format!("postgres pool: {other}")),
+    }
+}
+
+impl PostgresStore {
+    pub fn connect(url: &str) -> Result<Self> {
+        let config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| EngineError::invalid("database_url", e.to_string()))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .wait_timeout(Some(std::time::Duration::from_secs(5)))
+            .create_timeout(Some(std::time::Duration::from_secs(5)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| EngineError::internal(format!("postgres pool: {e}")))?;
+        Ok(PostgresStore { pool })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(pool_err)
+    }
+
+    async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(db_err)?;
+        client.query(&stmt, params).await.map_err(db_err)
+    }
+
+    async fn query_opt(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
+        Ok(self.query(sql, params).await?.into_iter().next())
+    }
+
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(db_err)?;
+        client.execute(&stmt, params).await.map_err(db_err)
+    }
+}
+
+const ORG_COLS: &str = "id, name, tier, created_at, updated_at";
+const AGENT_COLS: &str =
+    "id, org_id, name, description, status, scopes, metadata, created_at, updated_at";
+const CRED_COLS: &str =
+    "id, agent_id, org_id, client_id, kind, status, secret_prefix, created_at, rotated_at, revoked_at";
+const AUDIT_COLS: &str = "id, org_id, seq, occurred_at, actor, action, target, outcome, request_id, detail, prev_hash, hash";
+
+fn org(row: &Row) -> Result<Organization> {
+    Ok(Organization {
+        id: row.get(0),
+        name: row.get(1),
+        tier: enum_column(row.get(2), Tier::parse)?,
+        created_at: row.get(3),
+        updated_at: row.get(4),
+    })
+}
+
+fn agent(row: &Row) -> Result<Agent> {
+    Ok(Agent {
+        id: row.get(0),
+        org_id: row.get(1),
+        name: row.get(2),
+        description: row.get(3),
+        status: enum_column(row.get(4), AgentStatus::parse)?,
+        scopes: json_column(row.get(5))?,
+        metadata: json_column(row.get(6))?,
+        created_at: row.get(7),
+        updated_at: row.get(8),
+    })
+}
+
+fn credential(row: &Row) -> Result<Credential> {
+    Ok(Credential {
+        id: row.get(0),
+        agent_id: row.get(1),
+        org_id: row.get(2),
+        client_id: row.get(3),
+        kind: row.get(4),
+        status: enum_column(row.get(5), CredentialStatus::parse)?,
+        secret_prefix: row.get(6),
+        created_at: row.get(7),
+        rotated_at: row.get(8),
+        revoked_at: row.get(9),
+    })
+}
+
+fn audit(row: &Row) -> Result<AuditEvent> {
+    Ok(AuditEvent {
+        id: row.get(0),
+        org_id: row.get(1),
+        seq: row.get(2),
+        occurred_at: row.get(3),
+        actor: row.get(4),
+        action: row.get(5),
+        target: row.get(6),
+        outcome: enum_column(row.get(7), Outcome::parse)?,
+        request_id: row.get(8),
+        detail: json_column(row.get(9))?,
+        prev_hash: row.get(10),
+        hash: row.get(11),
+    })
+}
+
+fn json_text<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(EngineError::internal)
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn migrate(&self) -> Result<u32> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(db_err)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .await
+        .map_err(db_err)?;
+        let current: i32 = tx
+            .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])
+            .await
+            .map_err(db_err)?
+            .get(0);
+        let mut version = current;
+        for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            tx.batch_execute(sql).await.map_err(db_err)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, extract(epoch from now())::bigint)",
+                &[v],
+            )
+            .await
+            .map_err(db_err)?;
+            version = *v;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(version as u32)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.query("SELECT 1", &[]).await.map(|_| ())
+    }
+
+    async fn setting_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>> {
+        self.execute(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            &[&key, &value],
+        )
+        .await?;
+        let row = self
+            .query_opt("SELECT value FROM settings WHERE key = $1", &[&key])
+            .await?
+            .ok_or_else(|| EngineError::internal("setting vanished"))?;
+        Ok(row.get(0))
+    }
+
+    async fn insert_org(&self, o: &Organization) -> Result<()> {
+        self.execute(
+            "INSERT INTO organizations (id, name, tier, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
+            &[&o.id, &o.name, &o.tier.as_str(), &o.created_at, &o.updated_at],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn get_org(&self, id: Uuid) -> Result<Option<Organization>> {
+        self.query_opt(&format!("SELECT {ORG_COLS} FROM organizations WHERE id = $1"), &[&id])
+            .await?
+            .as_ref()
+            .map(org)
+            .transpose()
+    }
+
+    async fn list_orgs(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<Organization>> {
+        let after = after.unwrap_or(Uuid::nil());
+        self.query(
+            &format!("SELECT {ORG_COLS} FROM organizations WHERE id > $1 ORDER BY id LIMIT $2"),
+            &[&after, &i64::from(limit)],
+        )
+        .await?
+        .iter()
+        .map(org)
+        .collect()
+    }
+
+    async fn update_org(&self, o: &Organization) -> Result<bool> {
+        let n = self
+            .execute(
+                "UPDATE organizations SET name = $2, tier = $3, updated_at = $4 WHERE id = $1",
+                &[&o.id, &o.name, &o.tier.as_str(), &o.updated_at],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn delete_org(&self, id: Uuid) -> Result<bool> {
+        Ok(self.execute("DELETE FROM organizations WHERE id = $1", &[&id]).await? == 1)
+    }
+
+    async fn count_orgs(&self) -> Result<u64> {
+        let rows = self.query("SELECT COUNT(*) FROM organizations", &[]).await?;
+        Ok(rows.first().map(|r| r.get::<_, i64>(0)).unwrap_or(0) as u64)
+    }
+
+    async fn insert_agent(&self, a: &Agent) -> Result<()> {
+        self.execute(
+            &format!("INSERT INTO agents ({AGENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
+            &[
+                &a.id,
+                &a.org_id,
+                &a.name,
+                &a.description,
+                &a.status.as_str(),
+                &json_text(&a.scopes)?,
+                &json_text(&a.metadata)?,
+                &a.created_at,
+                &a.updated_at,
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn get_agent(&self, org_id: Uuid, id: Uuid) -> Result<Option<Agent>> {
+        self.query_opt(
+            &format!("SELECT {AGENT_COLS} FROM agents WHERE id = $1 AND org_id = $2"),
+            &[&id, &org_id],
+        )
+        .await?
+        .as_ref()
+        .map(agent)
+        .transpose()
+    }
+
+    async fn list_agents(&self, org_id: Uuid, after: Option<Uuid>, limit: u32) -> Result<Vec<Agent>> {
+        let after = after.unwrap_or(Uuid::nil());
+        self.query(
+            &format!("SELECT {AGENT_COLS} FROM agents WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"),
+            &[&org_id, &after, &i64::from(limit)],
+        )
+        .await?
+        .iter()
+        .map(agent)
+        .collect()
+    }
+
+    async fn update_agent(&self, a: &Agent) -> Result<bool> {
+        let n = self
+            .execute(
+                "UPDATE agents SET name = $3, description = $4, status = $5, scopes = $6, metadata = $7, updated_at = $8
+                 WHERE id = $1 AND org_id = $2",
+                &[
+                    &a.id,
+                    &a.org_id,
+                    &a.name,
+                    &a.description,
+                    &a.status.as_str(),
+                    &json_text(&a.scopes)?,
+                    &json_text(&a.metadata)?,
+                    &a.updated_at,
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn delete_agent(&self, org_id: Uuid, id: Uuid) -> Result<bool> {
+        Ok(self
+            .execute("DELETE FROM agents WHERE id = $1 AND org_id = $2", &[&id, &org_id])
+            .await?
+            == 1)
+    }
+
+    async fn insert_credential(&self, c: &Credential, secret_hash: &[u8]) -> Result<()> {
+        self.execute(
+            "INSERT INTO credentials (id, agent_id, org_id, client_id, kind, status, secret_prefix, secret_hash, created_at, rotated_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            &[
+                &c.id,
+                &c.agent_id,
+                &c.org_id,
+                &c.client_id,
+                &c.kind,
+                &c.status.as_str(),
+                &c.secret_prefix,
+                &secret_hash,
+                &c.created_at,
+                &c.rotated_at,
+                &c.revoked_at,
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn list_credentials(&self, agent_id: Uuid) -> Result<Vec<Credential>> {
+        self.query(
+            &format!("SELECT {CRED_COLS} FROM credentials WHERE agent_id = $1 ORDER BY id"),
+            &[&agent_id],
+        )
+        .await?
+        .iter()
+        .map(credential)
+        .collect()
+    }
+
+    async fn get_credential(&self, agent_id: Uuid, id: Uuid) -> Result<Option<Credential>> {
+        self.query_opt(
+            &format!("SELECT {CRED_COLS} FROM credentials WHERE id = $1 AND agent_id = $2"),
+            &[&id, &agent_id],
+        )
+        .await?
+        .as_ref()
+        .map(credential)
+        .transpose()
+    }
+
+    async fn rotate_credential(
+        &self,
+        agent_id: Uuid,
+        id: Uuid,
+        secret_prefix: &str,
+        secret_hash: &[u8],
+        now: Millis,
+    ) -> Result<Option<Credential>> {
+        self.query_opt(
+            &format!(
+                "UPDATE credentials SET secret_prefix = $3, secret_hash = $4, rotated_at = $5
+                 WHERE id = $1 AND agent_id = $2 AND status = 'active' RETURNING {CRED_COLS}"
+            ),
+            &[&id, &agent_id, &secret_prefix, &secret_hash, &now],
+        )
+        .await?
+        .as_ref()
+        .map(credential)
+        .transpose()
+    }
+
+    async fn revoke_credential(&self, agent_id: Uuid, id: Uuid, now: Millis) -> Result<Option<Credential>> {
+        self.query_opt(
+            &format!(
+                "UPDATE credentials SET status = 'revoked', revoked_at = COALESCE(revoked_at, $3)
+                 WHERE id = $1 AND agent_id = $2 RETURNING {CRED_COLS}"
+            ),
+            &[&id, &agent_id, &now],
+        )
+        .await?
+        .as_ref()
+        .map(credential)
+        .transpose()
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
+        let row = self
+            .query_opt(
+                "SELECT c.id, c.client_id, c.status, c.secret_hash, a.id, a.org_id, a.status, a.scopes
+                 FROM credentials c JOIN agents a ON a.id = c.agent_id WHERE c.client_id = $1",
+                &[&client_id],
+            )
+            .await?;
+        row.map(|r| {
+            Ok(ClientRecord {
+                credential_id: r.get(0),
+                client_id: r.get(1),
+                credential_status: enum_column(r.get(2), CredentialStatus::parse)?,
+                secret_hash: r.get(3),
+                agent_id: r.get(4),
+                org_id: r.get(5),
+                agent_status: enum_column(r.get(6), AgentStatus::parse)?,
+                agent_scopes: json_column(r.get(7))?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn insert_signing_key(&self, k: &KeyRecord) -> Result<()> {
+        self.execute(
+            "INSERT INTO signing_keys (kid, alg, private_key, created_at) VALUES ($1, $2, $3, $4)",
+            &[&k.kid, &k.alg, &k.private_key, &k.created_at],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<KeyRecord>> {
+        Ok(self
+            .query("SELECT kid, alg, private_key, created_at FROM signing_keys ORDER BY created_at, kid", &[])
+            .await?
+            .iter()
+            .map(|r| KeyRecord {
+                kid: r.get(0),
+                alg: r.get(1),
+                private_key: r.get(2),
+                created_at: r.get(3),
+            })
+            .collect())
+    }
+
+    async fn append_audit(&self, events: Vec<PendingEvent>) -> Result<Vec<AuditEvent>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        // Lock every chain this batch touches, in a fixed order so that two nodes
+        // committing overlapping batches cannot deadlock.
+        let mut chains: Vec<Uuid> = events
+            .iter()
+            .map(|e| e.org_id.unwrap_or(UNATTRIBUTED_CHAIN))
+            .collect();
+        chains.sort();
+        chains.dedup();
+        let mut heads = std::collections::HashMap::with_capacity(chains.len());
+        for chain in &chains {
+            tx.execute(
+                "INSERT INTO audit_heads (chain, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (chain) DO NOTHING",
+                &[chain, &audit_chain::GENESIS],
+            )
+            .await
+            .map_err(db_err)?;
+            let row = tx
+                .query_one("SELECT seq, hash FROM audit_heads WHERE chain = $1 FOR UPDATE", &[chain])
+                .await
+                .map_err(db_err)?;
+            heads.insert(*chain, (row.get::<_, i64>(0), row.get::<_, String>(1)));
+        }
+        let mut linked = Vec::with_capacity(events.len());
+        for event in events {
+            let chain = event.org_id.unwrap_or(UNATTRIBUTED_CHAIN);
+            let head = heads
+                .get_mut(&chain)
+                .ok_or_else(|| EngineError::internal("audit head missing"))?;
+            let e = audit_chain::link(event, head.0, &head.1);
+            *head = (e.seq, e.hash.clone());
+            linked.push((chain, e));
+        }
+        let insert = tx
+            .prepare_cached(&format!(
+                "INSERT INTO audit_events (chain, {AUDIT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ))
+            .await
+            .map_err(db_err)?;
+        let details: Vec<String> = linked
+            .iter()
+            .map(|(_, e)| json_text(&e.detail))
+            .collect::<Result<_>>()?;
+        // Pipelined: tokio-postgres sends all inserts before awaiting their answers.
+        try_join_all(linked.iter().zip(&details).map(|((chain, e), detail)| {
+            let outcome = e.outcome.as_str();
+            let insert = &insert;
+            let tx = &tx;
+            async move {
+                tx.execute(
+                    insert,
+                    &[
+                        chain,
+                        &e.id,
+                        &e.org_id,
+                        &e.seq,
+                        &e.occurred_at,
+                        &e.actor,
+                        &e.action,
+                        &e.target,
+                        &outcome,
+                        &e.request_id,
+                        detail,
+                        &e.prev_hash,
+                        &e.hash,
+                    ],
+                )
+                .await
+            }
+        }))
+        .await
+        .map_err(db_err)?;
+        for (chain, (seq, hash)) in &heads {
+            tx.execute(
+                "UPDATE audit_heads SET seq = $2, hash = $3 WHERE chain = $1",
+                &[chain, seq, hash],
+            )
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(linked.into_iter().map(|(_, e)| e).collect())
+    }
+
+    async fn list_audit(&self, q: &AuditQuery, after: Option<Uuid>, limit: u32) -> Result<Vec<AuditEvent>> {
+        let chain = q.org_id.unwrap_or(UNATTRIBUTED_CHAIN);
+        let outcome = q.outcome.map(Outcome::as_str);
+        let after = after.unwrap_or(Uuid::max());
+        let limit = i64::from(limit);
+        // NULL parameters switch a filter off, so one prepared statement serves every query.
+        self.query(
+            &format!(
+                "SELECT {AUDIT_COLS} FROM audit_events
+                 WHERE chain = $1
+                   AND ($2::text IS NULL OR actor = $2 OR target = $2)
+                   AND ($3::text IS NULL OR action = $3)
+                   AND ($4::text IS NULL OR outcome = $4)
+                   AND ($5::bigint IS NULL OR occurred_at >= $5)
+                   AND ($6::bigint IS NULL OR occurred_at < $6)
+                   AND id < $7
+                 ORDER BY id DESC LIMIT $8"
+            ),
+            &[&chain, &q.agent_id, &q.action, &outcome, &q.since, &q.until, &after, &limit],
+        )
+        .await?
+        .iter()
+        .map(audit)
+        .collect()
+    }
+
+    async fn get_audit(&self, id: Uuid) -> Result<Option<AuditEvent>> {
+        self.query_opt(&format!("SELECT {AUDIT_COLS} FROM audit_events WHERE id = $1"), &[&id])
+            .await?
+            .as_ref()
+            .map(audit)
+            .transpose()
+    }
+
+    async fn audit_chain(&self, chain: Uuid, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>> {
+        self.query(
+            &format!("SELECT {AUDIT_COLS} FROM audit_events WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3"),
+            &[&chain, &after_seq, &i64::from(limit)],
+        )
+        .await?
+        .iter()
+        .map(audit)
+        .collect()
+    }
+}

@@ -1,0 +1,738 @@
+//! The embedded store: one SQLite file (WAL, `synchronous=FULL`, so a committed write
+//! survives a crash or power loss). rusqlite is synchronous, so every operation runs on
+//! tokio's blocking pool behind one connection mutex; SQLite serializes writers anyway,
+//! and the hot path (token issuance) does not touch the store once its caches are warm.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use uuid::Uuid;
+
+use super::{enum_column, json_column, ClientRecord, KeyRecord, Store, UNATTRIBUTED_CHAIN};
+use crate::domain::audit_chain::{self, PendingEvent};
+use crate::error::{EngineError, Result};
+use crate::model::{
+    Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis, Organization,
+    Outcome, Tier,
+};
+
+const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../../../migrations/sqlite/0001_init.sql"))];
+
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn db_err(e: rusqlite::Error) -> EngineError {
+    if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+        if f.code == rusqlite::ErrorCode::ConstraintViolation {
+            return EngineError::Conflict(
+                msg.clone().unwrap_or_else(|| "constraint violation".into()),
+            );
+        }
+        if matches!(
+            f.code,
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+        ) {
+            return EngineError::Unavailable("database is busy".into());
+        }
+    }
+    EngineError::internal(format!("sqlite: {e}"))
+}
+
+fn uuid_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
+    let text: String = row.get(idx)?;
+    Uuid::parse_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) `dir/agentidp.db`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            EngineError::Unavailable(format!("cannot create data dir {}: {e}", dir.display()))
+        })?;
+        let conn = Connection::open(dir.join("agentidp.db")).map_err(db_err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
+             PRAGMA busy_timeout=5000;",
+        )
+        .map_err(db_err)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| EngineError::internal("sqlite connection mutex poisoned"))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| EngineError::internal(format!("blocking task failed: {e}")))?
+    }
+}
+
+fn org_from_row(row: &Row<'_>) -> rusqlite::Result<(Uuid, String, String, i64, i64)> {
+    Ok((uuid_col(row, 0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+}
+
+fn org_from_parts(p: (Uuid, String, String, i64, i64)) -> Result<Organization> {
+    Ok(Organization {
+        id: p.0,
+        name: p.1,
+        tier: enum_column(&p.2, Tier::parse)?,
+        created_at: p.3,
+        updated_at: p.4,
+    })
+}
+
+const ORG_COLS: &str = "id, name, tier, created_at, updated_at";
+const AGENT_COLS: &str =
+    "id, org_id, name, description, status, scopes, metadata, created_at, updated_at";
+const CRED_COLS: &str =
+    "id, agent_id, org_id, client_id, kind, status, secret_prefix, created_at, rotated_at, revoked_at";
+const AUDIT_COLS: &str = "id, org_id, seq, occurred_at, actor, action, target, outcome, request_id, detail, prev_hash, hash";
+
+type AgentParts = (Uuid, Uuid, String, Option<String>, String, String, String, i64, i64);
+
+fn agent_from_row(row: &Row<'_>) -> rusqlite::Result<AgentParts> {
+    Ok((
+        uuid_col(row, 0)?,
+        uuid_col(row, 1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+    ))
+}
+
+fn agent_from_parts(p: AgentParts) -> Result<Agent> {
+    Ok(Agent {
+        id: p.0,
+        org_id: p.1,
+        name: p.2,
+        description: p.3,
+        status: enum_column(&p.4, AgentStatus::parse)?,
+        scopes: json_column(&p.5)?,
+        metadata: json_column(&p.6)?,
+        created_at: p.7,
+        updated_at: p.8,
+    })
+}
+
+type CredParts = (Uuid, Uuid, Uuid, String, String, String, String, i64, Option<i64>, Option<i64>);
+
+fn cred_from_row(row: &Row<'_>) -> rusqlite::Result<CredParts> {
+    Ok((
+        uuid_col(row, 0)?,
+        uuid_col(row, 1)?,
+        uuid_col(row, 2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+        row.get(9)?,
+    ))
+}
+
+fn cred_from_parts(p: CredParts) -> Result<Credential> {
+    Ok(Credential {
+        id: p.0,
+        agent_id: p.1,
+        org_id: p.2,
+        client_id: p.3,
+        kind: p.4,
+        status: enum_column(&p.5, CredentialStatus::parse)?,
+        secret_prefix: p.6,
+        created_at: p.7,
+        rotated_at: p.8,
+        revoked_at: p.9,
+    })
+}
+
+type AuditParts = (
+    Uuid,
+    Option<String>,
+    i64,
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+);
+
+fn audit_from_row(row: &Row<'_>) -> rusqlite::Result<AuditParts> {
+    Ok((
+        uuid_col(row, 0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+        row.get(9)?,
+        row.get(10)?,
+        row.get(11)?,
+    ))
+}
+
+fn audit_from_parts(p: AuditParts) -> Result<AuditEvent> {
+    let org_id = match p.1 {
+        Some(s) => Some(Uuid::parse_str(&s).map_err(EngineError::internal)?),
+        None => None,
+    };
+    Ok(AuditEvent {
+        id: p.0,
+        org_id,
+        seq: p.2,
+        occurred_at: p.3,
+        actor: p.4,
+        action: p.5,
+        target: p.6,
+        outcome: enum_column(&p.7, Outcome::parse)?,
+        request_id: p.8,
+        detail: json_column(&p.9)?,
+        prev_hash: p.10,
+        hash: p.11,
+    })
+}
+
+fn collect<P, T>(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+    row: fn(&Row<'_>) -> rusqlite::Result<P>,
+    build: fn(P) -> Result<T>,
+) -> Result<Vec<T>> {
+    let parts = stmt
+        .query_map(params, row)
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<Vec<P>>>()
+        .map_err(db_err)?;
+    parts.into_iter().map(build).collect()
+}
+
+fn json_text<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(EngineError::internal)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<u32> {
+        self.with(|conn| {
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+            )
+            .map_err(db_err)?;
+            let current: u32 = conn
+                .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
+                .map_err(db_err)?;
+            let mut version = current;
+            for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+                let tx = conn.transaction().map_err(db_err)?;
+                tx.execute_batch(sql).map_err(db_err)?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, strftime('%s','now'))",
+                    params![v],
+                )
+                .map_err(db_err)?;
+                tx.commit().map_err(db_err)?;
+                version = *v;
+            }
+            Ok(version)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.with(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db_err)
+        })
+        .await
+    }
+
+    async fn setting_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>> {
+        let (key, value) = (key.to_string(), value.to_vec());
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                params![key, value],
+            )
+            .map_err(db_err)?;
+            conn.query_row("SELECT value FROM settings WHERE key = ?1", params![key], |r| r.get(0))
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn insert_org(&self, org: &Organization) -> Result<()> {
+        let o = org.clone();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO organizations (id, name, tier, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![o.id.to_string(), o.name, o.tier.as_str(), o.created_at, o.updated_at],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_org(&self, id: Uuid) -> Result<Option<Organization>> {
+        self.with(move |conn| {
+            conn.query_row(
+                &format!("SELECT {ORG_COLS} FROM organizations WHERE id = ?1"),
+                params![id.to_string()],
+                org_from_row,
+            )
+            .optional()
+            .map_err(db_err)?
+            .map(org_from_parts)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn list_orgs(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<Organization>> {
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {ORG_COLS} FROM organizations WHERE id > ?1 ORDER BY id LIMIT ?2"
+                ))
+                .map_err(db_err)?;
+            let after = after.unwrap_or(Uuid::nil()).to_string();
+            collect(&mut stmt, params![after, limit], org_from_row, org_from_parts)
+        })
+        .await
+    }
+
+    async fn update_org(&self, org: &Organization) -> Result<bool> {
+        let o = org.clone();
+        self.with(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE organizations SET name = ?2, tier = ?3, updated_at = ?4 WHERE id = ?1",
+                    params![o.id.to_string(), o.name, o.tier.as_str(), o.updated_at],
+                )
+                .map_err(db_err)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn delete_org(&self, id: Uuid) -> Result<bool> {
+        self.with(move |conn| {
+            let n = conn
+                .execute("DELETE FROM organizations WHERE id = ?1", params![id.to_string()])
+                .map_err(db_err)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn count_orgs(&self) -> Result<u64> {
+        self.with(|conn| {
+            conn.query_row("SELECT COUNT(*) FROM organizations", [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn insert_agent(&self, agent: &Agent) -> Result<()> {
+        let a = agent.clone();
+        self.with(move |conn| {
+            conn.execute(
+                &format!("INSERT INTO agents ({AGENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                params![
+                    a.id.to_string(),
+                    a.org_id.to_string(),
+                    a.name,
+                    a.description,
+                    a.status.as_str(),
+                    json_text(&a.scopes)?,
+                    json_text(&a.metadata)?,
+                    a.created_at,
+                    a.updated_at
+                ],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_agent(&self, org_id: Uuid, id: Uuid) -> Result<Option<Agent>> {
+        self.with(move |conn| {
+            conn.query_row(
+                &format!("SELECT {AGENT_COLS} FROM agents WHERE id = ?1 AND org_id = ?2"),
+                params![id.to_string(), org_id.to_string()],
+                agent_from_row,
+            )
+            .optional()
+            .map_err(db_err)?
+            .map(agent_from_parts)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn list_agents(&self, org_id: Uuid, after: Option<Uuid>, limit: u32) -> Result<Vec<Agent>> {
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {AGENT_COLS} FROM agents WHERE org_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+                ))
+                .map_err(db_err)?;
+            let after = after.unwrap_or(Uuid::nil()).to_string();
+            collect(&mut stmt, params![org_id.to_string(), after, limit], agent_from_row, agent_from_parts)
+        })
+        .await
+    }
+
+    async fn update_agent(&self, agent: &Agent) -> Result<bool> {
+        let a = agent.clone();
+        self.with(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE agents SET name = ?3, description = ?4, status = ?5, scopes = ?6, metadata = ?7, updated_at = ?8
+                     WHERE id = ?1 AND org_id = ?2",
+                    params![
+                        a.id.to_string(),
+                        a.org_id.to_string(),
+                        a.name,
+                        a.description,
+                        a.status.as_str(),
+                        json_text(&a.scopes)?,
+                        json_text(&a.metadata)?,
+                        a.updated_at
+                    ],
+                )
+                .map_err(db_err)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn delete_agent(&self, org_id: Uuid, id: Uuid) -> Result<bool> {
+        self.with(move |conn| {
+            let n = conn
+                .execute(
+                    "DELETE FROM agents WHERE id = ?1 AND org_id = ?2",
+                    params![id.to_string(), org_id.to_string()],
+                )
+                .map_err(db_err)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn insert_credential(&self, cred: &Credential, secret_hash: &[u8]) -> Result<()> {
+        let (c, h) = (cred.clone(), secret_hash.to_vec());
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO credentials (id, agent_id, org_id, client_id, kind, status, secret_prefix, secret_hash, created_at, rotated_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    c.id.to_string(),
+                    c.agent_id.to_string(),
+                    c.org_id.to_string(),
+                    c.client_id,
+                    c.kind,
+                    c.status.as_str(),
+                    c.secret_prefix,
+                    h,
+                    c.created_at,
+                    c.rotated_at,
+                    c.revoked_at
+                ],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_credentials(&self, agent_id: Uuid) -> Result<Vec<Credential>> {
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {CRED_COLS} FROM credentials WHERE agent_id = ?1 ORDER BY id"
+                ))
+                .map_err(db_err)?;
+            collect(&mut stmt, params![agent_id.to_string()], cred_from_row, cred_from_parts)
+        })
+        .await
+    }
+
+    async fn get_credential(&self, agent_id: Uuid, id: Uuid) -> Result<Option<Credential>> {
+        self.with(move |conn| {
+            conn.query_row(
+                &format!("SELECT {CRED_COLS} FROM credentials WHERE id = ?1 AND agent_id = ?2"),
+                params![id.to_string(), agent_id.to_string()],
+                cred_from_row,
+            )
+            .optional()
+            .map_err(db_err)?
+            .map(cred_from_parts)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn rotate_credential(
+        &self,
+        agent_id: Uuid,
+        id: Uuid,
+        secret_prefix: &str,
+        secret_hash: &[u8],
+        now: Millis,
+    ) -> Result<Option<Credential>> {
+        let (prefix, hash) = (secret_prefix.to_string(), secret_hash.to_vec());
+        self.with(move |conn| {
+            conn.query_row(
+                &format!(
+                    "UPDATE credentials SET secret_prefix = ?3, secret_hash = ?4, rotated_at = ?5
+                     WHERE id = ?1 AND agent_id = ?2 AND status = 'active' RETURNING {CRED_COLS}"
+                ),
+                params![id.to_string(), agent_id.to_string(), prefix, hash, now],
+                cred_from_row,
+            )
+            .optional()
+            .map_err(db_err)?
+            .map(cred_from_parts)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn revoke_credential(&self, agent_id: Uuid, id: Uuid, now: Millis) -> Result<Option<Credential>> {
+        self.with(move |conn| {
+            conn.query_row(
+                &format!(
+                    "UPDATE credentials SET status = 'revoked', revoked_at = COALESCE(revoked_at, ?3)
+                     WHERE id = ?1 AND agent_id = ?2 RETURNING {CRED_COLS}"
+                ),
+                params![id.to_string(), agent_id.to_string(), now],
+                cred_from_row,
+            )
+            .optional()
+            .map_err(db_err)?
+            .map(cred_from_parts)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
+        let client_id = client_id.to_string();
+        self.with(move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT c.id, c.client_id, c.status, c.secret_hash, a.id, a.org_id, a.status, a.scopes
+                     FROM credentials c JOIN agents a ON a.id = c.agent_id WHERE c.client_id = ?1",
+                    params![client_id],
+                    |r| {
+                        Ok((
+                            uuid_col(r, 0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, Vec<u8>>(3)?,
+                            uuid_col(r, 4)?,
+                            uuid_col(r, 5)?,
+                            r.get::<_, String>(6)?,
+                            r.get::<_, String>(7)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(db_err)?;
+            row.map(|p| {
+                Ok(ClientRecord {
+                    credential_id: p.0,
+                    client_id: p.1,
+                    credential_status: enum_column(&p.2, CredentialStatus::parse)?,
+                    secret_hash: p.3,
+                    agent_id: p.4,
+                    org_id: p.5,
+                    agent_status: enum_column(&p.6, AgentStatus::parse)?,
+                    agent_scopes: json_column(&p.7)?,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn insert_signing_key(&self, key: &KeyRecord) -> Result<()> {
+        let k = key.clone();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO signing_keys (kid, alg, private_key, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![k.kid, k.alg, k.private_key, k.created_at],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<KeyRecord>> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT kid, alg, private_key, created_at FROM signing_keys ORDER BY created_at, kid")
+                .map_err(db_err)?;
+            collect(
+                &mut stmt,
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |(kid, alg, private_key, created_at)| Ok(KeyRecord { kid, alg, private_key, created_at }),
+            )
+        })
+        .await
+    }
+
+    async fn append_audit(&self, events: Vec<PendingEvent>) -> Result<Vec<AuditEvent>> {
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let mut out = Vec::with_capacity(events.len());
+            {
+                let mut head_q = tx
+                    .prepare_cached("SELECT seq, hash FROM audit_heads WHERE chain = ?1")
+                    .map_err(db_err)?;
+                let mut head_w = tx
+                    .prepare_cached(
+                        "INSERT INTO audit_heads (chain, seq, hash) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                    )
+                    .map_err(db_err)?;
+                let mut insert = tx
+                    .prepare_cached(&format!(
+                        "INSERT INTO audit_events (chain, {AUDIT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                    ))
+                    .map_err(db_err)?;
+                for event in events {
+                    let chain = event.org_id.unwrap_or(UNATTRIBUTED_CHAIN).to_string();
+                    let (seq, hash): (i64, String) = head_q
+                        .query_row(params![chain], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                        .map_err(db_err)?
+                        .unwrap_or((0, audit_chain::GENESIS.to_string()));
+                    let linked = audit_chain::link(event, seq, &hash);
+                    insert
+                        .execute(params![
+                            chain,
+                            linked.id.to_string(),
+                            linked.org_id.map(|o| o.to_string()),
+                            linked.seq,
+                            linked.occurred_at,
+                            linked.actor,
+                            linked.action,
+                            linked.target,
+                            linked.outcome.as_str(),
+                            linked.request_id,
+                            json_text(&linked.detail)?,
+                            linked.prev_hash,
+                            linked.hash
+                        ])
+                        .map_err(db_err)?;
+                    head_w
+                        .execute(params![chain, linked.seq, linked.hash])
+                        .map_err(db_err)?;
+                    out.push(linked);
+                }
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn list_audit(&self, query: &AuditQuery, after: Option<Uuid>, limit: u32) -> Result<Vec<AuditEvent>> {
+        let q = query.clone();
+        self.with(move |conn| {
+            let mut sql = format!("SELECT {AUDIT_COLS} FROM audit_events WHERE chain = ?");
+            let mut args: Vec<Value> = vec![Value::Text(q.org_id.unwrap_or(UNATTRIBUTED_CHAIN).to_string())];
+            if let Some(agent) = q.agent_id {
+                sql.push_str(" AND (actor = ? OR target = ?)");
+                args.push(Value::Text(agent.clone()));
+                args.push(Value::Text(agent));
+            }
+            if let Some(action) = q.action {
+                sql.push_str(" AND action = ?");
+                args.push(Value::Text(action));
+            }
+            if let Some(outcome) = q.outcome {
+                sql.push_str(" AND outcome = ?");
+                args.push(Value::Text(outcome.as_str().into()));
+            }
+            if let Some(since) = q.since {
+                sql.push_str(" AND occurred_at >= ?");
+                args.push(Value::Integer(since));
+            }
+            if let Some(until) = q.until {
+                sql.push_str(" AND occurred_at < ?");
+                args.push(Value::Integer(until));
+            }
+            if let Some(after) = after {
+                sql.push_str(" AND id < ?");
+                args.push(Value::Text(after.to_string()));
+            }
+            sql.push_str(" ORDER BY id DESC LIMIT ?");
+            args.push(Value::Integer(i64::from(limit)));
+            let mut stmt = conn.prepare(&sql).map_err(db_err)?;
+            collect(&mut stmt, params_from_iter(args), audit_from_row, audit_from_parts)
+        })
+        .await
+    }
+
+    async fn get_audit(&self, id: Uuid) -> Result<Option<AuditEvent>> {
+        self.with(move |conn| {
+            conn.query_row(
+                &format!("SELECT {AUDIT_COLS} FROM audit_events WHERE id = ?1"),
+                params![id.to_string()],
+                audit_from_row,
+            )
+            .optional()
+            .map_err(db_err)?
+            .map(audit_from_parts)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn audit_chain(&self, chain: Uuid, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>> {
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {AUDIT_COLS} FROM audit_events WHERE chain = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+                ))
+                .map_err(db_err)?;
+            collect(&mut stmt, params![chain.to_string(), after_seq, limit], audit_from_row, audit_from_parts)
+        })
+        .await
+    }
+}
