@@ -1,1 +1,126 @@
-fn main(){}
+//! The `agentidp` command: serve, migrate, bootstrap.
+
+use agentidp::config::Settings;
+use agentidp_engine::{Engine, EngineError};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "agentidp", version, about = "Identity provider for AI agents")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (migrates the store; bootstraps an empty one).
+    Serve {
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Create the first organization, its admin agent and the platform admin, and
+    /// print their credentials once.
+    Bootstrap {
+        #[command(flatten)]
+        settings: Settings,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logs(json: bool) {
+    let filter = EnvFilter::try_from_env("AGENTIDP_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn print_bootstrap(out: &agentidp_engine::BootstrapOutput, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(out)?);
+    } else {
+        println!("AgentIdP bootstrapped. These secrets are shown once; store them now.\n");
+        println!("  organization        {}", out.org_id);
+        println!("  org admin client_id {}", out.client_id);
+        println!("  org admin secret    {}", out.client_secret);
+        println!("  platform client_id  {}", out.platform_client_id);
+        println!("  platform secret     {}\n", out.platform_client_secret);
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; draining");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { settings } => {
+            let resolved = settings.resolve()?;
+            init_logs(resolved.log_json);
+            let listener = tokio::net::TcpListener::bind(resolved.listen)
+                .await
+                .with_context(|| format!("binding {}", resolved.listen))?;
+            let engine = Engine::start(resolved.engine).await?;
+            match engine.bootstrap().await {
+                Ok(out) => print_bootstrap(&out, false)?,
+                Err(EngineError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            tracing::info!(listen = %resolved.listen, issuer = %engine.config().issuer, "serving");
+            agentidp::serve(listener, engine, shutdown_signal()).await?;
+        }
+        Command::Migrate { settings } => {
+            let resolved = settings.resolve()?;
+            init_logs(resolved.log_json);
+            let version = Engine::migrate(&resolved.engine).await?;
+            println!("schema at version {version}");
+        }
+        Command::Bootstrap { settings, json } => {
+            let resolved = settings.resolve()?;
+            init_logs(resolved.log_json);
+            let engine = Engine::start(resolved.engine).await?;
+            let result = engine.bootstrap().await;
+            engine.shutdown().await;
+            match result {
+                Ok(out) => print_bootstrap(&out, json)?,
+                Err(EngineError::Conflict(msg)) => anyhow::bail!("{msg}"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}

@@ -70,7 +70,8 @@ impl Caches {
         });
         if self.epoch() == epoch {
             self.agents.insert(record.agent_id, agent.clone());
-            self.clients.insert(record.client_id.clone(), client.clone());
+            self.clients
+                .insert(record.client_id.clone(), client.clone());
             // An invalidation may have slipped in between the check and the inserts.
             if self.epoch() != epoch {
                 self.clients.remove(&record.client_id);

@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use aws_lc_rs::digest;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
-use aws_lc_rs::digest;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -115,8 +115,9 @@ impl SigningKey {
     fn from_pkcs8(alg: SigningAlg, pkcs8: &[u8], created_at: Millis) -> Result<SigningKey> {
         let (pair, jwk_core, decoding) = match alg {
             SigningAlg::Es256 => {
-                let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
-                    .map_err(|_| key_err("bad EC key"))?;
+                let pair =
+                    EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
+                        .map_err(|_| key_err("bad EC key"))?;
                 let point = pair.public_key().as_ref();
                 if point.len() != 65 {
                     return Err(key_err("unexpected EC point length"));
@@ -129,10 +130,11 @@ impl SigningKey {
                 (Pair::Ec(pair), core, decoding)
             }
             SigningAlg::EdDsa => {
-                let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| key_err("bad Ed25519 key"))?;
+                let pair =
+                    Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| key_err("bad Ed25519 key"))?;
                 let x = b64(pair.public_key().as_ref());
-                let decoding = DecodingKey::from_ed_components(&x)
-                    .map_err(|_| key_err("Ed decoding key"))?;
+                let decoding =
+                    DecodingKey::from_ed_components(&x).map_err(|_| key_err("Ed decoding key"))?;
                 let core = serde_json::json!({"crv": "Ed25519", "kty": "OKP", "x": x});
                 (Pair::Ed(pair), core, decoding)
             }
@@ -150,13 +152,22 @@ impl SigningKey {
             "{}.",
             b64(&serde_json::to_vec(&header).map_err(EngineError::internal)?)
         );
-        Ok(SigningKey { kid, alg, created_at, pair, header_prefix, jwk, decoding })
+        Ok(SigningKey {
+            kid,
+            alg,
+            created_at,
+            pair,
+            header_prefix,
+            jwk,
+            decoding,
+        })
     }
 
     /// Sign `claims` as a compact JWT.
     pub fn sign<C: Serialize>(&self, claims: &C) -> Result<String> {
         let payload = serde_json::to_vec(claims).map_err(EngineError::internal)?;
-        let mut token = String::with_capacity(self.header_prefix.len() + payload.len() * 4 / 3 + 100);
+        let mut token =
+            String::with_capacity(self.header_prefix.len() + payload.len() * 4 / 3 + 100);
         token.push_str(&self.header_prefix);
         URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
         let sig = match &self.pair {
@@ -197,7 +208,9 @@ impl KeyRing {
         let jwks = serde_json::json!({
             "keys": keys.iter().rev().map(|k| k.jwk.clone()).collect::<Vec<_>>()
         });
-        let jwks_json: Arc<str> = serde_json::to_string(&jwks).map_err(EngineError::internal)?.into();
+        let jwks_json: Arc<str> = serde_json::to_string(&jwks)
+            .map_err(EngineError::internal)?
+            .into();
         let validations = [SigningAlg::Es256, SigningAlg::EdDsa]
             .into_iter()
             .map(|alg| {
@@ -211,7 +224,12 @@ impl KeyRing {
             })
             .collect();
         let by_kid = keys.iter().map(|k| (k.kid.clone(), k.clone())).collect();
-        Ok(KeyRing { current, by_kid, jwks_json, validations })
+        Ok(KeyRing {
+            current,
+            by_kid,
+            jwks_json,
+            validations,
+        })
     }
 
     /// Verify a compact JWT signed by one of this ring's keys; returns its claims.
@@ -251,7 +269,12 @@ mod tests {
 
     fn claims(now: i64) -> AccessClaims {
         build(
-            &Grant { agent_id: Uuid::now_v7(), org_id: Uuid::now_v7(), client_id: "c", scopes: &[] },
+            &Grant {
+                agent_id: Uuid::now_v7(),
+                org_id: Uuid::now_v7(),
+                client_id: "c",
+                scopes: &[],
+            },
             "iss",
             "aud",
             now,
@@ -285,7 +308,10 @@ mod tests {
         let token = key.sign(&claims(time_now())).unwrap();
         assert!(ring.verify::<AccessClaims>(&token).is_err());
         let ring = KeyRing::new(
-            vec![SigningKey::from_record(&SigningKey::generate(SigningAlg::Es256, 1).unwrap().1).unwrap()],
+            vec![
+                SigningKey::from_record(&SigningKey::generate(SigningAlg::Es256, 1).unwrap().1)
+                    .unwrap(),
+            ],
             "iss",
             "aud",
         )

@@ -34,7 +34,7 @@ pub mod store;
 
 pub use actor::ActorKind;
 pub use config::EngineConfig;
-pub use engine::{Call, Caller, Engine, OAuthError, TokenRequest};
 pub(crate) use engine::Shared;
+pub use engine::{Call, Caller, Engine, OAuthError, TokenRequest};
 pub use error::{EngineError, Result};
 pub use model::*;

@@ -70,12 +70,17 @@ impl Policy {
                 return Err(policy_err(format!("{op} requires unknown scope {scope}")));
             }
         }
-        let mut base = AuthorizerBuilder::new().code(POLICY_DATALOG).map_err(policy_err)?;
+        let mut base = AuthorizerBuilder::new()
+            .code(POLICY_DATALOG)
+            .map_err(policy_err)?;
         for (op, scope) in &catalog.operations {
             base = base
                 .fact(biscuit_auth::builder::fact(
                     "required_scope",
-                    &[biscuit_auth::builder::string(op), biscuit_auth::builder::string(scope)],
+                    &[
+                        biscuit_auth::builder::string(op),
+                        biscuit_auth::builder::string(scope),
+                    ],
                 ))
                 .map_err(policy_err)?;
         }
@@ -87,7 +92,12 @@ impl Policy {
     }
 
     /// Allow or deny `operation` for a token with `scope` (space-delimited).
-    pub fn authorize(&self, operation: &'static str, scope: &Arc<str>, same_org: bool) -> Result<()> {
+    pub fn authorize(
+        &self,
+        operation: &'static str,
+        scope: &Arc<str>,
+        same_org: bool,
+    ) -> Result<()> {
         let key = (operation, scope.clone(), same_org);
         let allowed = match self.memo.get(&key) {
             Some(hit) => *hit,
@@ -103,7 +113,9 @@ impl Policy {
         if allowed {
             Ok(())
         } else {
-            Err(EngineError::Forbidden(format!("the token does not permit {operation}")))
+            Err(EngineError::Forbidden(format!(
+                "the token does not permit {operation}"
+            )))
         }
     }
 
@@ -117,7 +129,9 @@ impl Policy {
             .fact(fact("same_org", &[boolean(same_org)]))
             .map_err(policy_err)?;
         for s in scope.split(' ').filter(|s| !s.is_empty()) {
-            builder = builder.fact(fact("scope", &[string(s)])).map_err(policy_err)?;
+            builder = builder
+                .fact(fact("scope", &[string(s)]))
+                .map_err(policy_err)?;
         }
         let mut authorizer = builder.build_unauthenticated().map_err(policy_err)?;
         Ok(authorizer.authorize().is_ok())
@@ -144,7 +158,9 @@ mod tests {
         assert!(p.authorize("agents.get", &reader, true).is_ok());
         assert!(p.authorize("agents.update", &reader, true).is_err());
         let platform: Arc<str> = "platform:admin agents:read".into();
-        assert!(p.authorize("organizations.create", &platform, false).is_ok());
+        assert!(p
+            .authorize("organizations.create", &platform, false)
+            .is_ok());
         assert!(p.authorize("agents.get", &platform, false).is_ok());
         assert!(p.authorize("agents.create", &platform, false).is_err());
         // memoized answers are the same answers

@@ -35,7 +35,11 @@ impl Actor for CacheKeeper {
     type State = State;
     type Arguments = Arc<Shared>;
 
-    async fn pre_start(&self, myself: ActorRef<Msg>, shared: Arc<Shared>) -> Result<State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Msg>,
+        shared: Arc<Shared>,
+    ) -> Result<State, ActorProcessingErr> {
         let mut events = shared.coord.subscribe().await?;
         shared.caches.apply(&ClusterEvent::Everything);
         let listener = tokio::spawn(async move {
@@ -48,12 +52,21 @@ impl Actor for CacheKeeper {
         Ok(State { shared, listener })
     }
 
-    async fn post_stop(&self, _: ActorRef<Msg>, state: &mut State) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _: ActorRef<Msg>,
+        state: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
         state.listener.abort();
         Ok(())
     }
 
-    async fn handle(&self, _: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _: ActorRef<Msg>,
+        msg: Msg,
+        state: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             Msg::Invalidate(event, reply) => {
                 state.shared.caches.apply(&event);

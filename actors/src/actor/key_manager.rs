@@ -49,12 +49,21 @@ impl Actor for KeyManager {
     type State = State;
     type Arguments = Arc<Shared>;
 
-    async fn pre_start(&self, _: ActorRef<Msg>, shared: Arc<Shared>) -> Result<State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _: ActorRef<Msg>,
+        shared: Arc<Shared>,
+    ) -> Result<State, ActorProcessingErr> {
         load_ring(&shared).await?;
         Ok(State { shared })
     }
 
-    async fn handle(&self, _: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _: ActorRef<Msg>,
+        msg: Msg,
+        state: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             Msg::Reload(reply) => {
                 let _ = reply.send(load_ring(&state.shared).await);

@@ -23,7 +23,11 @@ pub enum ActorKind {
 }
 
 impl ActorKind {
-    pub const ALL: [ActorKind; 3] = [ActorKind::KeyManager, ActorKind::AuditWriter, ActorKind::CacheKeeper];
+    pub const ALL: [ActorKind; 3] = [
+        ActorKind::KeyManager,
+        ActorKind::AuditWriter,
+        ActorKind::CacheKeeper,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -26,8 +26,8 @@ fn redis_err(e: redis::RedisError) -> EngineError {
 
 impl RedisCoordinator {
     pub async fn connect(url: &str, namespace: &str) -> Result<Self> {
-        let client =
-            redis::Client::open(url).map_err(|e| EngineError::invalid("redis_url", e.to_string()))?;
+        let client = redis::Client::open(url)
+            .map_err(|e| EngineError::invalid("redis_url", e.to_string()))?;
         let manager = RedisConnectionManager::new(url)
             .map_err(|e| EngineError::invalid("redis_url", e.to_string()))?;
         let pool = Pool::builder()
@@ -55,7 +55,10 @@ impl Coordinator for RedisCoordinator {
             .get()
             .await
             .map_err(|e| EngineError::Unavailable(format!("redis pool: {e}")))?;
-        let _: i64 = conn.publish(&self.channel, payload).await.map_err(redis_err)?;
+        let _: i64 = conn
+            .publish(&self.channel, payload)
+            .await
+            .map_err(redis_err)?;
         Ok(())
     }
 

@@ -26,6 +26,44 @@ pub struct PendingEvent {
     pub detail: serde_json::Value,
 }
 
+impl PendingEvent {
+    /// An event with no target, request id or detail; add them with the setters.
+    pub fn new(
+        occurred_at: Millis,
+        org_id: Option<Uuid>,
+        actor: String,
+        action: &str,
+        outcome: Outcome,
+    ) -> Self {
+        PendingEvent {
+            id: Uuid::now_v7(),
+            org_id,
+            occurred_at,
+            actor,
+            action: action.to_string(),
+            target: None,
+            outcome,
+            request_id: None,
+            detail: serde_json::Value::Object(Default::default()),
+        }
+    }
+
+    pub fn target(mut self, target: impl ToString) -> Self {
+        self.target = Some(target.to_string());
+        self
+    }
+
+    pub fn request_id(mut self, request_id: Option<String>) -> Self {
+        self.request_id = request_id;
+        self
+    }
+
+    pub fn detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
 /// The fields a hash covers, in a fixed order (serde_json keeps struct field order and
 /// sorts map keys, so the encoding is canonical).
 #[derive(Serialize)]
@@ -50,7 +88,6 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 fn hash_fields(prev_hash: &str, canonical: &Canonical<'_>) -> String {
     let body = serde_json::to_vec(canonical).unwrap_or_default();
     let mut ctx = digest::Context::new(&digest::SHA256);

@@ -60,7 +60,12 @@ mod tests {
         let (agent, org, jti) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
         let scopes = vec!["a".to_string(), "b".to_string()];
         let c = build(
-            &Grant { agent_id: agent, org_id: org, client_id: "cid", scopes: &scopes },
+            &Grant {
+                agent_id: agent,
+                org_id: org,
+                client_id: "cid",
+                scopes: &scopes,
+            },
             "iss",
             "aud",
             1000,

@@ -36,7 +36,11 @@ pub fn normalize(scopes: &[String]) -> Result<Vec<String>> {
 
 /// Parse a space-delimited scope parameter; `None` if any token is malformed.
 pub fn parse_request(param: &str) -> Option<Vec<String>> {
-    let tokens: Vec<String> = param.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
+    let tokens: Vec<String> = param
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
     normalize(&tokens).ok()
 }
 

@@ -33,7 +33,10 @@ pub fn new_secret() -> Result<String> {
 /// A fresh client id: the prefix and 16 random bytes, base64url.
 pub fn new_client_id() -> Result<String> {
     let bytes = random_bytes::<16>()?;
-    Ok(format!("{CLIENT_ID_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    Ok(format!(
+        "{CLIENT_ID_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(bytes)
+    ))
 }
 
 /// A fresh 256-bit key for [`SecretHasher`].

@@ -54,7 +54,11 @@ impl Caller {
     }
 
     pub fn scopes(&self) -> Vec<String> {
-        self.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect()
+        self.scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
     }
 
     pub fn is_platform_admin(&self) -> bool {
@@ -135,7 +139,11 @@ impl Engine {
         };
         let hash_key = match &config.secret_hash_key {
             Some(k) => k.clone(),
-            None => store.setting_or_insert("secret_hash_key", &secrets::new_hash_key()?).await?,
+            None => {
+                store
+                    .setting_or_insert("secret_hash_key", &secrets::new_hash_key()?)
+                    .await?
+            }
         };
         let shared = Arc::new(Shared {
             hasher: SecretHasher::new(&hash_key),
@@ -163,7 +171,10 @@ impl Engine {
                 tracing::error!("audit writer did not drain before shutdown");
             }
         }
-        let _ = self.supervisor.stop_and_wait(None, Some(Duration::from_secs(15))).await;
+        let _ = self
+            .supervisor
+            .stop_and_wait(None, Some(Duration::from_secs(15)))
+            .await;
     }
 
     /// Make a supervised actor fail on purpose; its supervisor restarts it. For
@@ -180,7 +191,9 @@ impl Engine {
         self.shared.coord.ping().await?;
         let s = &self.shared.slots;
         if s.keys.load().is_none() || s.audit.load().is_none() || s.keeper.load().is_none() {
-            return Err(EngineError::Unavailable("an engine actor is restarting".into()));
+            return Err(EngineError::Unavailable(
+                "an engine actor is restarting".into(),
+            ));
         }
         Ok(())
     }
@@ -209,7 +222,12 @@ impl Engine {
 
     /// Every scope with management meaning, with its description.
     pub fn scope_catalog(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.shared.policy.catalog.scopes.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.shared
+            .policy
+            .catalog
+            .scopes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     fn ring(&self) -> Result<Arc<KeyRing>> {
@@ -220,7 +238,11 @@ impl Engine {
     }
 
     /// Ask an actor and wait for its answer, bounded by the configured timeout.
-    async fn ask<M, T>(&self, slot: &Slot<M>, build: impl FnOnce(RpcReplyPort<Result<T>>) -> M) -> Result<T>
+    async fn ask<M, T>(
+        &self,
+        slot: &Slot<M>,
+        build: impl FnOnce(RpcReplyPort<Result<T>>) -> M,
+    ) -> Result<T>
     where
         M: ractor::Message,
         T: Send + 'static,
@@ -228,51 +250,51 @@ impl Engine {
         let actor = slot
             .load_full()
             .ok_or_else(|| EngineError::Unavailable("engine actor is restarting".into()))?;
-        match actor.call(build, Some(self.shared.config.call_timeout)).await {
+        match actor
+            .call(build, Some(self.shared.config.call_timeout))
+            .await
+        {
             Ok(ractor::rpc::CallResult::Success(result)) => result,
-            Ok(ractor::rpc::CallResult::Timeout) => Err(EngineError::Unavailable("engine actor timed out".into())),
-            Ok(ractor::rpc::CallResult::SenderError) | Err(_) => {
-                Err(EngineError::Unavailable("engine actor stopped while answering".into()))
+            Ok(ractor::rpc::CallResult::Timeout) => {
+                Err(EngineError::Unavailable("engine actor timed out".into()))
             }
+            Ok(ractor::rpc::CallResult::SenderError) | Err(_) => Err(EngineError::Unavailable(
+                "engine actor stopped while answering".into(),
+            )),
         }
     }
 
     /// Append an audit event and wait until it is durable.
     async fn audit(&self, event: PendingEvent) -> Result<()> {
-        self.ask(&self.shared.slots.audit, |reply| audit_writer::Msg::Append(event, reply)).await
+        self.ask(&self.shared.slots.audit, |reply| {
+            audit_writer::Msg::Append(event, reply)
+        })
+        .await
     }
 
     /// Invalidate caches here and on every node, then return.
     async fn invalidate(&self, event: ClusterEvent) -> Result<()> {
-        self.ask(&self.shared.slots.keeper, |reply| cache_keeper::Msg::Invalidate(event, reply)).await
+        self.ask(&self.shared.slots.keeper, |reply| {
+            cache_keeper::Msg::Invalidate(event, reply)
+        })
+        .await
     }
 
     /// Reload signing keys from the store (e.g. after another node added one).
     pub async fn reload_keys(&self) -> Result<()> {
-        self.ask(&self.shared.slots.keys, key_manager::Msg::Reload).await
+        self.ask(&self.shared.slots.keys, key_manager::Msg::Reload)
+            .await
     }
 
+    /// A new audit event stamped with the current time.
     fn event(
         &self,
         org_id: Option<Uuid>,
         actor: String,
         action: &str,
-        target: Option<String>,
         outcome: Outcome,
-        request_id: Option<String>,
-        detail: serde_json::Value,
     ) -> PendingEvent {
-        PendingEvent {
-            id: Uuid::now_v7(),
-            org_id,
-            occurred_at: self.shared.now_ms(),
-            actor,
-            action: action.to_string(),
-            target,
-            outcome,
-            request_id,
-            detail,
-        }
+        PendingEvent::new(self.shared.now_ms(), org_id, actor, action, outcome)
     }
 
     /// Audit a successful management act by `call`.
@@ -284,23 +306,26 @@ impl Engine {
         target: impl ToString,
         detail: serde_json::Value,
     ) -> Result<()> {
-        self.audit(self.event(
-            Some(org_id),
-            call.caller.agent_id.to_string(),
-            action,
-            Some(target.to_string()),
-            Outcome::Success,
-            call.request_id.clone(),
-            detail,
-        ))
-        .await
+        let event = self
+            .event(
+                Some(org_id),
+                call.caller.agent_id.to_string(),
+                action,
+                Outcome::Success,
+            )
+            .target(target)
+            .request_id(call.request_id.clone())
+            .detail(detail);
+        self.audit(event).await
     }
 
     /// Check `operation` against the policy for a target in `target_org`.
     fn authorize(&self, call: &Call, operation: &'static str, target_org: Uuid) -> Result<()> {
-        self.shared
-            .policy
-            .authorize(operation, &call.caller.scope, target_org == call.caller.org_id)
+        self.shared.policy.authorize(
+            operation,
+            &call.caller.scope,
+            target_org == call.caller.org_id,
+        )
     }
 }
 
@@ -330,5 +355,7 @@ fn next_cursor<T>(items: &[T], limit: u32, id: impl Fn(&T) -> Uuid) -> Option<St
     if items.len() < limit as usize {
         return None;
     }
-    items.last().map(|last| URL_SAFE_NO_PAD.encode(id(last).as_bytes()))
+    items
+        .last()
+        .map(|last| URL_SAFE_NO_PAD.encode(id(last).as_bytes()))
 }

@@ -47,7 +47,10 @@ impl std::fmt::Display for OAuthError {
 }
 
 fn oauth(error: OAuthError, description: impl Into<String>) -> EngineError {
-    EngineError::OAuth { error, description: description.into() }
+    EngineError::OAuth {
+        error,
+        description: description.into(),
+    }
 }
 
 /// A token request, however the client authenticated (HTTP Basic or form body).
@@ -72,7 +75,10 @@ impl TokenRequest {
 }
 
 /// Resolve a client id to its cached entries, reading the store on a miss.
-async fn client_entry(engine: &Engine, client_id: &str) -> Result<Option<(Arc<ClientEntry>, Arc<AgentEntry>)>> {
+async fn client_entry(
+    engine: &Engine,
+    client_id: &str,
+) -> Result<Option<(Arc<ClientEntry>, Arc<AgentEntry>)>> {
     let caches = &engine.shared.caches;
     if let Some(hit) = caches.client(client_id) {
         return Ok(Some(hit));
@@ -89,7 +95,11 @@ async fn client_entry(engine: &Engine, client_id: &str) -> Result<Option<(Arc<Cl
 impl Engine {
     /// Issue an access token (RFC 6749 §4.4 client credentials). Failures are
     /// [`EngineError::OAuth`] and are audited; a returned token's audit event is durable.
-    pub async fn issue_token(&self, req: TokenRequest, request_id: Option<String>) -> Result<TokenResponse> {
+    pub async fn issue_token(
+        &self,
+        req: TokenRequest,
+        request_id: Option<String>,
+    ) -> Result<TokenResponse> {
         if req.grant_type != "client_credentials" {
             return Err(oauth(
                 OAuthError::UnsupportedGrantType,
@@ -99,7 +109,9 @@ impl Engine {
         let found = client_entry(self, &req.client_id).await?;
         let known_org = found.as_ref().map(|(_, agent)| agent.org_id);
         let authenticated = found.filter(|(client, agent)| {
-            self.shared.hasher.verify(&req.client_secret, &client.secret_hash)
+            self.shared
+                .hasher
+                .verify(&req.client_secret, &client.secret_hash)
                 && client.status == CredentialStatus::Active
                 && agent.status == AgentStatus::Active
         });
@@ -111,16 +123,17 @@ impl Engine {
             Some(param) => match scopes::parse_request(param) {
                 Some(requested) if scopes::is_subset(&requested, &agent.scopes) => requested,
                 Some(_) | None => {
-                    self.audit(self.event(
-                        Some(agent.org_id),
-                        client.agent_id.to_string(),
-                        "token.issue",
-                        Some(req.client_id.clone()),
-                        Outcome::Failure,
-                        request_id,
-                        serde_json::json!({"reason": "invalid_scope", "requested": param}),
-                    ))
-                    .await?;
+                    let event = self
+                        .event(
+                            Some(agent.org_id),
+                            client.agent_id.to_string(),
+                            "token.issue",
+                            Outcome::Failure,
+                        )
+                        .target(&req.client_id)
+                        .request_id(request_id)
+                        .detail(serde_json::json!({"reason": "invalid_scope", "requested": param}));
+                    self.audit(event).await?;
                     return Err(oauth(
                         OAuthError::InvalidScope,
                         "the requested scope is malformed or exceeds what the client is allowed",
@@ -133,7 +146,12 @@ impl Engine {
         let ttl = self.shared.config.token_ttl.as_secs() as i64;
         let jti = Uuid::now_v7();
         let claims = claims::build(
-            &Grant { agent_id: client.agent_id, org_id: agent.org_id, client_id: &req.client_id, scopes: &granted },
+            &Grant {
+                agent_id: client.agent_id,
+                org_id: agent.org_id,
+                client_id: &req.client_id,
+                scopes: &granted,
+            },
             &self.shared.config.issuer,
             &self.shared.config.audience,
             now_ms / 1000,
@@ -141,33 +159,43 @@ impl Engine {
             jti,
         );
         let access_token = ring.current.sign(&claims)?;
-        self.audit(self.event(
-            Some(agent.org_id),
-            client.agent_id.to_string(),
-            "token.issue",
-            Some(req.client_id.clone()),
-            Outcome::Success,
-            request_id,
-            serde_json::json!({"jti": jti, "scope": claims.scope, "exp": claims.exp, "kid": ring.current.kid}),
-        ))
-        .await?;
-        self.shared.metrics.tokens_issued.with_label_values(&["client_credentials"]).inc();
-        Ok(TokenResponse { access_token, token_type: "Bearer", expires_in: ttl as u64, scope: claims.scope })
+        let event = self
+            .event(Some(agent.org_id), client.agent_id.to_string(), "token.issue", Outcome::Success)
+            .target(&req.client_id)
+            .request_id(request_id)
+            .detail(serde_json::json!({"jti": jti, "scope": claims.scope, "exp": claims.exp, "kid": ring.current.kid}));
+        self.audit(event).await?;
+        self.shared
+            .metrics
+            .tokens_issued
+            .with_label_values(&["client_credentials"])
+            .inc();
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: ttl as u64,
+            scope: claims.scope,
+        })
     }
 
     /// Audit a failed client authentication and build the error to answer with. The
     /// error never says which part was wrong.
-    async fn refuse_client(&self, req: &TokenRequest, org: Option<Uuid>, request_id: Option<String>) -> EngineError {
+    async fn refuse_client(
+        &self,
+        req: &TokenRequest,
+        org: Option<Uuid>,
+        request_id: Option<String>,
+    ) -> EngineError {
         self.shared.metrics.client_auth_failures.inc();
-        let event = self.event(
-            org,
-            req.client_id.chars().take(128).collect(),
-            "client.authenticate",
-            None,
-            Outcome::Failure,
-            request_id,
-            serde_json::json!({"grant_type": req.grant_type}),
-        );
+        let event = self
+            .event(
+                org,
+                req.client_id.chars().take(128).collect(),
+                "client.authenticate",
+                Outcome::Failure,
+            )
+            .request_id(request_id)
+            .detail(serde_json::json!({"grant_type": req.grant_type}));
         if let Err(e) = self.audit(event).await {
             return e;
         }
@@ -209,8 +237,13 @@ impl Engine {
             Some((client, agent))
                 if client.status == CredentialStatus::Active
                     && agent.status == AgentStatus::Active
-                    && client.agent_id == caller.agent_id => Ok(caller),
-            _ => Err(EngineError::InvalidToken("the token's client is no longer active".into())),
+                    && client.agent_id == caller.agent_id =>
+            {
+                Ok(caller)
+            }
+            _ => Err(EngineError::InvalidToken(
+                "the token's client is no longer active".into(),
+            )),
         }
     }
 }

@@ -19,9 +19,12 @@ use crate::model::{
     Outcome, Tier,
 };
 
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    include_str!("../../../migrations/postgres/0001_init.sql"),
+)];
 /// Arbitrary constant naming the advisory lock that serializes migrations across nodes.
-const MIGRATION_LOCK: i64 = 0x4167_6e74_4964_50;
+const MIGRATION_LOCK: i64 = 0x0041_676e_7449_6450;
 
 pub struct PostgresStore {
     pool: Pool,
@@ -172,7 +175,10 @@ impl Store for PostgresStore {
         .await
         .map_err(db_err)?;
         let current: i32 = tx
-            .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                &[],
+            )
             .await
             .map_err(db_err)?
             .get(0);
@@ -218,11 +224,14 @@ impl Store for PostgresStore {
     }
 
     async fn get_org(&self, id: Uuid) -> Result<Option<Organization>> {
-        self.query_opt(&format!("SELECT {ORG_COLS} FROM organizations WHERE id = $1"), &[&id])
-            .await?
-            .as_ref()
-            .map(org)
-            .transpose()
+        self.query_opt(
+            &format!("SELECT {ORG_COLS} FROM organizations WHERE id = $1"),
+            &[&id],
+        )
+        .await?
+        .as_ref()
+        .map(org)
+        .transpose()
     }
 
     async fn list_orgs(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<Organization>> {
@@ -248,17 +257,24 @@ impl Store for PostgresStore {
     }
 
     async fn delete_org(&self, id: Uuid) -> Result<bool> {
-        Ok(self.execute("DELETE FROM organizations WHERE id = $1", &[&id]).await? == 1)
+        Ok(self
+            .execute("DELETE FROM organizations WHERE id = $1", &[&id])
+            .await?
+            == 1)
     }
 
     async fn count_orgs(&self) -> Result<u64> {
-        let rows = self.query("SELECT COUNT(*) FROM organizations", &[]).await?;
+        let rows = self
+            .query("SELECT COUNT(*) FROM organizations", &[])
+            .await?;
         Ok(rows.first().map(|r| r.get::<_, i64>(0)).unwrap_or(0) as u64)
     }
 
     async fn insert_agent(&self, a: &Agent) -> Result<()> {
         self.execute(
-            &format!("INSERT INTO agents ({AGENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
+            &format!(
+                "INSERT INTO agents ({AGENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            ),
             &[
                 &a.id,
                 &a.org_id,
@@ -286,7 +302,12 @@ impl Store for PostgresStore {
         .transpose()
     }
 
-    async fn list_agents(&self, org_id: Uuid, after: Option<Uuid>, limit: u32) -> Result<Vec<Agent>> {
+    async fn list_agents(
+        &self,
+        org_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Agent>> {
         let after = after.unwrap_or(Uuid::nil());
         self.query(
             &format!("SELECT {AGENT_COLS} FROM agents WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"),
@@ -320,7 +341,10 @@ impl Store for PostgresStore {
 
     async fn delete_agent(&self, org_id: Uuid, id: Uuid) -> Result<bool> {
         Ok(self
-            .execute("DELETE FROM agents WHERE id = $1 AND org_id = $2", &[&id, &org_id])
+            .execute(
+                "DELETE FROM agents WHERE id = $1 AND org_id = $2",
+                &[&id, &org_id],
+            )
             .await?
             == 1)
     }
@@ -390,7 +414,12 @@ impl Store for PostgresStore {
         .transpose()
     }
 
-    async fn revoke_credential(&self, agent_id: Uuid, id: Uuid, now: Millis) -> Result<Option<Credential>> {
+    async fn revoke_credential(
+        &self,
+        agent_id: Uuid,
+        id: Uuid,
+        now: Millis,
+    ) -> Result<Option<Credential>> {
         self.query_opt(
             &format!(
                 "UPDATE credentials SET status = 'revoked', revoked_at = COALESCE(revoked_at, $3)
@@ -470,7 +499,10 @@ impl Store for PostgresStore {
             .await
             .map_err(db_err)?;
             let row = tx
-                .query_one("SELECT seq, hash FROM audit_heads WHERE chain = $1 FOR UPDATE", &[chain])
+                .query_one(
+                    "SELECT seq, hash FROM audit_heads WHERE chain = $1 FOR UPDATE",
+                    &[chain],
+                )
                 .await
                 .map_err(db_err)?;
             heads.insert(*chain, (row.get::<_, i64>(0), row.get::<_, String>(1)));
@@ -536,7 +568,12 @@ impl Store for PostgresStore {
         Ok(linked.into_iter().map(|(_, e)| e).collect())
     }
 
-    async fn list_audit(&self, q: &AuditQuery, after: Option<Uuid>, limit: u32) -> Result<Vec<AuditEvent>> {
+    async fn list_audit(
+        &self,
+        q: &AuditQuery,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>> {
         let chain = q.org_id.unwrap_or(UNATTRIBUTED_CHAIN);
         let outcome = q.outcome.map(Outcome::as_str);
         let after = after.unwrap_or(Uuid::max());
@@ -554,7 +591,16 @@ impl Store for PostgresStore {
                    AND id < $7
                  ORDER BY id DESC LIMIT $8"
             ),
-            &[&chain, &q.agent_id, &q.action, &outcome, &q.since, &q.until, &after, &limit],
+            &[
+                &chain,
+                &q.agent_id,
+                &q.action,
+                &outcome,
+                &q.since,
+                &q.until,
+                &after,
+                &limit,
+            ],
         )
         .await?
         .iter()
@@ -563,14 +609,22 @@ impl Store for PostgresStore {
     }
 
     async fn get_audit(&self, id: Uuid) -> Result<Option<AuditEvent>> {
-        self.query_opt(&format!("SELECT {AUDIT_COLS} FROM audit_events WHERE id = $1"), &[&id])
-            .await?
-            .as_ref()
-            .map(audit)
-            .transpose()
+        self.query_opt(
+            &format!("SELECT {AUDIT_COLS} FROM audit_events WHERE id = $1"),
+            &[&id],
+        )
+        .await?
+        .as_ref()
+        .map(audit)
+        .transpose()
     }
 
-    async fn audit_chain(&self, chain: Uuid, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>> {
+    async fn audit_chain(
+        &self,
+        chain: Uuid,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>> {
         self.query(
             &format!("SELECT {AUDIT_COLS} FROM audit_events WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3"),
             &[&chain, &after_seq, &i64::from(limit)],

@@ -84,7 +84,13 @@ impl SqliteStore {
 }
 
 fn org_from_row(row: &Row<'_>) -> rusqlite::Result<(Uuid, String, String, i64, i64)> {
-    Ok((uuid_col(row, 0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+    Ok((
+        uuid_col(row, 0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
 }
 
 fn org_from_parts(p: (Uuid, String, String, i64, i64)) -> Result<Organization> {
@@ -104,7 +110,17 @@ const CRED_COLS: &str =
     "id, agent_id, org_id, client_id, kind, status, secret_prefix, created_at, rotated_at, revoked_at";
 const AUDIT_COLS: &str = "id, org_id, seq, occurred_at, actor, action, target, outcome, request_id, detail, prev_hash, hash";
 
-type AgentParts = (Uuid, Uuid, String, Option<String>, String, String, String, i64, i64);
+type AgentParts = (
+    Uuid,
+    Uuid,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+);
 
 fn agent_from_row(row: &Row<'_>) -> rusqlite::Result<AgentParts> {
     Ok((
@@ -134,7 +150,18 @@ fn agent_from_parts(p: AgentParts) -> Result<Agent> {
     })
 }
 
-type CredParts = (Uuid, Uuid, Uuid, String, String, String, String, i64, Option<i64>, Option<i64>);
+type CredParts = (
+    Uuid,
+    Uuid,
+    Uuid,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
 
 fn cred_from_row(row: &Row<'_>) -> rusqlite::Result<CredParts> {
     Ok((
@@ -266,10 +293,8 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        self.with(|conn| {
-            conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db_err)
-        })
-        .await
+        self.with(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db_err))
+            .await
     }
 
     async fn setting_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>> {
@@ -280,8 +305,12 @@ impl Store for SqliteStore {
                 params![key, value],
             )
             .map_err(db_err)?;
-            conn.query_row("SELECT value FROM settings WHERE key = ?1", params![key], |r| r.get(0))
-                .map_err(db_err)
+            conn.query_row(
+                "SELECT value FROM settings WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .map_err(db_err)
         })
         .await
     }
@@ -322,7 +351,12 @@ impl Store for SqliteStore {
                 ))
                 .map_err(db_err)?;
             let after = after.unwrap_or(Uuid::nil()).to_string();
-            collect(&mut stmt, params![after, limit], org_from_row, org_from_parts)
+            collect(
+                &mut stmt,
+                params![after, limit],
+                org_from_row,
+                org_from_parts,
+            )
         })
         .await
     }
@@ -344,7 +378,10 @@ impl Store for SqliteStore {
     async fn delete_org(&self, id: Uuid) -> Result<bool> {
         self.with(move |conn| {
             let n = conn
-                .execute("DELETE FROM organizations WHERE id = ?1", params![id.to_string()])
+                .execute(
+                    "DELETE FROM organizations WHERE id = ?1",
+                    params![id.to_string()],
+                )
                 .map_err(db_err)?;
             Ok(n == 1)
         })
@@ -353,9 +390,11 @@ impl Store for SqliteStore {
 
     async fn count_orgs(&self) -> Result<u64> {
         self.with(|conn| {
-            conn.query_row("SELECT COUNT(*) FROM organizations", [], |r| r.get::<_, i64>(0))
-                .map(|n| n as u64)
-                .map_err(db_err)
+            conn.query_row("SELECT COUNT(*) FROM organizations", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .map_err(db_err)
         })
         .await
     }
@@ -364,7 +403,9 @@ impl Store for SqliteStore {
         let a = agent.clone();
         self.with(move |conn| {
             conn.execute(
-                &format!("INSERT INTO agents ({AGENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                &format!(
+                    "INSERT INTO agents ({AGENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                ),
                 params![
                     a.id.to_string(),
                     a.org_id.to_string(),
@@ -398,7 +439,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_agents(&self, org_id: Uuid, after: Option<Uuid>, limit: u32) -> Result<Vec<Agent>> {
+    async fn list_agents(
+        &self,
+        org_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Agent>> {
         self.with(move |conn| {
             let mut stmt = conn
                 .prepare_cached(&format!(
@@ -481,7 +527,12 @@ impl Store for SqliteStore {
                     "SELECT {CRED_COLS} FROM credentials WHERE agent_id = ?1 ORDER BY id"
                 ))
                 .map_err(db_err)?;
-            collect(&mut stmt, params![agent_id.to_string()], cred_from_row, cred_from_parts)
+            collect(
+                &mut stmt,
+                params![agent_id.to_string()],
+                cred_from_row,
+                cred_from_parts,
+            )
         })
         .await
     }
@@ -527,7 +578,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn revoke_credential(&self, agent_id: Uuid, id: Uuid, now: Millis) -> Result<Option<Credential>> {
+    async fn revoke_credential(
+        &self,
+        agent_id: Uuid,
+        id: Uuid,
+        now: Millis,
+    ) -> Result<Option<Credential>> {
         self.with(move |conn| {
             conn.query_row(
                 &format!(
@@ -671,11 +727,18 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_audit(&self, query: &AuditQuery, after: Option<Uuid>, limit: u32) -> Result<Vec<AuditEvent>> {
+    async fn list_audit(
+        &self,
+        query: &AuditQuery,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>> {
         let q = query.clone();
         self.with(move |conn| {
             let mut sql = format!("SELECT {AUDIT_COLS} FROM audit_events WHERE chain = ?");
-            let mut args: Vec<Value> = vec![Value::Text(q.org_id.unwrap_or(UNATTRIBUTED_CHAIN).to_string())];
+            let mut args: Vec<Value> = vec![Value::Text(
+                q.org_id.unwrap_or(UNATTRIBUTED_CHAIN).to_string(),
+            )];
             if let Some(agent) = q.agent_id {
                 sql.push_str(" AND (actor = ? OR target = ?)");
                 args.push(Value::Text(agent.clone()));
@@ -704,7 +767,12 @@ impl Store for SqliteStore {
             sql.push_str(" ORDER BY id DESC LIMIT ?");
             args.push(Value::Integer(i64::from(limit)));
             let mut stmt = conn.prepare(&sql).map_err(db_err)?;
-            collect(&mut stmt, params_from_iter(args), audit_from_row, audit_from_parts)
+            collect(
+                &mut stmt,
+                params_from_iter(args),
+                audit_from_row,
+                audit_from_parts,
+            )
         })
         .await
     }
@@ -724,7 +792,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn audit_chain(&self, chain: Uuid, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>> {
+    async fn audit_chain(
+        &self,
+        chain: Uuid,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>> {
         self.with(move |conn| {
             let mut stmt = conn
                 .prepare_cached(&format!(

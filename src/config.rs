@@ -1,0 +1,139 @@
+//! Server configuration, layered: defaults ← TOML file ← `AGENTIDP_*` environment ←
+//! command-line flags. clap resolves flags and environment; the file fills what both
+//! left unset.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use agentidp_engine::EngineConfig;
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Settings shared by `serve`, `migrate` and `bootstrap`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Settings {
+    /// TOML configuration file (keys as in the README table).
+    #[arg(long, env = "AGENTIDP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "AGENTIDP_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Folder of the embedded SQLite store [default: ./agentidp-data].
+    #[arg(long, env = "AGENTIDP_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL; selects PostgreSQL instead of the embedded store.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Redis URL; selects the Redis coordinator for multi-node deployments.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of Redis keys and channels [default: agentidp].
+    #[arg(long, env = "AGENTIDP_REDIS_NAMESPACE")]
+    pub redis_namespace: Option<String>,
+    /// Public base URL: the `iss` of tokens [default: http://<listen>].
+    #[arg(long, env = "AGENTIDP_ISSUER")]
+    pub issuer: Option<String>,
+    /// `aud` of access tokens [default: the issuer].
+    #[arg(long, env = "AGENTIDP_AUDIENCE")]
+    pub audience: Option<String>,
+    /// Access-token lifetime in seconds [default: 900].
+    #[arg(long, env = "AGENTIDP_TOKEN_TTL")]
+    pub token_ttl: Option<u64>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "AGENTIDP_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The TOML file: the same keys, snake_case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    redis_url: Option<String>,
+    redis_namespace: Option<String>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    token_ttl: Option<u64>,
+    log_format: Option<String>,
+}
+
+/// Settings with every layer applied.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub listen: SocketAddr,
+    pub log_json: bool,
+    pub engine: EngineConfig,
+}
+
+impl Settings {
+    pub fn resolve(&self) -> anyhow::Result<Resolved> {
+        let file: FileSettings = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => FileSettings::default(),
+        };
+        let listen = self
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./agentidp-data"));
+        let issuer = self
+            .issuer
+            .clone()
+            .or(file.issuer)
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let issuer = issuer.trim_end_matches('/').to_string();
+        let audience = self
+            .audience
+            .clone()
+            .or(file.audience)
+            .unwrap_or_else(|| issuer.clone());
+        let log_format = self
+            .log_format
+            .clone()
+            .or(file.log_format)
+            .unwrap_or_else(|| "text".into());
+        anyhow::ensure!(
+            log_format == "text" || log_format == "json",
+            "log format must be text or json, not {log_format:?}"
+        );
+        let mut engine = EngineConfig::embedded(data_dir);
+        engine.database_url = self
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .filter(|s| !s.is_empty());
+        engine.redis_url = self
+            .redis_url
+            .clone()
+            .or(file.redis_url)
+            .filter(|s| !s.is_empty());
+        if let Some(ns) = self.redis_namespace.clone().or(file.redis_namespace) {
+            engine.redis_namespace = ns;
+        }
+        engine.issuer = issuer;
+        engine.audience = audience;
+        if let Some(ttl) = self.token_ttl.or(file.token_ttl) {
+            anyhow::ensure!(
+                (10..=86_400).contains(&ttl),
+                "token TTL must be 10 to 86400 seconds"
+            );
+            engine.token_ttl = Duration::from_secs(ttl);
+        }
+        Ok(Resolved {
+            listen,
+            log_json: log_format == "json",
+            engine,
+        })
+    }
+}

@@ -1,0 +1,357 @@
+//! The warp front-end: one module per resource, each exposing a boxed `routes(state)`.
+//! Handlers are plain async fns that return `Result<Response, Problem>`; domain errors
+//! become replies through [`problem`], and the top-level `recover` renders only what
+//! warp itself rejected (unknown path, wrong method, oversized body).
+
+mod agents;
+mod audit;
+mod discovery;
+mod oauth;
+mod ops;
+mod organizations;
+pub mod problem;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::time::Instant;
+
+use agentidp_engine::{Call, Engine, EngineError, PageRequest};
+use bytes::Bytes;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+use uuid::Uuid;
+use warp::filters::BoxedFilter;
+use warp::http::header::HeaderValue;
+use warp::http::{Method, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use problem::Problem;
+
+/// Largest request body accepted anywhere.
+pub const MAX_BODY: u64 = 64 * 1024;
+
+pub type ApiResult = Result<Response, Problem>;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    metrics: HttpMetrics,
+}
+
+#[derive(Clone)]
+struct HttpMetrics {
+    requests: IntCounterVec,
+    latency: HistogramVec,
+}
+
+impl AppState {
+    pub fn new(engine: Engine) -> anyhow::Result<AppState> {
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
+            &["route", "method", "status"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0,
+            ]),
+            &["route"],
+        )?;
+        engine
+            .metrics_registry()
+            .register(Box::new(requests.clone()))?;
+        engine
+            .metrics_registry()
+            .register(Box::new(latency.clone()))?;
+        Ok(AppState {
+            engine,
+            metrics: HttpMetrics { requests, latency },
+        })
+    }
+}
+
+/// One request's context: engine, request id, credentials presented, and what to log.
+pub struct Ctx {
+    pub state: AppState,
+    pub request_id: String,
+    authorization: Option<String>,
+    method: Method,
+    started: Instant,
+}
+
+impl Ctx {
+    pub fn engine(&self) -> &Engine {
+        &self.state.engine
+    }
+
+    /// Authenticate the Bearer token of this request.
+    pub async fn call(&self) -> Result<Call, Problem> {
+        let token = self
+            .authorization
+            .as_deref()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Problem::from(EngineError::InvalidToken(
+                    "a Bearer access token is required".into(),
+                ))
+            })?;
+        let caller = self.engine().authenticate(token).await?;
+        Ok(Call {
+            caller,
+            request_id: Some(self.request_id.clone()),
+        })
+    }
+
+    pub fn authorization(&self) -> Option<&str> {
+        self.authorization.as_deref()
+    }
+
+    /// Run a handler body in this request's span; record metrics and the access log.
+    pub async fn respond<F>(
+        self,
+        route: &'static str,
+        handler: impl FnOnce(Ctx) -> F,
+    ) -> Result<Response, Infallible>
+    where
+        F: Future<Output = ApiResult>,
+    {
+        let span = tracing::info_span!("request", request_id = %self.request_id, method = %self.method, route);
+        let (state, request_id, method, started) = (
+            self.state.clone(),
+            self.request_id.clone(),
+            self.method.clone(),
+            self.started,
+        );
+        let mut resp = async move { handler(self).await.unwrap_or_else(Problem::into_response) }
+            .instrument(span.clone())
+            .await;
+        let status = resp.status();
+        let elapsed = started.elapsed();
+        state
+            .metrics
+            .requests
+            .with_label_values(&[route, method.as_str(), status.as_str()])
+            .inc();
+        state
+            .metrics
+            .latency
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+        span.in_scope(|| {
+            tracing::info!(
+                status = status.as_u16(),
+                micros = elapsed.as_micros() as u64,
+                "handled"
+            );
+        });
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            resp.headers_mut().insert("x-request-id", v);
+        }
+        Ok(resp)
+    }
+}
+
+fn valid_request_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Extract a [`Ctx`]; never rejects.
+pub fn ctx(state: AppState) -> BoxedFilter<(Ctx,)> {
+    warp::any()
+        .map(move || state.clone())
+        .and(warp::header::optional::<String>("x-request-id"))
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::method())
+        .map(
+            |state, request_id: Option<String>, authorization, method| Ctx {
+                state,
+                request_id: request_id
+                    .filter(|id| valid_request_id(id))
+                    .unwrap_or_else(|| Uuid::now_v7().to_string()),
+                authorization,
+                method,
+                started: Instant::now(),
+            },
+        )
+        .boxed()
+}
+
+/// A request body, limited in size, parsed by the handler so errors become problems.
+pub struct Body {
+    content_type: Option<String>,
+    bytes: Bytes,
+}
+
+impl Body {
+    /// Parse JSON; the content type must say JSON, and unknown fields are refused where
+    /// the target type says so.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Problem> {
+        let is_json = self
+            .content_type
+            .as_deref()
+            .and_then(|ct| ct.split(';').next())
+            .map(|ct| {
+                let ct = ct.trim().to_ascii_lowercase();
+                ct == "application/json" || ct.ends_with("+json")
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "the body must be application/json",
+            ));
+        }
+        serde_json::from_slice(&self.bytes)
+            .map_err(|e| Problem::bad_request(format!("malformed JSON body: {e}")))
+    }
+
+    pub fn form(&self) -> Option<&[u8]> {
+        let is_form = self
+            .content_type
+            .as_deref()
+            .and_then(|ct| ct.split(';').next())
+            .is_some_and(|ct| {
+                ct.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        is_form.then_some(&self.bytes[..])
+    }
+}
+
+/// A size-limited body. A body without Content-Length is read up to the limit.
+pub fn body() -> BoxedFilter<(Body,)> {
+    warp::header::optional::<String>("content-type")
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::bytes())
+        .map(|content_type, bytes| Body {
+            content_type,
+            bytes,
+        })
+        .boxed()
+}
+
+/// The raw query string (empty when absent), parsed by handlers.
+pub fn query() -> BoxedFilter<(String,)> {
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .boxed()
+}
+
+pub fn parse_query<T: DeserializeOwned>(raw: &str) -> Result<T, Problem> {
+    serde_urlencoded::from_str(raw).map_err(|e| Problem::bad_request(format!("invalid query: {e}")))
+}
+
+pub fn parse_id(field: &str, raw: &str) -> Result<Uuid, Problem> {
+    Uuid::parse_str(raw)
+        .map_err(|_| Problem::invalid_field(field, format!("{raw:?} is not a valid id")))
+}
+
+/// Query parameters shared by listings.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+    pub org_id: Option<Uuid>,
+}
+
+impl ListQuery {
+    pub fn page(&self) -> PageRequest {
+        PageRequest {
+            cursor: self.cursor.clone(),
+            limit: self.limit,
+        }
+    }
+}
+
+/// Only `org_id`, for routes that act on one resource.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OrgQuery {
+    pub org_id: Option<Uuid>,
+}
+
+pub fn json_reply<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    warp::reply::with_status(warp::reply::json(value), status).into_response()
+}
+
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Every route of the server.
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let api = warp::path("api").and(warp::path("v1"));
+    let v1 = oauth::routes(state.clone())
+        .or(organizations::routes(state.clone()))
+        .unify()
+        .or(agents::routes(state.clone()))
+        .unify()
+        .or(audit::routes(state.clone()))
+        .unify()
+        .boxed();
+    discovery::routes(state.clone())
+        .or(ops::routes(state.clone()))
+        .unify()
+        .or(api.and(v1))
+        .unify()
+        .recover(recover)
+        .unify()
+        .boxed()
+}
+
+/// Render what warp rejected before any handler ran.
+async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    let problem = if rejection.is_not_found() {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            "no such endpoint",
+        )
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Payload too large",
+            format!("bodies are limited to {MAX_BODY} bytes"),
+        )
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            "wrong method for this endpoint",
+        )
+    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        Problem::new(
+            StatusCode::LENGTH_REQUIRED,
+            "length-required",
+            "Length required",
+            "send a Content-Length header",
+        )
+    } else if let Some(e) = rejection.find::<warp::reject::InvalidHeader>() {
+        Problem::bad_request(e.to_string())
+    } else {
+        Problem::bad_request(format!("{rejection:?}"))
+    };
+    Ok(problem.into_response())
+}

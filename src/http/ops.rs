@@ -1,0 +1,92 @@
+//! Operations: liveness, readiness, Prometheus metrics and the OpenAPI document. None of
+//! these need a token.
+
+use std::convert::Infallible;
+
+use prometheus::Encoder;
+use serde_json::json;
+use warp::filters::BoxedFilter;
+use warp::http::header::{HeaderValue, CONTENT_TYPE};
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use super::problem::Problem;
+use super::{ctx, json_reply, AppState, Ctx};
+
+const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let health = warp::get()
+        .and(warp::path!("health"))
+        .and(ctx(state.clone()))
+        .and_then(health);
+    let ready = warp::get()
+        .and(warp::path!("ready"))
+        .and(ctx(state.clone()))
+        .and_then(ready);
+    let metrics = warp::get()
+        .and(warp::path!("metrics"))
+        .and(ctx(state.clone()))
+        .and_then(metrics);
+    let openapi = warp::get()
+        .and(warp::path!("openapi.json"))
+        .and(ctx(state))
+        .and_then(openapi);
+    health
+        .or(ready)
+        .unify()
+        .or(metrics)
+        .unify()
+        .or(openapi)
+        .unify()
+        .boxed()
+}
+
+async fn health(ctx: Ctx) -> Result<Response, Infallible> {
+    ctx.respond("/health", |_| async {
+        Ok(json_reply(StatusCode::OK, &json!({"status": "ok"})))
+    })
+    .await
+}
+
+async fn ready(ctx: Ctx) -> Result<Response, Infallible> {
+    ctx.respond("/ready", |ctx| async move {
+        match ctx.engine().ready().await {
+            Ok(()) => Ok(json_reply(StatusCode::OK, &json!({"status": "ready"}))),
+            Err(e) => Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-ready",
+                "Not ready",
+                e.to_string(),
+            )),
+        }
+    })
+    .await
+}
+
+async fn metrics(ctx: Ctx) -> Result<Response, Infallible> {
+    ctx.respond("/metrics", |ctx| async move {
+        let mut buf = Vec::new();
+        let encoder = prometheus::TextEncoder::new();
+        encoder
+            .encode(&ctx.engine().metrics_registry().gather(), &mut buf)
+            .map_err(|e| Problem::from(agentidp_engine::EngineError::internal(e)))?;
+        let mut resp = String::from_utf8_lossy(&buf).into_owned().into_response();
+        if let Ok(v) = HeaderValue::from_str(encoder.format_type()) {
+            resp.headers_mut().insert(CONTENT_TYPE, v);
+        }
+        Ok(resp)
+    })
+    .await
+}
+
+async fn openapi(ctx: Ctx) -> Result<Response, Infallible> {
+    ctx.respond("/openapi.json", |_| async {
+        let mut resp = OPENAPI.into_response();
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(resp)
+    })
+    .await
+}

@@ -1,0 +1,100 @@
+//! `/api/v1/organizations` (the platform administrator's; an organization may read itself).
+
+use std::convert::Infallible;
+
+use agentidp_engine::{NewOrganization, OrganizationPatch};
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Filter;
+
+use super::{
+    body, ctx, json_reply, no_content, parse_id, parse_query, query, AppState, Body, Ctx, ListQuery,
+};
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let c = || ctx(state.clone());
+    let list = warp::get()
+        .and(warp::path!("organizations"))
+        .and(c())
+        .and(query())
+        .and_then(list);
+    let create = warp::post()
+        .and(warp::path!("organizations"))
+        .and(c())
+        .and(body())
+        .and_then(create);
+    let get = warp::get()
+        .and(warp::path!("organizations" / String))
+        .and(c())
+        .and_then(get);
+    let update = warp::patch()
+        .and(warp::path!("organizations" / String))
+        .and(c())
+        .and(body())
+        .and_then(update);
+    let delete = warp::delete()
+        .and(warp::path!("organizations" / String))
+        .and(c())
+        .and_then(delete);
+    list.or(create)
+        .unify()
+        .or(get)
+        .unify()
+        .or(update)
+        .unify()
+        .or(delete)
+        .unify()
+        .boxed()
+}
+
+async fn list(ctx: Ctx, q: String) -> Result<Response, Infallible> {
+    ctx.respond("/api/v1/organizations", |ctx| async move {
+        let q: ListQuery = parse_query(&q)?;
+        let call = ctx.call().await?;
+        let page = ctx.engine().list_orgs(&call, q.page()).await?;
+        Ok(json_reply(StatusCode::OK, &page))
+    })
+    .await
+}
+
+async fn create(ctx: Ctx, body: Body) -> Result<Response, Infallible> {
+    ctx.respond("/api/v1/organizations", |ctx| async move {
+        let call = ctx.call().await?;
+        let new: NewOrganization = body.json()?;
+        let org = ctx.engine().create_org(&call, new).await?;
+        Ok(json_reply(StatusCode::CREATED, &org))
+    })
+    .await
+}
+
+async fn get(id: String, ctx: Ctx) -> Result<Response, Infallible> {
+    ctx.respond("/api/v1/organizations/{id}", |ctx| async move {
+        let id = parse_id("id", &id)?;
+        let call = ctx.call().await?;
+        let org = ctx.engine().get_org(&call, id).await?;
+        Ok(json_reply(StatusCode::OK, &org))
+    })
+    .await
+}
+
+async fn update(id: String, ctx: Ctx, body: Body) -> Result<Response, Infallible> {
+    ctx.respond("/api/v1/organizations/{id}", |ctx| async move {
+        let id = parse_id("id", &id)?;
+        let call = ctx.call().await?;
+        let patch: OrganizationPatch = body.json()?;
+        let org = ctx.engine().update_org(&call, id, patch).await?;
+        Ok(json_reply(StatusCode::OK, &org))
+    })
+    .await
+}
+
+async fn delete(id: String, ctx: Ctx) -> Result<Response, Infallible> {
+    ctx.respond("/api/v1/organizations/{id}", |ctx| async move {
+        let id = parse_id("id", &id)?;
+        let call = ctx.call().await?;
+        ctx.engine().delete_org(&call, id).await?;
+        Ok(no_content())
+    })
+    .await
+}

@@ -1,0 +1,210 @@
+//! The one place engine errors become HTTP: RFC 9457 problem documents for the
+//! management API, and the RFC 6749 §5.2 error form for OAuth endpoints.
+
+use agentidp_engine::EngineError;
+use serde_json::json;
+use warp::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Reply;
+
+/// An RFC 9457 problem: `type` is a stable URN that clients may match on.
+#[derive(Debug)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    /// Extension members (e.g. the offending `field`).
+    pub extra: serde_json::Map<String, serde_json::Value>,
+    headers: Vec<(warp::http::HeaderName, HeaderValue)>,
+}
+
+impl Problem {
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Problem {
+            status,
+            kind,
+            title,
+            detail: detail.into(),
+            extra: Default::default(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad request",
+            detail,
+        )
+    }
+
+    pub fn invalid_field(field: &str, detail: impl Into<String>) -> Self {
+        let mut p = Problem::new(
+            StatusCode::BAD_REQUEST,
+            "validation-error",
+            "Invalid input",
+            detail,
+        );
+        p.extra.insert("field".into(), field.into());
+        p
+    }
+
+    pub fn with_header(mut self, name: warp::http::HeaderName, value: &'static str) -> Self {
+        self.headers.push((name, HeaderValue::from_static(value)));
+        self
+    }
+
+    pub fn into_response(self) -> Response {
+        let mut body = json!({
+            "type": format!("urn:agentidp:problem:{}", self.kind),
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        if let Some(obj) = body.as_object_mut() {
+            obj.extend(self.extra);
+        }
+        let mut resp = warp::reply::with_status(body.to_string(), self.status).into_response();
+        resp.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        for (k, v) in self.headers {
+            resp.headers_mut().insert(k, v);
+        }
+        resp
+    }
+}
+
+impl From<EngineError> for Problem {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Invalid {
+                field: Some(field),
+                message,
+            } => Problem::invalid_field(field, message),
+            EngineError::Invalid {
+                field: None,
+                message,
+            } => Problem::bad_request(message),
+            EngineError::NotFound { kind } => Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                format!("{kind} not found"),
+            ),
+            EngineError::Forbidden(detail) => {
+                Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+            }
+            EngineError::InvalidToken(detail) => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                detail,
+            )
+            .with_header(WWW_AUTHENTICATE, "Bearer error=\"invalid_token\""),
+            EngineError::Conflict(detail) => {
+                Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+            }
+            EngineError::QuotaExceeded { retry_after } => {
+                let mut p = Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "quota-exceeded",
+                    "Quota exceeded",
+                    "the organization's quota is exhausted",
+                );
+                p.headers
+                    .push((RETRY_AFTER, HeaderValue::from(retry_after.as_secs())));
+                p
+            }
+            EngineError::Unavailable(detail) => {
+                tracing::warn!(%detail, "service unavailable");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "Service unavailable",
+                    "try again shortly",
+                )
+                .with_header(RETRY_AFTER, "1")
+            }
+            EngineError::OAuth { error, description } => {
+                let mut p = Problem::bad_request(description);
+                p.extra.insert("error".into(), error.as_str().into());
+                p
+            }
+            EngineError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal error",
+                    "an internal error occurred",
+                )
+            }
+        }
+    }
+}
+
+/// An RFC 6749 §5.2 error response.
+pub fn oauth_error(e: EngineError) -> Response {
+    use agentidp_engine::OAuthError;
+    let (status, error, description) = match e {
+        EngineError::OAuth { error, description } => {
+            let status = if error == OAuthError::InvalidClient {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            (status, error.as_str(), description)
+        }
+        EngineError::Invalid { message, .. } => {
+            (StatusCode::BAD_REQUEST, "invalid_request", message)
+        }
+        EngineError::Unavailable(detail) => {
+            tracing::warn!(%detail, "token endpoint unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "try again shortly".into(),
+            )
+        }
+        other => {
+            tracing::error!(error = %other, "token endpoint failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "an internal error occurred".into(),
+            )
+        }
+    };
+    let body = json!({"error": error, "error_description": description});
+    let mut resp = warp::reply::with_status(body.to_string(), status).into_response();
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if status == StatusCode::UNAUTHORIZED {
+        h.insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"agentidp\""),
+        );
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+pub fn oauth_invalid_request(description: impl Into<String>) -> EngineError {
+    EngineError::OAuth {
+        error: agentidp_engine::OAuthError::InvalidRequest,
+        description: description.into(),
+    }
+}
