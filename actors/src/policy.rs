@@ -8,7 +8,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use biscuit_auth::builder::AuthorizerBuilder;
+use biscuit_auth::AuthorizerLimits;
 use dashmap::DashMap;
 use serde::Deserialize;
 
@@ -70,7 +73,16 @@ impl Policy {
                 return Err(policy_err(format!("{op} requires unknown scope {scope}")));
             }
         }
+        // biscuit's default time limit (1 ms) is easily exceeded on a loaded machine and
+        // would turn into a spurious denial; the policy is ours and tiny, so the limit
+        // only guards against a degenerate edit of it.
+        let limits = AuthorizerLimits {
+            max_facts: 1000,
+            max_iterations: 100,
+            max_time: Duration::from_millis(250),
+        };
         let mut base = AuthorizerBuilder::new()
+            .set_limits(limits)
             .code(POLICY_DATALOG)
             .map_err(policy_err)?;
         for (op, scope) in &catalog.operations {
@@ -134,7 +146,13 @@ impl Policy {
                 .map_err(policy_err)?;
         }
         let mut authorizer = builder.build_unauthenticated().map_err(policy_err)?;
-        Ok(authorizer.authorize().is_ok())
+        // Only a decision of the policy is an answer; running out of time or facts is an
+        // error, and is never memoized as a denial.
+        match authorizer.authorize() {
+            Ok(_) => Ok(true),
+            Err(biscuit_auth::error::Token::FailedLogic(_)) => Ok(false),
+            Err(e) => Err(policy_err(e)),
+        }
     }
 
     /// Scopes with management meaning (as opposed to an organization's own scopes).

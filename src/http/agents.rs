@@ -15,62 +15,60 @@ use super::{
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let c = || ctx(state.clone());
-    let list = warp::get()
-        .and(warp::path!("agents"))
+    let list = warp::path!("agents")
+        .and(warp::get())
         .and(c())
         .and(query())
         .and_then(list);
-    let create = warp::post()
-        .and(warp::path!("agents"))
+    let create = warp::path!("agents")
+        .and(warp::post())
         .and(c())
         .and(query())
         .and(body())
         .and_then(create);
-    let get = warp::get()
-        .and(warp::path!("agents" / String))
+    let get = warp::path!("agents" / String)
+        .and(warp::get())
         .and(c())
         .and(query())
         .and_then(get);
-    let update = warp::patch()
-        .and(warp::path!("agents" / String))
+    let update = warp::path!("agents" / String)
+        .and(warp::patch())
         .and(c())
         .and(query())
         .and(body())
         .and_then(update);
-    let delete = warp::delete()
-        .and(warp::path!("agents" / String))
+    let delete = warp::path!("agents" / String)
+        .and(warp::delete())
         .and(c())
         .and(query())
         .and_then(delete);
-    let suspend = warp::post()
-        .and(warp::path!("agents" / String / "suspend"))
+    let suspend = warp::path!("agents" / String / "suspend")
+        .and(warp::post())
         .and(c())
         .and(query())
         .and_then(suspend);
-    let reactivate = warp::post()
-        .and(warp::path!("agents" / String / "reactivate"))
+    let reactivate = warp::path!("agents" / String / "reactivate")
+        .and(warp::post())
         .and(c())
         .and(query())
         .and_then(reactivate);
-    let creds_list = warp::get()
-        .and(warp::path!("agents" / String / "credentials"))
+    let creds_list = warp::path!("agents" / String / "credentials")
+        .and(warp::get())
         .and(c())
         .and(query())
         .and_then(list_credentials);
-    let creds_create = warp::post()
-        .and(warp::path!("agents" / String / "credentials"))
+    let creds_create = warp::path!("agents" / String / "credentials")
+        .and(warp::post())
         .and(c())
         .and(query())
         .and_then(create_credential);
-    let creds_rotate = warp::post()
-        .and(warp::path!(
-            "agents" / String / "credentials" / String / "rotate"
-        ))
+    let creds_rotate = warp::path!("agents" / String / "credentials" / String / "rotate")
+        .and(warp::post())
         .and(c())
         .and(query())
         .and_then(rotate_credential);
-    let creds_revoke = warp::delete()
-        .and(warp::path!("agents" / String / "credentials" / String))
+    let creds_revoke = warp::path!("agents" / String / "credentials" / String)
+        .and(warp::delete())
         .and(c())
         .and(query())
         .and_then(revoke_credential);

@@ -16,18 +16,18 @@ use super::{ctx, json_reply, parse_id, parse_query, query, AppState, Ctx, OrgQue
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let c = || ctx(state.clone());
-    let list = warp::get()
-        .and(warp::path!("audit-events"))
+    let list = warp::path!("audit-events")
+        .and(warp::get())
         .and(c())
         .and(query())
         .and_then(list);
-    let verify = warp::get()
-        .and(warp::path!("audit-events" / "verify"))
+    let verify = warp::path!("audit-events" / "verify")
+        .and(warp::get())
         .and(c())
         .and(query())
         .and_then(verify);
-    let get = warp::get()
-        .and(warp::path!("audit-events" / String))
+    let get = warp::path!("audit-events" / String)
+        .and(warp::get())
         .and(c())
         .and_then(get);
     list.or(verify).unify().or(get).unify().boxed()

@@ -13,7 +13,7 @@ use warp::{Filter, Reply};
 use super::{ctx, json_reply, AppState, Ctx};
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let wk = || warp::get().and(warp::path(".well-known"));
+    let wk = || warp::path(".well-known");
     let oidc = wk()
         .and(warp::path!("openid-configuration"))
         .and(ctx(state.clone()))

@@ -16,8 +16,8 @@ use super::problem::{oauth_error, oauth_invalid_request};
 use super::{body, ctx, json_reply, AppState, Body, Ctx};
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    warp::post()
-        .and(warp::path!("oauth2" / "token"))
+    warp::path!("oauth2" / "token")
+        .and(warp::post())
         .and(ctx(state))
         .and(body())
         .and_then(token)

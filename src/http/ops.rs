@@ -17,20 +17,20 @@ use super::{ctx, json_reply, AppState, Ctx};
 const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let health = warp::get()
-        .and(warp::path!("health"))
+    let health = warp::path!("health")
+        .and(warp::get())
         .and(ctx(state.clone()))
         .and_then(health);
-    let ready = warp::get()
-        .and(warp::path!("ready"))
+    let ready = warp::path!("ready")
+        .and(warp::get())
         .and(ctx(state.clone()))
         .and_then(ready);
-    let metrics = warp::get()
-        .and(warp::path!("metrics"))
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
         .and(ctx(state.clone()))
         .and_then(metrics);
-    let openapi = warp::get()
-        .and(warp::path!("openapi.json"))
+    let openapi = warp::path!("openapi.json")
+        .and(warp::get())
         .and(ctx(state))
         .and_then(openapi);
     health

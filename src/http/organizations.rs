@@ -14,27 +14,27 @@ use super::{
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let c = || ctx(state.clone());
-    let list = warp::get()
-        .and(warp::path!("organizations"))
+    let list = warp::path!("organizations")
+        .and(warp::get())
         .and(c())
         .and(query())
         .and_then(list);
-    let create = warp::post()
-        .and(warp::path!("organizations"))
+    let create = warp::path!("organizations")
+        .and(warp::post())
         .and(c())
         .and(body())
         .and_then(create);
-    let get = warp::get()
-        .and(warp::path!("organizations" / String))
+    let get = warp::path!("organizations" / String)
+        .and(warp::get())
         .and(c())
         .and_then(get);
-    let update = warp::patch()
-        .and(warp::path!("organizations" / String))
+    let update = warp::path!("organizations" / String)
+        .and(warp::patch())
         .and(c())
         .and(body())
         .and_then(update);
-    let delete = warp::delete()
-        .and(warp::path!("organizations" / String))
+    let delete = warp::path!("organizations" / String)
+        .and(warp::delete())
         .and(c())
         .and_then(delete);
     list.or(create)

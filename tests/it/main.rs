@@ -1,0 +1,15 @@
+//! The integration suite: the real server on an ephemeral port, driven over HTTP, against
+//! every configured store (see `support::backends`). One binary, many modules.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic loudly
+
+mod agents;
+mod audit;
+mod cluster;
+mod credentials;
+mod embedder;
+mod interop;
+mod ops;
+mod resilience;
+mod support;
+mod tenancy;
+mod tokens;

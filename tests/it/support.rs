@@ -1,0 +1,303 @@
+//! The test harness: a real server on an ephemeral port over a real store.
+//!
+//! Every store-parametrised test runs once per backend from [`backends`]: always the
+//! embedded SQLite store, and PostgreSQL + Redis when `AGENTIDP_TEST_DATABASE_URL` and
+//! `AGENTIDP_TEST_REDIS_URL` are set. Under CI (`CI` set) both must be set: tests against
+//! real stores never skip there. Each app gets its own PostgreSQL schema and Redis
+//! namespace, so tests run in parallel without seeing each other.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use agentidp_engine::{BootstrapOutput, Engine, EngineConfig};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres {
+        database_url: String,
+        redis_url: String,
+    },
+}
+
+impl Backend {
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Backend::Postgres { .. })
+    }
+}
+
+/// The backends to run every store-parametrised test against.
+pub fn backends() -> Vec<Backend> {
+    let mut out = vec![Backend::Sqlite];
+    match (
+        std::env::var("AGENTIDP_TEST_DATABASE_URL")
+            .ok()
+            .filter(|s| !s.is_empty()),
+        std::env::var("AGENTIDP_TEST_REDIS_URL")
+            .ok()
+            .filter(|s| !s.is_empty()),
+    ) {
+        (Some(database_url), Some(redis_url)) => out.push(Backend::Postgres {
+            database_url,
+            redis_url,
+        }),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("CI must set AGENTIDP_TEST_DATABASE_URL and AGENTIDP_TEST_REDIS_URL: store tests never skip in CI")
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Where one app keeps its data: reusable across restarts of the app.
+pub struct Storage {
+    pub backend: Backend,
+    pub data_dir: PathBuf,
+    _tmp: tempfile::TempDir,
+    /// PostgreSQL schema and Redis namespace of this storage.
+    pub namespace: String,
+    pub database_url: Option<String>,
+}
+
+impl Storage {
+    pub async fn new(backend: &Backend) -> Storage {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let namespace = format!("t_{}", uuid::Uuid::now_v7().simple());
+        let database_url = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres { database_url, .. } => {
+                let (client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+                    .await
+                    .expect("PostgreSQL must be reachable at AGENTIDP_TEST_DATABASE_URL");
+                tokio::spawn(conn);
+                client
+                    .batch_execute(&format!("CREATE SCHEMA {namespace}"))
+                    .await
+                    .expect("create test schema");
+                let sep = if database_url.contains('?') { '&' } else { '?' };
+                Some(format!(
+                    "{database_url}{sep}options=-csearch_path%3D{namespace}"
+                ))
+            }
+        };
+        Storage {
+            backend: backend.clone(),
+            data_dir: tmp.path().join("data"),
+            _tmp: tmp,
+            namespace,
+            database_url,
+        }
+    }
+
+    pub fn config(&self, addr: SocketAddr) -> EngineConfig {
+        let mut config = EngineConfig::embedded(&self.data_dir);
+        config.issuer = format!("http://{addr}");
+        config.audience = config.issuer.clone();
+        config.database_url = self.database_url.clone();
+        if let Backend::Postgres { redis_url, .. } = &self.backend {
+            config.redis_url = Some(redis_url.clone());
+            config.redis_namespace = self.namespace.clone();
+        }
+        config
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub engine: Engine,
+    pub http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A running server, bootstrapped, with its admin credentials.
+pub struct App {
+    pub app: TestApp,
+    pub boot: BootstrapOutput,
+    pub storage: Storage,
+}
+
+impl std::ops::Deref for App {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
+impl TestApp {
+    /// Start a server over `storage` (which may hold data from an earlier app).
+    pub async fn start(storage: &Storage) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let engine = Engine::start(storage.config(addr))
+            .await
+            .expect("engine starts");
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn({
+            let engine = engine.clone();
+            async move {
+                agentidp::serve(listener, engine, async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("server runs");
+            }
+        });
+        TestApp {
+            base: format!("http://{addr}"),
+            engine,
+            http: reqwest::Client::new(),
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// Graceful shutdown, as on SIGTERM.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Client credentials with client_secret_post; panics unless 200.
+    pub async fn token(&self, client_id: &str, secret: &str, scope: Option<&str>) -> String {
+        let (status, body) = self.token_request(client_id, secret, scope).await;
+        assert_eq!(status, StatusCode::OK, "token request failed: {body}");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
+    }
+
+    pub async fn token_request(
+        &self,
+        client_id: &str,
+        secret: &str,
+        scope: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", secret),
+        ];
+        if let Some(scope) = scope {
+            form.push(("scope", scope));
+        }
+        let resp = self
+            .http
+            .post(self.url("/api/v1/oauth2/token"))
+            .form(&form)
+            .send()
+            .await
+            .expect("send");
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A JSON request with a Bearer token; returns status and body (Null if empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("send");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+impl App {
+    pub async fn admin_token(&self) -> String {
+        self.token(&self.boot.client_id, &self.boot.client_secret, None)
+            .await
+    }
+
+    pub async fn platform_token(&self) -> String {
+        self.token(
+            &self.boot.platform_client_id,
+            &self.boot.platform_client_secret,
+            None,
+        )
+        .await
+    }
+
+    pub async fn stop(self) {
+        self.app.stop().await;
+    }
+
+    /// Create an agent and a credential for it; returns (agent, client_id, secret).
+    pub async fn agent_with_credential(&self, token: &str, body: Value) -> (Value, String, String) {
+        let (status, agent) = self
+            .call(Method::POST, "/api/v1/agents", token, Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{agent}");
+        let id = agent["id"].as_str().expect("id");
+        let org = agent["org_id"].as_str().expect("org_id");
+        let path = format!("/api/v1/agents/{id}/credentials?org_id={org}");
+        let (status, cred) = self.call(Method::POST, &path, token, None).await;
+        assert_eq!(status, StatusCode::CREATED, "{cred}");
+        let client_id = cred["client_id"].as_str().expect("client_id").to_string();
+        let secret = cred["client_secret"]
+            .as_str()
+            .expect("client_secret")
+            .to_string();
+        (agent, client_id, secret)
+    }
+}
+
+/// A fresh, bootstrapped app on `backend`.
+pub async fn spawn_app(backend: &Backend) -> App {
+    let storage = Storage::new(backend).await;
+    let app = TestApp::start(&storage).await;
+    let boot = app.engine.bootstrap().await.expect("bootstrap");
+    App { app, boot, storage }
+}
+
+/// Decode a JWT's header and payload without verifying (to inspect what was issued).
+pub fn jwt_parts(token: &str) -> (Value, Value) {
+    use base64::Engine as _;
+    let mut parts = token.split('.');
+    let mut decode = || {
+        let part = parts.next().expect("jwt part");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .expect("base64url");
+        serde_json::from_slice::<Value>(&bytes).expect("json")
+    };
+    let header = decode();
+    let payload = decode();
+    (header, payload)
+}
+
+/// Run a test body once per backend.
+#[macro_export]
+macro_rules! each_backend {
+    ($name:ident, |$app:ident| $body:block) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            for backend in $crate::support::backends() {
+                let $app = $crate::support::spawn_app(&backend).await;
+                $body
+            }
+        }
+    };
+}
