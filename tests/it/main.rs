@@ -4,6 +4,7 @@
 
 mod agents;
 mod audit;
+mod cli;
 mod cluster;
 mod credentials;
 mod embedder;

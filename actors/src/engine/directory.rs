@@ -28,6 +28,19 @@ fn check_name(name: &str) -> Result<String> {
     Ok(name.to_string())
 }
 
+/// Turn a store conflict into a message that names what is taken.
+fn name_taken<'a>(
+    kind: &'static str,
+    name: &'a str,
+) -> impl FnOnce(EngineError) -> EngineError + 'a {
+    move |e| match e {
+        EngineError::Conflict(_) => {
+            EngineError::Conflict(format!("an {kind} named {name:?} exists"))
+        }
+        e => e,
+    }
+}
+
 fn check_description(d: Option<String>) -> Result<Option<String>> {
     match d {
         Some(d) if d.chars().count() > MAX_DESCRIPTION => Err(EngineError::invalid(
@@ -88,12 +101,7 @@ impl Engine {
             .store
             .insert_org(&org)
             .await
-            .map_err(|e| match e {
-                EngineError::Conflict(_) => {
-                    EngineError::Conflict(format!("an organization named {:?} exists", org.name))
-                }
-                e => e,
-            })?;
+            .map_err(name_taken("organization", &org.name))?;
         self.audit_call(
             call,
             org.id,
@@ -148,7 +156,13 @@ impl Engine {
             org.tier = tier;
         }
         org.updated_at = self.shared.now_ms();
-        if !self.shared.store.update_org(&org).await? {
+        let saved = self
+            .shared
+            .store
+            .update_org(&org)
+            .await
+            .map_err(name_taken("organization", &org.name))?;
+        if !saved {
             return Err(EngineError::not_found("organization"));
         }
         self.audit_call(
@@ -206,12 +220,7 @@ impl Engine {
             .store
             .insert_agent(&agent)
             .await
-            .map_err(|e| match e {
-                EngineError::Conflict(_) => {
-                    EngineError::Conflict(format!("an agent named {:?} exists", agent.name))
-                }
-                e => e,
-            })?;
+            .map_err(name_taken("agent", &agent.name))?;
         self.audit_call(
             call,
             org_id,
@@ -338,12 +347,7 @@ impl Engine {
             .store
             .update_agent(&agent)
             .await
-            .map_err(|e| match e {
-                EngineError::Conflict(_) => {
-                    EngineError::Conflict(format!("an agent named {:?} exists", agent.name))
-                }
-                e => e,
-            })?;
+            .map_err(name_taken("agent", &agent.name))?;
         if !saved {
             return Err(EngineError::not_found("agent"));
         }
