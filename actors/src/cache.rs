@@ -14,15 +14,25 @@ use dashmap::DashMap;
 use uuid::Uuid;
 
 use crate::coord::ClusterEvent;
-use crate::model::{AgentStatus, CredentialStatus};
+use crate::domain::jose::{parse_public_jwk, PublicJwk};
+use crate::model::{Agent, AgentStatus, CredentialStatus};
 use crate::store::ClientRecord;
 
 /// What the token endpoint needs of a credential.
-#[derive(Debug)]
 pub struct ClientEntry {
     pub status: CredentialStatus,
-    pub secret_hash: Vec<u8>,
+    pub key: ClientKey,
     pub agent_id: Uuid,
+}
+
+/// How a credential proves itself.
+pub enum ClientKey {
+    /// The keyed hash of a client secret.
+    Secret(Vec<u8>),
+    /// The registered public key that signs client assertions.
+    PublicKey(Arc<PublicJwk>),
+    /// A stored key that no longer parses: it authenticates nothing.
+    Unusable,
 }
 
 /// What the token endpoint needs of an agent.
@@ -58,9 +68,20 @@ impl Caches {
 
     /// Cache a record read from the store, unless an invalidation happened since `epoch`.
     pub fn fill(&self, epoch: u64, record: &ClientRecord) -> (Arc<ClientEntry>, Arc<AgentEntry>) {
+        let key = match (record.kind.as_str(), &record.public_jwk) {
+            ("private_key_jwt", Some(jwk)) => match parse_public_jwk(jwk) {
+                Ok(parsed) => ClientKey::PublicKey(Arc::new(parsed)),
+                Err(e) => {
+                    tracing::error!(client_id = %record.client_id, error = %e, "stored client key is unusable");
+                    ClientKey::Unusable
+                }
+            },
+            ("client_secret", _) => ClientKey::Secret(record.secret_hash.clone()),
+            _ => ClientKey::Unusable,
+        };
         let client = Arc::new(ClientEntry {
             status: record.credential_status,
-            secret_hash: record.secret_hash.clone(),
+            key,
             agent_id: record.agent_id,
         });
         let agent = Arc::new(AgentEntry {
@@ -81,6 +102,25 @@ impl Caches {
         (client, agent)
     }
 
+    pub fn agent(&self, agent_id: Uuid) -> Option<Arc<AgentEntry>> {
+        self.agents.get(&agent_id).map(|a| a.clone())
+    }
+
+    /// Cache an agent read from the store, under the same epoch rule as [`Caches::fill`].
+    pub fn fill_agent(&self, epoch: u64, agent: &Agent) {
+        if self.epoch() == epoch {
+            let entry = AgentEntry {
+                org_id: agent.org_id,
+                status: agent.status,
+                scopes: agent.scopes.clone(),
+            };
+            self.agents.insert(agent.id, Arc::new(entry));
+            if self.epoch() != epoch {
+                self.agents.remove(&agent.id);
+            }
+        }
+    }
+
     /// Apply an invalidation. Only the CacheKeeper actor calls this.
     pub(crate) fn apply(&self, event: &ClusterEvent) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
@@ -97,11 +137,17 @@ impl Caches {
                 self.agents.clear();
                 self.bearer.clear();
             }
+            // Owned by other actors; nothing cached here depends on them.
+            ClusterEvent::TokenRevoked { .. } | ClusterEvent::KeysChanged => {}
         }
     }
 
     pub fn bearer(&self, hash: &[u8; 32]) -> Option<Arc<crate::Caller>> {
         self.bearer.get(hash).map(|c| c.clone())
+    }
+
+    pub fn forget_bearer(&self, hash: &[u8; 32]) {
+        self.bearer.remove(hash);
     }
 
     pub fn remember_bearer(&self, hash: [u8; 32], caller: Arc<crate::Caller>) {

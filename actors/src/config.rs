@@ -1,7 +1,11 @@
 //! Engine configuration: plain data, passed explicitly to [`crate::Engine::start`].
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::keys::SigningAlg;
 
 /// Which durable store and coordinator to use, and the knobs of the identity core.
 #[derive(Debug, Clone)]
@@ -27,6 +31,32 @@ pub struct EngineConfig {
     pub audit_batch_max: usize,
     /// How long a supervisor waits for a child to answer before giving up.
     pub call_timeout: Duration,
+    /// Algorithm of newly generated signing keys.
+    pub signing_alg: SigningAlg,
+    /// How long a new signing key is published in the JWKS before it signs, so verifiers
+    /// that cache the JWKS (we allow 60 s) never meet an unknown `kid`.
+    pub key_preannounce: Duration,
+    /// Rotate the signing key on this schedule, if set.
+    pub key_rotation_interval: Option<Duration>,
+    /// Key that encrypts private keys at rest in the store (32 bytes). When `None`, the
+    /// key is read from (or created in) `data_dir/master.key`; nodes sharing one
+    /// PostgreSQL must share this key.
+    pub master_key: Option<Vec<u8>>,
+    /// Keep private keys in HashiCorp Vault KV v2 instead of the store.
+    pub vault: Option<VaultConfig>,
+    /// The clock every time-dependent rule reads.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Where Vault is and where our secrets live in it.
+#[derive(Debug, Clone)]
+pub struct VaultConfig {
+    pub addr: String,
+    pub token: String,
+    /// KV v2 mount, e.g. `secret`.
+    pub mount: String,
+    /// Path prefix under the mount, e.g. `agentidp`.
+    pub prefix: String,
 }
 
 impl EngineConfig {
@@ -43,6 +73,12 @@ impl EngineConfig {
             secret_hash_key: None,
             audit_batch_max: 512,
             call_timeout: Duration::from_secs(10),
+            signing_alg: SigningAlg::Es256,
+            key_preannounce: Duration::from_secs(120),
+            key_rotation_interval: None,
+            master_key: None,
+            vault: None,
+            clock: Arc::new(SystemClock),
         }
     }
 }

@@ -1,15 +1,20 @@
 //! Signing keys and the key ring the KeyManager publishes. Keys are parsed once into
 //! aws-lc-rs key pairs and a ready-made JWT header, so signing a token costs one
 //! serialization and one signature (~22 µs for ES256) — jsonwebtoken's `encode` would
-//! re-parse the key on every call. Verification goes through jsonwebtoken, whose claim
-//! validation is well tested.
+//! re-parse the key on every call. Verification goes through jsonwebtoken; time checks
+//! use the engine's clock.
+//!
+//! Key lifetime, all derived from stored times: a key is *published* (in the JWKS) from
+//! its creation, *signs* from its `activates_at` until the next key activates, and stays
+//! published until every token it signed has expired (next activation + token TTL +
+//! leeway). Creating a key with `activates_at` in the future is the pre-announcement.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aws_lc_rs::digest;
+use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -17,12 +22,15 @@ use serde::Serialize;
 
 use crate::error::{EngineError, Result};
 use crate::model::Millis;
-use crate::store::KeyRecord;
+
+/// Seconds of clock skew tolerated on `exp`, `nbf` and `iat`.
+pub const LEEWAY_SECS: i64 = 30;
 
 /// Signature algorithms AgentIdP signs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SigningAlg {
     Es256,
+    Rs256,
     EdDsa,
 }
 
@@ -30,6 +38,7 @@ impl SigningAlg {
     pub fn as_str(self) -> &'static str {
         match self {
             SigningAlg::Es256 => "ES256",
+            SigningAlg::Rs256 => "RS256",
             SigningAlg::EdDsa => "EdDSA",
         }
     }
@@ -37,14 +46,16 @@ impl SigningAlg {
     pub fn parse(s: &str) -> Option<SigningAlg> {
         match s {
             "ES256" => Some(SigningAlg::Es256),
+            "RS256" => Some(SigningAlg::Rs256),
             "EdDSA" => Some(SigningAlg::EdDsa),
             _ => None,
         }
     }
 
-    fn jwt_alg(self) -> Algorithm {
+    pub fn jwt_alg(self) -> Algorithm {
         match self {
             SigningAlg::Es256 => Algorithm::ES256,
+            SigningAlg::Rs256 => Algorithm::RS256,
             SigningAlg::EdDsa => Algorithm::EdDSA,
         }
     }
@@ -52,6 +63,7 @@ impl SigningAlg {
 
 enum Pair {
     Ec(EcdsaKeyPair),
+    Rsa(RsaKeyPair),
     Ed(Ed25519KeyPair),
 }
 
@@ -60,6 +72,8 @@ pub struct SigningKey {
     pub kid: String,
     pub alg: SigningAlg,
     pub created_at: Millis,
+    /// When it starts signing.
+    pub activates_at: Millis,
     pair: Pair,
     /// `base64url(header) + "."`, computed once.
     header_prefix: String,
@@ -67,7 +81,7 @@ pub struct SigningKey {
     decoding: DecodingKey,
 }
 
-fn b64(bytes: &[u8]) -> String {
+pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
@@ -76,8 +90,12 @@ fn key_err(what: &str) -> EngineError {
 }
 
 impl SigningKey {
-    /// Generate a fresh key; returns it with its storable record.
-    pub fn generate(alg: SigningAlg, now: Millis) -> Result<(SigningKey, KeyRecord)> {
+    /// Generate a fresh key; returns it with its PKCS#8 DER private key.
+    pub fn generate(
+        alg: SigningAlg,
+        now: Millis,
+        activates_at: Millis,
+    ) -> Result<(SigningKey, Vec<u8>)> {
         let rng = SystemRandom::new();
         let pkcs8 = match alg {
             SigningAlg::Es256 => {
@@ -86,33 +104,29 @@ impl SigningKey {
                     .as_ref()
                     .to_vec()
             }
+            SigningAlg::Rs256 => RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .map_err(|_| key_err("generate"))?
+                .as_der()
+                .map_err(|_| key_err("encode"))?
+                .as_ref()
+                .to_vec(),
             SigningAlg::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng)
                 .map_err(|_| key_err("generate"))?
                 .as_ref()
                 .to_vec(),
         };
-        let key = SigningKey::from_pkcs8(alg, &pkcs8, now)?;
-        let record = KeyRecord {
-            kid: key.kid.clone(),
-            alg: alg.as_str().to_string(),
-            private_key: pkcs8,
-            created_at: now,
-        };
-        Ok((key, record))
+        let key = SigningKey::from_pkcs8(alg, &pkcs8, now, activates_at)?;
+        Ok((key, pkcs8))
     }
 
-    /// Parse a stored key. The kid is the RFC 7638 thumbprint of the public key, so it
+    /// Parse a private key. The kid is the RFC 7638 thumbprint of the public key, so it
     /// is derived, never trusted from storage.
-    pub fn from_record(record: &KeyRecord) -> Result<SigningKey> {
-        let alg = SigningAlg::parse(&record.alg).ok_or_else(|| key_err("unknown algorithm"))?;
-        let key = SigningKey::from_pkcs8(alg, &record.private_key, record.created_at)?;
-        if key.kid != record.kid {
-            return Err(key_err("stored kid does not match the key"));
-        }
-        Ok(key)
-    }
-
-    fn from_pkcs8(alg: SigningAlg, pkcs8: &[u8], created_at: Millis) -> Result<SigningKey> {
+    pub fn from_pkcs8(
+        alg: SigningAlg,
+        pkcs8: &[u8],
+        created_at: Millis,
+        activates_at: Millis,
+    ) -> Result<SigningKey> {
         let (pair, jwk_core, decoding) = match alg {
             SigningAlg::Es256 => {
                 let pair =
@@ -125,9 +139,18 @@ impl SigningKey {
                 let (x, y) = (b64(&point[1..33]), b64(&point[33..65]));
                 let decoding = DecodingKey::from_ec_components(&x, &y)
                     .map_err(|_| key_err("EC decoding key"))?;
-                // Members in lexicographic order: this is also the RFC 7638 input.
                 let core = serde_json::json!({"crv": "P-256", "kty": "EC", "x": x, "y": y});
                 (Pair::Ec(pair), core, decoding)
+            }
+            SigningAlg::Rs256 => {
+                let pair = RsaKeyPair::from_pkcs8(pkcs8).map_err(|_| key_err("bad RSA key"))?;
+                let public = pair.public_key();
+                let n = b64(public.modulus().big_endian_without_leading_zero());
+                let e = b64(public.exponent().big_endian_without_leading_zero());
+                let decoding = DecodingKey::from_rsa_components(&n, &e)
+                    .map_err(|_| key_err("RSA decoding key"))?;
+                let core = serde_json::json!({"e": e, "kty": "RSA", "n": n});
+                (Pair::Rsa(pair), core, decoding)
             }
             SigningAlg::EdDsa => {
                 let pair =
@@ -139,8 +162,7 @@ impl SigningKey {
                 (Pair::Ed(pair), core, decoding)
             }
         };
-        let thumbprint_input = serde_json::to_vec(&jwk_core).map_err(EngineError::internal)?;
-        let kid = b64(digest::digest(&digest::SHA256, &thumbprint_input).as_ref());
+        let kid = crate::domain::jose::thumbprint(&jwk_core);
         let mut jwk = jwk_core;
         if let Some(obj) = jwk.as_object_mut() {
             obj.insert("kid".into(), kid.clone().into());
@@ -156,6 +178,7 @@ impl SigningKey {
             kid,
             alg,
             created_at,
+            activates_at,
             pair,
             header_prefix,
             jwk,
@@ -167,7 +190,7 @@ impl SigningKey {
     pub fn sign<C: Serialize>(&self, claims: &C) -> Result<String> {
         let payload = serde_json::to_vec(claims).map_err(EngineError::internal)?;
         let mut token =
-            String::with_capacity(self.header_prefix.len() + payload.len() * 4 / 3 + 100);
+            String::with_capacity(self.header_prefix.len() + payload.len() * 4 / 3 + 350);
         token.push_str(&self.header_prefix);
         URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
         let sig = match &self.pair {
@@ -176,6 +199,17 @@ impl SigningKey {
                 .map_err(|_| key_err("sign"))?
                 .as_ref()
                 .to_vec(),
+            Pair::Rsa(pair) => {
+                let mut sig = vec![0u8; pair.public_modulus_len()];
+                pair.sign(
+                    &signature::RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    token.as_bytes(),
+                    &mut sig,
+                )
+                .map_err(|_| key_err("sign"))?;
+                sig
+            }
             Pair::Ed(pair) => pair.sign(token.as_bytes()).as_ref().to_vec(),
         };
         token.push('.');
@@ -192,73 +226,140 @@ impl SigningKey {
 /// The keys in force, as one immutable snapshot: the KeyManager builds a new ring and
 /// swaps it in; readers never lock.
 pub struct KeyRing {
-    pub current: Arc<SigningKey>,
-    by_kid: HashMap<String, Arc<SigningKey>>,
-    /// The JWKS document, serialized once per ring.
-    pub jwks_json: Arc<str>,
-    validations: HashMap<&'static str, Validation>,
+    /// Ordered by activation.
+    keys: Vec<Arc<SigningKey>>,
+    by_kid: HashMap<String, usize>,
+    validations: HashMap<SigningAlg, Validation>,
+    /// Token lifetime, which decides how long a retired key stays published.
+    token_ttl_ms: i64,
 }
 
 impl KeyRing {
-    /// `keys` must be non-empty; the newest becomes the current signing key.
-    pub fn new(mut keys: Vec<SigningKey>, issuer: &str, audience: &str) -> Result<KeyRing> {
-        keys.sort_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)));
+    /// `keys` must be non-empty.
+    pub fn new(
+        mut keys: Vec<SigningKey>,
+        issuer: &str,
+        audience: &str,
+        token_ttl_ms: i64,
+    ) -> Result<KeyRing> {
+        if keys.is_empty() {
+            return Err(key_err("no keys"));
+        }
+        keys.sort_by(|a, b| (a.activates_at, &a.kid).cmp(&(b.activates_at, &b.kid)));
         let keys: Vec<Arc<SigningKey>> = keys.into_iter().map(Arc::new).collect();
-        let current = keys.last().cloned().ok_or_else(|| key_err("no keys"))?;
-        let jwks = serde_json::json!({
-            "keys": keys.iter().rev().map(|k| k.jwk.clone()).collect::<Vec<_>>()
-        });
-        let jwks_json: Arc<str> = serde_json::to_string(&jwks)
-            .map_err(EngineError::internal)?
-            .into();
-        let validations = [SigningAlg::Es256, SigningAlg::EdDsa]
+        let validations = [SigningAlg::Es256, SigningAlg::Rs256, SigningAlg::EdDsa]
             .into_iter()
             .map(|alg| {
                 let mut v = Validation::new(alg.jwt_alg());
                 v.set_issuer(&[issuer]);
                 v.set_audience(&[audience]);
                 v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-                v.validate_nbf = true;
-                v.leeway = 30;
-                (alg.as_str(), v)
+                // Time is checked against the engine clock in `verify`.
+                v.validate_exp = false;
+                v.validate_nbf = false;
+                (alg, v)
             })
             .collect();
-        let by_kid = keys.iter().map(|k| (k.kid.clone(), k.clone())).collect();
+        let by_kid = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.kid.clone(), i))
+            .collect();
         Ok(KeyRing {
-            current,
+            keys,
             by_kid,
-            jwks_json,
             validations,
+            token_ttl_ms,
         })
     }
 
-    /// Verify a compact JWT signed by one of this ring's keys; returns its claims.
-    pub fn verify<C: serde::de::DeserializeOwned>(&self, token: &str) -> Result<C> {
+    /// The key that signs at `now`: the newest activated one (or, if none has activated
+    /// yet, the first).
+    pub fn signing_key(&self, now: Millis) -> &Arc<SigningKey> {
+        let active = self
+            .keys
+            .iter()
+            .rposition(|k| k.activates_at <= now)
+            .unwrap_or(0);
+        &self.keys[active]
+    }
+
+    /// Whether key `i` is still needed at `now`: not yet superseded, or superseded so
+    /// recently that tokens it signed may still be alive.
+    fn published(&self, i: usize, now: Millis) -> bool {
+        match self.keys.get(i + 1) {
+            Some(next) if next.activates_at <= now => {
+                now < next.activates_at + self.token_ttl_ms + LEEWAY_SECS * 1000
+            }
+            _ => true,
+        }
+    }
+
+    /// The JWKS document (RFC 7517) at `now`: every key that signs, will sign, or signed
+    /// tokens that may still be alive.
+    pub fn jwks(&self, now: Millis) -> String {
+        let keys: Vec<&serde_json::Value> = (0..self.keys.len())
+            .rev()
+            .filter(|&i| self.published(i, now))
+            .map(|i| self.keys[i].jwk())
+            .collect();
+        serde_json::json!({ "keys": keys }).to_string()
+    }
+
+    /// Verify a compact JWT signed by one of this ring's published keys at `now`.
+    pub fn verify<C: serde::de::DeserializeOwned + TimeClaims>(
+        &self,
+        token: &str,
+        now: Millis,
+    ) -> Result<C> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| EngineError::InvalidToken("malformed token".into()))?;
         if header.typ.as_deref() != Some("at+jwt") {
             return Err(EngineError::InvalidToken("not an access token".into()));
         }
-        let key = header
+        let index = header
             .kid
             .as_deref()
             .and_then(|kid| self.by_kid.get(kid))
+            .copied()
+            .filter(|&i| self.published(i, now))
             .ok_or_else(|| EngineError::InvalidToken("unknown key".into()))?;
+        let key = &self.keys[index];
         if header.alg != key.alg.jwt_alg() {
             return Err(EngineError::InvalidToken("algorithm mismatch".into()));
         }
         let validation = self
             .validations
-            .get(key.alg.as_str())
+            .get(&key.alg)
             .ok_or_else(|| key_err("no validation"))?;
-        jsonwebtoken::decode::<C>(token, &key.decoding, validation)
+        let claims = jsonwebtoken::decode::<C>(token, &key.decoding, validation)
             .map(|data| data.claims)
-            .map_err(|e| EngineError::InvalidToken(format!("{e}")))
+            .map_err(|e| EngineError::InvalidToken(format!("{e}")))?;
+        check_times(claims.exp(), claims.nbf(), now)?;
+        Ok(claims)
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &Arc<SigningKey>> {
-        self.by_kid.values()
+        self.keys.iter()
     }
+}
+
+/// Claims whose validity window the engine checks.
+pub trait TimeClaims {
+    fn exp(&self) -> i64;
+    fn nbf(&self) -> Option<i64>;
+}
+
+/// `exp` (seconds) must be in the future and `nbf` not, within the leeway.
+pub fn check_times(exp: i64, nbf: Option<i64>, now: Millis) -> Result<()> {
+    let now_s = now / 1000;
+    if exp + LEEWAY_SECS <= now_s {
+        return Err(EngineError::InvalidToken("token expired".into()));
+    }
+    if nbf.is_some_and(|nbf| nbf - LEEWAY_SECS > now_s) {
+        return Err(EngineError::InvalidToken("token not yet valid".into()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -267,7 +368,10 @@ mod tests {
     use crate::domain::claims::{build, AccessClaims, Grant};
     use uuid::Uuid;
 
-    fn claims(now: i64) -> AccessClaims {
+    const NOW: Millis = 1_800_000_000_000;
+    const TTL: i64 = 900_000;
+
+    fn claims(now: Millis) -> AccessClaims {
         build(
             &Grant {
                 agent_id: Uuid::now_v7(),
@@ -277,53 +381,78 @@ mod tests {
             },
             "iss",
             "aud",
-            now,
-            60,
+            now / 1000,
+            TTL / 1000,
             Uuid::now_v7(),
         )
     }
 
+    fn ring(keys: Vec<SigningKey>) -> KeyRing {
+        KeyRing::new(keys, "iss", "aud", TTL).unwrap()
+    }
+
     #[test]
     fn tokens_round_trip_for_every_algorithm_and_survive_reparsing() {
-        let now = time_now();
-        for alg in [SigningAlg::Es256, SigningAlg::EdDsa] {
-            let (key, record) = SigningKey::generate(alg, 1).unwrap();
-            let reparsed = SigningKey::from_record(&record).unwrap();
+        for alg in [SigningAlg::Es256, SigningAlg::Rs256, SigningAlg::EdDsa] {
+            let (key, pkcs8) = SigningKey::generate(alg, 1, 1).unwrap();
+            let reparsed = SigningKey::from_pkcs8(alg, &pkcs8, 1, 1).unwrap();
             assert_eq!(reparsed.kid, key.kid);
-            let ring = KeyRing::new(vec![reparsed], "iss", "aud").unwrap();
-            let c = claims(now);
+            let ring = ring(vec![reparsed]);
+            let c = claims(NOW);
             let token = key.sign(&c).unwrap();
-            assert_eq!(ring.verify::<AccessClaims>(&token).unwrap(), c);
+            assert_eq!(ring.verify::<AccessClaims>(&token, NOW).unwrap(), c);
             let mut tampered = token.clone();
             tampered.insert(tampered.len() / 2, 'x');
-            assert!(ring.verify::<AccessClaims>(&tampered).is_err());
+            assert!(ring.verify::<AccessClaims>(&tampered, NOW).is_err());
         }
     }
 
     #[test]
-    fn expired_and_foreign_tokens_are_refused() {
-        let (key, _) = SigningKey::generate(SigningAlg::Es256, 1).unwrap();
-        let (other, _) = SigningKey::generate(SigningAlg::Es256, 1).unwrap();
-        let ring = KeyRing::new(vec![other], "iss", "aud").unwrap();
-        let token = key.sign(&claims(time_now())).unwrap();
-        assert!(ring.verify::<AccessClaims>(&token).is_err());
-        let ring = KeyRing::new(
-            vec![
-                SigningKey::from_record(&SigningKey::generate(SigningAlg::Es256, 1).unwrap().1)
-                    .unwrap(),
-            ],
-            "iss",
-            "aud",
+    fn expired_not_yet_valid_and_foreign_tokens_are_refused() {
+        let (key, pkcs8) = SigningKey::generate(SigningAlg::Es256, 1, 1).unwrap();
+        let (other, _) = SigningKey::generate(SigningAlg::Es256, 1, 1).unwrap();
+        assert!(ring(vec![other])
+            .verify::<AccessClaims>(&key.sign(&claims(NOW)).unwrap(), NOW)
+            .is_err());
+        let ring = ring(vec![SigningKey::from_pkcs8(
+            SigningAlg::Es256,
+            &pkcs8,
+            1,
+            1,
         )
-        .unwrap();
-        let old = ring.current.sign(&claims(time_now() - 3600)).unwrap();
-        assert!(ring.verify::<AccessClaims>(&old).is_err());
+        .unwrap()]);
+        let token = key.sign(&claims(NOW)).unwrap();
+        assert!(ring
+            .verify::<AccessClaims>(&token, NOW + TTL + 31_000)
+            .is_err());
+        assert!(ring.verify::<AccessClaims>(&token, NOW - 60_000).is_err());
+        assert!(ring
+            .verify::<AccessClaims>(&token, NOW + TTL - 1000)
+            .is_ok());
     }
 
-    fn time_now() -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)
+    #[test]
+    fn rotation_preannounces_then_signs_then_retires_the_old_key() {
+        let (old, _) = SigningKey::generate(SigningAlg::Es256, 0, 0).unwrap();
+        let (new, _) = SigningKey::generate(SigningAlg::EdDsa, NOW, NOW + 120_000).unwrap();
+        let (old_kid, new_kid) = (old.kid.clone(), new.kid.clone());
+        let ring = ring(vec![new, old]);
+        // pre-announced: published, not yet signing
+        assert_eq!(ring.signing_key(NOW).kid, old_kid);
+        let jwks = ring.jwks(NOW);
+        assert!(jwks.contains(&old_kid) && jwks.contains(&new_kid));
+        let old_token = ring
+            .signing_key(NOW + 119_000)
+            .sign(&claims(NOW + 119_000))
+            .unwrap();
+        // activated: signs; the old key stays published while its tokens live
+        let t = NOW + 120_000;
+        assert_eq!(ring.signing_key(t).kid, new_kid);
+        assert!(ring.jwks(t + TTL).contains(&old_kid));
+        assert!(ring.verify::<AccessClaims>(&old_token, t + 60_000).is_ok());
+        // and is gone once they have all expired
+        let gone = t + TTL + LEEWAY_SECS * 1000;
+        assert!(!ring.jwks(gone).contains(&old_kid));
+        assert!(ring.jwks(gone).contains(&new_kid));
     }
 }

@@ -21,20 +21,24 @@
 
 mod actor;
 mod cache;
+pub mod clock;
 pub mod config;
 pub mod coord;
 pub mod domain;
 mod engine;
 pub mod error;
 pub mod keys;
+mod keystore;
 mod metrics;
 pub mod model;
 mod policy;
 pub mod store;
 
 pub use actor::ActorKind;
-pub use config::EngineConfig;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{EngineConfig, VaultConfig};
 pub(crate) use engine::Shared;
-pub use engine::{Call, Caller, Engine, OAuthError, TokenRequest};
+pub use engine::*;
 pub use error::{EngineError, Result};
+pub use keystore::vault_from_env;
 pub use model::*;

@@ -197,8 +197,12 @@ pub struct Credential {
     #[serde(rename = "type")]
     pub kind: String,
     pub status: CredentialStatus,
-    /// The first characters of the secret, to tell credentials apart.
+    /// The first characters of the secret, to tell credentials apart (empty for
+    /// `private_key_jwt`).
     pub secret_prefix: String,
+    /// The registered public key of a `private_key_jwt` credential.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwk: Option<serde_json::Value>,
     #[serde(with = "rfc3339")]
     pub created_at: Millis,
     #[serde(with = "rfc3339::option")]
@@ -207,12 +211,25 @@ pub struct Credential {
     pub revoked_at: Option<Millis>,
 }
 
-/// A credential together with its secret, returned exactly once (on create and rotate).
+/// A credential together with its secret, returned exactly once (on create and rotate);
+/// `private_key_jwt` credentials have no secret.
 #[derive(Debug, Clone, Serialize)]
 pub struct IssuedCredential {
     #[serde(flatten)]
     pub credential: Credential,
-    pub client_secret: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+/// What kind of credential to create: a generated secret (the default) or a public key
+/// the agent signs client assertions with (RFC 7523 `private_key_jwt`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCredential {
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub jwk: Option<serde_json::Value>,
 }
 
 /// One page of a listing; `next_cursor` is opaque and absent on the last page.
@@ -297,13 +314,28 @@ pub struct ChainReport {
     pub first_broken_event: Option<Uuid>,
 }
 
-/// An OAuth 2.0 access token response (RFC 6749 §5.1).
+/// An OAuth 2.0 access token response (RFC 6749 §5.1, RFC 8693 §2.2.1).
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
+    /// `Bearer`, or `DPoP` for a sender-constrained token.
     pub token_type: &'static str,
     pub expires_in: u64,
     pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
+}
+
+/// A signing key, as reported after a rotation.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub alg: &'static str,
+    #[serde(with = "rfc3339")]
+    pub created_at: Millis,
+    /// When it starts signing; until then it is only published.
+    #[serde(with = "rfc3339")]
+    pub activates_at: Millis,
 }
 
 /// What `bootstrap` created; the secrets are shown here once and nowhere else.

@@ -42,6 +42,8 @@ pub const OPERATIONS: &[&str] = &[
     "credentials.revoke",
     "audit.read",
     "audit.verify",
+    "tokens.introspect",
+    "keys.rotate",
 ];
 
 #[derive(Debug, Deserialize)]

@@ -2,7 +2,7 @@
 
 use std::convert::Infallible;
 
-use agentidp_engine::{AgentPatch, NewAgent};
+use agentidp_engine::{AgentPatch, NewAgent, NewCredential};
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -61,6 +61,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(c())
         .and(query())
+        .and(body())
         .and_then(create_credential);
     let creds_rotate = warp::path!("agents" / String / "credentials" / String / "rotate")
         .and(warp::post())
@@ -190,12 +191,26 @@ async fn list_credentials(id: String, ctx: Ctx, q: String) -> Result<Response, I
     .await
 }
 
-async fn create_credential(id: String, ctx: Ctx, q: String) -> Result<Response, Infallible> {
+async fn create_credential(
+    id: String,
+    ctx: Ctx,
+    q: String,
+    body: Body,
+) -> Result<Response, Infallible> {
     ctx.respond("/api/v1/agents/{id}/credentials", |ctx| async move {
         let q: OrgQuery = parse_query(&q)?;
         let id = parse_id("id", &id)?;
         let call = ctx.call().await?;
-        let issued = ctx.engine().create_credential(&call, q.org_id, id).await?;
+        // No body: a client secret. A body chooses the type (e.g. private_key_jwt + jwk).
+        let new: NewCredential = if body.is_empty() {
+            NewCredential::default()
+        } else {
+            body.json()?
+        };
+        let issued = ctx
+            .engine()
+            .create_credential(&call, q.org_id, id, new)
+            .await?;
         Ok(json_reply(StatusCode::CREATED, &issued))
     })
     .await

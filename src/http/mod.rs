@@ -6,6 +6,7 @@
 mod agents;
 mod audit;
 mod discovery;
+mod keys;
 mod oauth;
 mod ops;
 mod organizations;
@@ -15,12 +16,13 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::time::Instant;
 
-use agentidp_engine::{Call, Engine, EngineError, PageRequest};
+use agentidp_engine::{Call, DpopPresentation, Engine, EngineError, PageRequest};
 use bytes::Bytes;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 use uuid::Uuid;
+use warp::filters::path::FullPath;
 use warp::filters::BoxedFilter;
 use warp::http::header::HeaderValue;
 use warp::http::{Method, StatusCode};
@@ -85,7 +87,11 @@ pub struct Ctx {
     pub state: AppState,
     pub request_id: String,
     authorization: Option<String>,
+    /// The `DPoP` proof header (RFC 9449), if any.
+    dpop: Option<String>,
     method: Method,
+    /// The request path, for the `htu` a DPoP proof must name.
+    path: String,
     started: Instant,
 }
 
@@ -94,27 +100,45 @@ impl Ctx {
         &self.state.engine
     }
 
-    /// Authenticate the Bearer token of this request.
+    /// Authenticate the access token of this request: `Bearer`, or `DPoP` with its proof.
     pub async fn call(&self) -> Result<Call, Problem> {
-        let token = self
-            .authorization
-            .as_deref()
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
+        let missing = || {
+            Problem::from(EngineError::InvalidToken(
+                "an access token is required".into(),
+            ))
+        };
+        let header = self.authorization.as_deref().ok_or_else(missing)?;
+        let (scheme, token) = header.split_once(' ').ok_or_else(missing)?;
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(missing());
+        }
+        let caller = if scheme.eq_ignore_ascii_case("bearer") {
+            self.engine().authenticate(token).await?
+        } else if scheme.eq_ignore_ascii_case("dpop") {
+            let proof = self.dpop.as_deref().ok_or_else(|| {
                 Problem::from(EngineError::InvalidToken(
-                    "a Bearer access token is required".into(),
+                    "a DPoP proof header is required".into(),
                 ))
             })?;
-        let caller = self.engine().authenticate(token).await?;
+            let htu = format!("{}{}", self.engine().config().issuer, self.path);
+            let presentation = DpopPresentation {
+                proof,
+                htm: self.method.as_str(),
+                htu: &htu,
+            };
+            self.engine().authenticate_dpop(token, presentation).await?
+        } else {
+            return Err(missing());
+        };
         Ok(Call {
             caller,
             request_id: Some(self.request_id.clone()),
         })
+    }
+
+    pub fn dpop(&self) -> Option<&str> {
+        self.dpop.as_deref()
     }
 
     pub fn authorization(&self) -> Option<&str> {
@@ -176,15 +200,19 @@ pub fn ctx(state: AppState) -> BoxedFilter<(Ctx,)> {
         .map(move || state.clone())
         .and(warp::header::optional::<String>("x-request-id"))
         .and(warp::header::optional::<String>("authorization"))
+        .and(warp::header::optional::<String>("dpop"))
         .and(warp::method())
+        .and(warp::path::full())
         .map(
-            |state, request_id: Option<String>, authorization, method| Ctx {
+            |state, request_id: Option<String>, authorization, dpop, method, path: FullPath| Ctx {
                 state,
                 request_id: request_id
                     .filter(|id| valid_request_id(id))
                     .unwrap_or_else(|| Uuid::now_v7().to_string()),
                 authorization,
+                dpop,
                 method,
+                path: path.as_str().to_string(),
                 started: Instant::now(),
             },
         )
@@ -198,6 +226,10 @@ pub struct Body {
 }
 
 impl Body {
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
     /// Parse JSON; the content type must say JSON, and unknown fields are refused where
     /// the target type says so.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Problem> {
@@ -235,14 +267,45 @@ impl Body {
     }
 }
 
-/// A size-limited body. A body without Content-Length is read up to the limit.
+/// Refusal of a body over [`MAX_BODY`].
+#[derive(Debug)]
+struct BodyTooLarge;
+impl warp::reject::Reject for BodyTooLarge {}
+
+/// The client stopped sending its body halfway.
+#[derive(Debug)]
+struct BodyUnreadable;
+impl warp::reject::Reject for BodyUnreadable {}
+
+/// A body of at most [`MAX_BODY`] bytes, with or without Content-Length (a declared
+/// length over the limit is refused before anything is read).
 pub fn body() -> BoxedFilter<(Body,)> {
     warp::header::optional::<String>("content-type")
-        .and(warp::body::content_length_limit(MAX_BODY))
-        .and(warp::body::bytes())
-        .map(|content_type, bytes| Body {
-            content_type,
-            bytes,
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .and_then(|content_type, length: Option<u64>, stream| async move {
+            if length.is_some_and(|l| l > MAX_BODY) {
+                return Err(warp::reject::custom(BodyTooLarge));
+            }
+            let mut stream = std::pin::pin!(stream);
+            let mut bytes = bytes::BytesMut::new();
+            while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+                let chunk: Result<_, warp::Error> = chunk;
+                let mut chunk = chunk.map_err(|_| warp::reject::custom(BodyUnreadable))?;
+                if bytes.len() + bytes::Buf::remaining(&chunk) > MAX_BODY as usize {
+                    return Err(warp::reject::custom(BodyTooLarge));
+                }
+                while bytes::Buf::has_remaining(&chunk) {
+                    let part = bytes::Buf::chunk(&chunk);
+                    let n = part.len();
+                    bytes.extend_from_slice(part);
+                    bytes::Buf::advance(&mut chunk, n);
+                }
+            }
+            Ok::<_, Rejection>(Body {
+                content_type,
+                bytes: bytes.freeze(),
+            })
         })
         .boxed()
 }
@@ -307,6 +370,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(audit::routes(state.clone()))
         .unify()
+        .or(keys::routes(state.clone()))
+        .unify()
         .boxed();
     discovery::routes(state.clone())
         .or(ops::routes(state.clone()))
@@ -327,7 +392,9 @@ async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
             "Not found",
             "no such endpoint",
         )
-    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+    } else if rejection.find::<BodyUnreadable>().is_some() {
+        Problem::bad_request("the request body could not be read")
+    } else if rejection.find::<BodyTooLarge>().is_some() {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload-too-large",
@@ -340,13 +407,6 @@ async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
             "method-not-allowed",
             "Method not allowed",
             "wrong method for this endpoint",
-        )
-    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
-        Problem::new(
-            StatusCode::LENGTH_REQUIRED,
-            "length-required",
-            "Length required",
-            "send a Content-Length header",
         )
     } else if let Some(e) = rejection.find::<warp::reject::InvalidHeader>() {
         Problem::bad_request(e.to_string())

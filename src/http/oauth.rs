@@ -1,9 +1,16 @@
-//! `POST /api/v1/oauth2/token`: RFC 6749 client credentials, with client_secret_basic
-//! or client_secret_post. Errors use the RFC 6749 §5.2 form, never problem+json.
+//! The OAuth 2.0 endpoints: token (RFC 6749 client credentials, RFC 8693 token
+//! exchange, RFC 9449 DPoP), introspection (RFC 7662) and revocation (RFC 7009).
+//! Clients authenticate with client_secret_basic, client_secret_post or
+//! private_key_jwt (RFC 7523) — exactly one of them. Errors use the RFC 6749 §5.2 form,
+//! never problem+json.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 
-use agentidp_engine::{EngineError, OAuthError, TokenRequest};
+use agentidp_engine::{
+    Call, ClientAuth, EngineError, Introspector, OAuthError, TokenRequest,
+    ASSERTION_TYPE_JWT_BEARER,
+};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use warp::filters::BoxedFilter;
@@ -16,12 +23,30 @@ use super::problem::{oauth_error, oauth_invalid_request};
 use super::{body, ctx, json_reply, AppState, Body, Ctx};
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("oauth2" / "token")
+    let token = warp::path!("oauth2" / "token")
+        .and(warp::post())
+        .and(ctx(state.clone()))
+        .and(body())
+        .and_then(token);
+    let introspect = warp::path!("oauth2" / "introspect")
+        .and(warp::post())
+        .and(ctx(state.clone()))
+        .and(body())
+        .and_then(introspect);
+    let revoke = warp::path!("oauth2" / "revoke")
         .and(warp::post())
         .and(ctx(state))
         .and(body())
-        .and_then(token)
-        .boxed()
+        .and_then(revoke);
+    token.or(introspect).unify().or(revoke).unify().boxed()
+}
+
+fn no_store(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    resp
 }
 
 async fn token(ctx: Ctx, body: Body) -> Result<Response, Infallible> {
@@ -34,6 +59,44 @@ async fn token(ctx: Ctx, body: Body) -> Result<Response, Infallible> {
     .await
 }
 
+async fn introspect(ctx: Ctx, body: Body) -> Result<Response, Infallible> {
+    ctx.respond("/api/v1/oauth2/introspect", |ctx| async move {
+        Ok(match introspection(&ctx, &body).await {
+            Ok(resp) => resp,
+            Err(e) => oauth_error(e),
+        })
+    })
+    .await
+}
+
+async fn revoke(ctx: Ctx, body: Body) -> Result<Response, Infallible> {
+    ctx.respond("/api/v1/oauth2/revoke", |ctx| async move {
+        Ok(match revocation(&ctx, &body).await {
+            Ok(resp) => resp,
+            Err(e) => oauth_error(e),
+        })
+    })
+    .await
+}
+
+/// The form parameters, each at most once (RFC 6749 §3.2).
+fn form_params(body: &Body) -> Result<HashMap<String, String>, EngineError> {
+    let form = body.form().ok_or_else(|| {
+        oauth_invalid_request("the body must be application/x-www-form-urlencoded")
+    })?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(form)
+        .map_err(|_| oauth_invalid_request("malformed form body"))?;
+    let mut params = HashMap::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        if params.insert(k.clone(), v).is_some() {
+            return Err(oauth_invalid_request(format!(
+                "parameter {k:?} is repeated"
+            )));
+        }
+    }
+    Ok(params)
+}
+
 /// `application/x-www-form-urlencoded` decoding of one Basic credential part
 /// (RFC 6749 §2.3.1).
 fn form_decode(part: &str) -> Option<String> {
@@ -44,11 +107,15 @@ fn form_decode(part: &str) -> Option<String> {
         .map(|s| s.into_owned())
 }
 
-fn basic_credentials(header: &str) -> Result<(String, String), EngineError> {
-    let invalid = || EngineError::OAuth {
+fn invalid_client(description: &str) -> EngineError {
+    EngineError::OAuth {
         error: OAuthError::InvalidClient,
-        description: "malformed HTTP Basic credentials".into(),
-    };
+        description: description.into(),
+    }
+}
+
+fn basic_credentials(header: &str) -> Result<(String, String), EngineError> {
+    let invalid = || invalid_client("malformed HTTP Basic credentials");
     let encoded = header.get(6..).ok_or_else(invalid)?.trim();
     let decoded = STANDARD.decode(encoded).map_err(|_| invalid())?;
     let text = String::from_utf8(decoded).map_err(|_| invalid())?;
@@ -59,23 +126,8 @@ fn basic_credentials(header: &str) -> Result<(String, String), EngineError> {
     ))
 }
 
-async fn issue(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> {
-    let form = body.form().ok_or_else(|| {
-        oauth_invalid_request("the body must be application/x-www-form-urlencoded")
-    })?;
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(form)
-        .map_err(|_| oauth_invalid_request("malformed form body"))?;
-    let mut params = std::collections::HashMap::with_capacity(pairs.len());
-    for (k, v) in pairs {
-        if params.insert(k.clone(), v).is_some() {
-            return Err(oauth_invalid_request(format!(
-                "parameter {k:?} is repeated"
-            )));
-        }
-    }
-    let grant_type = params
-        .remove("grant_type")
-        .ok_or_else(|| oauth_invalid_request("grant_type is required"))?;
+/// The one client authentication method the request uses.
+fn client_auth(ctx: &Ctx, params: &mut HashMap<String, String>) -> Result<ClientAuth, EngineError> {
     let basic = match ctx.authorization() {
         Some(h) if h.len() >= 6 && h[..6].eq_ignore_ascii_case("basic ") => {
             Some(basic_credentials(h)?)
@@ -84,40 +136,118 @@ async fn issue(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> {
     };
     let body_id = params.remove("client_id");
     let body_secret = params.remove("client_secret");
-    let (client_id, client_secret) = match (basic, body_id, body_secret) {
-        (Some(_), _, Some(_)) => {
-            return Err(oauth_invalid_request(
-                "use one client authentication method, not two",
-            ));
-        }
-        (Some((id, _)), Some(body_id), None) if body_id != id => {
+    let assertion_type = params.remove("client_assertion_type");
+    let assertion = params.remove("client_assertion");
+    let methods = [
+        basic.is_some(),
+        body_secret.is_some(),
+        assertion.is_some() || assertion_type.is_some(),
+    ];
+    if methods.iter().filter(|m| **m).count() > 1 {
+        return Err(oauth_invalid_request(
+            "use one client authentication method, not several",
+        ));
+    }
+    if let Some((id, secret)) = basic {
+        if body_id.as_deref().is_some_and(|b| b != id) {
             return Err(oauth_invalid_request(
                 "client_id does not match the HTTP Basic credentials",
             ));
         }
-        (Some((id, secret)), _, None) => (id, secret),
-        (None, Some(id), Some(secret)) => (id, secret),
-        (None, _, _) => {
-            return Err(EngineError::OAuth {
-                error: OAuthError::InvalidClient,
-                description: "client authentication is required".into(),
-            })
+        return Ok(ClientAuth::Secret {
+            client_id: id,
+            client_secret: secret,
+        });
+    }
+    if let Some(secret) = body_secret {
+        let client_id =
+            body_id.ok_or_else(|| oauth_invalid_request("client_secret needs client_id"))?;
+        return Ok(ClientAuth::Secret {
+            client_id,
+            client_secret: secret,
+        });
+    }
+    match (assertion_type.as_deref(), assertion) {
+        (Some(ASSERTION_TYPE_JWT_BEARER), Some(assertion)) => Ok(ClientAuth::Assertion {
+            client_id: body_id,
+            assertion,
+        }),
+        (Some(ASSERTION_TYPE_JWT_BEARER), None) => {
+            Err(oauth_invalid_request("client_assertion is required"))
         }
+        (Some(_), _) => Err(oauth_invalid_request(format!(
+            "client_assertion_type must be {ASSERTION_TYPE_JWT_BEARER}"
+        ))),
+        (None, Some(_)) => Err(oauth_invalid_request("client_assertion_type is required")),
+        (None, None) => Err(invalid_client("client authentication is required")),
+    }
+}
+
+async fn issue(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> {
+    let mut params = form_params(body)?;
+    let grant_type = params
+        .remove("grant_type")
+        .ok_or_else(|| oauth_invalid_request("grant_type is required"))?;
+    let client = client_auth(ctx, &mut params)?;
+    let audience = match (params.remove("audience"), params.remove("resource")) {
+        (Some(_), Some(_)) => {
+            return Err(oauth_invalid_request("give audience or resource, not both"))
+        }
+        (a, r) => a.or(r),
     };
     let request = TokenRequest {
         grant_type,
-        client_id,
-        client_secret,
+        client,
         scope: params.remove("scope"),
+        subject_token: params.remove("subject_token"),
+        subject_token_type: params.remove("subject_token_type"),
+        audience,
+        dpop: ctx.dpop().map(String::from),
     };
     let token = ctx
         .engine()
         .issue_token(request, Some(ctx.request_id.clone()))
         .await?;
-    let mut resp = json_reply(StatusCode::OK, &token);
-    resp.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp.headers_mut()
-        .insert(PRAGMA, HeaderValue::from_static("no-cache"));
-    Ok(resp)
+    Ok(no_store(json_reply(StatusCode::OK, &token)))
 }
+
+async fn introspection(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> {
+    let mut params = form_params(body)?;
+    let token = params
+        .remove("token")
+        .ok_or_else(|| oauth_invalid_request("token is required"))?;
+    // A protected resource authenticates as a client, or presents an access token with
+    // the tokens:introspect scope.
+    let bearer = ctx.authorization().is_some_and(|h| {
+        let scheme = h.split(' ').next().unwrap_or_default();
+        scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop")
+    });
+    let who = if bearer {
+        let call: Call = ctx
+            .call()
+            .await
+            .map_err(|p| EngineError::InvalidToken(p.detail))?;
+        Introspector::Caller(call)
+    } else {
+        Introspector::Client(client_auth(ctx, &mut params)?)
+    };
+    let answer = ctx
+        .engine()
+        .introspect(who, &token, Some(ctx.request_id.clone()))
+        .await?;
+    Ok(no_store(json_reply(StatusCode::OK, &answer)))
+}
+
+async fn revocation(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> {
+    let mut params = form_params(body)?;
+    let token = params
+        .remove("token")
+        .ok_or_else(|| oauth_invalid_request("token is required"))?;
+    let client = client_auth(ctx, &mut params)?;
+    ctx.engine()
+        .revoke_token(client, &token, Some(ctx.request_id.clone()))
+        .await?;
+    Ok(no_store(StatusCode::OK.into_response()))
+}
+
+use warp::Reply as _;

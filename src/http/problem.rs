@@ -168,6 +168,8 @@ pub fn oauth_error(e: EngineError) -> Response {
         EngineError::Invalid { message, .. } => {
             (StatusCode::BAD_REQUEST, "invalid_request", message)
         }
+        EngineError::InvalidToken(detail) => (StatusCode::UNAUTHORIZED, "invalid_token", detail),
+        EngineError::Forbidden(detail) => (StatusCode::FORBIDDEN, "insufficient_scope", detail),
         EngineError::Unavailable(detail) => {
             tracing::warn!(%detail, "token endpoint unavailable");
             (
@@ -191,10 +193,12 @@ pub fn oauth_error(e: EngineError) -> Response {
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if status == StatusCode::UNAUTHORIZED {
-        h.insert(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"agentidp\""),
-        );
+        let challenge = if error == "invalid_token" {
+            "Bearer error=\"invalid_token\""
+        } else {
+            "Basic realm=\"agentidp\""
+        };
+        h.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
     }
     if status == StatusCode::SERVICE_UNAVAILABLE {
         h.insert(RETRY_AFTER, HeaderValue::from_static("1"));

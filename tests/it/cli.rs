@@ -63,7 +63,7 @@ fn bootstrap_prints_json_once_and_migrate_reports_the_schema() {
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "schema at version 1"
+        "schema at version 2"
     );
 }
 

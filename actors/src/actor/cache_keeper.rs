@@ -1,16 +1,19 @@
-//! CacheKeeper: the one owner of cache invalidation. Local mutations ask it to
-//! invalidate (it applies the change here, then announces it to the cluster through the
-//! coordinator); announcements from other nodes arrive through its subscription. A
-//! restarted keeper drops every cached entry: the caches re-hydrate from the store on
-//! their next miss.
+//! CacheKeeper: the one owner of cache invalidation, and the node's listener on the
+//! cluster channel. Local mutations ask it to invalidate (it applies the change here,
+//! then announces it to the cluster through the coordinator); announcements from other
+//! nodes arrive through its subscription, and those meant for other owners (token
+//! revocations, key rotations) are forwarded to them. A restarted keeper drops every
+//! cached entry: the caches re-hydrate from the store on their next miss.
 
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::task::JoinHandle;
 
+use super::{key_manager, revocations};
 use crate::coord::ClusterEvent;
 use crate::error::Result;
+use crate::store::Revocation;
 use crate::Shared;
 
 pub(crate) struct CacheKeeper;
@@ -42,10 +45,33 @@ impl Actor for CacheKeeper {
     ) -> Result<State, ActorProcessingErr> {
         let mut events = shared.coord.subscribe().await?;
         shared.caches.apply(&ClusterEvent::Everything);
+        let owners = shared.clone();
         let listener = tokio::spawn(async move {
             while let Some(event) = events.recv().await {
-                if myself.send_message(Msg::Announced(event)).is_err() {
-                    return;
+                match event {
+                    ClusterEvent::TokenRevoked {
+                        jti,
+                        org_id,
+                        expires_at,
+                    } => {
+                        if let Some(r) = owners.slots.revocations.load_full() {
+                            let _ = r.send_message(revocations::Msg::Announced(Revocation {
+                                jti,
+                                org_id,
+                                expires_at,
+                            }));
+                        }
+                    }
+                    ClusterEvent::KeysChanged => {
+                        if let Some(k) = owners.slots.keys.load_full() {
+                            let _ = k.send_message(key_manager::Msg::Tick);
+                        }
+                    }
+                    other => {
+                        if myself.send_message(Msg::Announced(other)).is_err() {
+                            return;
+                        }
+                    }
                 }
             }
         });

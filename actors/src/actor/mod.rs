@@ -6,6 +6,7 @@
 pub mod audit_writer;
 pub mod cache_keeper;
 pub mod key_manager;
+pub mod revocations;
 pub mod supervisor;
 
 use arc_swap::ArcSwapOption;
@@ -20,12 +21,16 @@ pub enum ActorKind {
     KeyManager,
     AuditWriter,
     CacheKeeper,
+    Revocations,
 }
 
 impl ActorKind {
-    pub const ALL: [ActorKind; 3] = [
+    /// In start order: the CacheKeeper, which routes cluster events to the others,
+    /// comes last.
+    pub const ALL: [ActorKind; 4] = [
         ActorKind::KeyManager,
         ActorKind::AuditWriter,
+        ActorKind::Revocations,
         ActorKind::CacheKeeper,
     ];
 
@@ -34,6 +39,7 @@ impl ActorKind {
             ActorKind::KeyManager => "key_manager",
             ActorKind::AuditWriter => "audit_writer",
             ActorKind::CacheKeeper => "cache_keeper",
+            ActorKind::Revocations => "revocations",
         }
     }
 }

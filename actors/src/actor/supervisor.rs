@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use super::{audit_writer, cache_keeper, key_manager, ActorKind};
+use super::{audit_writer, cache_keeper, key_manager, revocations, ActorKind};
 use crate::Shared;
 
 const MAX_RESTARTS: usize = 10;
@@ -64,6 +64,17 @@ async fn spawn_child(
             shared.slots.keeper.store(Some(Arc::new(r.clone())));
             r.get_cell()
         }
+        ActorKind::Revocations => {
+            let (r, _) = Actor::spawn_linked(
+                None,
+                revocations::RevocationActor,
+                shared.clone(),
+                supervisor,
+            )
+            .await?;
+            shared.slots.revocations.store(Some(Arc::new(r.clone())));
+            r.get_cell()
+        }
     };
     Ok(cell)
 }
@@ -73,6 +84,7 @@ fn clear_slot(kind: ActorKind, shared: &Shared) {
         ActorKind::KeyManager => shared.slots.keys.store(None),
         ActorKind::AuditWriter => shared.slots.audit.store(None),
         ActorKind::CacheKeeper => shared.slots.keeper.store(None),
+        ActorKind::Revocations => shared.slots.revocations.store(None),
     }
 }
 
@@ -132,6 +144,11 @@ impl Actor for EngineSupervisor {
                 ActorKind::CacheKeeper => {
                     if let Some(r) = state.shared.slots.keeper.load_full() {
                         r.send_message(cache_keeper::Msg::Crash)?;
+                    }
+                }
+                ActorKind::Revocations => {
+                    if let Some(r) = state.shared.slots.revocations.load_full() {
+                        r.send_message(revocations::Msg::Crash)?;
                     }
                 }
             },

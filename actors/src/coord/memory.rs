@@ -1,6 +1,9 @@
 //! The in-process coordinator for a single node: a broadcast channel.
 
+use std::time::{Duration, Instant};
+
 use async_trait::async_trait;
+use dashmap::DashMap;
 use tokio::sync::{broadcast, mpsc};
 
 use super::{ClusterEvent, Coordinator};
@@ -8,12 +11,18 @@ use crate::error::Result;
 
 pub struct MemoryCoordinator {
     tx: broadcast::Sender<ClusterEvent>,
+    /// Claimed keys and when their claim lapses.
+    claims: DashMap<String, Instant>,
 }
+
+/// Claims kept before expired ones are swept.
+const SWEEP_AT: usize = 100_000;
 
 impl Default for MemoryCoordinator {
     fn default() -> Self {
         MemoryCoordinator {
             tx: broadcast::channel(1024).0,
+            claims: DashMap::new(),
         }
     }
 }
@@ -46,5 +55,26 @@ impl Coordinator for MemoryCoordinator {
 
     async fn ping(&self) -> Result<()> {
         Ok(())
+    }
+
+    async fn claim_once(&self, key: &str, ttl: Duration) -> Result<bool> {
+        let now = Instant::now();
+        if self.claims.len() >= SWEEP_AT {
+            self.claims.retain(|_, until| *until > now);
+        }
+        let mut fresh = false;
+        self.claims
+            .entry(key.to_string())
+            .and_modify(|until| {
+                if *until <= now {
+                    *until = now + ttl;
+                    fresh = true;
+                }
+            })
+            .or_insert_with(|| {
+                fresh = true;
+                now + ttl
+            });
+        Ok(fresh)
     }
 }

@@ -1,7 +1,8 @@
-//! The coordinator port: hot state shared by every node of a cluster. Today it carries
-//! cache invalidations (a credential rotated or revoked, an agent suspended on one node
-//! must stop working on all of them); quota leases and revocations join it later.
-//! In-process by default, Redis pub/sub when `REDIS_URL` is set.
+//! The coordinator port: hot state shared by every node of a cluster. It carries cache
+//! invalidations (a credential rotated or revoked, an agent suspended on one node must
+//! stop working on all of them), token revocations and key rotations, and the one-time
+//! use of assertion and proof ids (`jti`) across nodes. In-process by default, Redis
+//! (pub/sub and `SET NX`) when `REDIS_URL` is set.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,14 @@ pub enum ClusterEvent {
     ClientChanged { client_id: String },
     /// An agent's status or scopes changed, or it was deleted.
     AgentChanged { agent_id: Uuid },
+    /// An access token was revoked; refuse it until it expires (`expires_at`, seconds).
+    TokenRevoked {
+        jti: String,
+        org_id: Uuid,
+        expires_at: i64,
+    },
+    /// A signing key was created: reload the key ring.
+    KeysChanged,
     /// Anything may have changed (an organization was deleted, or events were lost while
     /// a subscription was down): drop every cached entry.
     Everything,
@@ -35,4 +44,7 @@ pub trait Coordinator: Send + Sync + 'static {
     async fn subscribe(&self) -> Result<mpsc::Receiver<ClusterEvent>>;
     /// One cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<()>;
+    /// Record `key` as used for `ttl`; true only for the first caller, cluster-wide.
+    /// Replay protection for client assertions and DPoP proofs.
+    async fn claim_once(&self, key: &str, ttl: std::time::Duration) -> Result<bool>;
 }

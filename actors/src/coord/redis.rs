@@ -18,6 +18,7 @@ pub struct RedisCoordinator {
     client: redis::Client,
     pool: Pool<RedisConnectionManager>,
     channel: String,
+    namespace: String,
 }
 
 fn redis_err(e: redis::RedisError) -> EngineError {
@@ -40,6 +41,7 @@ impl RedisCoordinator {
             client,
             pool,
             channel: format!("{namespace}:events"),
+            namespace: namespace.to_string(),
         };
         coordinator.ping().await?;
         Ok(coordinator)
@@ -107,6 +109,24 @@ impl Coordinator for RedisCoordinator {
             }
         });
         Ok(events)
+    }
+
+    async fn claim_once(&self, key: &str, ttl: Duration) -> Result<bool> {
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("redis pool: {e}")))?;
+        let set: Option<String> = redis::cmd("SET")
+            .arg(format!("{}:once:{key}", self.namespace))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async(&mut *conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(set.is_some())
     }
 
     async fn ping(&self) -> Result<()> {

@@ -17,6 +17,27 @@ pub struct AccessClaims {
     /// Space-delimited, as RFC 9068 §2.2.3 prescribes.
     pub scope: String,
     pub org_id: Uuid,
+    /// Confirmation of a sender-constrained (DPoP) token: the key's thumbprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+    /// RFC 8693 actor: who is acting on behalf of `sub` (nested for chains).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<serde_json::Value>,
+}
+
+/// RFC 9449 §6.1 `cnf` with the JWK SHA-256 thumbprint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Confirmation {
+    pub jkt: String,
+}
+
+impl crate::keys::TimeClaims for AccessClaims {
+    fn exp(&self) -> i64 {
+        self.exp
+    }
+    fn nbf(&self) -> Option<i64> {
+        Some(self.nbf)
+    }
 }
 
 /// Inputs of a token that are not decided by the issuer's configuration.
@@ -48,6 +69,8 @@ pub fn build(
         client_id: grant.client_id.to_string(),
         scope: grant.scopes.join(" "),
         org_id: grant.org_id,
+        cnf: None,
+        act: None,
     }
 }
 

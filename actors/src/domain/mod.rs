@@ -3,5 +3,6 @@
 
 pub mod audit_chain;
 pub mod claims;
+pub mod jose;
 pub mod scopes;
 pub mod secrets;

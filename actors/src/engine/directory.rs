@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{decode_cursor, next_cursor, page_limit, Call, Engine};
 use crate::coord::ClusterEvent;
-use crate::domain::{scopes, secrets};
+use crate::domain::{jose, scopes, secrets};
 use crate::error::{EngineError, Result};
 use crate::model::*;
 
@@ -400,48 +400,104 @@ impl Engine {
             .ok_or(EngineError::not_found("agent"))
     }
 
+    /// Create a credential: a generated client secret (shown once, in this answer), or
+    /// for `{"type": "private_key_jwt", "jwk": {…}}` a registered public key.
     pub async fn create_credential(
         &self,
         call: &Call,
         org: Option<Uuid>,
         agent_id: Uuid,
+        new: NewCredential,
     ) -> Result<IssuedCredential> {
         let agent = self
             .credential_agent(call, org, agent_id, "credentials.create")
             .await?;
-        let issued = self.new_credential(&agent).await?;
+        let issued = match (new.kind.as_deref().unwrap_or("client_secret"), new.jwk) {
+            ("client_secret", None) => self.new_credential(&agent).await?,
+            ("client_secret", Some(_)) => {
+                return Err(EngineError::invalid(
+                    "jwk",
+                    "a client_secret credential takes no jwk",
+                ))
+            }
+            ("private_key_jwt", Some(jwk)) => {
+                let parsed =
+                    jose::parse_public_jwk(&jwk).map_err(|e| EngineError::invalid("jwk", e))?;
+                self.new_key_credential(&agent, parsed.value).await?
+            }
+            ("private_key_jwt", None) => {
+                return Err(EngineError::invalid(
+                    "jwk",
+                    "a private_key_jwt credential needs the public jwk",
+                ))
+            }
+            (other, _) => {
+                return Err(EngineError::invalid(
+                    "type",
+                    format!("{other:?} is not a credential type (client_secret, private_key_jwt)"),
+                ))
+            }
+        };
         self.audit_call(
             call,
             agent.org_id,
             "credential.create",
             issued.credential.id,
-            json!({"agent_id": agent.id, "client_id": issued.credential.client_id}),
+            json!({"agent_id": agent.id, "client_id": issued.credential.client_id, "type": issued.credential.kind}),
         )
         .await?;
         Ok(issued)
     }
 
-    async fn new_credential(&self, agent: &Agent) -> Result<IssuedCredential> {
-        let secret = secrets::new_secret()?;
-        let credential = Credential {
+    fn credential_row(
+        &self,
+        agent: &Agent,
+        kind: &str,
+        secret_prefix: String,
+        jwk: Option<serde_json::Value>,
+    ) -> Result<Credential> {
+        Ok(Credential {
             id: Uuid::now_v7(),
             agent_id: agent.id,
             org_id: agent.org_id,
             client_id: secrets::new_client_id()?,
-            kind: "client_secret".into(),
+            kind: kind.into(),
             status: CredentialStatus::Active,
-            secret_prefix: secrets::shown_prefix(&secret),
+            secret_prefix,
+            jwk,
             created_at: self.shared.now_ms(),
             rotated_at: None,
             revoked_at: None,
-        };
+        })
+    }
+
+    async fn new_credential(&self, agent: &Agent) -> Result<IssuedCredential> {
+        let secret = secrets::new_secret()?;
+        let credential =
+            self.credential_row(agent, "client_secret", secrets::shown_prefix(&secret), None)?;
         self.shared
             .store
             .insert_credential(&credential, &self.shared.hasher.hash(&secret))
             .await?;
         Ok(IssuedCredential {
             credential,
-            client_secret: secret,
+            client_secret: Some(secret),
+        })
+    }
+
+    async fn new_key_credential(
+        &self,
+        agent: &Agent,
+        jwk: serde_json::Value,
+    ) -> Result<IssuedCredential> {
+        let credential = self.credential_row(agent, "private_key_jwt", String::new(), Some(jwk))?;
+        self.shared
+            .store
+            .insert_credential(&credential, &[])
+            .await?;
+        Ok(IssuedCredential {
+            credential,
+            client_secret: None,
         })
     }
 
@@ -468,6 +524,13 @@ impl Engine {
         let agent = self
             .credential_agent(call, org, agent_id, "credentials.rotate")
             .await?;
+        if let Some(existing) = self.shared.store.get_credential(agent.id, id).await? {
+            if existing.kind != "client_secret" {
+                return Err(EngineError::Conflict(
+                    "a private_key_jwt credential has no secret to rotate: register a new key instead".into(),
+                ));
+            }
+        }
         let secret = secrets::new_secret()?;
         let credential = match self
             .shared
@@ -507,7 +570,7 @@ impl Engine {
         .await?;
         Ok(IssuedCredential {
             credential,
-            client_secret: secret,
+            client_secret: Some(secret),
         })
     }
 
@@ -581,10 +644,10 @@ impl Engine {
             org_id: org.id,
             agent_id: agent.id,
             client_id: cred.credential.client_id,
-            client_secret: cred.client_secret,
+            client_secret: cred.client_secret.unwrap_or_default(),
             platform_org_id: platform_org.id,
             platform_client_id: platform_cred.credential.client_id,
-            platform_client_secret: platform_cred.client_secret,
+            platform_client_secret: platform_cred.client_secret.unwrap_or_default(),
         })
     }
 

@@ -15,7 +15,9 @@ use base64::Engine as _;
 use ractor::{Actor, ActorRef, RpcReplyPort};
 use uuid::Uuid;
 
-use crate::actor::{audit_writer, cache_keeper, key_manager, supervisor, ActorKind, Slot};
+use crate::actor::{
+    audit_writer, cache_keeper, key_manager, revocations, supervisor, ActorKind, Slot,
+};
 use crate::cache::Caches;
 use crate::config::EngineConfig;
 use crate::coord::memory::MemoryCoordinator;
@@ -25,14 +27,20 @@ use crate::domain::audit_chain::PendingEvent;
 use crate::domain::secrets::{self, SecretHasher};
 use crate::error::{EngineError, Result};
 use crate::keys::KeyRing;
+use crate::keystore::Keystore;
 use crate::metrics::EngineMetrics;
 use crate::model::{Millis, Outcome, PageRequest};
 use crate::policy::Policy;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
+use dashmap::DashMap;
 
-pub use tokens::{OAuthError, TokenRequest};
+pub use tokens::{
+    AuthenticatedClient, ClientAuth, DpopPresentation, Introspector, OAuthError, TokenRequest,
+    ASSERTION_TYPE_JWT_BEARER, GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, INTROSPECT_PATH,
+    REVOKE_PATH, TOKEN_PATH, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT,
+};
 
 /// The verified identity behind a management call: who, in which organization, with
 /// which scopes. Built only by [`Engine::authenticate`].
@@ -46,6 +54,8 @@ pub struct Caller {
     pub token_id: String,
     /// Unix seconds.
     pub expires_at: i64,
+    /// Thumbprint of the key a DPoP-bound token is bound to.
+    pub jkt: Option<String>,
 }
 
 impl Caller {
@@ -79,6 +89,7 @@ pub(crate) struct Slots {
     pub keys: Slot<key_manager::Msg>,
     pub audit: Slot<audit_writer::Msg>,
     pub keeper: Slot<cache_keeper::Msg>,
+    pub revocations: Slot<revocations::Msg>,
 }
 
 /// Everything the engine's actors and handle share.
@@ -92,15 +103,15 @@ pub(crate) struct Shared {
     pub policy: Policy,
     pub metrics: EngineMetrics,
     pub hasher: SecretHasher,
+    pub keystore: Keystore,
+    /// Revoked token ids and their expiry (seconds), owned by the RevocationActor.
+    pub revoked: DashMap<String, i64>,
     pub slots: Slots,
 }
 
 impl Shared {
     pub fn now_ms(&self) -> Millis {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
+        self.config.clock.now_ms()
     }
 }
 
@@ -145,8 +156,11 @@ impl Engine {
                     .await?
             }
         };
+        let keystore = Keystore::open(&config).await?;
         let shared = Arc::new(Shared {
             hasher: SecretHasher::new(&hash_key),
+            keystore,
+            revoked: DashMap::new(),
             policy: Policy::load()?,
             metrics: EngineMetrics::new()?,
             caches: Caches::default(),
@@ -190,7 +204,11 @@ impl Engine {
         self.shared.store.ping().await?;
         self.shared.coord.ping().await?;
         let s = &self.shared.slots;
-        if s.keys.load().is_none() || s.audit.load().is_none() || s.keeper.load().is_none() {
+        if s.keys.load().is_none()
+            || s.audit.load().is_none()
+            || s.keeper.load().is_none()
+            || s.revocations.load().is_none()
+        {
             return Err(EngineError::Unavailable(
                 "an engine actor is restarting".into(),
             ));
@@ -208,8 +226,8 @@ impl Engine {
     }
 
     /// The published JWKS document (RFC 7517), serialized.
-    pub fn jwks(&self) -> Result<Arc<str>> {
-        Ok(self.ring()?.jwks_json.clone())
+    pub fn jwks(&self) -> Result<String> {
+        Ok(self.ring()?.jwks(self.shared.now_ms()))
     }
 
     /// Signature algorithms of the keys in the JWKS.
@@ -284,6 +302,36 @@ impl Engine {
     pub async fn reload_keys(&self) -> Result<()> {
         self.ask(&self.shared.slots.keys, key_manager::Msg::Reload)
             .await
+    }
+
+    /// Create the next signing key: published now, signing after `key_preannounce`.
+    /// `call` is the platform administrator's; `None` is the operator on the machine
+    /// (the `agentidp keys rotate` command), who already holds the store.
+    pub async fn rotate_keys(&self, call: Option<&Call>) -> Result<crate::model::KeyInfo> {
+        if let Some(call) = call {
+            self.shared
+                .policy
+                .authorize("keys.rotate", &call.caller.scope, false)?;
+        }
+        let kid = self
+            .ask(&self.shared.slots.keys, key_manager::Msg::Rotate)
+            .await?;
+        let ring = self.ring()?;
+        let key = ring
+            .keys()
+            .find(|k| k.kid == kid)
+            .ok_or_else(|| EngineError::internal("the rotated key is not in the ring"))?;
+        if let Some(call) = call {
+            let detail = serde_json::json!({"alg": key.alg.as_str()});
+            self.audit_call(call, call.caller.org_id, "keys.rotate", &kid, detail)
+                .await?;
+        }
+        Ok(crate::model::KeyInfo {
+            kid: kid.clone(),
+            alg: key.alg.as_str(),
+            created_at: key.created_at,
+            activates_at: key.activates_at,
+        })
     }
 
     /// A new audit event stamped with the current time.

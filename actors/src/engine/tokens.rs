@@ -1,20 +1,39 @@
-//! The token endpoint's engine side (client_credentials) and Bearer authentication.
+//! The OAuth 2.0 side of the engine: client authentication (client_secret_basic/post,
+//! private_key_jwt), the token endpoint (client_credentials, RFC 8693 token exchange,
+//! RFC 9449 DPoP binding), introspection (RFC 7662), revocation (RFC 7009), and
+//! authentication of access tokens presented to the management API.
 //!
-//! Hot path, once caches are warm: one shard lookup for the client, one HMAC compare,
-//! one claims serialization and signature on the calling task, and one audit append that
-//! shares its commit with every concurrent request. No store round trip of its own.
+//! Hot path of client_credentials, once caches are warm: one shard lookup for the
+//! client, one HMAC compare, one claims serialization and signature on the calling task,
+//! and one audit append that shares its commit with every concurrent request.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lc_rs::digest;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{Caller, Engine};
-use crate::cache::{AgentEntry, ClientEntry};
-use crate::domain::claims::{self, AccessClaims, Grant};
-use crate::domain::scopes;
+use super::{Call, Caller, Engine};
+use crate::cache::{AgentEntry, ClientEntry, ClientKey};
+use crate::domain::claims::{self, AccessClaims, Confirmation, Grant};
+use crate::domain::{jose, scopes};
 use crate::error::{EngineError, Result};
 use crate::model::{AgentStatus, CredentialStatus, Outcome, TokenResponse};
+use crate::store::Revocation;
+
+/// Paths of the OAuth endpoints under the issuer. Client assertions name them as their
+/// audience and DPoP proofs as their `htu`, so the engine must know them.
+pub const TOKEN_PATH: &str = "/api/v1/oauth2/token";
+pub const INTROSPECT_PATH: &str = "/api/v1/oauth2/introspect";
+pub const REVOKE_PATH: &str = "/api/v1/oauth2/revoke";
+
+pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+pub const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+pub const ASSERTION_TYPE_JWT_BEARER: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// RFC 6749 §5.2 error codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +44,9 @@ pub enum OAuthError {
     UnauthorizedClient,
     UnsupportedGrantType,
     InvalidScope,
+    InvalidTarget,
+    InvalidDpopProof,
+    UnsupportedTokenType,
 }
 
 impl OAuthError {
@@ -36,6 +58,9 @@ impl OAuthError {
             OAuthError::UnauthorizedClient => "unauthorized_client",
             OAuthError::UnsupportedGrantType => "unsupported_grant_type",
             OAuthError::InvalidScope => "invalid_scope",
+            OAuthError::InvalidTarget => "invalid_target",
+            OAuthError::InvalidDpopProof => "invalid_dpop_proof",
+            OAuthError::UnsupportedTokenType => "unsupported_token_type",
         }
     }
 }
@@ -46,32 +71,96 @@ impl std::fmt::Display for OAuthError {
     }
 }
 
-fn oauth(error: OAuthError, description: impl Into<String>) -> EngineError {
+pub(crate) fn oauth(error: OAuthError, description: impl Into<String>) -> EngineError {
     EngineError::OAuth {
         error,
         description: description.into(),
     }
 }
 
-/// A token request, however the client authenticated (HTTP Basic or form body).
-#[derive(Debug, Clone, Default)]
+/// How a client proves who it is at an OAuth endpoint.
+#[derive(Debug, Clone)]
+pub enum ClientAuth {
+    /// client_secret_basic or client_secret_post.
+    Secret {
+        client_id: String,
+        client_secret: String,
+    },
+    /// private_key_jwt (RFC 7523): a JWT signed with the client's registered key.
+    Assertion {
+        client_id: Option<String>,
+        assertion: String,
+    },
+}
+
+impl ClientAuth {
+    fn claimed_id(&self) -> String {
+        match self {
+            ClientAuth::Secret { client_id, .. } => client_id.clone(),
+            ClientAuth::Assertion {
+                client_id: Some(id),
+                ..
+            } => id.clone(),
+            ClientAuth::Assertion { assertion, .. } => {
+                jose::assertion_issuer(assertion).unwrap_or_default()
+            }
+        }
+    }
+}
+
+/// A token request.
+#[derive(Debug, Clone)]
 pub struct TokenRequest {
     pub grant_type: String,
-    pub client_id: String,
-    pub client_secret: String,
-    /// Space-delimited; `None` grants every scope the agent is allowed.
+    pub client: ClientAuth,
+    /// Space-delimited; `None` grants every scope the agent (or subject token) holds.
     pub scope: Option<String>,
+    /// Token exchange: the token acted for, and its type.
+    pub subject_token: Option<String>,
+    pub subject_token_type: Option<String>,
+    /// Token exchange: the `aud` of the new token (`audience` or `resource`).
+    pub audience: Option<String>,
+    /// A DPoP proof (RFC 9449) for the token endpoint: the token is bound to its key.
+    pub dpop: Option<String>,
 }
 
 impl TokenRequest {
     pub fn client_credentials(client_id: &str, client_secret: &str, scope: Option<&str>) -> Self {
         TokenRequest {
-            grant_type: "client_credentials".into(),
-            client_id: client_id.into(),
-            client_secret: client_secret.into(),
+            grant_type: GRANT_CLIENT_CREDENTIALS.into(),
+            client: ClientAuth::Secret {
+                client_id: client_id.into(),
+                client_secret: client_secret.into(),
+            },
             scope: scope.map(String::from),
+            subject_token: None,
+            subject_token_type: None,
+            audience: None,
+            dpop: None,
         }
     }
+}
+
+/// A client that proved its identity.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedClient {
+    pub client_id: String,
+    pub agent_id: Uuid,
+    pub org_id: Uuid,
+    pub scopes: Vec<String>,
+}
+
+/// Who asks an introspection: a client (RFC 7662 §2.1) or a management caller.
+pub enum Introspector {
+    Client(ClientAuth),
+    Caller(Call),
+}
+
+/// A DPoP proof presented with a request to the management API.
+pub struct DpopPresentation<'a> {
+    pub proof: &'a str,
+    pub htm: &'a str,
+    pub htu: &'a str,
 }
 
 /// Resolve a client id to its cached entries, reading the store on a miss.
@@ -92,133 +181,563 @@ async fn client_entry(
         .map(|record| caches.fill(epoch, &record)))
 }
 
+fn token_hash(token: &str) -> [u8; 32] {
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
+    hash
+}
+
 impl Engine {
-    /// Issue an access token (RFC 6749 §4.4 client credentials). Failures are
-    /// [`EngineError::OAuth`] and are audited; a returned token's audit event is durable.
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.shared.config.issuer)
+    }
+
+    /// Authenticate a client at an OAuth endpoint. A failure is audited and answered as
+    /// `invalid_client`, never saying which part was wrong.
+    pub async fn authenticate_client(
+        &self,
+        auth: &ClientAuth,
+        request_id: Option<String>,
+    ) -> Result<AuthenticatedClient> {
+        let claimed = auth.claimed_id();
+        let found = if claimed.is_empty() {
+            None
+        } else {
+            client_entry(self, &claimed).await?
+        };
+        let known_org = found.as_ref().map(|(_, agent)| agent.org_id);
+        let verdict = match &found {
+            Some((client, agent))
+                if client.status == CredentialStatus::Active
+                    && agent.status == AgentStatus::Active =>
+            {
+                self.check_client_proof(auth, &claimed, client).await
+            }
+            Some(_) => Err("the credential or its agent is not active".to_string()),
+            None => Err("unknown client".to_string()),
+        };
+        match (verdict, found) {
+            (Ok(()), Some((client, agent))) => Ok(AuthenticatedClient {
+                client_id: claimed,
+                agent_id: client.agent_id,
+                org_id: agent.org_id,
+                scopes: agent.scopes.clone(),
+            }),
+            (verdict, _) => {
+                self.shared.metrics.client_auth_failures.inc();
+                let reason = verdict.err().unwrap_or_default();
+                let method = match auth {
+                    ClientAuth::Secret { .. } => "client_secret",
+                    ClientAuth::Assertion { .. } => "private_key_jwt",
+                };
+                let event = self
+                    .event(
+                        known_org,
+                        claimed.chars().take(128).collect(),
+                        "client.authenticate",
+                        Outcome::Failure,
+                    )
+                    .request_id(request_id)
+                    .detail(json!({"method": method, "reason": reason}));
+                self.audit(event).await?;
+                Err(oauth(
+                    OAuthError::InvalidClient,
+                    "client authentication failed",
+                ))
+            }
+        }
+    }
+
+    /// The secret or assertion matches the credential (and an assertion is fresh).
+    async fn check_client_proof(
+        &self,
+        auth: &ClientAuth,
+        client_id: &str,
+        client: &ClientEntry,
+    ) -> Result<(), String> {
+        match (auth, &client.key) {
+            (ClientAuth::Secret { client_secret, .. }, ClientKey::Secret(hash)) => {
+                if self.shared.hasher.verify(client_secret, hash) {
+                    Ok(())
+                } else {
+                    Err("wrong secret".into())
+                }
+            }
+            (
+                ClientAuth::Assertion {
+                    client_id: body_id,
+                    assertion,
+                },
+                ClientKey::PublicKey(jwk),
+            ) => {
+                if body_id.as_deref().is_some_and(|id| id != client_id) {
+                    return Err("client_id does not match the assertion".into());
+                }
+                let audiences = vec![
+                    self.shared.config.issuer.clone(),
+                    self.url(TOKEN_PATH),
+                    self.url(INTROSPECT_PATH),
+                    self.url(REVOKE_PATH),
+                ];
+                let verified = jose::verify_client_assertion(
+                    assertion,
+                    jwk,
+                    client_id,
+                    &audiences,
+                    self.shared.now_ms(),
+                )?;
+                let ttl = Duration::from_secs(
+                    (verified.exp - self.shared.now_ms() / 1000 + 60).max(60) as u64,
+                );
+                let first = self
+                    .shared
+                    .coord
+                    .claim_once(&format!("assertion:{client_id}:{}", verified.jti), ttl)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if first {
+                    Ok(())
+                } else {
+                    Err("the assertion's jti was already used".into())
+                }
+            }
+            _ => Err("the authentication method does not fit the credential".into()),
+        }
+    }
+
+    /// The token endpoint. Failures are [`EngineError::OAuth`] and are audited; a
+    /// returned token's audit event is durable.
     pub async fn issue_token(
         &self,
         req: TokenRequest,
         request_id: Option<String>,
     ) -> Result<TokenResponse> {
-        if req.grant_type != "client_credentials" {
-            return Err(oauth(
-                OAuthError::UnsupportedGrantType,
-                format!("grant_type {:?} is not supported", req.grant_type),
-            ));
-        }
-        let found = client_entry(self, &req.client_id).await?;
-        let known_org = found.as_ref().map(|(_, agent)| agent.org_id);
-        let authenticated = found.filter(|(client, agent)| {
-            self.shared
-                .hasher
-                .verify(&req.client_secret, &client.secret_hash)
-                && client.status == CredentialStatus::Active
-                && agent.status == AgentStatus::Active
-        });
-        let Some((client, agent)) = authenticated else {
-            return Err(self.refuse_client(&req, known_org, request_id).await);
+        let exchange = match req.grant_type.as_str() {
+            GRANT_CLIENT_CREDENTIALS => false,
+            GRANT_TOKEN_EXCHANGE => true,
+            other => {
+                return Err(oauth(
+                    OAuthError::UnsupportedGrantType,
+                    format!("grant_type {other:?} is not supported"),
+                ))
+            }
         };
-        let granted = match req.scope.as_deref() {
-            None => agent.scopes.clone(),
-            Some(param) => match scopes::parse_request(param) {
-                Some(requested) if scopes::is_subset(&requested, &agent.scopes) => requested,
-                Some(_) | None => {
-                    let event = self
-                        .event(
-                            Some(agent.org_id),
-                            client.agent_id.to_string(),
-                            "token.issue",
-                            Outcome::Failure,
-                        )
-                        .target(&req.client_id)
-                        .request_id(request_id)
-                        .detail(serde_json::json!({"reason": "invalid_scope", "requested": param}));
-                    self.audit(event).await?;
-                    return Err(oauth(
-                        OAuthError::InvalidScope,
-                        "the requested scope is malformed or exceeds what the client is allowed",
-                    ));
-                }
-            },
+        let client = self
+            .authenticate_client(&req.client, request_id.clone())
+            .await?;
+        let now = self.shared.now_ms();
+        let jkt = match &req.dpop {
+            Some(proof) => Some(
+                self.verify_proof(proof, "POST", &self.url(TOKEN_PATH), None)
+                    .await
+                    .map_err(|e| oauth(OAuthError::InvalidDpopProof, e))?,
+            ),
+            None => None,
         };
-        let ring = self.ring()?;
-        let now_ms = self.shared.now_ms();
         let ttl = self.shared.config.token_ttl.as_secs() as i64;
-        let jti = Uuid::now_v7();
-        let claims = claims::build(
-            &Grant {
+        let mut claims = if exchange {
+            self.exchange_claims(&req, &client, now).await?
+        } else {
+            let granted = match req.scope.as_deref() {
+                None => client.scopes.clone(),
+                Some(param) => {
+                    self.narrow_scope(param, &client.scopes, &client, request_id.clone())
+                        .await?
+                }
+            };
+            let grant = Grant {
                 agent_id: client.agent_id,
-                org_id: agent.org_id,
-                client_id: &req.client_id,
+                org_id: client.org_id,
+                client_id: &client.client_id,
                 scopes: &granted,
-            },
-            &self.shared.config.issuer,
-            &self.shared.config.audience,
-            now_ms / 1000,
-            ttl,
-            jti,
-        );
-        let access_token = ring.current.sign(&claims)?;
+            };
+            let c = &self.shared.config;
+            claims::build(
+                &grant,
+                &c.issuer,
+                &c.audience,
+                now / 1000,
+                ttl,
+                Uuid::now_v7(),
+            )
+        };
+        claims.cnf = jkt.map(|jkt| Confirmation { jkt });
+        let ring = self.ring()?;
+        let key = ring.signing_key(now);
+        let access_token = key.sign(&claims)?;
         let event = self
-            .event(Some(agent.org_id), client.agent_id.to_string(), "token.issue", Outcome::Success)
-            .target(&req.client_id)
+            .event(Some(client.org_id), client.agent_id.to_string(), "token.issue", Outcome::Success)
+            .target(&client.client_id)
             .request_id(request_id)
-            .detail(serde_json::json!({"jti": jti, "scope": claims.scope, "exp": claims.exp, "kid": ring.current.kid}));
+            .detail(json!({
+                "grant_type": req.grant_type, "jti": claims.jti, "scope": claims.scope, "exp": claims.exp,
+                "kid": key.kid, "sub": claims.sub, "aud": claims.aud, "dpop": claims.cnf.is_some(),
+            }));
         self.audit(event).await?;
+        let grant_label = if exchange {
+            "token_exchange"
+        } else {
+            GRANT_CLIENT_CREDENTIALS
+        };
         self.shared
             .metrics
             .tokens_issued
-            .with_label_values(&["client_credentials"])
+            .with_label_values(&[grant_label])
             .inc();
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer",
-            expires_in: ttl as u64,
+            token_type: if claims.cnf.is_some() {
+                "DPoP"
+            } else {
+                "Bearer"
+            },
+            expires_in: (claims.exp - now / 1000).max(0) as u64,
             scope: claims.scope,
+            issued_token_type: exchange.then_some(TOKEN_TYPE_ACCESS_TOKEN),
         })
     }
 
-    /// Audit a failed client authentication and build the error to answer with. The
-    /// error never says which part was wrong.
-    async fn refuse_client(
+    /// Parse a requested scope and check it against what may be granted.
+    async fn narrow_scope(
         &self,
-        req: &TokenRequest,
-        org: Option<Uuid>,
+        param: &str,
+        allowed: &[String],
+        client: &AuthenticatedClient,
         request_id: Option<String>,
-    ) -> EngineError {
-        self.shared.metrics.client_auth_failures.inc();
-        let event = self
-            .event(
-                org,
-                req.client_id.chars().take(128).collect(),
-                "client.authenticate",
-                Outcome::Failure,
-            )
-            .request_id(request_id)
-            .detail(serde_json::json!({"grant_type": req.grant_type}));
-        if let Err(e) = self.audit(event).await {
-            return e;
+    ) -> Result<Vec<String>> {
+        match scopes::parse_request(param) {
+            Some(requested) if scopes::is_subset(&requested, allowed) => Ok(requested),
+            _ => {
+                let event = self
+                    .event(
+                        Some(client.org_id),
+                        client.agent_id.to_string(),
+                        "token.issue",
+                        Outcome::Failure,
+                    )
+                    .target(&client.client_id)
+                    .request_id(request_id)
+                    .detail(json!({"reason": "invalid_scope", "requested": param}));
+                self.audit(event).await?;
+                Err(oauth(
+                    OAuthError::InvalidScope,
+                    "the requested scope is malformed or exceeds what may be granted",
+                ))
+            }
         }
-        oauth(OAuthError::InvalidClient, "client authentication failed")
     }
 
-    /// Verify a Bearer access token and return its caller. A token seen before is not
-    /// re-verified (an ES256 verify costs ~65 µs); its cached claims are used until it
-    /// expires. Every call re-checks that the credential and agent are still active.
+    /// RFC 8693: a token for the subject token's agent, at most as broad and as long-lived
+    /// as the subject token, naming the requesting agent as actor when it is another.
+    async fn exchange_claims(
+        &self,
+        req: &TokenRequest,
+        client: &AuthenticatedClient,
+        now: i64,
+    ) -> Result<AccessClaims> {
+        let subject_token = req
+            .subject_token
+            .as_deref()
+            .ok_or_else(|| oauth(OAuthError::InvalidRequest, "subject_token is required"))?;
+        match req.subject_token_type.as_deref() {
+            Some(TOKEN_TYPE_ACCESS_TOKEN) | Some(TOKEN_TYPE_JWT) => {}
+            Some(other) => {
+                return Err(oauth(
+                    OAuthError::UnsupportedTokenType,
+                    format!("subject_token_type {other:?} is not supported"),
+                ))
+            }
+            None => {
+                return Err(oauth(
+                    OAuthError::InvalidRequest,
+                    "subject_token_type is required",
+                ))
+            }
+        }
+        let subject = match self.active_claims(subject_token).await {
+            Ok(c) if c.org_id == client.org_id => c,
+            _ => {
+                return Err(oauth(
+                    OAuthError::InvalidGrant,
+                    "the subject token is not active",
+                ))
+            }
+        };
+        let subject_scopes: Vec<String> = subject
+            .scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        let scopes = match req.scope.as_deref() {
+            None => subject_scopes,
+            Some(param) => {
+                self.narrow_scope(param, &subject_scopes, client, None)
+                    .await?
+            }
+        };
+        let audience = match req.audience.as_deref() {
+            None => subject.aud.clone(),
+            Some(a) if !a.is_empty() && a.len() <= 512 && !a.contains(' ') => a.to_string(),
+            Some(_) => {
+                return Err(oauth(
+                    OAuthError::InvalidTarget,
+                    "audience must be one URI or name",
+                ))
+            }
+        };
+        let agent_id = Uuid::parse_str(&subject.sub)
+            .map_err(|_| oauth(OAuthError::InvalidGrant, "bad subject"))?;
+        let grant = Grant {
+            agent_id,
+            org_id: subject.org_id,
+            client_id: &client.client_id,
+            scopes: &scopes,
+        };
+        let ttl = self.shared.config.token_ttl.as_secs() as i64;
+        let mut claims = claims::build(
+            &grant,
+            &self.shared.config.issuer,
+            &audience,
+            now / 1000,
+            ttl,
+            Uuid::now_v7(),
+        );
+        claims.exp = claims.exp.min(subject.exp);
+        if client.agent_id != agent_id {
+            let mut act =
+                json!({"sub": client.agent_id.to_string(), "client_id": client.client_id});
+            if let Some(prior) = subject.act {
+                act["act"] = prior;
+            }
+            claims.act = Some(act);
+        }
+        Ok(claims)
+    }
+
+    /// Verify a DPoP proof and claim its jti; returns the key thumbprint.
+    async fn verify_proof(
+        &self,
+        proof: &str,
+        htm: &str,
+        htu: &str,
+        access_token: Option<&str>,
+    ) -> Result<String, String> {
+        let now = self.shared.now_ms();
+        let verified = jose::verify_dpop_proof(
+            proof,
+            &jose::DpopExpectation {
+                htm,
+                htu,
+                access_token,
+                now,
+            },
+        )?;
+        let window = Duration::from_secs(2 * jose::DPOP_WINDOW_SECS as u64 + 10);
+        let first = self
+            .shared
+            .coord
+            .claim_once(&format!("dpop:{}:{}", verified.jkt, verified.jti), window)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !first {
+            return Err("the DPoP proof was already used".into());
+        }
+        Ok(verified.jkt)
+    }
+
+    /// Claims of a token that is valid now: our signature, in its time window, not
+    /// revoked, and its client and agent still active.
+    async fn active_claims(&self, token: &str) -> Result<AccessClaims> {
+        let claims: AccessClaims = self.ring()?.verify(token, self.shared.now_ms())?;
+        if self.shared.revoked.contains_key(&claims.jti) {
+            return Err(EngineError::InvalidToken("the token was revoked".into()));
+        }
+        self.check_token_client(&claims.client_id, &claims.sub, claims.org_id)
+            .await?;
+        Ok(claims)
+    }
+
+    /// The token's client must still be active, and an agent of the token's lineage.
+    async fn check_token_client(&self, client_id: &str, sub: &str, org_id: Uuid) -> Result<()> {
+        match client_entry(self, client_id).await? {
+            Some((client, agent))
+                if client.status == CredentialStatus::Active
+                    && agent.status == AgentStatus::Active =>
+            {
+                // An exchanged token names its subject in `sub`; that agent must be active too.
+                if client.agent_id.to_string() != sub {
+                    let subject = Uuid::parse_str(sub)
+                        .map_err(|_| EngineError::InvalidToken("subject is not an agent".into()))?;
+                    if !self.agent_active(org_id, subject).await? {
+                        return Err(EngineError::InvalidToken(
+                            "the token's subject is no longer active".into(),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            _ => Err(EngineError::InvalidToken(
+                "the token's client is no longer active".into(),
+            )),
+        }
+    }
+
+    async fn agent_active(&self, org_id: Uuid, agent_id: Uuid) -> Result<bool> {
+        let caches = &self.shared.caches;
+        if let Some(agent) = caches.agent(agent_id) {
+            return Ok(agent.status == AgentStatus::Active && agent.org_id == org_id);
+        }
+        let epoch = caches.epoch();
+        match self.shared.store.get_agent(org_id, agent_id).await? {
+            Some(agent) => {
+                caches.fill_agent(epoch, &agent);
+                Ok(agent.status == AgentStatus::Active)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// RFC 7662 introspection. Anything not active — expired, revoked, malformed, signed
+    /// by someone else, or another organization's — is just `{"active": false}`.
+    pub async fn introspect(
+        &self,
+        who: Introspector,
+        token: &str,
+        request_id: Option<String>,
+    ) -> Result<Value> {
+        let (org, platform) = match who {
+            Introspector::Client(auth) => {
+                let client = self.authenticate_client(&auth, request_id).await?;
+                (client.org_id, false)
+            }
+            Introspector::Caller(call) => {
+                self.authorize(&call, "tokens.introspect", call.caller.org_id)?;
+                (call.caller.org_id, call.caller.is_platform_admin())
+            }
+        };
+        let inactive = json!({"active": false});
+        if token.len() > jose::MAX_JWT_LEN {
+            return Ok(inactive);
+        }
+        let claims = match self.active_claims(token).await {
+            Ok(c) if platform || c.org_id == org => c,
+            Ok(_) | Err(EngineError::InvalidToken(_)) => return Ok(inactive),
+            Err(e) => return Err(e),
+        };
+        let mut out = serde_json::to_value(&claims).map_err(EngineError::internal)?;
+        if let Some(obj) = out.as_object_mut() {
+            obj.insert("active".into(), true.into());
+            obj.insert(
+                "token_type".into(),
+                if claims.cnf.is_some() {
+                    "DPoP"
+                } else {
+                    "Bearer"
+                }
+                .into(),
+            );
+        }
+        Ok(out)
+    }
+
+    /// RFC 7009 revocation by a client: a token of the same agent is revoked at once and
+    /// everywhere; anything else that is not active is ignored, as the RFC asks.
+    pub async fn revoke_token(
+        &self,
+        auth: ClientAuth,
+        token: &str,
+        request_id: Option<String>,
+    ) -> Result<()> {
+        let client = self.authenticate_client(&auth, request_id.clone()).await?;
+        if token.len() > jose::MAX_JWT_LEN {
+            return Ok(());
+        }
+        let claims: AccessClaims = match self.ring()?.verify(token, self.shared.now_ms()) {
+            Ok(c) => c,
+            Err(_) => return Ok(()),
+        };
+        let holder = client_entry(self, &claims.client_id)
+            .await?
+            .map(|(c, _)| c.agent_id);
+        let own = claims.org_id == client.org_id
+            && (holder == Some(client.agent_id) || claims.sub == client.agent_id.to_string());
+        if !own {
+            return Err(oauth(
+                OAuthError::UnauthorizedClient,
+                "the token was not issued to this client",
+            ));
+        }
+        let revocation = Revocation {
+            jti: claims.jti.clone(),
+            org_id: claims.org_id,
+            expires_at: claims.exp,
+        };
+        self.ask(&self.shared.slots.revocations, |reply| {
+            crate::actor::revocations::Msg::Revoke(revocation, reply)
+        })
+        .await?;
+        self.shared.caches.forget_bearer(&token_hash(token));
+        let event = self
+            .event(
+                Some(client.org_id),
+                client.agent_id.to_string(),
+                "token.revoke",
+                Outcome::Success,
+            )
+            .target(&claims.jti)
+            .request_id(request_id)
+            .detail(json!({"client_id": claims.client_id, "exp": claims.exp}));
+        self.audit(event).await
+    }
+
+    /// Authenticate a `Bearer` access token for the management API. A sender-constrained
+    /// (DPoP) token is refused here: it needs [`Engine::authenticate_dpop`].
     pub async fn authenticate(&self, token: &str) -> Result<Arc<Caller>> {
-        if token.len() > 8192 {
+        let caller = self.caller_for(token).await?;
+        if caller.jkt.is_some() {
+            return Err(EngineError::InvalidToken(
+                "this token is DPoP-bound: use the DPoP scheme with a proof".into(),
+            ));
+        }
+        Ok(caller)
+    }
+
+    /// Authenticate a DPoP-bound access token with its proof (RFC 9449 §7).
+    pub async fn authenticate_dpop(
+        &self,
+        token: &str,
+        proof: DpopPresentation<'_>,
+    ) -> Result<Arc<Caller>> {
+        let caller = self.caller_for(token).await?;
+        let jkt = self
+            .verify_proof(proof.proof, proof.htm, proof.htu, Some(token))
+            .await
+            .map_err(EngineError::InvalidToken)?;
+        if caller.jkt.as_deref() != Some(jkt.as_str()) {
+            return Err(EngineError::InvalidToken(
+                "the DPoP proof is not from the token's key".into(),
+            ));
+        }
+        Ok(caller)
+    }
+
+    /// Verify (or find in the cache) a token and check it is still good. A token seen
+    /// before is not re-verified (an ES256 verify costs ~65 µs); revocation and the
+    /// client's status are checked on every call.
+    async fn caller_for(&self, token: &str) -> Result<Arc<Caller>> {
+        if token.len() > jose::MAX_JWT_LEN {
             return Err(EngineError::InvalidToken("token too large".into()));
         }
-        let mut hash = [0u8; 32];
-        hash.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
-        let now = self.shared.now_ms() / 1000;
+        let hash = token_hash(token);
+        let now = self.shared.now_ms();
         let caller = match self.shared.caches.bearer(&hash) {
-            Some(c) if c.expires_at > now => {
+            Some(c) if c.expires_at > now / 1000 => {
                 self.shared.metrics.token_cache_hits.inc();
                 c
             }
             _ => {
-                let claims: AccessClaims = self.ring()?.verify(token)?;
+                let claims: AccessClaims = self.ring()?.verify(token, now)?;
                 let agent_id = Uuid::parse_str(&claims.sub)
                     .map_err(|_| EngineError::InvalidToken("subject is not an agent".into()))?;
                 let caller = Arc::new(Caller {
@@ -228,22 +747,21 @@ impl Engine {
                     scope: claims.scope.into(),
                     token_id: claims.jti,
                     expires_at: claims.exp,
+                    jkt: claims.cnf.map(|c| c.jkt),
                 });
                 self.shared.caches.remember_bearer(hash, caller.clone());
                 caller
             }
         };
-        match client_entry(self, &caller.client_id).await? {
-            Some((client, agent))
-                if client.status == CredentialStatus::Active
-                    && agent.status == AgentStatus::Active
-                    && client.agent_id == caller.agent_id =>
-            {
-                Ok(caller)
-            }
-            _ => Err(EngineError::InvalidToken(
-                "the token's client is no longer active".into(),
-            )),
+        if self.shared.revoked.contains_key(&caller.token_id) {
+            return Err(EngineError::InvalidToken("the token was revoked".into()));
         }
+        self.check_token_client(
+            &caller.client_id,
+            &caller.agent_id.to_string(),
+            caller.org_id,
+        )
+        .await?;
+        Ok(caller)
     }
 }

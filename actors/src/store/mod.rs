@@ -25,20 +25,36 @@ pub struct ClientRecord {
     pub credential_id: Uuid,
     pub client_id: String,
     pub credential_status: CredentialStatus,
+    /// `client_secret` or `private_key_jwt`.
+    pub kind: String,
     pub secret_hash: Vec<u8>,
+    /// The registered public key of a `private_key_jwt` credential.
+    pub public_jwk: Option<serde_json::Value>,
     pub agent_id: Uuid,
     pub org_id: Uuid,
     pub agent_status: AgentStatus,
     pub agent_scopes: Vec<String>,
 }
 
-/// A signing key as stored (the private key in PKCS#8 DER).
+/// A signing key as stored. `private_key` is PKCS#8 DER sealed by the keystore (or
+/// empty when `key_ref` points into Vault).
 #[derive(Debug, Clone)]
 pub struct KeyRecord {
     pub kid: String,
     pub alg: String,
     pub private_key: Vec<u8>,
+    pub key_ref: Option<String>,
     pub created_at: Millis,
+    pub activates_at: Millis,
+}
+
+/// A revoked access token, remembered until it would have expired anyway.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revocation {
+    pub jti: String,
+    pub org_id: Uuid,
+    /// Unix seconds, as in the token's `exp`.
+    pub expires_at: i64,
 }
 
 /// The durable store.
@@ -93,6 +109,13 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_signing_key(&self, key: &KeyRecord) -> Result<()>;
     async fn signing_keys(&self) -> Result<Vec<KeyRecord>>;
+
+    /// Remember a revoked token (idempotent).
+    async fn insert_revocation(&self, revocation: &Revocation, now: Millis) -> Result<()>;
+    /// Revocations of tokens that have not expired by `now_secs`.
+    async fn revocations(&self, now_secs: i64) -> Result<Vec<Revocation>>;
+    /// Forget revocations of tokens expired by `now_secs`; returns how many.
+    async fn purge_revocations(&self, now_secs: i64) -> Result<u64>;
 
     /// Link `events` into their chains and store them, in one transaction (group commit).
     async fn append_audit(&self, events: Vec<PendingEvent>) -> Result<Vec<AuditEvent>>;

@@ -11,7 +11,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
-use super::{enum_column, json_column, ClientRecord, KeyRecord, Store, UNATTRIBUTED_CHAIN};
+use super::{
+    enum_column, json_column, ClientRecord, KeyRecord, Revocation, Store, UNATTRIBUTED_CHAIN,
+};
 use crate::domain::audit_chain::{self, PendingEvent};
 use crate::error::{EngineError, Result};
 use crate::model::{
@@ -19,10 +21,16 @@ use crate::model::{
     Outcome, Tier,
 };
 
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    include_str!("../../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        include_str!("../../../migrations/postgres/0002_token_lifecycle.sql"),
+    ),
+];
 /// Arbitrary constant naming the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x0041_676e_7449_6450;
 
@@ -97,8 +105,7 @@ impl PostgresStore {
 const ORG_COLS: &str = "id, name, tier, created_at, updated_at";
 const AGENT_COLS: &str =
     "id, org_id, name, description, status, scopes, metadata, created_at, updated_at";
-const CRED_COLS: &str =
-    "id, agent_id, org_id, client_id, kind, status, secret_prefix, created_at, rotated_at, revoked_at";
+const CRED_COLS: &str = "id, agent_id, org_id, client_id, kind, status, secret_prefix, created_at, rotated_at, revoked_at, public_jwk";
 const AUDIT_COLS: &str = "id, org_id, seq, occurred_at, actor, action, target, outcome, request_id, detail, prev_hash, hash";
 
 fn org(row: &Row) -> Result<Organization> {
@@ -137,6 +144,10 @@ fn credential(row: &Row) -> Result<Credential> {
         created_at: row.get(7),
         rotated_at: row.get(8),
         revoked_at: row.get(9),
+        jwk: row
+            .get::<_, Option<&str>>(10)
+            .map(json_column)
+            .transpose()?,
     })
 }
 
@@ -351,8 +362,8 @@ impl Store for PostgresStore {
 
     async fn insert_credential(&self, c: &Credential, secret_hash: &[u8]) -> Result<()> {
         self.execute(
-            "INSERT INTO credentials (id, agent_id, org_id, client_id, kind, status, secret_prefix, secret_hash, created_at, rotated_at, revoked_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO credentials (id, agent_id, org_id, client_id, kind, status, secret_prefix, secret_hash, created_at, rotated_at, revoked_at, public_jwk)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             &[
                 &c.id,
                 &c.agent_id,
@@ -365,6 +376,7 @@ impl Store for PostgresStore {
                 &c.created_at,
                 &c.rotated_at,
                 &c.revoked_at,
+                &c.jwk.as_ref().map(json_text).transpose()?,
             ],
         )
         .await
@@ -436,7 +448,7 @@ impl Store for PostgresStore {
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
         let row = self
             .query_opt(
-                "SELECT c.id, c.client_id, c.status, c.secret_hash, a.id, a.org_id, a.status, a.scopes
+                "SELECT c.id, c.client_id, c.status, c.secret_hash, a.id, a.org_id, a.status, a.scopes, c.kind, c.public_jwk
                  FROM credentials c JOIN agents a ON a.id = c.agent_id WHERE c.client_id = $1",
                 &[&client_id],
             )
@@ -451,6 +463,8 @@ impl Store for PostgresStore {
                 org_id: r.get(5),
                 agent_status: enum_column(r.get(6), AgentStatus::parse)?,
                 agent_scopes: json_column(r.get(7))?,
+                kind: r.get(8),
+                public_jwk: r.get::<_, Option<&str>>(9).map(json_column).transpose()?,
             })
         })
         .transpose()
@@ -458,8 +472,8 @@ impl Store for PostgresStore {
 
     async fn insert_signing_key(&self, k: &KeyRecord) -> Result<()> {
         self.execute(
-            "INSERT INTO signing_keys (kid, alg, private_key, created_at) VALUES ($1, $2, $3, $4)",
-            &[&k.kid, &k.alg, &k.private_key, &k.created_at],
+            "INSERT INTO signing_keys (kid, alg, private_key, key_ref, created_at, activates_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&k.kid, &k.alg, &k.private_key, &k.key_ref, &k.created_at, &k.activates_at],
         )
         .await
         .map(|_| ())
@@ -467,16 +481,55 @@ impl Store for PostgresStore {
 
     async fn signing_keys(&self) -> Result<Vec<KeyRecord>> {
         Ok(self
-            .query("SELECT kid, alg, private_key, created_at FROM signing_keys ORDER BY created_at, kid", &[])
+            .query(
+                "SELECT kid, alg, private_key, key_ref, created_at, activates_at FROM signing_keys ORDER BY activates_at, kid",
+                &[],
+            )
             .await?
             .iter()
             .map(|r| KeyRecord {
                 kid: r.get(0),
                 alg: r.get(1),
                 private_key: r.get(2),
-                created_at: r.get(3),
+                key_ref: r.get(3),
+                created_at: r.get(4),
+                activates_at: r.get(5),
             })
             .collect())
+    }
+
+    async fn insert_revocation(&self, r: &Revocation, now: Millis) -> Result<()> {
+        self.execute(
+            "INSERT INTO token_revocations (jti, org_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (jti) DO NOTHING",
+            &[&r.jti, &r.org_id, &r.expires_at, &now],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn revocations(&self, now_secs: i64) -> Result<Vec<Revocation>> {
+        Ok(self
+            .query(
+                "SELECT jti, org_id, expires_at FROM token_revocations WHERE expires_at > $1",
+                &[&now_secs],
+            )
+            .await?
+            .iter()
+            .map(|r| Revocation {
+                jti: r.get(0),
+                org_id: r.get(1),
+                expires_at: r.get(2),
+            })
+            .collect())
+    }
+
+    async fn purge_revocations(&self, now_secs: i64) -> Result<u64> {
+        self.execute(
+            "DELETE FROM token_revocations WHERE expires_at <= $1",
+            &[&now_secs],
+        )
+        .await
     }
 
     async fn append_audit(&self, events: Vec<PendingEvent>) -> Result<Vec<AuditEvent>> {

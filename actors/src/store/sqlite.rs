@@ -11,7 +11,9 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
-use super::{enum_column, json_column, ClientRecord, KeyRecord, Store, UNATTRIBUTED_CHAIN};
+use super::{
+    enum_column, json_column, ClientRecord, KeyRecord, Revocation, Store, UNATTRIBUTED_CHAIN,
+};
 use crate::domain::audit_chain::{self, PendingEvent};
 use crate::error::{EngineError, Result};
 use crate::model::{
@@ -19,7 +21,13 @@ use crate::model::{
     Outcome, Tier,
 };
 
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../../../migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        include_str!("../../../migrations/sqlite/0002_token_lifecycle.sql"),
+    ),
+];
 
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
@@ -106,8 +114,7 @@ fn org_from_parts(p: (Uuid, String, String, i64, i64)) -> Result<Organization> {
 const ORG_COLS: &str = "id, name, tier, created_at, updated_at";
 const AGENT_COLS: &str =
     "id, org_id, name, description, status, scopes, metadata, created_at, updated_at";
-const CRED_COLS: &str =
-    "id, agent_id, org_id, client_id, kind, status, secret_prefix, created_at, rotated_at, revoked_at";
+const CRED_COLS: &str = "id, agent_id, org_id, client_id, kind, status, secret_prefix, created_at, rotated_at, revoked_at, public_jwk";
 const AUDIT_COLS: &str = "id, org_id, seq, occurred_at, actor, action, target, outcome, request_id, detail, prev_hash, hash";
 
 type AgentParts = (
@@ -161,6 +168,7 @@ type CredParts = (
     i64,
     Option<i64>,
     Option<i64>,
+    Option<String>,
 );
 
 fn cred_from_row(row: &Row<'_>) -> rusqlite::Result<CredParts> {
@@ -175,6 +183,7 @@ fn cred_from_row(row: &Row<'_>) -> rusqlite::Result<CredParts> {
         row.get(7)?,
         row.get(8)?,
         row.get(9)?,
+        row.get(10)?,
     ))
 }
 
@@ -190,6 +199,7 @@ fn cred_from_parts(p: CredParts) -> Result<Credential> {
         created_at: p.7,
         rotated_at: p.8,
         revoked_at: p.9,
+        jwk: p.10.as_deref().map(json_column).transpose()?,
     })
 }
 
@@ -498,8 +508,8 @@ impl Store for SqliteStore {
         let (c, h) = (cred.clone(), secret_hash.to_vec());
         self.with(move |conn| {
             conn.execute(
-                "INSERT INTO credentials (id, agent_id, org_id, client_id, kind, status, secret_prefix, secret_hash, created_at, rotated_at, revoked_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT INTO credentials (id, agent_id, org_id, client_id, kind, status, secret_prefix, secret_hash, created_at, rotated_at, revoked_at, public_jwk)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     c.id.to_string(),
                     c.agent_id.to_string(),
@@ -511,7 +521,8 @@ impl Store for SqliteStore {
                     h,
                     c.created_at,
                     c.rotated_at,
-                    c.revoked_at
+                    c.revoked_at,
+                    c.jwk.as_ref().map(json_text).transpose()?
                 ],
             )
             .map_err(db_err)?;
@@ -606,7 +617,7 @@ impl Store for SqliteStore {
         self.with(move |conn| {
             let row = conn
                 .query_row(
-                    "SELECT c.id, c.client_id, c.status, c.secret_hash, a.id, a.org_id, a.status, a.scopes
+                    "SELECT c.id, c.client_id, c.status, c.secret_hash, a.id, a.org_id, a.status, a.scopes, c.kind, c.public_jwk
                      FROM credentials c JOIN agents a ON a.id = c.agent_id WHERE c.client_id = ?1",
                     params![client_id],
                     |r| {
@@ -619,6 +630,8 @@ impl Store for SqliteStore {
                             uuid_col(r, 5)?,
                             r.get::<_, String>(6)?,
                             r.get::<_, String>(7)?,
+                            r.get::<_, String>(8)?,
+                            r.get::<_, Option<String>>(9)?,
                         ))
                     },
                 )
@@ -634,6 +647,8 @@ impl Store for SqliteStore {
                     org_id: p.5,
                     agent_status: enum_column(&p.6, AgentStatus::parse)?,
                     agent_scopes: json_column(&p.7)?,
+                    kind: p.8,
+                    public_jwk: p.9.as_deref().map(json_column).transpose()?,
                 })
             })
             .transpose()
@@ -645,8 +660,8 @@ impl Store for SqliteStore {
         let k = key.clone();
         self.with(move |conn| {
             conn.execute(
-                "INSERT INTO signing_keys (kid, alg, private_key, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![k.kid, k.alg, k.private_key, k.created_at],
+                "INSERT INTO signing_keys (kid, alg, private_key, key_ref, created_at, activates_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![k.kid, k.alg, k.private_key, k.key_ref, k.created_at, k.activates_at],
             )
             .map_err(db_err)?;
             Ok(())
@@ -657,14 +672,67 @@ impl Store for SqliteStore {
     async fn signing_keys(&self) -> Result<Vec<KeyRecord>> {
         self.with(|conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT kid, alg, private_key, created_at FROM signing_keys ORDER BY created_at, kid")
+                .prepare_cached(
+                    "SELECT kid, alg, private_key, key_ref, created_at, activates_at FROM signing_keys ORDER BY activates_at, kid",
+                )
                 .map_err(db_err)?;
             collect(
                 &mut stmt,
                 [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                |(kid, alg, private_key, created_at)| Ok(KeyRecord { kid, alg, private_key, created_at }),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+                |(kid, alg, private_key, key_ref, created_at, activates_at)| {
+                    Ok(KeyRecord { kid, alg, private_key, key_ref, created_at, activates_at })
+                },
             )
+        })
+        .await
+    }
+
+    async fn insert_revocation(&self, r: &Revocation, now: Millis) -> Result<()> {
+        let r = r.clone();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO token_revocations (jti, org_id, expires_at, revoked_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (jti) DO NOTHING",
+                params![r.jti, r.org_id.to_string(), r.expires_at, now],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revocations(&self, now_secs: i64) -> Result<Vec<Revocation>> {
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT jti, org_id, expires_at FROM token_revocations WHERE expires_at > ?1",
+                )
+                .map_err(db_err)?;
+            collect(
+                &mut stmt,
+                params![now_secs],
+                |r| Ok((r.get(0)?, uuid_col(r, 1)?, r.get(2)?)),
+                |(jti, org_id, expires_at)| {
+                    Ok(Revocation {
+                        jti,
+                        org_id,
+                        expires_at,
+                    })
+                },
+            )
+        })
+        .await
+    }
+
+    async fn purge_revocations(&self, now_secs: i64) -> Result<u64> {
+        self.with(move |conn| {
+            conn.execute(
+                "DELETE FROM token_revocations WHERE expires_at <= ?1",
+                params![now_secs],
+            )
+            .map(|n| n as u64)
+            .map_err(db_err)
         })
         .await
     }
