@@ -6,8 +6,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use agentidp_engine::keys::SigningAlg;
 use agentidp_engine::EngineConfig;
 use anyhow::Context;
+use base64::Engine as _;
 use serde::Deserialize;
 
 /// Settings shared by `serve`, `migrate` and `bootstrap`.
@@ -43,6 +45,18 @@ pub struct Settings {
     /// Log format: text or json [default: text].
     #[arg(long, env = "AGENTIDP_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Algorithm of new signing keys: ES256, RS256 or EdDSA [default: ES256].
+    #[arg(long, env = "AGENTIDP_SIGNING_ALG")]
+    pub signing_alg: Option<String>,
+    /// Seconds a new signing key is published before it signs [default: 120].
+    #[arg(long, env = "AGENTIDP_KEY_PREANNOUNCE")]
+    pub key_preannounce: Option<u64>,
+    /// Rotate the signing key every this many seconds [default: never].
+    #[arg(long, env = "AGENTIDP_KEY_ROTATION_INTERVAL")]
+    pub key_rotation_interval: Option<u64>,
+    /// Base64 of the 32-byte key sealing private keys at rest [default: data_dir/master.key].
+    #[arg(long, env = "AGENTIDP_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
 }
 
 /// The TOML file: the same keys, snake_case.
@@ -58,6 +72,10 @@ struct FileSettings {
     audience: Option<String>,
     token_ttl: Option<u64>,
     log_format: Option<String>,
+    signing_alg: Option<String>,
+    key_preannounce: Option<u64>,
+    key_rotation_interval: Option<u64>,
+    master_key: Option<String>,
 }
 
 /// Settings with every layer applied.
@@ -130,6 +148,32 @@ impl Settings {
             );
             engine.token_ttl = Duration::from_secs(ttl);
         }
+        if let Some(alg) = self.signing_alg.clone().or(file.signing_alg) {
+            engine.signing_alg = SigningAlg::parse(&alg).with_context(|| {
+                format!("signing algorithm must be ES256, RS256 or EdDSA, not {alg:?}")
+            })?;
+        }
+        if let Some(secs) = self.key_preannounce.or(file.key_preannounce) {
+            engine.key_preannounce = Duration::from_secs(secs);
+        }
+        if let Some(secs) = self.key_rotation_interval.or(file.key_rotation_interval) {
+            anyhow::ensure!(
+                secs >= 60,
+                "the key rotation interval must be at least 60 seconds"
+            );
+            engine.key_rotation_interval = Some(Duration::from_secs(secs));
+        }
+        if let Some(key) = self.master_key.clone().or(file.master_key) {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(key.trim())
+                .context("the master key must be base64")?;
+            anyhow::ensure!(
+                bytes.len() == 32,
+                "the master key must be 32 bytes (base64 of 32 random bytes)"
+            );
+            engine.master_key = Some(bytes);
+        }
+        engine.vault = agentidp_engine::vault_from_env();
         Ok(Resolved {
             listen,
             log_json: log_format == "json",

@@ -25,6 +25,13 @@ enum Command {
         #[command(flatten)]
         settings: Settings,
     },
+    /// Manage signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+        #[command(flatten)]
+        settings: Settings,
+    },
     /// Create the first organization, its admin agent and the platform admin, and
     /// print their credentials once.
     Bootstrap {
@@ -34,6 +41,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create the next signing key: published at once, signing after the
+    /// pre-announcement delay; the current key stays published until its tokens expire.
+    Rotate,
 }
 
 fn init_logs(json: bool) {
@@ -108,6 +122,18 @@ async fn main() -> anyhow::Result<()> {
             init_logs(resolved.log_json);
             let version = Engine::migrate(&resolved.engine).await?;
             println!("schema at version {version}");
+        }
+        Command::Keys {
+            action: KeysAction::Rotate,
+            settings,
+        } => {
+            let resolved = settings.resolve()?;
+            init_logs(resolved.log_json);
+            let engine = Engine::start(resolved.engine).await?;
+            let result = engine.rotate_keys(None).await;
+            engine.shutdown().await;
+            let key = result?;
+            println!("{}", serde_json::to_string(&key)?);
         }
         Command::Bootstrap { settings, json } => {
             let resolved = settings.resolve()?;

@@ -3,6 +3,9 @@
 
 use std::convert::Infallible;
 
+use agentidp_engine::{
+    GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH,
+};
 use serde_json::json;
 use warp::filters::BoxedFilter;
 use warp::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
@@ -35,15 +38,28 @@ async fn metadata(ctx: Ctx) -> Result<Response, Infallible> {
         let issuer = engine.config().issuer.trim_end_matches('/').to_string();
         let algs = engine.signing_algorithms()?;
         let scopes: Vec<&str> = engine.scope_catalog().map(|(s, _)| s).collect();
+        let auth_methods = [
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+        ];
+        let assertion_algs = ["ES256", "ES384", "RS256", "PS256", "EdDSA"];
         let doc = json!({
             "issuer": issuer,
-            "token_endpoint": format!("{issuer}/api/v1/oauth2/token"),
+            "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
+            "introspection_endpoint": format!("{issuer}{INTROSPECT_PATH}"),
+            "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),
             "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-            "grant_types_supported": ["client_credentials"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "grant_types_supported": [GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE],
+            "token_endpoint_auth_methods_supported": auth_methods,
+            "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
+            "introspection_endpoint_auth_methods_supported": auth_methods,
+            "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
+            "revocation_endpoint_auth_methods_supported": auth_methods,
+            "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
+            "dpop_signing_alg_values_supported": assertion_algs,
             "response_types_supported": [],
             "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": algs,
             "access_token_signing_alg_values_supported": algs,
             "scopes_supported": scopes,
             "service_documentation": format!("{issuer}/openapi.json"),

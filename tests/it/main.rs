@@ -9,6 +9,8 @@ mod cluster;
 mod credentials;
 mod embedder;
 mod interop;
+mod jose;
+mod lifecycle;
 mod ops;
 mod resilience;
 mod support;

@@ -78,12 +78,30 @@ each_backend!(discovery_documents_describe_the_server, |app| {
         );
         assert_eq!(
             meta["grant_types_supported"],
-            serde_json::json!(["client_credentials"])
+            serde_json::json!([
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:token-exchange"
+            ])
         );
         assert_eq!(
             meta["token_endpoint_auth_methods_supported"],
-            serde_json::json!(["client_secret_basic", "client_secret_post"])
+            serde_json::json!([
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt"
+            ])
         );
+        assert_eq!(
+            meta["introspection_endpoint"],
+            format!("{}/api/v1/oauth2/introspect", app.base)
+        );
+        assert_eq!(
+            meta["revocation_endpoint"],
+            format!("{}/api/v1/oauth2/revoke", app.base)
+        );
+        assert!(meta["dpop_signing_alg_values_supported"]
+            .as_array()
+            .is_some_and(|a| a.contains(&"ES256".into())));
     }
     let jwks: Value = app
         .http

@@ -9,7 +9,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use agentidp_engine::{BootstrapOutput, Engine, EngineConfig};
+use std::sync::Arc;
+
+use agentidp_engine::{BootstrapOutput, Engine, EngineConfig, ManualClock};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -60,6 +62,8 @@ pub struct Storage {
     /// PostgreSQL schema and Redis namespace of this storage.
     pub namespace: String,
     pub database_url: Option<String>,
+    /// The clock of every app on this storage: frozen unless a test advances it.
+    pub clock: Arc<ManualClock>,
 }
 
 impl Storage {
@@ -89,6 +93,7 @@ impl Storage {
             _tmp: tmp,
             namespace,
             database_url,
+            clock: Arc::new(ManualClock::default()),
         }
     }
 
@@ -97,6 +102,9 @@ impl Storage {
         config.issuer = format!("http://{addr}");
         config.audience = config.issuer.clone();
         config.database_url = self.database_url.clone();
+        config.clock = self.clock.clone();
+        // Nodes sharing a PostgreSQL must share the key that seals signing keys.
+        config.master_key = Some(vec![7; 32]);
         if let Backend::Postgres { redis_url, .. } = &self.backend {
             config.redis_url = Some(redis_url.clone());
             config.redis_namespace = self.namespace.clone();

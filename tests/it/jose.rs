@@ -1,0 +1,49 @@
+//! Client-side JOSE for the tests: keys that sign client assertions and DPoP proofs, as
+//! an agent's own code would.
+
+use agentidp_engine::keys::{SigningAlg, SigningKey};
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+pub struct ClientKey {
+    pkcs8: Vec<u8>,
+    /// The public JWK, as an agent registers it.
+    pub jwk: Value,
+}
+
+impl ClientKey {
+    pub fn es256() -> ClientKey {
+        let (key, pkcs8) = SigningKey::generate(SigningAlg::Es256, 0, 0).unwrap();
+        let mut jwk = key.jwk().clone();
+        jwk.as_object_mut().unwrap().remove("use");
+        ClientKey { pkcs8, jwk }
+    }
+
+    pub fn sign(&self, mut header: Header, claims: &Value) -> String {
+        header.alg = Algorithm::ES256;
+        encode(&header, claims, &EncodingKey::from_ec_der(&self.pkcs8)).unwrap()
+    }
+
+    /// An RFC 7523 client assertion for `client_id`, addressed to `aud`.
+    pub fn assertion(&self, client_id: &str, aud: &str, now_s: i64) -> String {
+        let claims = json!({
+            "iss": client_id, "sub": client_id, "aud": aud,
+            "iat": now_s, "exp": now_s + 120, "jti": Uuid::now_v7().to_string(),
+        });
+        self.sign(Header::new(Algorithm::ES256), &claims)
+    }
+
+    /// An RFC 9449 DPoP proof for `htm htu`, bound to `access_token` when given.
+    pub fn dpop(&self, htm: &str, htu: &str, now_s: i64, access_token: Option<&str>) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.typ = Some("dpop+jwt".into());
+        header.jwk = Some(serde_json::from_value(self.jwk.clone()).unwrap());
+        let mut claims =
+            json!({"jti": Uuid::now_v7().to_string(), "htm": htm, "htu": htu, "iat": now_s});
+        if let Some(token) = access_token {
+            claims["ath"] = agentidp_engine::domain::jose::access_token_hash(token).into();
+        }
+        self.sign(header, &claims)
+    }
+}
