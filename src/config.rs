@@ -90,94 +90,52 @@ impl Settings {
     pub fn resolve(&self) -> anyhow::Result<Resolved> {
         let file: FileSettings = match &self.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
                 toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
             }
             None => FileSettings::default(),
         };
-        let listen = self
-            .listen
-            .or(file.listen)
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-        let data_dir = self
-            .data_dir
-            .clone()
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from("./agentidp-data"));
-        let issuer = self
-            .issuer
-            .clone()
-            .or(file.issuer)
-            .unwrap_or_else(|| format!("http://{listen}"));
+        let listen = self.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let data_dir = self.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./agentidp-data"));
+        let issuer = self.issuer.clone().or(file.issuer).unwrap_or_else(|| format!("http://{listen}"));
         let issuer = issuer.trim_end_matches('/').to_string();
-        let audience = self
-            .audience
-            .clone()
-            .or(file.audience)
-            .unwrap_or_else(|| issuer.clone());
-        let log_format = self
-            .log_format
-            .clone()
-            .or(file.log_format)
-            .unwrap_or_else(|| "text".into());
+        let audience = self.audience.clone().or(file.audience).unwrap_or_else(|| issuer.clone());
+        let log_format = self.log_format.clone().or(file.log_format).unwrap_or_else(|| "text".into());
         anyhow::ensure!(
             log_format == "text" || log_format == "json",
             "log format must be text or json, not {log_format:?}"
         );
         let mut engine = EngineConfig::embedded(data_dir);
-        engine.database_url = self
-            .database_url
-            .clone()
-            .or(file.database_url)
-            .filter(|s| !s.is_empty());
-        engine.redis_url = self
-            .redis_url
-            .clone()
-            .or(file.redis_url)
-            .filter(|s| !s.is_empty());
+        engine.database_url = self.database_url.clone().or(file.database_url).filter(|s| !s.is_empty());
+        engine.redis_url = self.redis_url.clone().or(file.redis_url).filter(|s| !s.is_empty());
         if let Some(ns) = self.redis_namespace.clone().or(file.redis_namespace) {
             engine.redis_namespace = ns;
         }
         engine.issuer = issuer;
         engine.audience = audience;
         if let Some(ttl) = self.token_ttl.or(file.token_ttl) {
-            anyhow::ensure!(
-                (10..=86_400).contains(&ttl),
-                "token TTL must be 10 to 86400 seconds"
-            );
+            anyhow::ensure!((10..=86_400).contains(&ttl), "token TTL must be 10 to 86400 seconds");
             engine.token_ttl = Duration::from_secs(ttl);
         }
         if let Some(alg) = self.signing_alg.clone().or(file.signing_alg) {
-            engine.signing_alg = SigningAlg::parse(&alg).with_context(|| {
-                format!("signing algorithm must be ES256, RS256 or EdDSA, not {alg:?}")
-            })?;
+            engine.signing_alg = SigningAlg::parse(&alg)
+                .with_context(|| format!("signing algorithm must be ES256, RS256 or EdDSA, not {alg:?}"))?;
         }
         if let Some(secs) = self.key_preannounce.or(file.key_preannounce) {
             engine.key_preannounce = Duration::from_secs(secs);
         }
         if let Some(secs) = self.key_rotation_interval.or(file.key_rotation_interval) {
-            anyhow::ensure!(
-                secs >= 60,
-                "the key rotation interval must be at least 60 seconds"
-            );
+            anyhow::ensure!(secs >= 60, "the key rotation interval must be at least 60 seconds");
             engine.key_rotation_interval = Some(Duration::from_secs(secs));
         }
         if let Some(key) = self.master_key.clone().or(file.master_key) {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(key.trim())
                 .context("the master key must be base64")?;
-            anyhow::ensure!(
-                bytes.len() == 32,
-                "the master key must be 32 bytes (base64 of 32 random bytes)"
-            );
+            anyhow::ensure!(bytes.len() == 32, "the master key must be 32 bytes (base64 of 32 random bytes)");
             engine.master_key = Some(bytes);
         }
         engine.vault = agentidp_engine::vault_from_env();
-        Ok(Resolved {
-            listen,
-            log_json: log_format == "json",
-            engine,
-        })
+        Ok(Resolved { listen, log_json: log_format == "json", engine })
     }
 }

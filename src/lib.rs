@@ -19,11 +19,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let state = http::AppState::new(engine.clone())?;
-    warp::serve(http::routes(state))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    warp::serve(http::routes(state)).incoming(listener).graceful(shutdown).run().await;
     engine.shutdown().await;
     Ok(())
 }

@@ -52,9 +52,7 @@ enum KeysAction {
 
 fn init_logs(json: bool) {
     let filter = EnvFilter::try_from_env("AGENTIDP_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -123,10 +121,7 @@ async fn main() -> anyhow::Result<()> {
             let version = Engine::migrate(&resolved.engine).await?;
             println!("schema at version {version}");
         }
-        Command::Keys {
-            action: KeysAction::Rotate,
-            settings,
-        } => {
+        Command::Keys { action: KeysAction::Rotate, settings } => {
             let resolved = settings.resolve()?;
             init_logs(resolved.log_json);
             let engine = Engine::start(resolved.engine).await?;

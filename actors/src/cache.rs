@@ -79,11 +79,7 @@ impl Caches {
             ("client_secret", _) => ClientKey::Secret(record.secret_hash.clone()),
             _ => ClientKey::Unusable,
         };
-        let client = Arc::new(ClientEntry {
-            status: record.credential_status,
-            key,
-            agent_id: record.agent_id,
-        });
+        let client = Arc::new(ClientEntry { status: record.credential_status, key, agent_id: record.agent_id });
         let agent = Arc::new(AgentEntry {
             org_id: record.org_id,
             status: record.agent_status,
@@ -91,8 +87,7 @@ impl Caches {
         });
         if self.epoch() == epoch {
             self.agents.insert(record.agent_id, agent.clone());
-            self.clients
-                .insert(record.client_id.clone(), client.clone());
+            self.clients.insert(record.client_id.clone(), client.clone());
             // An invalidation may have slipped in between the check and the inserts.
             if self.epoch() != epoch {
                 self.clients.remove(&record.client_id);
@@ -109,11 +104,7 @@ impl Caches {
     /// Cache an agent read from the store, under the same epoch rule as [`Caches::fill`].
     pub fn fill_agent(&self, epoch: u64, agent: &Agent) {
         if self.epoch() == epoch {
-            let entry = AgentEntry {
-                org_id: agent.org_id,
-                status: agent.status,
-                scopes: agent.scopes.clone(),
-            };
+            let entry = AgentEntry { org_id: agent.org_id, status: agent.status, scopes: agent.scopes.clone() };
             self.agents.insert(agent.id, Arc::new(entry));
             if self.epoch() != epoch {
                 self.agents.remove(&agent.id);

@@ -8,10 +8,7 @@ use std::time::Duration;
 pub enum EngineError {
     /// The input is malformed or violates a rule; `field` names the offending part when known.
     #[error("invalid input: {message}")]
-    Invalid {
-        field: Option<&'static str>,
-        message: String,
-    },
+    Invalid { field: Option<&'static str>, message: String },
     /// The thing does not exist, or the caller may not know that it exists.
     #[error("{kind} not found")]
     NotFound { kind: &'static str },
@@ -32,10 +29,7 @@ pub enum EngineError {
     Unavailable(String),
     /// An OAuth 2.0 protocol error (RFC 6749 §5.2), answered in that form by OAuth endpoints.
     #[error("{error}: {description}")]
-    OAuth {
-        error: crate::OAuthError,
-        description: String,
-    },
+    OAuth { error: crate::OAuthError, description: String },
     /// A bug or an unexpected state; logged with detail, shown to clients without it.
     #[error("internal error: {0}")]
     Internal(String),
@@ -43,10 +37,7 @@ pub enum EngineError {
 
 impl EngineError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        EngineError::Invalid {
-            field: Some(field),
-            message: message.into(),
-        }
+        EngineError::Invalid { field: Some(field), message: message.into() }
     }
 
     pub fn not_found(kind: &'static str) -> Self {

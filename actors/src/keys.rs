@@ -91,29 +91,22 @@ fn key_err(what: &str) -> EngineError {
 
 impl SigningKey {
     /// Generate a fresh key; returns it with its PKCS#8 DER private key.
-    pub fn generate(
-        alg: SigningAlg,
-        now: Millis,
-        activates_at: Millis,
-    ) -> Result<(SigningKey, Vec<u8>)> {
+    pub fn generate(alg: SigningAlg, now: Millis, activates_at: Millis) -> Result<(SigningKey, Vec<u8>)> {
         let rng = SystemRandom::new();
         let pkcs8 = match alg {
-            SigningAlg::Es256 => {
-                EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                    .map_err(|_| key_err("generate"))?
-                    .as_ref()
-                    .to_vec()
-            }
+            SigningAlg::Es256 => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .map_err(|_| key_err("generate"))?
+                .as_ref()
+                .to_vec(),
             SigningAlg::Rs256 => RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
                 .map_err(|_| key_err("generate"))?
                 .as_der()
                 .map_err(|_| key_err("encode"))?
                 .as_ref()
                 .to_vec(),
-            SigningAlg::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng)
-                .map_err(|_| key_err("generate"))?
-                .as_ref()
-                .to_vec(),
+            SigningAlg::EdDsa => {
+                Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| key_err("generate"))?.as_ref().to_vec()
+            }
         };
         let key = SigningKey::from_pkcs8(alg, &pkcs8, now, activates_at)?;
         Ok((key, pkcs8))
@@ -121,24 +114,17 @@ impl SigningKey {
 
     /// Parse a private key. The kid is the RFC 7638 thumbprint of the public key, so it
     /// is derived, never trusted from storage.
-    pub fn from_pkcs8(
-        alg: SigningAlg,
-        pkcs8: &[u8],
-        created_at: Millis,
-        activates_at: Millis,
-    ) -> Result<SigningKey> {
+    pub fn from_pkcs8(alg: SigningAlg, pkcs8: &[u8], created_at: Millis, activates_at: Millis) -> Result<SigningKey> {
         let (pair, jwk_core, decoding) = match alg {
             SigningAlg::Es256 => {
-                let pair =
-                    EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
-                        .map_err(|_| key_err("bad EC key"))?;
+                let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
+                    .map_err(|_| key_err("bad EC key"))?;
                 let point = pair.public_key().as_ref();
                 if point.len() != 65 {
                     return Err(key_err("unexpected EC point length"));
                 }
                 let (x, y) = (b64(&point[1..33]), b64(&point[33..65]));
-                let decoding = DecodingKey::from_ec_components(&x, &y)
-                    .map_err(|_| key_err("EC decoding key"))?;
+                let decoding = DecodingKey::from_ec_components(&x, &y).map_err(|_| key_err("EC decoding key"))?;
                 let core = serde_json::json!({"crv": "P-256", "kty": "EC", "x": x, "y": y});
                 (Pair::Ec(pair), core, decoding)
             }
@@ -147,17 +133,14 @@ impl SigningKey {
                 let public = pair.public_key();
                 let n = b64(public.modulus().big_endian_without_leading_zero());
                 let e = b64(public.exponent().big_endian_without_leading_zero());
-                let decoding = DecodingKey::from_rsa_components(&n, &e)
-                    .map_err(|_| key_err("RSA decoding key"))?;
+                let decoding = DecodingKey::from_rsa_components(&n, &e).map_err(|_| key_err("RSA decoding key"))?;
                 let core = serde_json::json!({"e": e, "kty": "RSA", "n": n});
                 (Pair::Rsa(pair), core, decoding)
             }
             SigningAlg::EdDsa => {
-                let pair =
-                    Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| key_err("bad Ed25519 key"))?;
+                let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| key_err("bad Ed25519 key"))?;
                 let x = b64(pair.public_key().as_ref());
-                let decoding =
-                    DecodingKey::from_ed_components(&x).map_err(|_| key_err("Ed decoding key"))?;
+                let decoding = DecodingKey::from_ed_components(&x).map_err(|_| key_err("Ed decoding key"))?;
                 let core = serde_json::json!({"crv": "Ed25519", "kty": "OKP", "x": x});
                 (Pair::Ed(pair), core, decoding)
             }
@@ -170,44 +153,24 @@ impl SigningKey {
             obj.insert("use".into(), "sig".into());
         }
         let header = serde_json::json!({"alg": alg.as_str(), "typ": "at+jwt", "kid": kid});
-        let header_prefix = format!(
-            "{}.",
-            b64(&serde_json::to_vec(&header).map_err(EngineError::internal)?)
-        );
-        Ok(SigningKey {
-            kid,
-            alg,
-            created_at,
-            activates_at,
-            pair,
-            header_prefix,
-            jwk,
-            decoding,
-        })
+        let header_prefix = format!("{}.", b64(&serde_json::to_vec(&header).map_err(EngineError::internal)?));
+        Ok(SigningKey { kid, alg, created_at, activates_at, pair, header_prefix, jwk, decoding })
     }
 
     /// Sign `claims` as a compact JWT.
     pub fn sign<C: Serialize>(&self, claims: &C) -> Result<String> {
         let payload = serde_json::to_vec(claims).map_err(EngineError::internal)?;
-        let mut token =
-            String::with_capacity(self.header_prefix.len() + payload.len() * 4 / 3 + 350);
+        let mut token = String::with_capacity(self.header_prefix.len() + payload.len() * 4 / 3 + 350);
         token.push_str(&self.header_prefix);
         URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
         let sig = match &self.pair {
-            Pair::Ec(pair) => pair
-                .sign(&SystemRandom::new(), token.as_bytes())
-                .map_err(|_| key_err("sign"))?
-                .as_ref()
-                .to_vec(),
+            Pair::Ec(pair) => {
+                pair.sign(&SystemRandom::new(), token.as_bytes()).map_err(|_| key_err("sign"))?.as_ref().to_vec()
+            }
             Pair::Rsa(pair) => {
                 let mut sig = vec![0u8; pair.public_modulus_len()];
-                pair.sign(
-                    &signature::RSA_PKCS1_SHA256,
-                    &SystemRandom::new(),
-                    token.as_bytes(),
-                    &mut sig,
-                )
-                .map_err(|_| key_err("sign"))?;
+                pair.sign(&signature::RSA_PKCS1_SHA256, &SystemRandom::new(), token.as_bytes(), &mut sig)
+                    .map_err(|_| key_err("sign"))?;
                 sig
             }
             Pair::Ed(pair) => pair.sign(token.as_bytes()).as_ref().to_vec(),
@@ -236,12 +199,7 @@ pub struct KeyRing {
 
 impl KeyRing {
     /// `keys` must be non-empty.
-    pub fn new(
-        mut keys: Vec<SigningKey>,
-        issuer: &str,
-        audience: &str,
-        token_ttl_ms: i64,
-    ) -> Result<KeyRing> {
+    pub fn new(mut keys: Vec<SigningKey>, issuer: &str, audience: &str, token_ttl_ms: i64) -> Result<KeyRing> {
         if keys.is_empty() {
             return Err(key_err("no keys"));
         }
@@ -260,27 +218,14 @@ impl KeyRing {
                 (alg, v)
             })
             .collect();
-        let by_kid = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (k.kid.clone(), i))
-            .collect();
-        Ok(KeyRing {
-            keys,
-            by_kid,
-            validations,
-            token_ttl_ms,
-        })
+        let by_kid = keys.iter().enumerate().map(|(i, k)| (k.kid.clone(), i)).collect();
+        Ok(KeyRing { keys, by_kid, validations, token_ttl_ms })
     }
 
     /// The key that signs at `now`: the newest activated one (or, if none has activated
     /// yet, the first).
     pub fn signing_key(&self, now: Millis) -> &Arc<SigningKey> {
-        let active = self
-            .keys
-            .iter()
-            .rposition(|k| k.activates_at <= now)
-            .unwrap_or(0);
+        let active = self.keys.iter().rposition(|k| k.activates_at <= now).unwrap_or(0);
         &self.keys[active]
     }
 
@@ -288,9 +233,7 @@ impl KeyRing {
     /// recently that tokens it signed may still be alive.
     fn published(&self, i: usize, now: Millis) -> bool {
         match self.keys.get(i + 1) {
-            Some(next) if next.activates_at <= now => {
-                now < next.activates_at + self.token_ttl_ms + LEEWAY_SECS * 1000
-            }
+            Some(next) if next.activates_at <= now => now < next.activates_at + self.token_ttl_ms + LEEWAY_SECS * 1000,
             _ => true,
         }
     }
@@ -298,22 +241,15 @@ impl KeyRing {
     /// The JWKS document (RFC 7517) at `now`: every key that signs, will sign, or signed
     /// tokens that may still be alive.
     pub fn jwks(&self, now: Millis) -> String {
-        let keys: Vec<&serde_json::Value> = (0..self.keys.len())
-            .rev()
-            .filter(|&i| self.published(i, now))
-            .map(|i| self.keys[i].jwk())
-            .collect();
+        let keys: Vec<&serde_json::Value> =
+            (0..self.keys.len()).rev().filter(|&i| self.published(i, now)).map(|i| self.keys[i].jwk()).collect();
         serde_json::json!({ "keys": keys }).to_string()
     }
 
     /// Verify a compact JWT signed by one of this ring's published keys at `now`.
-    pub fn verify<C: serde::de::DeserializeOwned + TimeClaims>(
-        &self,
-        token: &str,
-        now: Millis,
-    ) -> Result<C> {
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| EngineError::InvalidToken("malformed token".into()))?;
+    pub fn verify<C: serde::de::DeserializeOwned + TimeClaims>(&self, token: &str, now: Millis) -> Result<C> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| EngineError::InvalidToken("malformed token".into()))?;
         if header.typ.as_deref() != Some("at+jwt") {
             return Err(EngineError::InvalidToken("not an access token".into()));
         }
@@ -328,10 +264,7 @@ impl KeyRing {
         if header.alg != key.alg.jwt_alg() {
             return Err(EngineError::InvalidToken("algorithm mismatch".into()));
         }
-        let validation = self
-            .validations
-            .get(&key.alg)
-            .ok_or_else(|| key_err("no validation"))?;
+        let validation = self.validations.get(&key.alg).ok_or_else(|| key_err("no validation"))?;
         let claims = jsonwebtoken::decode::<C>(token, &key.decoding, validation)
             .map(|data| data.claims)
             .map_err(|e| EngineError::InvalidToken(format!("{e}")))?;
@@ -373,12 +306,7 @@ mod tests {
 
     fn claims(now: Millis) -> AccessClaims {
         build(
-            &Grant {
-                agent_id: Uuid::now_v7(),
-                org_id: Uuid::now_v7(),
-                client_id: "c",
-                scopes: &[],
-            },
+            &Grant { agent_id: Uuid::now_v7(), org_id: Uuid::now_v7(), client_id: "c", scopes: &[] },
             "iss",
             "aud",
             now / 1000,
@@ -411,24 +339,12 @@ mod tests {
     fn expired_not_yet_valid_and_foreign_tokens_are_refused() {
         let (key, pkcs8) = SigningKey::generate(SigningAlg::Es256, 1, 1).unwrap();
         let (other, _) = SigningKey::generate(SigningAlg::Es256, 1, 1).unwrap();
-        assert!(ring(vec![other])
-            .verify::<AccessClaims>(&key.sign(&claims(NOW)).unwrap(), NOW)
-            .is_err());
-        let ring = ring(vec![SigningKey::from_pkcs8(
-            SigningAlg::Es256,
-            &pkcs8,
-            1,
-            1,
-        )
-        .unwrap()]);
+        assert!(ring(vec![other]).verify::<AccessClaims>(&key.sign(&claims(NOW)).unwrap(), NOW).is_err());
+        let ring = ring(vec![SigningKey::from_pkcs8(SigningAlg::Es256, &pkcs8, 1, 1).unwrap()]);
         let token = key.sign(&claims(NOW)).unwrap();
-        assert!(ring
-            .verify::<AccessClaims>(&token, NOW + TTL + 31_000)
-            .is_err());
+        assert!(ring.verify::<AccessClaims>(&token, NOW + TTL + 31_000).is_err());
         assert!(ring.verify::<AccessClaims>(&token, NOW - 60_000).is_err());
-        assert!(ring
-            .verify::<AccessClaims>(&token, NOW + TTL - 1000)
-            .is_ok());
+        assert!(ring.verify::<AccessClaims>(&token, NOW + TTL - 1000).is_ok());
     }
 
     #[test]
@@ -441,10 +357,7 @@ mod tests {
         assert_eq!(ring.signing_key(NOW).kid, old_kid);
         let jwks = ring.jwks(NOW);
         assert!(jwks.contains(&old_kid) && jwks.contains(&new_kid));
-        let old_token = ring
-            .signing_key(NOW + 119_000)
-            .sign(&claims(NOW + 119_000))
-            .unwrap();
+        let old_token = ring.signing_key(NOW + 119_000).sign(&claims(NOW + 119_000)).unwrap();
         // activated: signs; the old key stays published while its tokens live
         let t = NOW + 120_000;
         assert_eq!(ring.signing_key(t).kid, new_kid);

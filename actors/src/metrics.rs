@@ -28,50 +28,29 @@ impl EngineMetrics {
             &["grant_type"],
         )
         .map_err(reg_err)?;
-        let client_auth_failures = IntCounter::new(
-            "client_auth_failures_total",
-            "Failed client authentications at the token endpoint",
-        )
-        .map_err(reg_err)?;
+        let client_auth_failures =
+            IntCounter::new("client_auth_failures_total", "Failed client authentications at the token endpoint")
+                .map_err(reg_err)?;
         let actor_restarts = IntCounterVec::new(
-            Opts::new(
-                "actor_restarts_total",
-                "Supervised actors restarted after a failure",
-            ),
+            Opts::new("actor_restarts_total", "Supervised actors restarted after a failure"),
             &["actor"],
         )
         .map_err(reg_err)?;
-        let audit_events =
-            IntCounter::new("audit_events_total", "Audit events made durable").map_err(reg_err)?;
+        let audit_events = IntCounter::new("audit_events_total", "Audit events made durable").map_err(reg_err)?;
         let audit_batch_size = Histogram::with_opts(
-            HistogramOpts::new("audit_batch_size", "Audit events per group commit").buckets(vec![
-                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0,
-            ]),
+            HistogramOpts::new("audit_batch_size", "Audit events per group commit")
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0]),
         )
         .map_err(reg_err)?;
-        let token_cache_hits = IntCounter::new(
-            "bearer_cache_hits_total",
-            "Management calls whose Bearer token was already verified",
-        )
-        .map_err(reg_err)?;
-        registry
-            .register(Box::new(tokens_issued.clone()))
-            .map_err(reg_err)?;
-        registry
-            .register(Box::new(client_auth_failures.clone()))
-            .map_err(reg_err)?;
-        registry
-            .register(Box::new(actor_restarts.clone()))
-            .map_err(reg_err)?;
-        registry
-            .register(Box::new(audit_events.clone()))
-            .map_err(reg_err)?;
-        registry
-            .register(Box::new(audit_batch_size.clone()))
-            .map_err(reg_err)?;
-        registry
-            .register(Box::new(token_cache_hits.clone()))
-            .map_err(reg_err)?;
+        let token_cache_hits =
+            IntCounter::new("bearer_cache_hits_total", "Management calls whose Bearer token was already verified")
+                .map_err(reg_err)?;
+        registry.register(Box::new(tokens_issued.clone())).map_err(reg_err)?;
+        registry.register(Box::new(client_auth_failures.clone())).map_err(reg_err)?;
+        registry.register(Box::new(actor_restarts.clone())).map_err(reg_err)?;
+        registry.register(Box::new(audit_events.clone())).map_err(reg_err)?;
+        registry.register(Box::new(audit_batch_size.clone())).map_err(reg_err)?;
+        registry.register(Box::new(token_cache_hits.clone())).map_err(reg_err)?;
         Ok(EngineMetrics {
             registry,
             tokens_issued,

@@ -78,40 +78,21 @@ impl Policy {
         // biscuit's default time limit (1 ms) is easily exceeded on a loaded machine and
         // would turn into a spurious denial; the policy is ours and tiny, so the limit
         // only guards against a degenerate edit of it.
-        let limits = AuthorizerLimits {
-            max_facts: 1000,
-            max_iterations: 100,
-            max_time: Duration::from_millis(250),
-        };
-        let mut base = AuthorizerBuilder::new()
-            .set_limits(limits)
-            .code(POLICY_DATALOG)
-            .map_err(policy_err)?;
+        let limits = AuthorizerLimits { max_facts: 1000, max_iterations: 100, max_time: Duration::from_millis(250) };
+        let mut base = AuthorizerBuilder::new().set_limits(limits).code(POLICY_DATALOG).map_err(policy_err)?;
         for (op, scope) in &catalog.operations {
             base = base
                 .fact(biscuit_auth::builder::fact(
                     "required_scope",
-                    &[
-                        biscuit_auth::builder::string(op),
-                        biscuit_auth::builder::string(scope),
-                    ],
+                    &[biscuit_auth::builder::string(op), biscuit_auth::builder::string(scope)],
                 ))
                 .map_err(policy_err)?;
         }
-        Ok(Policy {
-            catalog,
-            base,
-            memo: DashMap::new(),
-        })
+        Ok(Policy { catalog, base, memo: DashMap::new() })
     }
 
     /// Allow or deny `operation` for a token with `scope` (space-delimited).
-    pub fn authorize(
-        &self,
-        operation: &'static str,
-        scope: &Arc<str>,
-        same_org: bool,
-    ) -> Result<()> {
+    pub fn authorize(&self, operation: &'static str, scope: &Arc<str>, same_org: bool) -> Result<()> {
         let key = (operation, scope.clone(), same_org);
         let allowed = match self.memo.get(&key) {
             Some(hit) => *hit,
@@ -127,9 +108,7 @@ impl Policy {
         if allowed {
             Ok(())
         } else {
-            Err(EngineError::Forbidden(format!(
-                "the token does not permit {operation}"
-            )))
+            Err(EngineError::Forbidden(format!("the token does not permit {operation}")))
         }
     }
 
@@ -143,9 +122,7 @@ impl Policy {
             .fact(fact("same_org", &[boolean(same_org)]))
             .map_err(policy_err)?;
         for s in scope.split(' ').filter(|s| !s.is_empty()) {
-            builder = builder
-                .fact(fact("scope", &[string(s)]))
-                .map_err(policy_err)?;
+            builder = builder.fact(fact("scope", &[string(s)])).map_err(policy_err)?;
         }
         let mut authorizer = builder.build_unauthenticated().map_err(policy_err)?;
         // Only a decision of the policy is an answer; running out of time or facts is an
@@ -178,9 +155,7 @@ mod tests {
         assert!(p.authorize("agents.get", &reader, true).is_ok());
         assert!(p.authorize("agents.update", &reader, true).is_err());
         let platform: Arc<str> = "platform:admin agents:read".into();
-        assert!(p
-            .authorize("organizations.create", &platform, false)
-            .is_ok());
+        assert!(p.authorize("organizations.create", &platform, false).is_ok());
         assert!(p.authorize("agents.get", &platform, false).is_ok());
         assert!(p.authorize("agents.create", &platform, false).is_err());
         // memoized answers are the same answers

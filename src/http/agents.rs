@@ -9,49 +9,19 @@ use warp::reply::Response;
 use warp::Filter;
 
 use super::{
-    body, ctx, json_reply, no_content, parse_id, parse_query, query, AppState, Body, Ctx,
-    ListQuery, OrgQuery,
+    body, ctx, json_reply, no_content, parse_id, parse_query, query, AppState, Body, Ctx, ListQuery, OrgQuery,
 };
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let c = || ctx(state.clone());
-    let list = warp::path!("agents")
-        .and(warp::get())
-        .and(c())
-        .and(query())
-        .and_then(list);
-    let create = warp::path!("agents")
-        .and(warp::post())
-        .and(c())
-        .and(query())
-        .and(body())
-        .and_then(create);
-    let get = warp::path!("agents" / String)
-        .and(warp::get())
-        .and(c())
-        .and(query())
-        .and_then(get);
-    let update = warp::path!("agents" / String)
-        .and(warp::patch())
-        .and(c())
-        .and(query())
-        .and(body())
-        .and_then(update);
-    let delete = warp::path!("agents" / String)
-        .and(warp::delete())
-        .and(c())
-        .and(query())
-        .and_then(delete);
-    let suspend = warp::path!("agents" / String / "suspend")
-        .and(warp::post())
-        .and(c())
-        .and(query())
-        .and_then(suspend);
-    let reactivate = warp::path!("agents" / String / "reactivate")
-        .and(warp::post())
-        .and(c())
-        .and(query())
-        .and_then(reactivate);
+    let list = warp::path!("agents").and(warp::get()).and(c()).and(query()).and_then(list);
+    let create = warp::path!("agents").and(warp::post()).and(c()).and(query()).and(body()).and_then(create);
+    let get = warp::path!("agents" / String).and(warp::get()).and(c()).and(query()).and_then(get);
+    let update = warp::path!("agents" / String).and(warp::patch()).and(c()).and(query()).and(body()).and_then(update);
+    let delete = warp::path!("agents" / String).and(warp::delete()).and(c()).and(query()).and_then(delete);
+    let suspend = warp::path!("agents" / String / "suspend").and(warp::post()).and(c()).and(query()).and_then(suspend);
+    let reactivate =
+        warp::path!("agents" / String / "reactivate").and(warp::post()).and(c()).and(query()).and_then(reactivate);
     let creds_list = warp::path!("agents" / String / "credentials")
         .and(warp::get())
         .and(c())
@@ -135,10 +105,7 @@ async fn update(id: String, ctx: Ctx, q: String, body: Body) -> Result<Response,
         let id = parse_id("id", &id)?;
         let call = ctx.call().await?;
         let patch: AgentPatch = body.json()?;
-        let agent = ctx
-            .engine()
-            .update_agent(&call, q.org_id, id, patch)
-            .await?;
+        let agent = ctx.engine().update_agent(&call, q.org_id, id, patch).await?;
         Ok(json_reply(StatusCode::OK, &agent))
     })
     .await
@@ -183,75 +150,41 @@ async fn list_credentials(id: String, ctx: Ctx, q: String) -> Result<Response, I
         let id = parse_id("id", &id)?;
         let call = ctx.call().await?;
         let items = ctx.engine().list_credentials(&call, q.org_id, id).await?;
-        Ok(json_reply(
-            StatusCode::OK,
-            &serde_json::json!({"items": items}),
-        ))
+        Ok(json_reply(StatusCode::OK, &serde_json::json!({"items": items})))
     })
     .await
 }
 
-async fn create_credential(
-    id: String,
-    ctx: Ctx,
-    q: String,
-    body: Body,
-) -> Result<Response, Infallible> {
+async fn create_credential(id: String, ctx: Ctx, q: String, body: Body) -> Result<Response, Infallible> {
     ctx.respond("/api/v1/agents/{id}/credentials", |ctx| async move {
         let q: OrgQuery = parse_query(&q)?;
         let id = parse_id("id", &id)?;
         let call = ctx.call().await?;
         // No body: a client secret. A body chooses the type (e.g. private_key_jwt + jwk).
-        let new: NewCredential = if body.is_empty() {
-            NewCredential::default()
-        } else {
-            body.json()?
-        };
-        let issued = ctx
-            .engine()
-            .create_credential(&call, q.org_id, id, new)
-            .await?;
+        let new: NewCredential = if body.is_empty() { NewCredential::default() } else { body.json()? };
+        let issued = ctx.engine().create_credential(&call, q.org_id, id, new).await?;
         Ok(json_reply(StatusCode::CREATED, &issued))
     })
     .await
 }
 
-async fn rotate_credential(
-    id: String,
-    cid: String,
-    ctx: Ctx,
-    q: String,
-) -> Result<Response, Infallible> {
-    ctx.respond(
-        "/api/v1/agents/{id}/credentials/{cid}/rotate",
-        |ctx| async move {
-            let q: OrgQuery = parse_query(&q)?;
-            let (id, cid) = (parse_id("id", &id)?, parse_id("cid", &cid)?);
-            let call = ctx.call().await?;
-            let issued = ctx
-                .engine()
-                .rotate_credential(&call, q.org_id, id, cid)
-                .await?;
-            Ok(json_reply(StatusCode::OK, &issued))
-        },
-    )
+async fn rotate_credential(id: String, cid: String, ctx: Ctx, q: String) -> Result<Response, Infallible> {
+    ctx.respond("/api/v1/agents/{id}/credentials/{cid}/rotate", |ctx| async move {
+        let q: OrgQuery = parse_query(&q)?;
+        let (id, cid) = (parse_id("id", &id)?, parse_id("cid", &cid)?);
+        let call = ctx.call().await?;
+        let issued = ctx.engine().rotate_credential(&call, q.org_id, id, cid).await?;
+        Ok(json_reply(StatusCode::OK, &issued))
+    })
     .await
 }
 
-async fn revoke_credential(
-    id: String,
-    cid: String,
-    ctx: Ctx,
-    q: String,
-) -> Result<Response, Infallible> {
+async fn revoke_credential(id: String, cid: String, ctx: Ctx, q: String) -> Result<Response, Infallible> {
     ctx.respond("/api/v1/agents/{id}/credentials/{cid}", |ctx| async move {
         let q: OrgQuery = parse_query(&q)?;
         let (id, cid) = (parse_id("id", &id)?, parse_id("cid", &cid)?);
         let call = ctx.call().await?;
-        let credential = ctx
-            .engine()
-            .revoke_credential(&call, q.org_id, id, cid)
-            .await?;
+        let credential = ctx.engine().revoke_credential(&call, q.org_id, id, cid).await?;
         Ok(json_reply(StatusCode::OK, &credential))
     })
     .await

@@ -16,20 +16,9 @@ use super::{ctx, json_reply, parse_id, parse_query, query, AppState, Ctx, OrgQue
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let c = || ctx(state.clone());
-    let list = warp::path!("audit-events")
-        .and(warp::get())
-        .and(c())
-        .and(query())
-        .and_then(list);
-    let verify = warp::path!("audit-events" / "verify")
-        .and(warp::get())
-        .and(c())
-        .and(query())
-        .and_then(verify);
-    let get = warp::path!("audit-events" / String)
-        .and(warp::get())
-        .and(c())
-        .and_then(get);
+    let list = warp::path!("audit-events").and(warp::get()).and(c()).and(query()).and_then(list);
+    let verify = warp::path!("audit-events" / "verify").and(warp::get()).and(c()).and(query()).and_then(verify);
+    let get = warp::path!("audit-events" / String).and(warp::get()).and(c()).and_then(get);
     list.or(verify).unify().or(get).unify().boxed()
 }
 
@@ -48,10 +37,7 @@ struct AuditParams {
 
 fn time_param(field: &str, value: Option<String>) -> Result<Option<i64>, Problem> {
     value
-        .map(|v| {
-            rfc3339::parse(&v)
-                .ok_or_else(|| Problem::invalid_field(field, "expected an RFC 3339 timestamp"))
-        })
+        .map(|v| rfc3339::parse(&v).ok_or_else(|| Problem::invalid_field(field, "expected an RFC 3339 timestamp")))
         .transpose()
 }
 
@@ -60,10 +46,7 @@ async fn list(ctx: Ctx, q: String) -> Result<Response, Infallible> {
         let p: AuditParams = parse_query(&q)?;
         let outcome = p
             .outcome
-            .map(|o| {
-                Outcome::parse(&o)
-                    .ok_or_else(|| Problem::invalid_field("outcome", "success or failure"))
-            })
+            .map(|o| Outcome::parse(&o).ok_or_else(|| Problem::invalid_field("outcome", "success or failure")))
             .transpose()?;
         let query = AuditQuery {
             org_id: p.org_id,
@@ -72,10 +55,7 @@ async fn list(ctx: Ctx, q: String) -> Result<Response, Infallible> {
             outcome,
             since: time_param("since", p.since)?,
             until: time_param("until", p.until)?,
-            page: PageRequest {
-                cursor: p.cursor,
-                limit: p.limit,
-            },
+            page: PageRequest { cursor: p.cursor, limit: p.limit },
         };
         let call = ctx.call().await?;
         let page = ctx.engine().list_audit(&call, query).await?;

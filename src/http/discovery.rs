@@ -3,9 +3,7 @@
 
 use std::convert::Infallible;
 
-use agentidp_engine::{
-    GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH,
-};
+use agentidp_engine::{GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH};
 use serde_json::json;
 use warp::filters::BoxedFilter;
 use warp::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
@@ -17,18 +15,9 @@ use super::{ctx, json_reply, AppState, Ctx};
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let wk = || warp::path(".well-known");
-    let oidc = wk()
-        .and(warp::path!("openid-configuration"))
-        .and(ctx(state.clone()))
-        .and_then(metadata);
-    let oauth = wk()
-        .and(warp::path!("oauth-authorization-server"))
-        .and(ctx(state.clone()))
-        .and_then(metadata);
-    let jwks = wk()
-        .and(warp::path!("jwks.json"))
-        .and(ctx(state))
-        .and_then(jwks);
+    let oidc = wk().and(warp::path!("openid-configuration")).and(ctx(state.clone())).and_then(metadata);
+    let oauth = wk().and(warp::path!("oauth-authorization-server")).and(ctx(state.clone())).and_then(metadata);
+    let jwks = wk().and(warp::path!("jwks.json")).and(ctx(state)).and_then(jwks);
     oidc.or(oauth).unify().or(jwks).unify().boxed()
 }
 
@@ -38,11 +27,7 @@ async fn metadata(ctx: Ctx) -> Result<Response, Infallible> {
         let issuer = engine.config().issuer.trim_end_matches('/').to_string();
         let algs = engine.signing_algorithms()?;
         let scopes: Vec<&str> = engine.scope_catalog().map(|(s, _)| s).collect();
-        let auth_methods = [
-            "client_secret_basic",
-            "client_secret_post",
-            "private_key_jwt",
-        ];
+        let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
         let assertion_algs = ["ES256", "ES384", "RS256", "PS256", "EdDSA"];
         let doc = json!({
             "issuer": issuer,
@@ -65,10 +50,7 @@ async fn metadata(ctx: Ctx) -> Result<Response, Infallible> {
             "service_documentation": format!("{issuer}/openapi.json"),
         });
         let mut resp = json_reply(StatusCode::OK, &doc);
-        resp.headers_mut().insert(
-            CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=300"),
-        );
+        resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
         Ok(resp)
     })
     .await
@@ -79,14 +61,8 @@ async fn jwks(ctx: Ctx) -> Result<Response, Infallible> {
         let jwks = ctx.engine().jwks()?;
         let mut resp = jwks.to_string().into_response();
         let h = resp.headers_mut();
-        h.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/jwk-set+json"),
-        );
-        h.insert(
-            CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=60"),
-        );
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
         Ok(resp)
     })
     .await

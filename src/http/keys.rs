@@ -10,11 +10,7 @@ use warp::Filter;
 use super::{ctx, json_reply, AppState, Ctx};
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("keys" / "rotate")
-        .and(warp::post())
-        .and(ctx(state))
-        .and_then(rotate)
-        .boxed()
+    warp::path!("keys" / "rotate").and(warp::post()).and(ctx(state)).and_then(rotate).boxed()
 }
 
 async fn rotate(ctx: Ctx) -> Result<Response, Infallible> {

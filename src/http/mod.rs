@@ -52,33 +52,17 @@ struct HttpMetrics {
 impl AppState {
     pub fn new(engine: Engine) -> anyhow::Result<AppState> {
         let requests = IntCounterVec::new(
-            Opts::new(
-                "http_requests_total",
-                "HTTP requests by route, method and status",
-            ),
+            Opts::new("http_requests_total", "HTTP requests by route, method and status"),
             &["route", "method", "status"],
         )?;
         let latency = HistogramVec::new(
-            HistogramOpts::new(
-                "http_request_duration_seconds",
-                "HTTP request latency by route",
-            )
-            .buckets(vec![
-                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                1.0,
-            ]),
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route")
+                .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0]),
             &["route"],
         )?;
-        engine
-            .metrics_registry()
-            .register(Box::new(requests.clone()))?;
-        engine
-            .metrics_registry()
-            .register(Box::new(latency.clone()))?;
-        Ok(AppState {
-            engine,
-            metrics: HttpMetrics { requests, latency },
-        })
+        engine.metrics_registry().register(Box::new(requests.clone()))?;
+        engine.metrics_registry().register(Box::new(latency.clone()))?;
+        Ok(AppState { engine, metrics: HttpMetrics { requests, latency } })
     }
 }
 
@@ -102,11 +86,7 @@ impl Ctx {
 
     /// Authenticate the access token of this request: `Bearer`, or `DPoP` with its proof.
     pub async fn call(&self) -> Result<Call, Problem> {
-        let missing = || {
-            Problem::from(EngineError::InvalidToken(
-                "an access token is required".into(),
-            ))
-        };
+        let missing = || Problem::from(EngineError::InvalidToken("an access token is required".into()));
         let header = self.authorization.as_deref().ok_or_else(missing)?;
         let (scheme, token) = header.split_once(' ').ok_or_else(missing)?;
         let token = token.trim();
@@ -116,25 +96,17 @@ impl Ctx {
         let caller = if scheme.eq_ignore_ascii_case("bearer") {
             self.engine().authenticate(token).await?
         } else if scheme.eq_ignore_ascii_case("dpop") {
-            let proof = self.dpop.as_deref().ok_or_else(|| {
-                Problem::from(EngineError::InvalidToken(
-                    "a DPoP proof header is required".into(),
-                ))
-            })?;
+            let proof = self
+                .dpop
+                .as_deref()
+                .ok_or_else(|| Problem::from(EngineError::InvalidToken("a DPoP proof header is required".into())))?;
             let htu = format!("{}{}", self.engine().config().issuer, self.path);
-            let presentation = DpopPresentation {
-                proof,
-                htm: self.method.as_str(),
-                htu: &htu,
-            };
+            let presentation = DpopPresentation { proof, htm: self.method.as_str(), htu: &htu };
             self.engine().authenticate_dpop(token, presentation).await?
         } else {
             return Err(missing());
         };
-        Ok(Call {
-            caller,
-            request_id: Some(self.request_id.clone()),
-        })
+        Ok(Call { caller, request_id: Some(self.request_id.clone()) })
     }
 
     pub fn dpop(&self) -> Option<&str> {
@@ -146,42 +118,21 @@ impl Ctx {
     }
 
     /// Run a handler body in this request's span; record metrics and the access log.
-    pub async fn respond<F>(
-        self,
-        route: &'static str,
-        handler: impl FnOnce(Ctx) -> F,
-    ) -> Result<Response, Infallible>
+    pub async fn respond<F>(self, route: &'static str, handler: impl FnOnce(Ctx) -> F) -> Result<Response, Infallible>
     where
         F: Future<Output = ApiResult>,
     {
         let span = tracing::info_span!("request", request_id = %self.request_id, method = %self.method, route);
-        let (state, request_id, method, started) = (
-            self.state.clone(),
-            self.request_id.clone(),
-            self.method.clone(),
-            self.started,
-        );
-        let mut resp = async move { handler(self).await.unwrap_or_else(Problem::into_response) }
-            .instrument(span.clone())
-            .await;
+        let (state, request_id, method, started) =
+            (self.state.clone(), self.request_id.clone(), self.method.clone(), self.started);
+        let mut resp =
+            async move { handler(self).await.unwrap_or_else(Problem::into_response) }.instrument(span.clone()).await;
         let status = resp.status();
         let elapsed = started.elapsed();
-        state
-            .metrics
-            .requests
-            .with_label_values(&[route, method.as_str(), status.as_str()])
-            .inc();
-        state
-            .metrics
-            .latency
-            .with_label_values(&[route])
-            .observe(elapsed.as_secs_f64());
+        state.metrics.requests.with_label_values(&[route, method.as_str(), status.as_str()]).inc();
+        state.metrics.latency.with_label_values(&[route]).observe(elapsed.as_secs_f64());
         span.in_scope(|| {
-            tracing::info!(
-                status = status.as_u16(),
-                micros = elapsed.as_micros() as u64,
-                "handled"
-            );
+            tracing::info!(status = status.as_u16(), micros = elapsed.as_micros() as u64, "handled");
         });
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert("x-request-id", v);
@@ -203,19 +154,15 @@ pub fn ctx(state: AppState) -> BoxedFilter<(Ctx,)> {
         .and(warp::header::optional::<String>("dpop"))
         .and(warp::method())
         .and(warp::path::full())
-        .map(
-            |state, request_id: Option<String>, authorization, dpop, method, path: FullPath| Ctx {
-                state,
-                request_id: request_id
-                    .filter(|id| valid_request_id(id))
-                    .unwrap_or_else(|| Uuid::now_v7().to_string()),
-                authorization,
-                dpop,
-                method,
-                path: path.as_str().to_string(),
-                started: Instant::now(),
-            },
-        )
+        .map(|state, request_id: Option<String>, authorization, dpop, method, path: FullPath| Ctx {
+            state,
+            request_id: request_id.filter(|id| valid_request_id(id)).unwrap_or_else(|| Uuid::now_v7().to_string()),
+            authorization,
+            dpop,
+            method,
+            path: path.as_str().to_string(),
+            started: Instant::now(),
+        })
         .boxed()
 }
 
@@ -250,8 +197,7 @@ impl Body {
                 "the body must be application/json",
             ));
         }
-        serde_json::from_slice(&self.bytes)
-            .map_err(|e| Problem::bad_request(format!("malformed JSON body: {e}")))
+        serde_json::from_slice(&self.bytes).map_err(|e| Problem::bad_request(format!("malformed JSON body: {e}")))
     }
 
     pub fn form(&self) -> Option<&[u8]> {
@@ -259,10 +205,7 @@ impl Body {
             .content_type
             .as_deref()
             .and_then(|ct| ct.split(';').next())
-            .is_some_and(|ct| {
-                ct.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            });
+            .is_some_and(|ct| ct.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
         is_form.then_some(&self.bytes[..])
     }
 }
@@ -302,20 +245,14 @@ pub fn body() -> BoxedFilter<(Body,)> {
                     bytes::Buf::advance(&mut chunk, n);
                 }
             }
-            Ok::<_, Rejection>(Body {
-                content_type,
-                bytes: bytes.freeze(),
-            })
+            Ok::<_, Rejection>(Body { content_type, bytes: bytes.freeze() })
         })
         .boxed()
 }
 
 /// The raw query string (empty when absent), parsed by handlers.
 pub fn query() -> BoxedFilter<(String,)> {
-    warp::query::raw()
-        .or(warp::any().map(String::new))
-        .unify()
-        .boxed()
+    warp::query::raw().or(warp::any().map(String::new)).unify().boxed()
 }
 
 pub fn parse_query<T: DeserializeOwned>(raw: &str) -> Result<T, Problem> {
@@ -323,8 +260,7 @@ pub fn parse_query<T: DeserializeOwned>(raw: &str) -> Result<T, Problem> {
 }
 
 pub fn parse_id(field: &str, raw: &str) -> Result<Uuid, Problem> {
-    Uuid::parse_str(raw)
-        .map_err(|_| Problem::invalid_field(field, format!("{raw:?} is not a valid id")))
+    Uuid::parse_str(raw).map_err(|_| Problem::invalid_field(field, format!("{raw:?} is not a valid id")))
 }
 
 /// Query parameters shared by listings.
@@ -338,10 +274,7 @@ pub struct ListQuery {
 
 impl ListQuery {
     pub fn page(&self) -> PageRequest {
-        PageRequest {
-            cursor: self.cursor.clone(),
-            limit: self.limit,
-        }
+        PageRequest { cursor: self.cursor.clone(), limit: self.limit }
     }
 }
 
@@ -386,12 +319,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 /// Render what warp rejected before any handler ran.
 async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     let problem = if rejection.is_not_found() {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            "Not found",
-            "no such endpoint",
-        )
+        Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such endpoint")
     } else if rejection.find::<BodyUnreadable>().is_some() {
         Problem::bad_request("the request body could not be read")
     } else if rejection.find::<BodyTooLarge>().is_some() {

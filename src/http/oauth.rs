@@ -8,8 +8,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 
 use agentidp_engine::{
-    Call, ClientAuth, EngineError, Introspector, OAuthError, TokenRequest,
-    ASSERTION_TYPE_JWT_BEARER,
+    Call, ClientAuth, EngineError, Introspector, OAuthError, TokenRequest, ASSERTION_TYPE_JWT_BEARER,
 };
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -23,29 +22,16 @@ use super::problem::{oauth_error, oauth_invalid_request};
 use super::{body, ctx, json_reply, AppState, Body, Ctx};
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let token = warp::path!("oauth2" / "token")
-        .and(warp::post())
-        .and(ctx(state.clone()))
-        .and(body())
-        .and_then(token);
-    let introspect = warp::path!("oauth2" / "introspect")
-        .and(warp::post())
-        .and(ctx(state.clone()))
-        .and(body())
-        .and_then(introspect);
-    let revoke = warp::path!("oauth2" / "revoke")
-        .and(warp::post())
-        .and(ctx(state))
-        .and(body())
-        .and_then(revoke);
+    let token = warp::path!("oauth2" / "token").and(warp::post()).and(ctx(state.clone())).and(body()).and_then(token);
+    let introspect =
+        warp::path!("oauth2" / "introspect").and(warp::post()).and(ctx(state.clone())).and(body()).and_then(introspect);
+    let revoke = warp::path!("oauth2" / "revoke").and(warp::post()).and(ctx(state)).and(body()).and_then(revoke);
     token.or(introspect).unify().or(revoke).unify().boxed()
 }
 
 fn no_store(mut resp: Response) -> Response {
-    resp.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp.headers_mut()
-        .insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(PRAGMA, HeaderValue::from_static("no-cache"));
     resp
 }
 
@@ -81,17 +67,14 @@ async fn revoke(ctx: Ctx, body: Body) -> Result<Response, Infallible> {
 
 /// The form parameters, each at most once (RFC 6749 §3.2).
 fn form_params(body: &Body) -> Result<HashMap<String, String>, EngineError> {
-    let form = body.form().ok_or_else(|| {
-        oauth_invalid_request("the body must be application/x-www-form-urlencoded")
-    })?;
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(form)
-        .map_err(|_| oauth_invalid_request("malformed form body"))?;
+    let form =
+        body.form().ok_or_else(|| oauth_invalid_request("the body must be application/x-www-form-urlencoded"))?;
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(form).map_err(|_| oauth_invalid_request("malformed form body"))?;
     let mut params = HashMap::with_capacity(pairs.len());
     for (k, v) in pairs {
         if params.insert(k.clone(), v).is_some() {
-            return Err(oauth_invalid_request(format!(
-                "parameter {k:?} is repeated"
-            )));
+            return Err(oauth_invalid_request(format!("parameter {k:?} is repeated")));
         }
     }
     Ok(params)
@@ -101,17 +84,11 @@ fn form_params(body: &Body) -> Result<HashMap<String, String>, EngineError> {
 /// (RFC 6749 §2.3.1).
 fn form_decode(part: &str) -> Option<String> {
     let plus_decoded = part.replace('+', " ");
-    percent_encoding::percent_decode_str(&plus_decoded)
-        .decode_utf8()
-        .ok()
-        .map(|s| s.into_owned())
+    percent_encoding::percent_decode_str(&plus_decoded).decode_utf8().ok().map(|s| s.into_owned())
 }
 
 fn invalid_client(description: &str) -> EngineError {
-    EngineError::OAuth {
-        error: OAuthError::InvalidClient,
-        description: description.into(),
-    }
+    EngineError::OAuth { error: OAuthError::InvalidClient, description: description.into() }
 }
 
 fn basic_credentials(header: &str) -> Result<(String, String), EngineError> {
@@ -120,64 +97,41 @@ fn basic_credentials(header: &str) -> Result<(String, String), EngineError> {
     let decoded = STANDARD.decode(encoded).map_err(|_| invalid())?;
     let text = String::from_utf8(decoded).map_err(|_| invalid())?;
     let (id, secret) = text.split_once(':').ok_or_else(invalid)?;
-    Ok((
-        form_decode(id).ok_or_else(invalid)?,
-        form_decode(secret).ok_or_else(invalid)?,
-    ))
+    Ok((form_decode(id).ok_or_else(invalid)?, form_decode(secret).ok_or_else(invalid)?))
 }
 
 /// The one client authentication method the request uses.
 fn client_auth(ctx: &Ctx, params: &mut HashMap<String, String>) -> Result<ClientAuth, EngineError> {
     let basic = match ctx.authorization() {
-        Some(h) if h.len() >= 6 && h[..6].eq_ignore_ascii_case("basic ") => {
-            Some(basic_credentials(h)?)
-        }
+        Some(h) if h.len() >= 6 && h[..6].eq_ignore_ascii_case("basic ") => Some(basic_credentials(h)?),
         _ => None,
     };
     let body_id = params.remove("client_id");
     let body_secret = params.remove("client_secret");
     let assertion_type = params.remove("client_assertion_type");
     let assertion = params.remove("client_assertion");
-    let methods = [
-        basic.is_some(),
-        body_secret.is_some(),
-        assertion.is_some() || assertion_type.is_some(),
-    ];
+    let methods = [basic.is_some(), body_secret.is_some(), assertion.is_some() || assertion_type.is_some()];
     if methods.iter().filter(|m| **m).count() > 1 {
-        return Err(oauth_invalid_request(
-            "use one client authentication method, not several",
-        ));
+        return Err(oauth_invalid_request("use one client authentication method, not several"));
     }
     if let Some((id, secret)) = basic {
         if body_id.as_deref().is_some_and(|b| b != id) {
-            return Err(oauth_invalid_request(
-                "client_id does not match the HTTP Basic credentials",
-            ));
+            return Err(oauth_invalid_request("client_id does not match the HTTP Basic credentials"));
         }
-        return Ok(ClientAuth::Secret {
-            client_id: id,
-            client_secret: secret,
-        });
+        return Ok(ClientAuth::Secret { client_id: id, client_secret: secret });
     }
     if let Some(secret) = body_secret {
-        let client_id =
-            body_id.ok_or_else(|| oauth_invalid_request("client_secret needs client_id"))?;
-        return Ok(ClientAuth::Secret {
-            client_id,
-            client_secret: secret,
-        });
+        let client_id = body_id.ok_or_else(|| oauth_invalid_request("client_secret needs client_id"))?;
+        return Ok(ClientAuth::Secret { client_id, client_secret: secret });
     }
     match (assertion_type.as_deref(), assertion) {
-        (Some(ASSERTION_TYPE_JWT_BEARER), Some(assertion)) => Ok(ClientAuth::Assertion {
-            client_id: body_id,
-            assertion,
-        }),
-        (Some(ASSERTION_TYPE_JWT_BEARER), None) => {
-            Err(oauth_invalid_request("client_assertion is required"))
+        (Some(ASSERTION_TYPE_JWT_BEARER), Some(assertion)) => {
+            Ok(ClientAuth::Assertion { client_id: body_id, assertion })
         }
-        (Some(_), _) => Err(oauth_invalid_request(format!(
-            "client_assertion_type must be {ASSERTION_TYPE_JWT_BEARER}"
-        ))),
+        (Some(ASSERTION_TYPE_JWT_BEARER), None) => Err(oauth_invalid_request("client_assertion is required")),
+        (Some(_), _) => {
+            Err(oauth_invalid_request(format!("client_assertion_type must be {ASSERTION_TYPE_JWT_BEARER}")))
+        }
         (None, Some(_)) => Err(oauth_invalid_request("client_assertion_type is required")),
         (None, None) => Err(invalid_client("client authentication is required")),
     }
@@ -185,14 +139,10 @@ fn client_auth(ctx: &Ctx, params: &mut HashMap<String, String>) -> Result<Client
 
 async fn issue(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> {
     let mut params = form_params(body)?;
-    let grant_type = params
-        .remove("grant_type")
-        .ok_or_else(|| oauth_invalid_request("grant_type is required"))?;
+    let grant_type = params.remove("grant_type").ok_or_else(|| oauth_invalid_request("grant_type is required"))?;
     let client = client_auth(ctx, &mut params)?;
     let audience = match (params.remove("audience"), params.remove("resource")) {
-        (Some(_), Some(_)) => {
-            return Err(oauth_invalid_request("give audience or resource, not both"))
-        }
+        (Some(_), Some(_)) => return Err(oauth_invalid_request("give audience or resource, not both")),
         (a, r) => a.or(r),
     };
     let request = TokenRequest {
@@ -204,18 +154,13 @@ async fn issue(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> {
         audience,
         dpop: ctx.dpop().map(String::from),
     };
-    let token = ctx
-        .engine()
-        .issue_token(request, Some(ctx.request_id.clone()))
-        .await?;
+    let token = ctx.engine().issue_token(request, Some(ctx.request_id.clone())).await?;
     Ok(no_store(json_reply(StatusCode::OK, &token)))
 }
 
 async fn introspection(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> {
     let mut params = form_params(body)?;
-    let token = params
-        .remove("token")
-        .ok_or_else(|| oauth_invalid_request("token is required"))?;
+    let token = params.remove("token").ok_or_else(|| oauth_invalid_request("token is required"))?;
     // A protected resource authenticates as a client, or presents an access token with
     // the tokens:introspect scope.
     let bearer = ctx.authorization().is_some_and(|h| {
@@ -223,30 +168,20 @@ async fn introspection(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> 
         scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop")
     });
     let who = if bearer {
-        let call: Call = ctx
-            .call()
-            .await
-            .map_err(|p| EngineError::InvalidToken(p.detail))?;
+        let call: Call = ctx.call().await.map_err(|p| EngineError::InvalidToken(p.detail))?;
         Introspector::Caller(call)
     } else {
         Introspector::Client(client_auth(ctx, &mut params)?)
     };
-    let answer = ctx
-        .engine()
-        .introspect(who, &token, Some(ctx.request_id.clone()))
-        .await?;
+    let answer = ctx.engine().introspect(who, &token, Some(ctx.request_id.clone())).await?;
     Ok(no_store(json_reply(StatusCode::OK, &answer)))
 }
 
 async fn revocation(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> {
     let mut params = form_params(body)?;
-    let token = params
-        .remove("token")
-        .ok_or_else(|| oauth_invalid_request("token is required"))?;
+    let token = params.remove("token").ok_or_else(|| oauth_invalid_request("token is required"))?;
     let client = client_auth(ctx, &mut params)?;
-    ctx.engine()
-        .revoke_token(client, &token, Some(ctx.request_id.clone()))
-        .await?;
+    ctx.engine().revoke_token(client, &token, Some(ctx.request_id.clone())).await?;
     Ok(no_store(StatusCode::OK.into_response()))
 }
 

@@ -17,49 +17,22 @@ use super::{ctx, json_reply, AppState, Ctx};
 const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let health = warp::path!("health")
-        .and(warp::get())
-        .and(ctx(state.clone()))
-        .and_then(health);
-    let ready = warp::path!("ready")
-        .and(warp::get())
-        .and(ctx(state.clone()))
-        .and_then(ready);
-    let metrics = warp::path!("metrics")
-        .and(warp::get())
-        .and(ctx(state.clone()))
-        .and_then(metrics);
-    let openapi = warp::path!("openapi.json")
-        .and(warp::get())
-        .and(ctx(state))
-        .and_then(openapi);
-    health
-        .or(ready)
-        .unify()
-        .or(metrics)
-        .unify()
-        .or(openapi)
-        .unify()
-        .boxed()
+    let health = warp::path!("health").and(warp::get()).and(ctx(state.clone())).and_then(health);
+    let ready = warp::path!("ready").and(warp::get()).and(ctx(state.clone())).and_then(ready);
+    let metrics = warp::path!("metrics").and(warp::get()).and(ctx(state.clone())).and_then(metrics);
+    let openapi = warp::path!("openapi.json").and(warp::get()).and(ctx(state)).and_then(openapi);
+    health.or(ready).unify().or(metrics).unify().or(openapi).unify().boxed()
 }
 
 async fn health(ctx: Ctx) -> Result<Response, Infallible> {
-    ctx.respond("/health", |_| async {
-        Ok(json_reply(StatusCode::OK, &json!({"status": "ok"})))
-    })
-    .await
+    ctx.respond("/health", |_| async { Ok(json_reply(StatusCode::OK, &json!({"status": "ok"}))) }).await
 }
 
 async fn ready(ctx: Ctx) -> Result<Response, Infallible> {
     ctx.respond("/ready", |ctx| async move {
         match ctx.engine().ready().await {
             Ok(()) => Ok(json_reply(StatusCode::OK, &json!({"status": "ready"}))),
-            Err(e) => Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not-ready",
-                "Not ready",
-                e.to_string(),
-            )),
+            Err(e) => Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", e.to_string())),
         }
     })
     .await
@@ -84,8 +57,7 @@ async fn metrics(ctx: Ctx) -> Result<Response, Infallible> {
 async fn openapi(ctx: Ctx) -> Result<Response, Infallible> {
     ctx.respond("/openapi.json", |_| async {
         let mut resp = OPENAPI.into_response();
-        resp.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         Ok(resp)
     })
     .await

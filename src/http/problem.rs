@@ -21,38 +21,16 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(
-        status: StatusCode,
-        kind: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
-        Problem {
-            status,
-            kind,
-            title,
-            detail: detail.into(),
-            extra: Default::default(),
-            headers: Vec::new(),
-        }
+    pub fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Problem { status, kind, title, detail: detail.into(), extra: Default::default(), headers: Vec::new() }
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "bad-request",
-            "Bad request",
-            detail,
-        )
+        Problem::new(StatusCode::BAD_REQUEST, "bad-request", "Bad request", detail)
     }
 
     pub fn invalid_field(field: &str, detail: impl Into<String>) -> Self {
-        let mut p = Problem::new(
-            StatusCode::BAD_REQUEST,
-            "validation-error",
-            "Invalid input",
-            detail,
-        );
+        let mut p = Problem::new(StatusCode::BAD_REQUEST, "validation-error", "Invalid input", detail);
         p.extra.insert("field".into(), field.into());
         p
     }
@@ -73,10 +51,7 @@ impl Problem {
             obj.extend(self.extra);
         }
         let mut resp = warp::reply::with_status(body.to_string(), self.status).into_response();
-        resp.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         for (k, v) in self.headers {
             resp.headers_mut().insert(k, v);
         }
@@ -87,33 +62,17 @@ impl Problem {
 impl From<EngineError> for Problem {
     fn from(e: EngineError) -> Self {
         match e {
-            EngineError::Invalid {
-                field: Some(field),
-                message,
-            } => Problem::invalid_field(field, message),
-            EngineError::Invalid {
-                field: None,
-                message,
-            } => Problem::bad_request(message),
-            EngineError::NotFound { kind } => Problem::new(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                "Not found",
-                format!("{kind} not found"),
-            ),
-            EngineError::Forbidden(detail) => {
-                Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+            EngineError::Invalid { field: Some(field), message } => Problem::invalid_field(field, message),
+            EngineError::Invalid { field: None, message } => Problem::bad_request(message),
+            EngineError::NotFound { kind } => {
+                Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("{kind} not found"))
             }
-            EngineError::InvalidToken(detail) => Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Unauthorized",
-                detail,
-            )
-            .with_header(WWW_AUTHENTICATE, "Bearer error=\"invalid_token\""),
-            EngineError::Conflict(detail) => {
-                Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+            EngineError::Forbidden(detail) => Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail),
+            EngineError::InvalidToken(detail) => {
+                Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail)
+                    .with_header(WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")
             }
+            EngineError::Conflict(detail) => Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", detail),
             EngineError::QuotaExceeded { retry_after } => {
                 let mut p = Problem::new(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -121,19 +80,13 @@ impl From<EngineError> for Problem {
                     "Quota exceeded",
                     "the organization's quota is exhausted",
                 );
-                p.headers
-                    .push((RETRY_AFTER, HeaderValue::from(retry_after.as_secs())));
+                p.headers.push((RETRY_AFTER, HeaderValue::from(retry_after.as_secs())));
                 p
             }
             EngineError::Unavailable(detail) => {
                 tracing::warn!(%detail, "service unavailable");
-                Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "Service unavailable",
-                    "try again shortly",
-                )
-                .with_header(RETRY_AFTER, "1")
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", "try again shortly")
+                    .with_header(RETRY_AFTER, "1")
             }
             EngineError::OAuth { error, description } => {
                 let mut p = Problem::bad_request(description);
@@ -158,33 +111,20 @@ pub fn oauth_error(e: EngineError) -> Response {
     use agentidp_engine::OAuthError;
     let (status, error, description) = match e {
         EngineError::OAuth { error, description } => {
-            let status = if error == OAuthError::InvalidClient {
-                StatusCode::UNAUTHORIZED
-            } else {
-                StatusCode::BAD_REQUEST
-            };
+            let status =
+                if error == OAuthError::InvalidClient { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
             (status, error.as_str(), description)
         }
-        EngineError::Invalid { message, .. } => {
-            (StatusCode::BAD_REQUEST, "invalid_request", message)
-        }
+        EngineError::Invalid { message, .. } => (StatusCode::BAD_REQUEST, "invalid_request", message),
         EngineError::InvalidToken(detail) => (StatusCode::UNAUTHORIZED, "invalid_token", detail),
         EngineError::Forbidden(detail) => (StatusCode::FORBIDDEN, "insufficient_scope", detail),
         EngineError::Unavailable(detail) => {
             tracing::warn!(%detail, "token endpoint unavailable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "try again shortly".into(),
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "try again shortly".into())
         }
         other => {
             tracing::error!(error = %other, "token endpoint failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "an internal error occurred".into(),
-            )
+            (StatusCode::INTERNAL_SERVER_ERROR, "server_error", "an internal error occurred".into())
         }
     };
     let body = json!({"error": error, "error_description": description});
@@ -193,11 +133,8 @@ pub fn oauth_error(e: EngineError) -> Response {
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if status == StatusCode::UNAUTHORIZED {
-        let challenge = if error == "invalid_token" {
-            "Bearer error=\"invalid_token\""
-        } else {
-            "Basic realm=\"agentidp\""
-        };
+        let challenge =
+            if error == "invalid_token" { "Bearer error=\"invalid_token\"" } else { "Basic realm=\"agentidp\"" };
         h.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
     }
     if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -207,8 +144,5 @@ pub fn oauth_error(e: EngineError) -> Response {
 }
 
 pub fn oauth_invalid_request(description: impl Into<String>) -> EngineError {
-    EngineError::OAuth {
-        error: agentidp_engine::OAuthError::InvalidRequest,
-        description: description.into(),
-    }
+    EngineError::OAuth { error: agentidp_engine::OAuthError::InvalidRequest, description: description.into() }
 }

@@ -6,13 +6,7 @@ use std::time::Duration;
 fn agentidp() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentidp"));
     // The operator's environment must not leak into these runs.
-    for var in [
-        "DATABASE_URL",
-        "REDIS_URL",
-        "AGENTIDP_CONFIG",
-        "AGENTIDP_LISTEN",
-        "AGENTIDP_DATA_DIR",
-    ] {
+    for var in ["DATABASE_URL", "REDIS_URL", "AGENTIDP_CONFIG", "AGENTIDP_LISTEN", "AGENTIDP_DATA_DIR"] {
         cmd.env_remove(var);
     }
     cmd
@@ -22,49 +16,21 @@ fn agentidp() -> Command {
 fn bootstrap_prints_json_once_and_migrate_reports_the_schema() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let out = agentidp()
-        .args(["bootstrap", "--json", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = agentidp().args(["bootstrap", "--json", "--data-dir"]).arg(&data).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let boot: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for key in [
-        "org_id",
-        "client_id",
-        "client_secret",
-        "platform_client_id",
-        "platform_client_secret",
-    ] {
-        assert!(
-            boot[key].as_str().is_some_and(|v| !v.is_empty()),
-            "{key} missing: {boot}"
-        );
+    for key in ["org_id", "client_id", "client_secret", "platform_client_id", "platform_client_secret"] {
+        assert!(boot[key].as_str().is_some_and(|v| !v.is_empty()), "{key} missing: {boot}");
     }
     // secrets go to stdout only, never to the log
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(!log.contains(boot["client_secret"].as_str().unwrap()));
     // a second bootstrap refuses
-    let again = agentidp()
-        .args(["bootstrap", "--json", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
+    let again = agentidp().args(["bootstrap", "--json", "--data-dir"]).arg(&data).output().unwrap();
     assert!(!again.status.success());
-    let out = agentidp()
-        .args(["migrate", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
+    let out = agentidp().args(["migrate", "--data-dir"]).arg(&data).output().unwrap();
     assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "schema at version 2"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "schema at version 2");
 }
 
 #[test]
@@ -72,36 +38,22 @@ fn bad_configuration_is_refused_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("agentidp.toml");
     std::fs::write(&config, "listen = \"127.0.0.1:1\"\nunknown_key = 1\n").unwrap();
-    let out = agentidp()
-        .args(["migrate", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = agentidp().args(["migrate", "--config"]).arg(&config).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown"));
-    let out = agentidp()
-        .args(["serve", "--token-ttl", "1"])
-        .output()
-        .unwrap();
+    let out = agentidp().args(["serve", "--token-ttl", "1"]).output().unwrap();
     assert!(!out.status.success());
 }
 
 #[tokio::test]
 async fn serve_answers_then_stops_gracefully_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let config = dir.path().join("agentidp.toml");
     // The file sets the data dir; the flag overrides the file's listen address.
     std::fs::write(
         &config,
-        format!(
-            "listen = \"127.0.0.1:1\"\ndata_dir = {:?}\ntoken_ttl = 60\n",
-            dir.path().join("data")
-        ),
+        format!("listen = \"127.0.0.1:1\"\ndata_dir = {:?}\ntoken_ttl = 60\n", dir.path().join("data")),
     )
     .unwrap();
     let mut child = agentidp()
@@ -116,40 +68,20 @@ async fn serve_answers_then_stops_gracefully_on_sigterm() {
     let http = reqwest::Client::new();
     let mut up = false;
     for _ in 0..300 {
-        if http
-            .get(format!("{base}/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
+        if http.get(format!("{base}/ready")).send().await.is_ok_and(|r| r.status().is_success()) {
             up = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(up, "server did not become ready");
-    let meta: serde_json::Value = http
-        .get(format!("{base}/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta: serde_json::Value =
+        http.get(format!("{base}/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
     assert_eq!(meta["issuer"], base);
-    assert!(
-        dir.path().join("data").join("agentidp.db").exists(),
-        "data_dir from the file is used"
-    );
+    assert!(dir.path().join("data").join("agentidp.db").exists(), "data_dir from the file is used");
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
     assert!(exit.success(), "serve exited with {exit:?} on SIGTERM");
 }

@@ -24,19 +24,11 @@ async fn pyjwt_verifies_issued_tokens_against_the_jwks() {
     let app = spawn_app(backend).await;
     let token = app.admin_token().await;
     let base = app.base.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .args(["-c", VERIFY, &base, &token])
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("python3 must be installed (scripts/test installs PyJWT)");
-    assert!(
-        out.status.success(),
-        "PyJWT refused the token:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = tokio::task::spawn_blocking(move || Command::new("python3").args(["-c", VERIFY, &base, &token]).output())
+        .await
+        .unwrap()
+        .expect("python3 must be installed (scripts/test installs PyJWT)");
+    assert!(out.status.success(), "PyJWT refused the token:\n{}", String::from_utf8_lossy(&out.stderr));
     let claims: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(claims["client_id"], app.boot.client_id);
     assert_eq!(claims["org_id"], app.boot.org_id.to_string());
@@ -47,13 +39,10 @@ async fn pyjwt_verifies_issued_tokens_against_the_jwks() {
     parts[1] = parts[1].chars().rev().collect();
     let forged = parts.join(".");
     let base = app.base.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .args(["-c", VERIFY, &base, &forged])
-            .output()
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let out =
+        tokio::task::spawn_blocking(move || Command::new("python3").args(["-c", VERIFY, &base, &forged]).output())
+            .await
+            .unwrap()
+            .unwrap();
     assert!(!out.status.success(), "PyJWT accepted a forged token");
 }

@@ -20,6 +20,14 @@ impl ClientKey {
         ClientKey { pkcs8, jwk }
     }
 
+    /// The private key as PEM (PKCS#8), as client libraries load it.
+    pub fn pem(&self) -> String {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&self.pkcs8);
+        let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+        format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"))
+    }
+
     pub fn sign(&self, mut header: Header, claims: &Value) -> String {
         header.alg = Algorithm::ES256;
         encode(&header, claims, &EncodingKey::from_ec_der(&self.pkcs8)).unwrap()
@@ -39,8 +47,7 @@ impl ClientKey {
         let mut header = Header::new(Algorithm::ES256);
         header.typ = Some("dpop+jwt".into());
         header.jwk = Some(serde_json::from_value(self.jwk.clone()).unwrap());
-        let mut claims =
-            json!({"jti": Uuid::now_v7().to_string(), "htm": htm, "htu": htu, "iat": now_s});
+        let mut claims = json!({"jti": Uuid::now_v7().to_string(), "htm": htm, "htu": htu, "iat": now_s});
         if let Some(token) = access_token {
             claims["ath"] = agentidp_engine::domain::jose::access_token_hash(token).into();
         }

@@ -11,15 +11,7 @@ each_backend!(health_ready_metrics_and_openapi_answer, |app| {
     let resp = app.http.get(app.url("/ready")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     app.admin_token().await;
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     for series in [
         "agentidp_tokens_issued_total{grant_type=\"client_credentials\"}",
         "agentidp_http_requests_total{method=\"POST\",route=\"/api/v1/oauth2/token\",status=\"200\"}",
@@ -28,112 +20,42 @@ each_backend!(health_ready_metrics_and_openapi_answer, |app| {
     ] {
         assert!(metrics.contains(series), "{series} missing from /metrics");
     }
-    let openapi: Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        openapi["openapi"].as_str().map(|v| v.starts_with("3.")),
-        Some(true)
-    );
-    for path in [
-        "/api/v1/oauth2/token",
-        "/api/v1/agents",
-        "/api/v1/audit-events/verify",
-    ] {
-        assert!(
-            openapi["paths"][path].is_object(),
-            "{path} missing from openapi.json"
-        );
+    let openapi: Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(openapi["openapi"].as_str().map(|v| v.starts_with("3.")), Some(true));
+    for path in ["/api/v1/oauth2/token", "/api/v1/agents", "/api/v1/audit-events/verify"] {
+        assert!(openapi["paths"][path].is_object(), "{path} missing from openapi.json");
     }
 });
 
 each_backend!(discovery_documents_describe_the_server, |app| {
-    for doc in [
-        "/.well-known/openid-configuration",
-        "/.well-known/oauth-authorization-server",
-    ] {
-        let meta: Value = app
-            .http
-            .get(app.url(doc))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    for doc in ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"] {
+        let meta: Value = app.http.get(app.url(doc)).send().await.unwrap().json().await.unwrap();
         assert_eq!(meta["issuer"], app.base);
-        assert_eq!(
-            meta["token_endpoint"],
-            format!("{}/api/v1/oauth2/token", app.base)
-        );
-        assert_eq!(
-            meta["jwks_uri"],
-            format!("{}/.well-known/jwks.json", app.base)
-        );
+        assert_eq!(meta["token_endpoint"], format!("{}/api/v1/oauth2/token", app.base));
+        assert_eq!(meta["jwks_uri"], format!("{}/.well-known/jwks.json", app.base));
         assert_eq!(
             meta["grant_types_supported"],
-            serde_json::json!([
-                "client_credentials",
-                "urn:ietf:params:oauth:grant-type:token-exchange"
-            ])
+            serde_json::json!(["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"])
         );
         assert_eq!(
             meta["token_endpoint_auth_methods_supported"],
-            serde_json::json!([
-                "client_secret_basic",
-                "client_secret_post",
-                "private_key_jwt"
-            ])
+            serde_json::json!(["client_secret_basic", "client_secret_post", "private_key_jwt"])
         );
-        assert_eq!(
-            meta["introspection_endpoint"],
-            format!("{}/api/v1/oauth2/introspect", app.base)
-        );
-        assert_eq!(
-            meta["revocation_endpoint"],
-            format!("{}/api/v1/oauth2/revoke", app.base)
-        );
-        assert!(meta["dpop_signing_alg_values_supported"]
-            .as_array()
-            .is_some_and(|a| a.contains(&"ES256".into())));
+        assert_eq!(meta["introspection_endpoint"], format!("{}/api/v1/oauth2/introspect", app.base));
+        assert_eq!(meta["revocation_endpoint"], format!("{}/api/v1/oauth2/revoke", app.base));
+        assert!(meta["dpop_signing_alg_values_supported"].as_array().is_some_and(|a| a.contains(&"ES256".into())));
     }
-    let jwks: Value = app
-        .http
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
     let key = &jwks["keys"][0];
     assert_eq!(
-        (
-            key["kty"].as_str(),
-            key["crv"].as_str(),
-            key["alg"].as_str()
-        ),
+        (key["kty"].as_str(), key["crv"].as_str(), key["alg"].as_str()),
         (Some("EC"), Some("P-256"), Some("ES256"))
     );
-    assert!(
-        key.get("d").is_none(),
-        "private key material must never be published"
-    );
+    assert!(key.get("d").is_none(), "private key material must never be published");
 });
 
 each_backend!(unknown_routes_are_problem_documents, |app| {
-    let resp = app
-        .http
-        .get(app.url("/api/v1/nothing-here"))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.http.get(app.url("/api/v1/nothing-here")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
     let resp = app.http.delete(app.url("/health")).send().await.unwrap();

@@ -10,21 +10,9 @@ use serde_json::json;
 use crate::support::{backends, spawn_app, TestApp};
 
 async fn restarts(app: &TestApp, actor: &str) -> u64 {
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     let prefix = format!("agentidp_actor_restarts_total{{actor=\"{actor}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0)
+    metrics.lines().find_map(|l| l.strip_prefix(&prefix)).map(|v| v.trim().parse().unwrap()).unwrap_or(0)
 }
 
 /// Wait (bounded) until the engine reports ready again after a restart.
@@ -43,15 +31,7 @@ async fn crashed_actors_are_restarted_and_rehydrate_from_the_store() {
     for backend in backends() {
         let app = spawn_app(&backend).await;
         let token = app.admin_token().await;
-        let jwks_before = app
-            .http
-            .get(app.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let jwks_before = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().text().await.unwrap();
 
         for (kind, name) in [
             (ActorKind::KeyManager, "key_manager"),
@@ -68,33 +48,17 @@ async fn crashed_actors_are_restarted_and_rehydrate_from_the_store() {
             }
             until_ready(&app).await;
             // The restarted engine still works end to end.
-            let (status, body) = app
-                .call(
-                    Method::POST,
-                    "/api/v1/agents",
-                    &token,
-                    Some(json!({"name": format!("after-{name}")})),
-                )
-                .await;
+            let (status, body) =
+                app.call(Method::POST, "/api/v1/agents", &token, Some(json!({"name": format!("after-{name}")}))).await;
             assert_eq!(status, StatusCode::CREATED, "after {name} restart: {body}");
             app.admin_token().await;
         }
         // The KeyManager re-hydrated the same keys: same JWKS, and the old token verifies.
-        let jwks_after = app
-            .http
-            .get(app.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let jwks_after = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().text().await.unwrap();
         assert_eq!(jwks_before, jwks_after);
         let (status, _) = app.call(Method::GET, "/api/v1/agents", &token, None).await;
         assert_eq!(status, StatusCode::OK);
-        let (_, report) = app
-            .call(Method::GET, "/api/v1/audit-events/verify", &token, None)
-            .await;
+        let (_, report) = app.call(Method::GET, "/api/v1/audit-events/verify", &token, None).await;
         assert_eq!(report["intact"], true);
         app.stop().await;
     }
@@ -105,75 +69,35 @@ async fn data_and_keys_survive_a_restart() {
     for backend in backends() {
         let app = spawn_app(&backend).await;
         let token = app.admin_token().await;
-        let (agent, client_id, secret) = app
-            .agent_with_credential(&token, json!({"name": "durable"}))
-            .await;
-        let jwks = app
-            .http
-            .get(app.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let (_, before) = app
-            .call(Method::GET, "/api/v1/audit-events?limit=200", &token, None)
-            .await;
+        let (agent, client_id, secret) = app.agent_with_credential(&token, json!({"name": "durable"})).await;
+        let jwks = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().text().await.unwrap();
+        let (_, before) = app.call(Method::GET, "/api/v1/audit-events?limit=200", &token, None).await;
         let (boot, storage) = (app.boot.clone(), app.storage);
         app.app.stop().await;
 
         let restarted = TestApp::start(&storage).await;
-        assert!(
-            restarted.engine.bootstrap().await.is_err(),
-            "a bootstrapped store is not bootstrapped twice"
-        );
-        let jwks_again = restarted
-            .http
-            .get(restarted.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let (k1, k2): (serde_json::Value, serde_json::Value) = (
-            serde_json::from_str(&jwks).unwrap(),
-            serde_json::from_str(&jwks_again).unwrap(),
-        );
+        assert!(restarted.engine.bootstrap().await.is_err(), "a bootstrapped store is not bootstrapped twice");
+        let jwks_again =
+            restarted.http.get(restarted.url("/.well-known/jwks.json")).send().await.unwrap().text().await.unwrap();
+        let (k1, k2): (serde_json::Value, serde_json::Value) =
+            (serde_json::from_str(&jwks).unwrap(), serde_json::from_str(&jwks_again).unwrap());
         assert_eq!(k1, k2, "signing keys must survive a restart");
         // the token issued before the restart is still accepted (same issuer on the new port
         // differs, so fetch a fresh one and compare data instead)
-        let token = restarted
-            .token(&boot.client_id, &boot.client_secret, None)
-            .await;
+        let token = restarted.token(&boot.client_id, &boot.client_secret, None).await;
         let (status, got) = restarted
-            .call(
-                Method::GET,
-                &format!("/api/v1/agents/{}", agent["id"].as_str().unwrap()),
-                &token,
-                None,
-            )
+            .call(Method::GET, &format!("/api/v1/agents/{}", agent["id"].as_str().unwrap()), &token, None)
             .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(got, agent);
         restarted.token(&client_id, &secret, None).await;
         // every audit event acknowledged before the stop is still there, chain intact
-        let (_, after) = restarted
-            .call(Method::GET, "/api/v1/audit-events?limit=200", &token, None)
-            .await;
-        let after_ids: Vec<_> = after["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["id"].clone())
-            .collect();
+        let (_, after) = restarted.call(Method::GET, "/api/v1/audit-events?limit=200", &token, None).await;
+        let after_ids: Vec<_> = after["items"].as_array().unwrap().iter().map(|e| e["id"].clone()).collect();
         for e in before["items"].as_array().unwrap() {
             assert!(after_ids.contains(&e["id"]), "lost audit event {e}");
         }
-        let (_, report) = restarted
-            .call(Method::GET, "/api/v1/audit-events/verify", &token, None)
-            .await;
+        let (_, report) = restarted.call(Method::GET, "/api/v1/audit-events/verify", &token, None).await;
         assert_eq!(report["intact"], true);
         restarted.stop().await;
     }

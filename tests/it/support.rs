@@ -19,10 +19,7 @@ use tokio::sync::oneshot;
 #[derive(Clone, Debug)]
 pub enum Backend {
     Sqlite,
-    Postgres {
-        database_url: String,
-        redis_url: String,
-    },
+    Postgres { database_url: String, redis_url: String },
 }
 
 impl Backend {
@@ -35,17 +32,10 @@ impl Backend {
 pub fn backends() -> Vec<Backend> {
     let mut out = vec![Backend::Sqlite];
     match (
-        std::env::var("AGENTIDP_TEST_DATABASE_URL")
-            .ok()
-            .filter(|s| !s.is_empty()),
-        std::env::var("AGENTIDP_TEST_REDIS_URL")
-            .ok()
-            .filter(|s| !s.is_empty()),
+        std::env::var("AGENTIDP_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty()),
+        std::env::var("AGENTIDP_TEST_REDIS_URL").ok().filter(|s| !s.is_empty()),
     ) {
-        (Some(database_url), Some(redis_url)) => out.push(Backend::Postgres {
-            database_url,
-            redis_url,
-        }),
+        (Some(database_url), Some(redis_url)) => out.push(Backend::Postgres { database_url, redis_url }),
         _ if std::env::var_os("CI").is_some() => {
             panic!("CI must set AGENTIDP_TEST_DATABASE_URL and AGENTIDP_TEST_REDIS_URL: store tests never skip in CI")
         }
@@ -77,14 +67,9 @@ impl Storage {
                     .await
                     .expect("PostgreSQL must be reachable at AGENTIDP_TEST_DATABASE_URL");
                 tokio::spawn(conn);
-                client
-                    .batch_execute(&format!("CREATE SCHEMA {namespace}"))
-                    .await
-                    .expect("create test schema");
+                client.batch_execute(&format!("CREATE SCHEMA {namespace}")).await.expect("create test schema");
                 let sep = if database_url.contains('?') { '&' } else { '?' };
-                Some(format!(
-                    "{database_url}{sep}options=-csearch_path%3D{namespace}"
-                ))
+                Some(format!("{database_url}{sep}options=-csearch_path%3D{namespace}"))
             }
         };
         Storage {
@@ -138,13 +123,16 @@ impl std::ops::Deref for App {
 impl TestApp {
     /// Start a server over `storage` (which may hold data from an earlier app).
     pub async fn start(storage: &Storage) -> TestApp {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        TestApp::start_with(storage, |_| {}).await
+    }
+
+    /// Start a server with a configuration adjusted by `tweak`.
+    pub async fn start_with(storage: &Storage, tweak: impl FnOnce(&mut EngineConfig)) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let engine = Engine::start(storage.config(addr))
-            .await
-            .expect("engine starts");
+        let mut config = storage.config(addr);
+        tweak(&mut config);
+        let engine = Engine::start(config).await.expect("engine starts");
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn({
             let engine = engine.clone();
@@ -183,45 +171,21 @@ impl TestApp {
     pub async fn token(&self, client_id: &str, secret: &str, scope: Option<&str>) -> String {
         let (status, body) = self.token_request(client_id, secret, scope).await;
         assert_eq!(status, StatusCode::OK, "token request failed: {body}");
-        body["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_string()
+        body["access_token"].as_str().expect("access_token").to_string()
     }
 
-    pub async fn token_request(
-        &self,
-        client_id: &str,
-        secret: &str,
-        scope: Option<&str>,
-    ) -> (StatusCode, Value) {
-        let mut form = vec![
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id),
-            ("client_secret", secret),
-        ];
+    pub async fn token_request(&self, client_id: &str, secret: &str, scope: Option<&str>) -> (StatusCode, Value) {
+        let mut form = vec![("grant_type", "client_credentials"), ("client_id", client_id), ("client_secret", secret)];
         if let Some(scope) = scope {
             form.push(("scope", scope));
         }
-        let resp = self
-            .http
-            .post(self.url("/api/v1/oauth2/token"))
-            .form(&form)
-            .send()
-            .await
-            .expect("send");
+        let resp = self.http.post(self.url("/api/v1/oauth2/token")).form(&form).send().await.expect("send");
         let status = resp.status();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     /// A JSON request with a Bearer token; returns status and body (Null if empty).
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
+    pub async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
         let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
         if let Some(body) = body {
             req = req.json(&body);
@@ -235,17 +199,11 @@ impl TestApp {
 
 impl App {
     pub async fn admin_token(&self) -> String {
-        self.token(&self.boot.client_id, &self.boot.client_secret, None)
-            .await
+        self.token(&self.boot.client_id, &self.boot.client_secret, None).await
     }
 
     pub async fn platform_token(&self) -> String {
-        self.token(
-            &self.boot.platform_client_id,
-            &self.boot.platform_client_secret,
-            None,
-        )
-        .await
+        self.token(&self.boot.platform_client_id, &self.boot.platform_client_secret, None).await
     }
 
     pub async fn stop(self) {
@@ -254,9 +212,7 @@ impl App {
 
     /// Create an agent and a credential for it; returns (agent, client_id, secret).
     pub async fn agent_with_credential(&self, token: &str, body: Value) -> (Value, String, String) {
-        let (status, agent) = self
-            .call(Method::POST, "/api/v1/agents", token, Some(body))
-            .await;
+        let (status, agent) = self.call(Method::POST, "/api/v1/agents", token, Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "{agent}");
         let id = agent["id"].as_str().expect("id");
         let org = agent["org_id"].as_str().expect("org_id");
@@ -264,18 +220,20 @@ impl App {
         let (status, cred) = self.call(Method::POST, &path, token, None).await;
         assert_eq!(status, StatusCode::CREATED, "{cred}");
         let client_id = cred["client_id"].as_str().expect("client_id").to_string();
-        let secret = cred["client_secret"]
-            .as_str()
-            .expect("client_secret")
-            .to_string();
+        let secret = cred["client_secret"].as_str().expect("client_secret").to_string();
         (agent, client_id, secret)
     }
 }
 
 /// A fresh, bootstrapped app on `backend`.
 pub async fn spawn_app(backend: &Backend) -> App {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// A fresh, bootstrapped app whose configuration `tweak` adjusts.
+pub async fn spawn_app_with(backend: &Backend, tweak: impl FnOnce(&mut EngineConfig)) -> App {
     let storage = Storage::new(backend).await;
-    let app = TestApp::start(&storage).await;
+    let app = TestApp::start_with(&storage, tweak).await;
     let boot = app.engine.bootstrap().await.expect("bootstrap");
     App { app, boot, storage }
 }
@@ -286,9 +244,7 @@ pub fn jwt_parts(token: &str) -> (Value, Value) {
     let mut parts = token.split('.');
     let mut decode = || {
         let part = parts.next().expect("jwt part");
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .expect("base64url");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).expect("base64url");
         serde_json::from_slice::<Value>(&bytes).expect("json")
     };
     let header = decode();

@@ -8,25 +8,12 @@ use crate::each_backend;
 each_backend!(organizations_never_see_each_others_agents, |app| {
     let platform = app.platform_token().await;
     // The platform admin creates a second organization and its admin agent.
-    let (status, org_b) = app
-        .call(
-            Method::POST,
-            "/api/v1/organizations",
-            &platform,
-            Some(json!({"name": "acme", "tier": "pro"})),
-        )
-        .await;
+    let (status, org_b) =
+        app.call(Method::POST, "/api/v1/organizations", &platform, Some(json!({"name": "acme", "tier": "pro"}))).await;
     assert_eq!(status, StatusCode::CREATED, "{org_b}");
     assert_eq!(org_b["tier"], "pro");
     let org_b_id = org_b["id"].as_str().unwrap();
-    let (status, dup) = app
-        .call(
-            Method::POST,
-            "/api/v1/organizations",
-            &platform,
-            Some(json!({"name": "acme"})),
-        )
-        .await;
+    let (status, dup) = app.call(Method::POST, "/api/v1/organizations", &platform, Some(json!({"name": "acme"}))).await;
     assert_eq!(status, StatusCode::CONFLICT, "{dup}");
     let (_, b_id, b_secret) = app
         .agent_with_credential(
@@ -37,14 +24,7 @@ each_backend!(organizations_never_see_each_others_agents, |app| {
     let b_token = app.token(&b_id, &b_secret, None).await;
     let a_token = app.admin_token().await;
 
-    let (status, b_agent) = app
-        .call(
-            Method::POST,
-            "/api/v1/agents",
-            &b_token,
-            Some(json!({"name": "b-worker"})),
-        )
-        .await;
+    let (status, b_agent) = app.call(Method::POST, "/api/v1/agents", &b_token, Some(json!({"name": "b-worker"}))).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(b_agent["org_id"], org_b_id);
     let b_path = format!("/api/v1/agents/{}", b_agent["id"].as_str().unwrap());
@@ -52,11 +32,7 @@ each_backend!(organizations_never_see_each_others_agents, |app| {
     // Organization A cannot read, change, suspend or delete B's agent, by id or by naming B.
     for (method, path, body) in [
         (Method::GET, b_path.clone(), None),
-        (
-            Method::PATCH,
-            b_path.clone(),
-            Some(json!({"name": "pwned"})),
-        ),
+        (Method::PATCH, b_path.clone(), Some(json!({"name": "pwned"}))),
         (Method::POST, format!("{b_path}/suspend"), None),
         (Method::DELETE, b_path.clone(), None),
         (Method::GET, format!("{b_path}/credentials"), None),
@@ -64,66 +40,31 @@ each_backend!(organizations_never_see_each_others_agents, |app| {
         let (status, body) = app.call(method.clone(), &path, &a_token, body).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
     }
-    for path in [
-        format!("{b_path}?org_id={org_b_id}"),
-        format!("/api/v1/agents?org_id={org_b_id}"),
-    ] {
+    for path in [format!("{b_path}?org_id={org_b_id}"), format!("/api/v1/agents?org_id={org_b_id}")] {
         let (status, _) = app.call(Method::GET, &path, &a_token, None).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
     }
-    let (status, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/agents",
-            &a_token,
-            Some(json!({"name": "intruder", "org_id": org_b_id})),
-        )
-        .await;
+    let (status, _) =
+        app.call(Method::POST, "/api/v1/agents", &a_token, Some(json!({"name": "intruder", "org_id": org_b_id}))).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (_, a_list) = app
-        .call(Method::GET, "/api/v1/agents", &a_token, None)
-        .await;
+    let (_, a_list) = app.call(Method::GET, "/api/v1/agents", &a_token, None).await;
     assert!(!a_list.to_string().contains("b-worker"));
     let (_, b_after) = app.call(Method::GET, &b_path, &b_token, None).await;
     assert_eq!(b_after["name"], "b-worker");
     assert_eq!(b_after["status"], "active");
 
     // Organizations: only the platform admin manages them; an org may read itself.
-    let (status, _) = app
-        .call(Method::GET, "/api/v1/organizations", &a_token, None)
-        .await;
+    let (status, _) = app.call(Method::GET, "/api/v1/organizations", &a_token, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/organizations",
-            &a_token,
-            Some(json!({"name": "x"})),
-        )
-        .await;
+    let (status, _) = app.call(Method::POST, "/api/v1/organizations", &a_token, Some(json!({"name": "x"}))).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, own) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/organizations/{}", app.boot.org_id),
-            &a_token,
-            None,
-        )
-        .await;
+    let (status, own) =
+        app.call(Method::GET, &format!("/api/v1/organizations/{}", app.boot.org_id), &a_token, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(own["name"], "default");
-    let (status, _) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/organizations/{org_b_id}"),
-            &a_token,
-            None,
-        )
-        .await;
+    let (status, _) = app.call(Method::GET, &format!("/api/v1/organizations/{org_b_id}"), &a_token, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, list) = app
-        .call(Method::GET, "/api/v1/organizations", &platform, None)
-        .await;
+    let (status, list) = app.call(Method::GET, "/api/v1/organizations", &platform, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["items"].as_array().unwrap().len(), 3);
 
@@ -138,57 +79,26 @@ each_backend!(organizations_never_see_each_others_agents, |app| {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(patched["tier"], "enterprise");
-    let (status, _) = app
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/organizations/{org_b_id}"),
-            &platform,
-            None,
-        )
-        .await;
+    let (status, _) = app.call(Method::DELETE, &format!("/api/v1/organizations/{org_b_id}"), &platform, None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = app
-        .call(Method::GET, "/api/v1/agents", &b_token, None)
-        .await;
+    let (status, _) = app.call(Method::GET, "/api/v1/agents", &b_token, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 });
 
 each_backend!(no_one_grants_a_scope_it_does_not_hold, |app| {
     let admin = app.admin_token().await;
     let (status, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/agents",
-            &admin,
-            Some(json!({"name": "escalate", "scopes": ["platform:admin"]})),
-        )
+        .call(Method::POST, "/api/v1/agents", &admin, Some(json!({"name": "escalate", "scopes": ["platform:admin"]})))
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     // a narrower token cannot grant what it lacks either
-    let narrow = app
-        .token(
-            &app.boot.client_id,
-            &app.boot.client_secret,
-            Some("agents:write"),
-        )
-        .await;
-    let (status, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/agents",
-            &narrow,
-            Some(json!({"name": "e2", "scopes": ["audit:read"]})),
-        )
-        .await;
+    let narrow = app.token(&app.boot.client_id, &app.boot.client_secret, Some("agents:write")).await;
+    let (status, _) =
+        app.call(Method::POST, "/api/v1/agents", &narrow, Some(json!({"name": "e2", "scopes": ["audit:read"]}))).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // application scopes (not management ones) are the organization's own to grant
     let (status, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/agents",
-            &narrow,
-            Some(json!({"name": "e3", "scopes": ["weather:read"]})),
-        )
+        .call(Method::POST, "/api/v1/agents", &narrow, Some(json!({"name": "e3", "scopes": ["weather:read"]})))
         .await;
     assert_eq!(status, StatusCode::CREATED);
     // and a token without the route's scope is refused

@@ -36,10 +36,7 @@ pub(crate) struct State {
 impl State {
     async fn flush(&mut self) {
         while !self.pending.is_empty() {
-            let take = self
-                .pending
-                .len()
-                .min(self.shared.config.audit_batch_max.max(1));
+            let take = self.pending.len().min(self.shared.config.audit_batch_max.max(1));
             let batch: Vec<_> = self.pending.drain(..take).collect();
             let (events, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
             let n = events.len();
@@ -55,9 +52,7 @@ impl State {
                 Err(e) => {
                     tracing::error!(error = %e, events = n, "audit batch not written");
                     replies.into_iter().for_each(|r| {
-                        let _ = r.send(Err(EngineError::Unavailable(
-                            "audit store unavailable".into(),
-                        )));
+                        let _ = r.send(Err(EngineError::Unavailable("audit store unavailable".into())));
                     });
                 }
             }
@@ -70,27 +65,14 @@ impl Actor for AuditWriter {
     type State = State;
     type Arguments = Arc<Shared>;
 
-    async fn pre_start(
-        &self,
-        _: ActorRef<Msg>,
-        shared: Arc<Shared>,
-    ) -> Result<State, ActorProcessingErr> {
+    async fn pre_start(&self, _: ActorRef<Msg>, shared: Arc<Shared>) -> Result<State, ActorProcessingErr> {
         // Chain heads live in the store and are read inside each commit, so a restarted
         // writer has nothing to re-hydrate but a check that the store answers.
         shared.store.ping().await?;
-        Ok(State {
-            shared,
-            pending: Vec::new(),
-            flush_queued: false,
-        })
+        Ok(State { shared, pending: Vec::new(), flush_queued: false })
     }
 
-    async fn handle(
-        &self,
-        myself: ActorRef<Msg>,
-        msg: Msg,
-        state: &mut State,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn handle(&self, myself: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
         match msg {
             Msg::Append(event, reply) => {
                 state.pending.push((event, reply));

@@ -38,28 +38,16 @@ impl Actor for CacheKeeper {
     type State = State;
     type Arguments = Arc<Shared>;
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<Msg>,
-        shared: Arc<Shared>,
-    ) -> Result<State, ActorProcessingErr> {
+    async fn pre_start(&self, myself: ActorRef<Msg>, shared: Arc<Shared>) -> Result<State, ActorProcessingErr> {
         let mut events = shared.coord.subscribe().await?;
         shared.caches.apply(&ClusterEvent::Everything);
         let owners = shared.clone();
         let listener = tokio::spawn(async move {
             while let Some(event) = events.recv().await {
                 match event {
-                    ClusterEvent::TokenRevoked {
-                        jti,
-                        org_id,
-                        expires_at,
-                    } => {
+                    ClusterEvent::TokenRevoked { jti, org_id, expires_at } => {
                         if let Some(r) = owners.slots.revocations.load_full() {
-                            let _ = r.send_message(revocations::Msg::Announced(Revocation {
-                                jti,
-                                org_id,
-                                expires_at,
-                            }));
+                            let _ = r.send_message(revocations::Msg::Announced(Revocation { jti, org_id, expires_at }));
                         }
                     }
                     ClusterEvent::KeysChanged => {
@@ -78,21 +66,12 @@ impl Actor for CacheKeeper {
         Ok(State { shared, listener })
     }
 
-    async fn post_stop(
-        &self,
-        _: ActorRef<Msg>,
-        state: &mut State,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(&self, _: ActorRef<Msg>, state: &mut State) -> Result<(), ActorProcessingErr> {
         state.listener.abort();
         Ok(())
     }
 
-    async fn handle(
-        &self,
-        _: ActorRef<Msg>,
-        msg: Msg,
-        state: &mut State,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn handle(&self, _: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
         match msg {
             Msg::Invalidate(event, reply) => {
                 state.shared.caches.apply(&event);

@@ -56,34 +56,23 @@ async fn load_ring(shared: &Shared) -> Result<Arc<KeyRing>> {
         .iter()
         .enumerate()
         .filter(|(i, _)| match records.get(i + 1) {
-            Some(next) if next.activates_at <= now => {
-                now < next.activates_at + ttl_ms + LEEWAY_SECS * 1000
-            }
+            Some(next) if next.activates_at <= now => now < next.activates_at + ttl_ms + LEEWAY_SECS * 1000,
             _ => true,
         })
         .map(|(_, r)| r)
         .collect();
     let mut keys = Vec::with_capacity(needed.len());
     for record in needed {
-        let alg = SigningAlg::parse(&record.alg).ok_or_else(|| {
-            EngineError::internal(format!("unknown key algorithm {}", record.alg))
-        })?;
+        let alg = SigningAlg::parse(&record.alg)
+            .ok_or_else(|| EngineError::internal(format!("unknown key algorithm {}", record.alg)))?;
         let pkcs8 = shared.keystore.unseal(record).await?;
         let key = SigningKey::from_pkcs8(alg, &pkcs8, record.created_at, record.activates_at)?;
         if key.kid != record.kid {
-            return Err(EngineError::internal(format!(
-                "stored kid {} does not match its key",
-                record.kid
-            )));
+            return Err(EngineError::internal(format!("stored kid {} does not match its key", record.kid)));
         }
         keys.push(key);
     }
-    let ring = Arc::new(KeyRing::new(
-        keys,
-        &shared.config.issuer,
-        &shared.config.audience,
-        ttl_ms,
-    )?);
+    let ring = Arc::new(KeyRing::new(keys, &shared.config.issuer, &shared.config.audience, ttl_ms)?);
     shared.ring.store(Some(ring.clone()));
     Ok(ring)
 }
@@ -109,12 +98,7 @@ async fn create_key(shared: &Shared, now: i64, activates_at: i64) -> Result<Stri
 
 async fn rotate(shared: &Shared) -> Result<String> {
     let now = shared.now_ms();
-    let kid = create_key(
-        shared,
-        now,
-        now + shared.config.key_preannounce.as_millis() as i64,
-    )
-    .await?;
+    let kid = create_key(shared, now, now + shared.config.key_preannounce.as_millis() as i64).await?;
     load_ring(shared).await?;
     if let Err(e) = shared.coord.publish(&ClusterEvent::KeysChanged).await {
         // Other nodes still pick the key up on their next tick, well before it signs.
@@ -144,11 +128,7 @@ impl Actor for KeyManager {
     type State = State;
     type Arguments = Arc<Shared>;
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<Msg>,
-        shared: Arc<Shared>,
-    ) -> Result<State, ActorProcessingErr> {
+    async fn pre_start(&self, myself: ActorRef<Msg>, shared: Arc<Shared>) -> Result<State, ActorProcessingErr> {
         let ring = load_ring(&shared).await?;
         if rotation_due(&shared, &ring) {
             rotate(&shared).await?;
@@ -157,21 +137,12 @@ impl Actor for KeyManager {
         Ok(State { shared, ticker })
     }
 
-    async fn post_stop(
-        &self,
-        _: ActorRef<Msg>,
-        state: &mut State,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(&self, _: ActorRef<Msg>, state: &mut State) -> Result<(), ActorProcessingErr> {
         state.ticker.abort();
         Ok(())
     }
 
-    async fn handle(
-        &self,
-        _: ActorRef<Msg>,
-        msg: Msg,
-        state: &mut State,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn handle(&self, _: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
         match msg {
             Msg::Reload(reply) => {
                 let _ = reply.send(load_ring(&state.shared).await.map(|_| ()));

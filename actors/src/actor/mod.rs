@@ -27,12 +27,8 @@ pub enum ActorKind {
 impl ActorKind {
     /// In start order: the CacheKeeper, which routes cluster events to the others,
     /// comes last.
-    pub const ALL: [ActorKind; 4] = [
-        ActorKind::KeyManager,
-        ActorKind::AuditWriter,
-        ActorKind::Revocations,
-        ActorKind::CacheKeeper,
-    ];
+    pub const ALL: [ActorKind; 4] =
+        [ActorKind::KeyManager, ActorKind::AuditWriter, ActorKind::Revocations, ActorKind::CacheKeeper];
 
     pub fn name(self) -> &'static str {
         match self {

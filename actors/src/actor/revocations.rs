@@ -41,11 +41,7 @@ impl Actor for RevocationActor {
     type State = State;
     type Arguments = Arc<Shared>;
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<Msg>,
-        shared: Arc<Shared>,
-    ) -> Result<State, ActorProcessingErr> {
+    async fn pre_start(&self, myself: ActorRef<Msg>, shared: Arc<Shared>) -> Result<State, ActorProcessingErr> {
         let now_s = shared.now_ms() / 1000;
         let revoked = shared.store.revocations(now_s).await?;
         shared.revoked.clear();
@@ -56,21 +52,12 @@ impl Actor for RevocationActor {
         Ok(State { shared, purger })
     }
 
-    async fn post_stop(
-        &self,
-        _: ActorRef<Msg>,
-        state: &mut State,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(&self, _: ActorRef<Msg>, state: &mut State) -> Result<(), ActorProcessingErr> {
         state.purger.abort();
         Ok(())
     }
 
-    async fn handle(
-        &self,
-        _: ActorRef<Msg>,
-        msg: Msg,
-        state: &mut State,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn handle(&self, _: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
         let shared = &state.shared;
         match msg {
             Msg::Revoke(r, reply) => {
@@ -79,11 +66,7 @@ impl Actor for RevocationActor {
                     shared.revoked.insert(r.jti.clone(), r.expires_at);
                     shared
                         .coord
-                        .publish(&ClusterEvent::TokenRevoked {
-                            jti: r.jti,
-                            org_id: r.org_id,
-                            expires_at: r.expires_at,
-                        })
+                        .publish(&ClusterEvent::TokenRevoked { jti: r.jti, org_id: r.org_id, expires_at: r.expires_at })
                         .await
                 }
                 .await;

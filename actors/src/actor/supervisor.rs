@@ -44,34 +44,22 @@ async fn spawn_child(
 ) -> Result<ActorCell, ActorProcessingErr> {
     let cell = match kind {
         ActorKind::KeyManager => {
-            let (r, _) =
-                Actor::spawn_linked(None, key_manager::KeyManager, shared.clone(), supervisor)
-                    .await?;
+            let (r, _) = Actor::spawn_linked(None, key_manager::KeyManager, shared.clone(), supervisor).await?;
             shared.slots.keys.store(Some(Arc::new(r.clone())));
             r.get_cell()
         }
         ActorKind::AuditWriter => {
-            let (r, _) =
-                Actor::spawn_linked(None, audit_writer::AuditWriter, shared.clone(), supervisor)
-                    .await?;
+            let (r, _) = Actor::spawn_linked(None, audit_writer::AuditWriter, shared.clone(), supervisor).await?;
             shared.slots.audit.store(Some(Arc::new(r.clone())));
             r.get_cell()
         }
         ActorKind::CacheKeeper => {
-            let (r, _) =
-                Actor::spawn_linked(None, cache_keeper::CacheKeeper, shared.clone(), supervisor)
-                    .await?;
+            let (r, _) = Actor::spawn_linked(None, cache_keeper::CacheKeeper, shared.clone(), supervisor).await?;
             shared.slots.keeper.store(Some(Arc::new(r.clone())));
             r.get_cell()
         }
         ActorKind::Revocations => {
-            let (r, _) = Actor::spawn_linked(
-                None,
-                revocations::RevocationActor,
-                shared.clone(),
-                supervisor,
-            )
-            .await?;
+            let (r, _) = Actor::spawn_linked(None, revocations::RevocationActor, shared.clone(), supervisor).await?;
             shared.slots.revocations.store(Some(Arc::new(r.clone())));
             r.get_cell()
         }
@@ -93,42 +81,22 @@ impl Actor for EngineSupervisor {
     type State = State;
     type Arguments = Arc<Shared>;
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<Msg>,
-        shared: Arc<Shared>,
-    ) -> Result<State, ActorProcessingErr> {
+    async fn pre_start(&self, myself: ActorRef<Msg>, shared: Arc<Shared>) -> Result<State, ActorProcessingErr> {
         let mut children = HashMap::new();
         for kind in ActorKind::ALL {
             let cell = spawn_child(kind, &shared, myself.get_cell()).await?;
             children.insert(cell.get_id(), kind);
         }
-        Ok(State {
-            shared,
-            children,
-            restarts: HashMap::new(),
-            stopping: false,
-        })
+        Ok(State { shared, children, restarts: HashMap::new(), stopping: false })
     }
 
-    async fn post_stop(
-        &self,
-        myself: ActorRef<Msg>,
-        state: &mut State,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(&self, myself: ActorRef<Msg>, state: &mut State) -> Result<(), ActorProcessingErr> {
         state.stopping = true;
-        myself
-            .stop_children_and_wait(None, Some(Duration::from_secs(10)))
-            .await;
+        myself.stop_children_and_wait(None, Some(Duration::from_secs(10))).await;
         Ok(())
     }
 
-    async fn handle(
-        &self,
-        myself: ActorRef<Msg>,
-        msg: Msg,
-        state: &mut State,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn handle(&self, myself: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
         match msg {
             Msg::InjectFault(kind) => match kind {
                 ActorKind::KeyManager => {
@@ -185,12 +153,7 @@ impl Actor for EngineSupervisor {
             return Ok(());
         }
         recent.push(now);
-        state
-            .shared
-            .metrics
-            .actor_restarts
-            .with_label_values(&[kind.name()])
-            .inc();
+        state.shared.metrics.actor_restarts.with_label_values(&[kind.name()]).inc();
         respawn(kind, &myself, state).await;
         Ok(())
     }

@@ -20,10 +20,7 @@ const SWEEP_AT: usize = 100_000;
 
 impl Default for MemoryCoordinator {
     fn default() -> Self {
-        MemoryCoordinator {
-            tx: broadcast::channel(1024).0,
-            claims: DashMap::new(),
-        }
+        MemoryCoordinator { tx: broadcast::channel(1024).0, claims: DashMap::new() }
     }
 }
 

@@ -23,11 +23,7 @@ pub enum ClusterEvent {
     /// An agent's status or scopes changed, or it was deleted.
     AgentChanged { agent_id: Uuid },
     /// An access token was revoked; refuse it until it expires (`expires_at`, seconds).
-    TokenRevoked {
-        jti: String,
-        org_id: Uuid,
-        expires_at: i64,
-    },
+    TokenRevoked { jti: String, org_id: Uuid, expires_at: i64 },
     /// A signing key was created: reload the key ring.
     KeysChanged,
     /// Anything may have changed (an organization was deleted, or events were lost while

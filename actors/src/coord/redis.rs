@@ -27,22 +27,16 @@ fn redis_err(e: redis::RedisError) -> EngineError {
 
 impl RedisCoordinator {
     pub async fn connect(url: &str, namespace: &str) -> Result<Self> {
-        let client = redis::Client::open(url)
-            .map_err(|e| EngineError::invalid("redis_url", e.to_string()))?;
-        let manager = RedisConnectionManager::new(url)
-            .map_err(|e| EngineError::invalid("redis_url", e.to_string()))?;
+        let client = redis::Client::open(url).map_err(|e| EngineError::invalid("redis_url", e.to_string()))?;
+        let manager = RedisConnectionManager::new(url).map_err(|e| EngineError::invalid("redis_url", e.to_string()))?;
         let pool = Pool::builder()
             .max_size(16)
             .connection_timeout(Duration::from_secs(5))
             .build(manager)
             .await
             .map_err(redis_err)?;
-        let coordinator = RedisCoordinator {
-            client,
-            pool,
-            channel: format!("{namespace}:events"),
-            namespace: namespace.to_string(),
-        };
+        let coordinator =
+            RedisCoordinator { client, pool, channel: format!("{namespace}:events"), namespace: namespace.to_string() };
         coordinator.ping().await?;
         Ok(coordinator)
     }
@@ -52,15 +46,8 @@ impl RedisCoordinator {
 impl Coordinator for RedisCoordinator {
     async fn publish(&self, event: &ClusterEvent) -> Result<()> {
         let payload = serde_json::to_string(event).map_err(EngineError::internal)?;
-        let mut conn = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| EngineError::Unavailable(format!("redis pool: {e}")))?;
-        let _: i64 = conn
-            .publish(&self.channel, payload)
-            .await
-            .map_err(redis_err)?;
+        let mut conn = self.pool.get().await.map_err(|e| EngineError::Unavailable(format!("redis pool: {e}")))?;
+        let _: i64 = conn.publish(&self.channel, payload).await.map_err(redis_err)?;
         Ok(())
     }
 
@@ -76,10 +63,8 @@ impl Coordinator for RedisCoordinator {
             loop {
                 let mut messages = pubsub.into_on_message();
                 while let Some(msg) = messages.next().await {
-                    let event = msg
-                        .get_payload::<String>()
-                        .ok()
-                        .and_then(|p| serde_json::from_str::<ClusterEvent>(&p).ok());
+                    let event =
+                        msg.get_payload::<String>().ok().and_then(|p| serde_json::from_str::<ClusterEvent>(&p).ok());
                     match event {
                         Some(event) => {
                             if out.send(event).await.is_err() {
@@ -112,11 +97,7 @@ impl Coordinator for RedisCoordinator {
     }
 
     async fn claim_once(&self, key: &str, ttl: Duration) -> Result<bool> {
-        let mut conn = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| EngineError::Unavailable(format!("redis pool: {e}")))?;
+        let mut conn = self.pool.get().await.map_err(|e| EngineError::Unavailable(format!("redis pool: {e}")))?;
         let set: Option<String> = redis::cmd("SET")
             .arg(format!("{}:once:{key}", self.namespace))
             .arg(1)
@@ -130,15 +111,8 @@ impl Coordinator for RedisCoordinator {
     }
 
     async fn ping(&self) -> Result<()> {
-        let mut conn = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| EngineError::Unavailable(format!("redis pool: {e}")))?;
-        let _: String = redis::cmd("PING")
-            .query_async(&mut *conn)
-            .await
-            .map_err(redis_err)?;
+        let mut conn = self.pool.get().await.map_err(|e| EngineError::Unavailable(format!("redis pool: {e}")))?;
+        let _: String = redis::cmd("PING").query_async(&mut *conn).await.map_err(redis_err)?;
         Ok(())
     }
 }

@@ -28,13 +28,7 @@ pub struct PendingEvent {
 
 impl PendingEvent {
     /// An event with no target, request id or detail; add them with the setters.
-    pub fn new(
-        occurred_at: Millis,
-        org_id: Option<Uuid>,
-        actor: String,
-        action: &str,
-        outcome: Outcome,
-    ) -> Self {
+    pub fn new(occurred_at: Millis, org_id: Option<Uuid>, actor: String, action: &str, outcome: Outcome) -> Self {
         PendingEvent {
             id: Uuid::now_v7(),
             org_id,
@@ -161,12 +155,7 @@ pub struct ChainVerifier {
 
 impl Default for ChainVerifier {
     fn default() -> Self {
-        ChainVerifier {
-            expected_prev: GENESIS.to_string(),
-            expected_seq: 1,
-            checked: 0,
-            first_broken: None,
-        }
+        ChainVerifier { expected_prev: GENESIS.to_string(), expected_seq: 1, checked: 0, first_broken: None }
     }
 }
 
@@ -176,9 +165,8 @@ impl ChainVerifier {
         if self.first_broken.is_some() {
             return;
         }
-        let ok = event.seq == self.expected_seq
-            && event.prev_hash == self.expected_prev
-            && recompute(event) == event.hash;
+        let ok =
+            event.seq == self.expected_seq && event.prev_hash == self.expected_prev && recompute(event) == event.hash;
         if !ok {
             self.first_broken = Some(event.id);
         }

@@ -50,14 +50,7 @@ pub struct Grant<'a> {
 }
 
 /// Build the claims of a token issued at `now` (unix seconds).
-pub fn build(
-    grant: &Grant<'_>,
-    issuer: &str,
-    audience: &str,
-    now: i64,
-    ttl_secs: i64,
-    jti: Uuid,
-) -> AccessClaims {
+pub fn build(grant: &Grant<'_>, issuer: &str, audience: &str, now: i64, ttl_secs: i64, jti: Uuid) -> AccessClaims {
     AccessClaims {
         iss: issuer.to_string(),
         sub: grant.agent_id.to_string(),
@@ -83,12 +76,7 @@ mod tests {
         let (agent, org, jti) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
         let scopes = vec!["a".to_string(), "b".to_string()];
         let c = build(
-            &Grant {
-                agent_id: agent,
-                org_id: org,
-                client_id: "cid",
-                scopes: &scopes,
-            },
+            &Grant { agent_id: agent, org_id: org, client_id: "cid", scopes: &scopes },
             "iss",
             "aud",
             1000,

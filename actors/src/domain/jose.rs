@@ -31,18 +31,14 @@ pub struct PublicJwk {
 }
 
 fn str_member<'a>(jwk: &'a Value, name: &str) -> Result<&'a str, String> {
-    jwk.get(name)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("JWK member {name:?} is missing"))
+    jwk.get(name).and_then(Value::as_str).ok_or_else(|| format!("JWK member {name:?} is missing"))
 }
 
 /// Parse and check a public JWK (EC P-256/P-384, RSA ≥ 2048 bits, or Ed25519).
 pub fn parse_public_jwk(value: &Value) -> Result<PublicJwk, String> {
     let obj = value.as_object().ok_or("the JWK must be a JSON object")?;
     if let Some(m) = PRIVATE_MEMBERS.iter().find(|m| obj.contains_key(**m)) {
-        return Err(format!(
-            "the JWK holds private member {m:?}: register the public key only"
-        ));
+        return Err(format!("the JWK holds private member {m:?}: register the public key only"));
     }
     let kty = str_member(value, "kty")?;
     let (required, algs) = match kty {
@@ -53,10 +49,7 @@ pub fn parse_public_jwk(value: &Value) -> Result<PublicJwk, String> {
                 "P-384" => Algorithm::ES384,
                 other => return Err(format!("unsupported EC curve {other:?}")),
             };
-            (
-                json!({"crv": crv, "kty": kty, "x": str_member(value, "x")?, "y": str_member(value, "y")?}),
-                vec![alg],
-            )
+            (json!({"crv": crv, "kty": kty, "x": str_member(value, "x")?, "y": str_member(value, "y")?}), vec![alg])
         }
         "RSA" => {
             let n = str_member(value, "n")?;
@@ -67,20 +60,14 @@ pub fn parse_public_jwk(value: &Value) -> Result<PublicJwk, String> {
             if bits < 2048 {
                 return Err("RSA keys must have at least 2048 bits".into());
             }
-            (
-                json!({"e": str_member(value, "e")?, "kty": kty, "n": n}),
-                vec![Algorithm::RS256, Algorithm::PS256],
-            )
+            (json!({"e": str_member(value, "e")?, "kty": kty, "n": n}), vec![Algorithm::RS256, Algorithm::PS256])
         }
         "OKP" => {
             let crv = str_member(value, "crv")?;
             if crv != "Ed25519" {
                 return Err(format!("unsupported OKP curve {crv:?}"));
             }
-            (
-                json!({"crv": crv, "kty": kty, "x": str_member(value, "x")?}),
-                vec![Algorithm::EdDSA],
-            )
+            (json!({"crv": crv, "kty": kty, "x": str_member(value, "x")?}), vec![Algorithm::EdDSA])
         }
         other => return Err(format!("unsupported key type {other:?}")),
     };
@@ -94,16 +81,10 @@ pub fn parse_public_jwk(value: &Value) -> Result<PublicJwk, String> {
         }
         None => algs,
     };
-    let jwk: Jwk =
-        serde_json::from_value(value.clone()).map_err(|e| format!("malformed JWK: {e}"))?;
+    let jwk: Jwk = serde_json::from_value(value.clone()).map_err(|e| format!("malformed JWK: {e}"))?;
     let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("unusable JWK: {e}"))?;
     let thumbprint = thumbprint(&required);
-    Ok(PublicJwk {
-        key,
-        algs,
-        thumbprint,
-        value: value.clone(),
-    })
+    Ok(PublicJwk { key, algs, thumbprint, value: value.clone() })
 }
 
 /// RFC 7638 thumbprint of the required members (serde_json sorts object keys).
@@ -123,12 +104,7 @@ fn header_of(jwt: &str) -> Result<jsonwebtoken::Header, String> {
     jsonwebtoken::decode_header(jwt).map_err(|_| "the JWT is malformed".to_string())
 }
 
-fn decode_with(
-    jwt: &str,
-    key: &PublicJwk,
-    header: &jsonwebtoken::Header,
-    mut v: Validation,
-) -> Result<Value, String> {
+fn decode_with(jwt: &str, key: &PublicJwk, header: &jsonwebtoken::Header, mut v: Validation) -> Result<Value, String> {
     if !key.algs.contains(&header.alg) {
         return Err(format!("alg {:?} is not accepted for this key", header.alg));
     }
@@ -146,11 +122,7 @@ pub fn assertion_issuer(assertion: &str) -> Result<String, String> {
     let claims: Value = jsonwebtoken::dangerous::insecure_decode::<Value>(assertion)
         .map_err(|_| "the client assertion is malformed".to_string())?
         .claims;
-    claims
-        .get("iss")
-        .and_then(Value::as_str)
-        .map(String::from)
-        .ok_or_else(|| "the client assertion has no iss".into())
+    claims.get("iss").and_then(Value::as_str).map(String::from).ok_or_else(|| "the client assertion has no iss".into())
 }
 
 /// A verified client assertion's replay key and expiry (seconds).
@@ -178,21 +150,14 @@ pub fn verify_client_assertion(
     if iss != Some(client_id) || sub != Some(client_id) {
         return Err("iss and sub must both be the client id".into());
     }
-    let exp = claims
-        .get("exp")
-        .and_then(Value::as_i64)
-        .ok_or("exp must be a number")?;
+    let exp = claims.get("exp").and_then(Value::as_i64).ok_or("exp must be a number")?;
     let nbf = claims.get("nbf").and_then(Value::as_i64);
-    check_times(exp, nbf, now)
-        .map_err(|_| "the client assertion is expired or not yet valid".to_string())?;
-    if exp > now / 1000 + MAX_ASSERTION_LIFETIME_SECS {
+    check_times(exp, nbf, now).map_err(|_| "the client assertion is expired or not yet valid".to_string())?;
+    // Many clients (Authlib, for one) ask for exactly an hour; allow their clock skew.
+    if exp > now / 1000 + MAX_ASSERTION_LIFETIME_SECS + LEEWAY_SECS {
         return Err("the client assertion expires too far in the future".into());
     }
-    if claims
-        .get("iat")
-        .and_then(Value::as_i64)
-        .is_some_and(|iat| iat > now / 1000 + LEEWAY_SECS)
-    {
+    if claims.get("iat").and_then(Value::as_i64).is_some_and(|iat| iat > now / 1000 + LEEWAY_SECS) {
         return Err("the client assertion was issued in the future".into());
     }
     let jti = claims
@@ -200,10 +165,7 @@ pub fn verify_client_assertion(
         .and_then(Value::as_str)
         .filter(|j| !j.is_empty() && j.len() <= 256)
         .ok_or("the client assertion needs a jti")?;
-    Ok(VerifiedAssertion {
-        jti: jti.to_string(),
-        exp,
-    })
+    Ok(VerifiedAssertion { jti: jti.to_string(), exp })
 }
 
 /// What a DPoP proof must match.
@@ -227,18 +189,12 @@ fn strip_uri(uri: &str) -> &str {
 }
 
 /// RFC 9449 §4.3 checks of a DPoP proof (replay is the caller's, with `jti`).
-pub fn verify_dpop_proof(
-    proof: &str,
-    expect: &DpopExpectation<'_>,
-) -> Result<VerifiedProof, String> {
+pub fn verify_dpop_proof(proof: &str, expect: &DpopExpectation<'_>) -> Result<VerifiedProof, String> {
     let header = header_of(proof)?;
     if header.typ.as_deref() != Some("dpop+jwt") {
         return Err("the DPoP proof must have typ dpop+jwt".into());
     }
-    let jwk = header
-        .jwk
-        .as_ref()
-        .ok_or("the DPoP proof has no jwk header")?;
+    let jwk = header.jwk.as_ref().ok_or("the DPoP proof has no jwk header")?;
     let jwk_value = serde_json::to_value(jwk).map_err(|e| e.to_string())?;
     let key = parse_public_jwk(&jwk_value)?;
     let mut v = Validation::new(header.alg);
@@ -253,17 +209,11 @@ pub fn verify_dpop_proof(
     if claims.get("htm").and_then(Value::as_str) != Some(expect.htm) {
         return Err("the DPoP proof's htm does not match the request method".into());
     }
-    let htu = claims
-        .get("htu")
-        .and_then(Value::as_str)
-        .ok_or("the DPoP proof needs an htu")?;
+    let htu = claims.get("htu").and_then(Value::as_str).ok_or("the DPoP proof needs an htu")?;
     if strip_uri(htu) != strip_uri(expect.htu) {
         return Err("the DPoP proof's htu does not match the request URI".into());
     }
-    let iat = claims
-        .get("iat")
-        .and_then(Value::as_i64)
-        .ok_or("the DPoP proof needs an iat")?;
+    let iat = claims.get("iat").and_then(Value::as_i64).ok_or("the DPoP proof needs an iat")?;
     if (iat - expect.now / 1000).abs() > DPOP_WINDOW_SECS {
         return Err("the DPoP proof is too old or from the future".into());
     }
@@ -272,10 +222,7 @@ pub fn verify_dpop_proof(
             return Err("the DPoP proof's ath does not match the access token".into());
         }
     }
-    Ok(VerifiedProof {
-        jkt: key.thumbprint,
-        jti: jti.to_string(),
-    })
+    Ok(VerifiedProof { jkt: key.thumbprint, jti: jti.to_string() })
 }
 
 #[cfg(test)]
@@ -305,9 +252,67 @@ mod tests {
         assert!(parse_public_jwk(&json!("not an object")).is_err());
         // RFC 7638 §3.1 example
         let rfc = json!({"e": "AQAB", "kty": "RSA", "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"});
-        assert_eq!(
-            thumbprint(&rfc),
-            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
-        );
+        assert_eq!(thumbprint(&rfc), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+    }
+}
+
+/// Property tests of the parsers that face untrusted input: they never panic, never
+/// accept what they were not given, and a single changed byte breaks a valid JWT.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::domain::claims::{build, AccessClaims, Grant};
+    use crate::keys::{KeyRing, SigningAlg, SigningKey};
+    use proptest::prelude::*;
+    use uuid::Uuid;
+
+    const NOW: Millis = 1_800_000_000_000;
+
+    fn arbitrary_jwtish() -> impl Strategy<Value = String> {
+        prop_oneof![
+            ".{0,300}",
+            "[A-Za-z0-9_-]{0,80}\\.[A-Za-z0-9_-]{0,80}\\.[A-Za-z0-9_-]{0,80}",
+            "eyJ[A-Za-z0-9_-]{0,60}\\.eyJ[A-Za-z0-9_-]{0,60}\\.[A-Za-z0-9_-]{0,90}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn random_input_never_passes_any_parser(input in arbitrary_jwtish()) {
+            let (key, _) = SigningKey::generate(SigningAlg::Es256, 0, 0).unwrap();
+            let jwk = parse_public_jwk(key.jwk()).unwrap();
+            prop_assert!(verify_client_assertion(&input, &jwk, "c", &["aud".into()], NOW).is_err());
+            let expect = DpopExpectation { htm: "POST", htu: "http://x/t", access_token: None, now: NOW };
+            prop_assert!(verify_dpop_proof(&input, &expect).is_err());
+            let ring = KeyRing::new(vec![key], "iss", "aud", 900_000).unwrap();
+            prop_assert!(ring.verify::<AccessClaims>(&input, NOW).is_err());
+            let _ = assertion_issuer(&input);
+            if let Ok(v) = serde_json::from_str::<Value>(&input) {
+                let _ = parse_public_jwk(&v);
+            }
+        }
+
+        #[test]
+        fn any_single_byte_change_breaks_a_signed_token(position in 0usize..400, byte in 0u8..128) {
+            let (key, pkcs8) = SigningKey::generate(SigningAlg::Es256, 0, 0).unwrap();
+            let ring = KeyRing::new(
+                vec![SigningKey::from_pkcs8(SigningAlg::Es256, &pkcs8, 0, 0).unwrap()], "iss", "aud", 900_000,
+            )
+            .unwrap();
+            let grant = Grant { agent_id: Uuid::nil(), org_id: Uuid::nil(), client_id: "c", scopes: &[] };
+            let token = key.sign(&build(&grant, "iss", "aud", NOW / 1000, 900, Uuid::nil())).unwrap();
+            let mut bytes = token.clone().into_bytes();
+            let i = position % bytes.len();
+            prop_assume!(bytes[i] != byte && byte.is_ascii_graphic());
+            bytes[i] = byte;
+            let changed = String::from_utf8(bytes).unwrap();
+            // base64url has aliases in the last character's padding bits; anything that still
+            // verifies must decode to exactly the same claims.
+            if let Ok(claims) = ring.verify::<AccessClaims>(&changed, NOW) {
+                prop_assert_eq!(claims, ring.verify::<AccessClaims>(&token, NOW).unwrap());
+            }
+        }
     }
 }

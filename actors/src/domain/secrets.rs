@@ -18,9 +18,7 @@ const SHOWN_PREFIX_LEN: usize = SECRET_PREFIX.len() + 4;
 
 fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut buf = [0u8; N];
-    SystemRandom::new()
-        .fill(&mut buf)
-        .map_err(|_| EngineError::internal("system random generator failed"))?;
+    SystemRandom::new().fill(&mut buf).map_err(|_| EngineError::internal("system random generator failed"))?;
     Ok(buf)
 }
 
@@ -33,10 +31,7 @@ pub fn new_secret() -> Result<String> {
 /// A fresh client id: the prefix and 16 random bytes, base64url.
 pub fn new_client_id() -> Result<String> {
     let bytes = random_bytes::<16>()?;
-    Ok(format!(
-        "{CLIENT_ID_PREFIX}{}",
-        URL_SAFE_NO_PAD.encode(bytes)
-    ))
+    Ok(format!("{CLIENT_ID_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
 /// A fresh 256-bit key for [`SecretHasher`].
@@ -57,9 +52,7 @@ pub struct SecretHasher {
 
 impl SecretHasher {
     pub fn new(key: &[u8]) -> Self {
-        SecretHasher {
-            key: hmac::Key::new(hmac::HMAC_SHA256, key),
-        }
+        SecretHasher { key: hmac::Key::new(hmac::HMAC_SHA256, key) }
     }
 
     pub fn hash(&self, secret: &str) -> Vec<u8> {

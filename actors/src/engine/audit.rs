@@ -13,12 +13,7 @@ const VERIFY_BATCH: u32 = 1000;
 impl Engine {
     /// The chain a call may read: its own organization's, or — for the platform
     /// administrator — any named one (the nil id names events of no organization).
-    fn audit_org(
-        &self,
-        call: &Call,
-        org: Option<Uuid>,
-        operation: &'static str,
-    ) -> Result<Option<Uuid>> {
+    fn audit_org(&self, call: &Call, org: Option<Uuid>, operation: &'static str) -> Result<Option<Uuid>> {
         let org = org.unwrap_or(call.caller.org_id);
         self.authorize(call, operation, org)?;
         Ok((org != UNATTRIBUTED_CHAIN).then_some(org))
@@ -34,16 +29,10 @@ impl Engine {
     }
 
     pub async fn get_audit(&self, call: &Call, id: Uuid) -> Result<AuditEvent> {
-        let event = self
-            .shared
-            .store
-            .get_audit(id)
-            .await?
-            .ok_or(EngineError::not_found("audit event"))?;
+        let event = self.shared.store.get_audit(id).await?.ok_or(EngineError::not_found("audit event"))?;
         let org = event.org_id.unwrap_or(UNATTRIBUTED_CHAIN);
         // Another organization's event is reported as absent, not as forbidden.
-        self.authorize(call, "audit.read", org)
-            .map_err(|_| EngineError::not_found("audit event"))?;
+        self.authorize(call, "audit.read", org).map_err(|_| EngineError::not_found("audit event"))?;
         Ok(event)
     }
 
@@ -54,11 +43,7 @@ impl Engine {
         let mut verifier = ChainVerifier::default();
         let mut after = 0;
         loop {
-            let batch = self
-                .shared
-                .store
-                .audit_chain(chain, after, VERIFY_BATCH)
-                .await?;
+            let batch = self.shared.store.audit_chain(chain, after, VERIFY_BATCH).await?;
             batch.iter().for_each(|e| verifier.feed(e));
             match batch.last() {
                 Some(last) if batch.len() == VERIFY_BATCH as usize => after = last.seq,

@@ -15,9 +15,7 @@ use base64::Engine as _;
 use ractor::{Actor, ActorRef, RpcReplyPort};
 use uuid::Uuid;
 
-use crate::actor::{
-    audit_writer, cache_keeper, key_manager, revocations, supervisor, ActorKind, Slot,
-};
+use crate::actor::{audit_writer, cache_keeper, key_manager, revocations, supervisor, ActorKind, Slot};
 use crate::cache::Caches;
 use crate::config::EngineConfig;
 use crate::coord::memory::MemoryCoordinator;
@@ -38,8 +36,8 @@ use dashmap::DashMap;
 
 pub use tokens::{
     AuthenticatedClient, ClientAuth, DpopPresentation, Introspector, OAuthError, TokenRequest,
-    ASSERTION_TYPE_JWT_BEARER, GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, INTROSPECT_PATH,
-    REVOKE_PATH, TOKEN_PATH, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT,
+    ASSERTION_TYPE_JWT_BEARER, GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, INTROSPECT_PATH, REVOKE_PATH,
+    TOKEN_PATH, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT,
 };
 
 /// The verified identity behind a management call: who, in which organization, with
@@ -64,11 +62,7 @@ impl Caller {
     }
 
     pub fn scopes(&self) -> Vec<String> {
-        self.scope
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect()
+        self.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect()
     }
 
     pub fn is_platform_admin(&self) -> bool {
@@ -150,11 +144,7 @@ impl Engine {
         };
         let hash_key = match &config.secret_hash_key {
             Some(k) => k.clone(),
-            None => {
-                store
-                    .setting_or_insert("secret_hash_key", &secrets::new_hash_key()?)
-                    .await?
-            }
+            None => store.setting_or_insert("secret_hash_key", &secrets::new_hash_key()?).await?,
         };
         let keystore = Keystore::open(&config).await?;
         let shared = Arc::new(Shared {
@@ -185,10 +175,7 @@ impl Engine {
                 tracing::error!("audit writer did not drain before shutdown");
             }
         }
-        let _ = self
-            .supervisor
-            .stop_and_wait(None, Some(Duration::from_secs(15)))
-            .await;
+        let _ = self.supervisor.stop_and_wait(None, Some(Duration::from_secs(15))).await;
     }
 
     /// Make a supervised actor fail on purpose; its supervisor restarts it. For
@@ -209,9 +196,7 @@ impl Engine {
             || s.keeper.load().is_none()
             || s.revocations.load().is_none()
         {
-            return Err(EngineError::Unavailable(
-                "an engine actor is restarting".into(),
-            ));
+            return Err(EngineError::Unavailable("an engine actor is restarting".into()));
         }
         Ok(())
     }
@@ -240,68 +225,42 @@ impl Engine {
 
     /// Every scope with management meaning, with its description.
     pub fn scope_catalog(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.shared
-            .policy
-            .catalog
-            .scopes
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+        self.shared.policy.catalog.scopes.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     fn ring(&self) -> Result<Arc<KeyRing>> {
-        self.shared
-            .ring
-            .load_full()
-            .ok_or_else(|| EngineError::Unavailable("signing keys are loading".into()))
+        self.shared.ring.load_full().ok_or_else(|| EngineError::Unavailable("signing keys are loading".into()))
     }
 
     /// Ask an actor and wait for its answer, bounded by the configured timeout.
-    async fn ask<M, T>(
-        &self,
-        slot: &Slot<M>,
-        build: impl FnOnce(RpcReplyPort<Result<T>>) -> M,
-    ) -> Result<T>
+    async fn ask<M, T>(&self, slot: &Slot<M>, build: impl FnOnce(RpcReplyPort<Result<T>>) -> M) -> Result<T>
     where
         M: ractor::Message,
         T: Send + 'static,
     {
-        let actor = slot
-            .load_full()
-            .ok_or_else(|| EngineError::Unavailable("engine actor is restarting".into()))?;
-        match actor
-            .call(build, Some(self.shared.config.call_timeout))
-            .await
-        {
+        let actor = slot.load_full().ok_or_else(|| EngineError::Unavailable("engine actor is restarting".into()))?;
+        match actor.call(build, Some(self.shared.config.call_timeout)).await {
             Ok(ractor::rpc::CallResult::Success(result)) => result,
-            Ok(ractor::rpc::CallResult::Timeout) => {
-                Err(EngineError::Unavailable("engine actor timed out".into()))
+            Ok(ractor::rpc::CallResult::Timeout) => Err(EngineError::Unavailable("engine actor timed out".into())),
+            Ok(ractor::rpc::CallResult::SenderError) | Err(_) => {
+                Err(EngineError::Unavailable("engine actor stopped while answering".into()))
             }
-            Ok(ractor::rpc::CallResult::SenderError) | Err(_) => Err(EngineError::Unavailable(
-                "engine actor stopped while answering".into(),
-            )),
         }
     }
 
     /// Append an audit event and wait until it is durable.
     async fn audit(&self, event: PendingEvent) -> Result<()> {
-        self.ask(&self.shared.slots.audit, |reply| {
-            audit_writer::Msg::Append(event, reply)
-        })
-        .await
+        self.ask(&self.shared.slots.audit, |reply| audit_writer::Msg::Append(event, reply)).await
     }
 
     /// Invalidate caches here and on every node, then return.
     async fn invalidate(&self, event: ClusterEvent) -> Result<()> {
-        self.ask(&self.shared.slots.keeper, |reply| {
-            cache_keeper::Msg::Invalidate(event, reply)
-        })
-        .await
+        self.ask(&self.shared.slots.keeper, |reply| cache_keeper::Msg::Invalidate(event, reply)).await
     }
 
     /// Reload signing keys from the store (e.g. after another node added one).
     pub async fn reload_keys(&self) -> Result<()> {
-        self.ask(&self.shared.slots.keys, key_manager::Msg::Reload)
-            .await
+        self.ask(&self.shared.slots.keys, key_manager::Msg::Reload).await
     }
 
     /// Create the next signing key: published now, signing after `key_preannounce`.
@@ -309,13 +268,9 @@ impl Engine {
     /// (the `agentidp keys rotate` command), who already holds the store.
     pub async fn rotate_keys(&self, call: Option<&Call>) -> Result<crate::model::KeyInfo> {
         if let Some(call) = call {
-            self.shared
-                .policy
-                .authorize("keys.rotate", &call.caller.scope, false)?;
+            self.shared.policy.authorize("keys.rotate", &call.caller.scope, false)?;
         }
-        let kid = self
-            .ask(&self.shared.slots.keys, key_manager::Msg::Rotate)
-            .await?;
+        let kid = self.ask(&self.shared.slots.keys, key_manager::Msg::Rotate).await?;
         let ring = self.ring()?;
         let key = ring
             .keys()
@@ -323,8 +278,7 @@ impl Engine {
             .ok_or_else(|| EngineError::internal("the rotated key is not in the ring"))?;
         if let Some(call) = call {
             let detail = serde_json::json!({"alg": key.alg.as_str()});
-            self.audit_call(call, call.caller.org_id, "keys.rotate", &kid, detail)
-                .await?;
+            self.audit_call(call, call.caller.org_id, "keys.rotate", &kid, detail).await?;
         }
         Ok(crate::model::KeyInfo {
             kid: kid.clone(),
@@ -335,13 +289,7 @@ impl Engine {
     }
 
     /// A new audit event stamped with the current time.
-    fn event(
-        &self,
-        org_id: Option<Uuid>,
-        actor: String,
-        action: &str,
-        outcome: Outcome,
-    ) -> PendingEvent {
+    fn event(&self, org_id: Option<Uuid>, actor: String, action: &str, outcome: Outcome) -> PendingEvent {
         PendingEvent::new(self.shared.now_ms(), org_id, actor, action, outcome)
     }
 
@@ -355,12 +303,7 @@ impl Engine {
         detail: serde_json::Value,
     ) -> Result<()> {
         let event = self
-            .event(
-                Some(org_id),
-                call.caller.agent_id.to_string(),
-                action,
-                Outcome::Success,
-            )
+            .event(Some(org_id), call.caller.agent_id.to_string(), action, Outcome::Success)
             .target(target)
             .request_id(call.request_id.clone())
             .detail(detail);
@@ -369,11 +312,7 @@ impl Engine {
 
     /// Check `operation` against the policy for a target in `target_org`.
     fn authorize(&self, call: &Call, operation: &'static str, target_org: Uuid) -> Result<()> {
-        self.shared.policy.authorize(
-            operation,
-            &call.caller.scope,
-            target_org == call.caller.org_id,
-        )
+        self.shared.policy.authorize(operation, &call.caller.scope, target_org == call.caller.org_id)
     }
 }
 
@@ -403,7 +342,5 @@ fn next_cursor<T>(items: &[T], limit: u32, id: impl Fn(&T) -> Uuid) -> Option<St
     if items.len() < limit as usize {
         return None;
     }
-    items
-        .last()
-        .map(|last| URL_SAFE_NO_PAD.encode(id(last).as_bytes()))
+    items.last().map(|last| URL_SAFE_NO_PAD.encode(id(last).as_bytes()))
 }

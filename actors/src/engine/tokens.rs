@@ -32,8 +32,7 @@ pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
 pub const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
-pub const ASSERTION_TYPE_JWT_BEARER: &str =
-    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub const ASSERTION_TYPE_JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// RFC 6749 §5.2 error codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,38 +71,24 @@ impl std::fmt::Display for OAuthError {
 }
 
 pub(crate) fn oauth(error: OAuthError, description: impl Into<String>) -> EngineError {
-    EngineError::OAuth {
-        error,
-        description: description.into(),
-    }
+    EngineError::OAuth { error, description: description.into() }
 }
 
 /// How a client proves who it is at an OAuth endpoint.
 #[derive(Debug, Clone)]
 pub enum ClientAuth {
     /// client_secret_basic or client_secret_post.
-    Secret {
-        client_id: String,
-        client_secret: String,
-    },
+    Secret { client_id: String, client_secret: String },
     /// private_key_jwt (RFC 7523): a JWT signed with the client's registered key.
-    Assertion {
-        client_id: Option<String>,
-        assertion: String,
-    },
+    Assertion { client_id: Option<String>, assertion: String },
 }
 
 impl ClientAuth {
     fn claimed_id(&self) -> String {
         match self {
             ClientAuth::Secret { client_id, .. } => client_id.clone(),
-            ClientAuth::Assertion {
-                client_id: Some(id),
-                ..
-            } => id.clone(),
-            ClientAuth::Assertion { assertion, .. } => {
-                jose::assertion_issuer(assertion).unwrap_or_default()
-            }
+            ClientAuth::Assertion { client_id: Some(id), .. } => id.clone(),
+            ClientAuth::Assertion { assertion, .. } => jose::assertion_issuer(assertion).unwrap_or_default(),
         }
     }
 }
@@ -128,10 +113,7 @@ impl TokenRequest {
     pub fn client_credentials(client_id: &str, client_secret: &str, scope: Option<&str>) -> Self {
         TokenRequest {
             grant_type: GRANT_CLIENT_CREDENTIALS.into(),
-            client: ClientAuth::Secret {
-                client_id: client_id.into(),
-                client_secret: client_secret.into(),
-            },
+            client: ClientAuth::Secret { client_id: client_id.into(), client_secret: client_secret.into() },
             scope: scope.map(String::from),
             subject_token: None,
             subject_token_type: None,
@@ -164,21 +146,13 @@ pub struct DpopPresentation<'a> {
 }
 
 /// Resolve a client id to its cached entries, reading the store on a miss.
-async fn client_entry(
-    engine: &Engine,
-    client_id: &str,
-) -> Result<Option<(Arc<ClientEntry>, Arc<AgentEntry>)>> {
+async fn client_entry(engine: &Engine, client_id: &str) -> Result<Option<(Arc<ClientEntry>, Arc<AgentEntry>)>> {
     let caches = &engine.shared.caches;
     if let Some(hit) = caches.client(client_id) {
         return Ok(Some(hit));
     }
     let epoch = caches.epoch();
-    Ok(engine
-        .shared
-        .store
-        .client(client_id)
-        .await?
-        .map(|record| caches.fill(epoch, &record)))
+    Ok(engine.shared.store.client(client_id).await?.map(|record| caches.fill(epoch, &record)))
 }
 
 fn token_hash(token: &str) -> [u8; 32] {
@@ -200,16 +174,11 @@ impl Engine {
         request_id: Option<String>,
     ) -> Result<AuthenticatedClient> {
         let claimed = auth.claimed_id();
-        let found = if claimed.is_empty() {
-            None
-        } else {
-            client_entry(self, &claimed).await?
-        };
+        let found = if claimed.is_empty() { None } else { client_entry(self, &claimed).await? };
         let known_org = found.as_ref().map(|(_, agent)| agent.org_id);
         let verdict = match &found {
             Some((client, agent))
-                if client.status == CredentialStatus::Active
-                    && agent.status == AgentStatus::Active =>
+                if client.status == CredentialStatus::Active && agent.status == AgentStatus::Active =>
             {
                 self.check_client_proof(auth, &claimed, client).await
             }
@@ -231,30 +200,17 @@ impl Engine {
                     ClientAuth::Assertion { .. } => "private_key_jwt",
                 };
                 let event = self
-                    .event(
-                        known_org,
-                        claimed.chars().take(128).collect(),
-                        "client.authenticate",
-                        Outcome::Failure,
-                    )
+                    .event(known_org, claimed.chars().take(128).collect(), "client.authenticate", Outcome::Failure)
                     .request_id(request_id)
                     .detail(json!({"method": method, "reason": reason}));
                 self.audit(event).await?;
-                Err(oauth(
-                    OAuthError::InvalidClient,
-                    "client authentication failed",
-                ))
+                Err(oauth(OAuthError::InvalidClient, "client authentication failed"))
             }
         }
     }
 
     /// The secret or assertion matches the credential (and an assertion is fresh).
-    async fn check_client_proof(
-        &self,
-        auth: &ClientAuth,
-        client_id: &str,
-        client: &ClientEntry,
-    ) -> Result<(), String> {
+    async fn check_client_proof(&self, auth: &ClientAuth, client_id: &str, client: &ClientEntry) -> Result<(), String> {
         match (auth, &client.key) {
             (ClientAuth::Secret { client_secret, .. }, ClientKey::Secret(hash)) => {
                 if self.shared.hasher.verify(client_secret, hash) {
@@ -263,13 +219,7 @@ impl Engine {
                     Err("wrong secret".into())
                 }
             }
-            (
-                ClientAuth::Assertion {
-                    client_id: body_id,
-                    assertion,
-                },
-                ClientKey::PublicKey(jwk),
-            ) => {
+            (ClientAuth::Assertion { client_id: body_id, assertion }, ClientKey::PublicKey(jwk)) => {
                 if body_id.as_deref().is_some_and(|id| id != client_id) {
                     return Err("client_id does not match the assertion".into());
                 }
@@ -279,16 +229,9 @@ impl Engine {
                     self.url(INTROSPECT_PATH),
                     self.url(REVOKE_PATH),
                 ];
-                let verified = jose::verify_client_assertion(
-                    assertion,
-                    jwk,
-                    client_id,
-                    &audiences,
-                    self.shared.now_ms(),
-                )?;
-                let ttl = Duration::from_secs(
-                    (verified.exp - self.shared.now_ms() / 1000 + 60).max(60) as u64,
-                );
+                let verified =
+                    jose::verify_client_assertion(assertion, jwk, client_id, &audiences, self.shared.now_ms())?;
+                let ttl = Duration::from_secs((verified.exp - self.shared.now_ms() / 1000 + 60).max(60) as u64);
                 let first = self
                     .shared
                     .coord
@@ -307,24 +250,15 @@ impl Engine {
 
     /// The token endpoint. Failures are [`EngineError::OAuth`] and are audited; a
     /// returned token's audit event is durable.
-    pub async fn issue_token(
-        &self,
-        req: TokenRequest,
-        request_id: Option<String>,
-    ) -> Result<TokenResponse> {
+    pub async fn issue_token(&self, req: TokenRequest, request_id: Option<String>) -> Result<TokenResponse> {
         let exchange = match req.grant_type.as_str() {
             GRANT_CLIENT_CREDENTIALS => false,
             GRANT_TOKEN_EXCHANGE => true,
             other => {
-                return Err(oauth(
-                    OAuthError::UnsupportedGrantType,
-                    format!("grant_type {other:?} is not supported"),
-                ))
+                return Err(oauth(OAuthError::UnsupportedGrantType, format!("grant_type {other:?} is not supported")))
             }
         };
-        let client = self
-            .authenticate_client(&req.client, request_id.clone())
-            .await?;
+        let client = self.authenticate_client(&req.client, request_id.clone()).await?;
         let now = self.shared.now_ms();
         let jkt = match &req.dpop {
             Some(proof) => Some(
@@ -340,10 +274,7 @@ impl Engine {
         } else {
             let granted = match req.scope.as_deref() {
                 None => client.scopes.clone(),
-                Some(param) => {
-                    self.narrow_scope(param, &client.scopes, &client, request_id.clone())
-                        .await?
-                }
+                Some(param) => self.narrow_scope(param, &client.scopes, &client, request_id.clone()).await?,
             };
             let grant = Grant {
                 agent_id: client.agent_id,
@@ -352,14 +283,7 @@ impl Engine {
                 scopes: &granted,
             };
             let c = &self.shared.config;
-            claims::build(
-                &grant,
-                &c.issuer,
-                &c.audience,
-                now / 1000,
-                ttl,
-                Uuid::now_v7(),
-            )
+            claims::build(&grant, &c.issuer, &c.audience, now / 1000, ttl, Uuid::now_v7())
         };
         claims.cnf = jkt.map(|jkt| Confirmation { jkt });
         let ring = self.ring()?;
@@ -374,23 +298,11 @@ impl Engine {
                 "kid": key.kid, "sub": claims.sub, "aud": claims.aud, "dpop": claims.cnf.is_some(),
             }));
         self.audit(event).await?;
-        let grant_label = if exchange {
-            "token_exchange"
-        } else {
-            GRANT_CLIENT_CREDENTIALS
-        };
-        self.shared
-            .metrics
-            .tokens_issued
-            .with_label_values(&[grant_label])
-            .inc();
+        let grant_label = if exchange { "token_exchange" } else { GRANT_CLIENT_CREDENTIALS };
+        self.shared.metrics.tokens_issued.with_label_values(&[grant_label]).inc();
         Ok(TokenResponse {
             access_token,
-            token_type: if claims.cnf.is_some() {
-                "DPoP"
-            } else {
-                "Bearer"
-            },
+            token_type: if claims.cnf.is_some() { "DPoP" } else { "Bearer" },
             expires_in: (claims.exp - now / 1000).max(0) as u64,
             scope: claims.scope,
             issued_token_type: exchange.then_some(TOKEN_TYPE_ACCESS_TOKEN),
@@ -409,20 +321,12 @@ impl Engine {
             Some(requested) if scopes::is_subset(&requested, allowed) => Ok(requested),
             _ => {
                 let event = self
-                    .event(
-                        Some(client.org_id),
-                        client.agent_id.to_string(),
-                        "token.issue",
-                        Outcome::Failure,
-                    )
+                    .event(Some(client.org_id), client.agent_id.to_string(), "token.issue", Outcome::Failure)
                     .target(&client.client_id)
                     .request_id(request_id)
                     .detail(json!({"reason": "invalid_scope", "requested": param}));
                 self.audit(event).await?;
-                Err(oauth(
-                    OAuthError::InvalidScope,
-                    "the requested scope is malformed or exceeds what may be granted",
-                ))
+                Err(oauth(OAuthError::InvalidScope, "the requested scope is malformed or exceeds what may be granted"))
             }
         }
     }
@@ -447,66 +351,30 @@ impl Engine {
                     format!("subject_token_type {other:?} is not supported"),
                 ))
             }
-            None => {
-                return Err(oauth(
-                    OAuthError::InvalidRequest,
-                    "subject_token_type is required",
-                ))
-            }
+            None => return Err(oauth(OAuthError::InvalidRequest, "subject_token_type is required")),
         }
         let subject = match self.active_claims(subject_token).await {
             Ok(c) if c.org_id == client.org_id => c,
-            _ => {
-                return Err(oauth(
-                    OAuthError::InvalidGrant,
-                    "the subject token is not active",
-                ))
-            }
+            _ => return Err(oauth(OAuthError::InvalidGrant, "the subject token is not active")),
         };
-        let subject_scopes: Vec<String> = subject
-            .scope
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect();
+        let subject_scopes: Vec<String> =
+            subject.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
         let scopes = match req.scope.as_deref() {
             None => subject_scopes,
-            Some(param) => {
-                self.narrow_scope(param, &subject_scopes, client, None)
-                    .await?
-            }
+            Some(param) => self.narrow_scope(param, &subject_scopes, client, None).await?,
         };
         let audience = match req.audience.as_deref() {
             None => subject.aud.clone(),
             Some(a) if !a.is_empty() && a.len() <= 512 && !a.contains(' ') => a.to_string(),
-            Some(_) => {
-                return Err(oauth(
-                    OAuthError::InvalidTarget,
-                    "audience must be one URI or name",
-                ))
-            }
+            Some(_) => return Err(oauth(OAuthError::InvalidTarget, "audience must be one URI or name")),
         };
-        let agent_id = Uuid::parse_str(&subject.sub)
-            .map_err(|_| oauth(OAuthError::InvalidGrant, "bad subject"))?;
-        let grant = Grant {
-            agent_id,
-            org_id: subject.org_id,
-            client_id: &client.client_id,
-            scopes: &scopes,
-        };
+        let agent_id = Uuid::parse_str(&subject.sub).map_err(|_| oauth(OAuthError::InvalidGrant, "bad subject"))?;
+        let grant = Grant { agent_id, org_id: subject.org_id, client_id: &client.client_id, scopes: &scopes };
         let ttl = self.shared.config.token_ttl.as_secs() as i64;
-        let mut claims = claims::build(
-            &grant,
-            &self.shared.config.issuer,
-            &audience,
-            now / 1000,
-            ttl,
-            Uuid::now_v7(),
-        );
+        let mut claims = claims::build(&grant, &self.shared.config.issuer, &audience, now / 1000, ttl, Uuid::now_v7());
         claims.exp = claims.exp.min(subject.exp);
         if client.agent_id != agent_id {
-            let mut act =
-                json!({"sub": client.agent_id.to_string(), "client_id": client.client_id});
+            let mut act = json!({"sub": client.agent_id.to_string(), "client_id": client.client_id});
             if let Some(prior) = subject.act {
                 act["act"] = prior;
             }
@@ -524,15 +392,7 @@ impl Engine {
         access_token: Option<&str>,
     ) -> Result<String, String> {
         let now = self.shared.now_ms();
-        let verified = jose::verify_dpop_proof(
-            proof,
-            &jose::DpopExpectation {
-                htm,
-                htu,
-                access_token,
-                now,
-            },
-        )?;
+        let verified = jose::verify_dpop_proof(proof, &jose::DpopExpectation { htm, htu, access_token, now })?;
         let window = Duration::from_secs(2 * jose::DPOP_WINDOW_SECS as u64 + 10);
         let first = self
             .shared
@@ -553,8 +413,7 @@ impl Engine {
         if self.shared.revoked.contains_key(&claims.jti) {
             return Err(EngineError::InvalidToken("the token was revoked".into()));
         }
-        self.check_token_client(&claims.client_id, &claims.sub, claims.org_id)
-            .await?;
+        self.check_token_client(&claims.client_id, &claims.sub, claims.org_id).await?;
         Ok(claims)
     }
 
@@ -562,24 +421,19 @@ impl Engine {
     async fn check_token_client(&self, client_id: &str, sub: &str, org_id: Uuid) -> Result<()> {
         match client_entry(self, client_id).await? {
             Some((client, agent))
-                if client.status == CredentialStatus::Active
-                    && agent.status == AgentStatus::Active =>
+                if client.status == CredentialStatus::Active && agent.status == AgentStatus::Active =>
             {
                 // An exchanged token names its subject in `sub`; that agent must be active too.
                 if client.agent_id.to_string() != sub {
                     let subject = Uuid::parse_str(sub)
                         .map_err(|_| EngineError::InvalidToken("subject is not an agent".into()))?;
                     if !self.agent_active(org_id, subject).await? {
-                        return Err(EngineError::InvalidToken(
-                            "the token's subject is no longer active".into(),
-                        ));
+                        return Err(EngineError::InvalidToken("the token's subject is no longer active".into()));
                     }
                 }
                 Ok(())
             }
-            _ => Err(EngineError::InvalidToken(
-                "the token's client is no longer active".into(),
-            )),
+            _ => Err(EngineError::InvalidToken("the token's client is no longer active".into())),
         }
     }
 
@@ -600,12 +454,7 @@ impl Engine {
 
     /// RFC 7662 introspection. Anything not active — expired, revoked, malformed, signed
     /// by someone else, or another organization's — is just `{"active": false}`.
-    pub async fn introspect(
-        &self,
-        who: Introspector,
-        token: &str,
-        request_id: Option<String>,
-    ) -> Result<Value> {
+    pub async fn introspect(&self, who: Introspector, token: &str, request_id: Option<String>) -> Result<Value> {
         let (org, platform) = match who {
             Introspector::Client(auth) => {
                 let client = self.authenticate_client(&auth, request_id).await?;
@@ -628,27 +477,14 @@ impl Engine {
         let mut out = serde_json::to_value(&claims).map_err(EngineError::internal)?;
         if let Some(obj) = out.as_object_mut() {
             obj.insert("active".into(), true.into());
-            obj.insert(
-                "token_type".into(),
-                if claims.cnf.is_some() {
-                    "DPoP"
-                } else {
-                    "Bearer"
-                }
-                .into(),
-            );
+            obj.insert("token_type".into(), if claims.cnf.is_some() { "DPoP" } else { "Bearer" }.into());
         }
         Ok(out)
     }
 
     /// RFC 7009 revocation by a client: a token of the same agent is revoked at once and
     /// everywhere; anything else that is not active is ignored, as the RFC asks.
-    pub async fn revoke_token(
-        &self,
-        auth: ClientAuth,
-        token: &str,
-        request_id: Option<String>,
-    ) -> Result<()> {
+    pub async fn revoke_token(&self, auth: ClientAuth, token: &str, request_id: Option<String>) -> Result<()> {
         let client = self.authenticate_client(&auth, request_id.clone()).await?;
         if token.len() > jose::MAX_JWT_LEN {
             return Ok(());
@@ -657,34 +493,18 @@ impl Engine {
             Ok(c) => c,
             Err(_) => return Ok(()),
         };
-        let holder = client_entry(self, &claims.client_id)
-            .await?
-            .map(|(c, _)| c.agent_id);
+        let holder = client_entry(self, &claims.client_id).await?.map(|(c, _)| c.agent_id);
         let own = claims.org_id == client.org_id
             && (holder == Some(client.agent_id) || claims.sub == client.agent_id.to_string());
         if !own {
-            return Err(oauth(
-                OAuthError::UnauthorizedClient,
-                "the token was not issued to this client",
-            ));
+            return Err(oauth(OAuthError::UnauthorizedClient, "the token was not issued to this client"));
         }
-        let revocation = Revocation {
-            jti: claims.jti.clone(),
-            org_id: claims.org_id,
-            expires_at: claims.exp,
-        };
-        self.ask(&self.shared.slots.revocations, |reply| {
-            crate::actor::revocations::Msg::Revoke(revocation, reply)
-        })
-        .await?;
+        let revocation = Revocation { jti: claims.jti.clone(), org_id: claims.org_id, expires_at: claims.exp };
+        self.ask(&self.shared.slots.revocations, |reply| crate::actor::revocations::Msg::Revoke(revocation, reply))
+            .await?;
         self.shared.caches.forget_bearer(&token_hash(token));
         let event = self
-            .event(
-                Some(client.org_id),
-                client.agent_id.to_string(),
-                "token.revoke",
-                Outcome::Success,
-            )
+            .event(Some(client.org_id), client.agent_id.to_string(), "token.revoke", Outcome::Success)
             .target(&claims.jti)
             .request_id(request_id)
             .detail(json!({"client_id": claims.client_id, "exp": claims.exp}));
@@ -696,28 +516,20 @@ impl Engine {
     pub async fn authenticate(&self, token: &str) -> Result<Arc<Caller>> {
         let caller = self.caller_for(token).await?;
         if caller.jkt.is_some() {
-            return Err(EngineError::InvalidToken(
-                "this token is DPoP-bound: use the DPoP scheme with a proof".into(),
-            ));
+            return Err(EngineError::InvalidToken("this token is DPoP-bound: use the DPoP scheme with a proof".into()));
         }
         Ok(caller)
     }
 
     /// Authenticate a DPoP-bound access token with its proof (RFC 9449 §7).
-    pub async fn authenticate_dpop(
-        &self,
-        token: &str,
-        proof: DpopPresentation<'_>,
-    ) -> Result<Arc<Caller>> {
+    pub async fn authenticate_dpop(&self, token: &str, proof: DpopPresentation<'_>) -> Result<Arc<Caller>> {
         let caller = self.caller_for(token).await?;
         let jkt = self
             .verify_proof(proof.proof, proof.htm, proof.htu, Some(token))
             .await
             .map_err(EngineError::InvalidToken)?;
         if caller.jkt.as_deref() != Some(jkt.as_str()) {
-            return Err(EngineError::InvalidToken(
-                "the DPoP proof is not from the token's key".into(),
-            ));
+            return Err(EngineError::InvalidToken("the DPoP proof is not from the token's key".into()));
         }
         Ok(caller)
     }
@@ -756,12 +568,7 @@ impl Engine {
         if self.shared.revoked.contains_key(&caller.token_id) {
             return Err(EngineError::InvalidToken("the token was revoked".into()));
         }
-        self.check_token_client(
-            &caller.client_id,
-            &caller.agent_id.to_string(),
-            caller.org_id,
-        )
-        .await?;
+        self.check_token_client(&caller.client_id, &caller.agent_id.to_string(), caller.org_id).await?;
         Ok(caller)
     }
 }

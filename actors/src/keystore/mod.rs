@@ -37,27 +37,18 @@ fn master_key_file(dir: &Path) -> Result<Vec<u8>> {
     let path = dir.join("master.key");
     match std::fs::read(&path) {
         Ok(bytes) if bytes.len() == 32 => return Ok(bytes),
-        Ok(_) => {
-            return Err(seal_err(format!(
-                "{} must hold exactly 32 bytes",
-                path.display()
-            )))
-        }
+        Ok(_) => return Err(seal_err(format!("{} must hold exactly 32 bytes", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(seal_err(format!("reading {}: {e}", path.display()))),
     }
     std::fs::create_dir_all(dir).map_err(seal_err)?;
     let mut key = vec![0u8; 32];
-    SystemRandom::new()
-        .fill(&mut key)
-        .map_err(|_| seal_err("random"))?;
+    SystemRandom::new().fill(&mut key).map_err(|_| seal_err("random"))?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(&path)
-        .map_err(|e| seal_err(format!("creating {}: {e}", path.display())))?;
+    let mut file = options.open(&path).map_err(|e| seal_err(format!("creating {}: {e}", path.display())))?;
     std::io::Write::write_all(&mut file, &key).map_err(seal_err)?;
     Ok(key)
 }
@@ -68,47 +59,31 @@ impl Keystore {
             Some(k) => k.clone(),
             None => master_key_file(&config.data_dir)?,
         };
-        let unbound = UnboundKey::new(&AES_256_GCM, &master)
-            .map_err(|_| seal_err("master key must be 32 bytes"))?;
+        let unbound = UnboundKey::new(&AES_256_GCM, &master).map_err(|_| seal_err("master key must be 32 bytes"))?;
         let vault = match &config.vault {
             Some(v) => Some(vault::Vault::connect(v).await?),
             None => None,
         };
-        Ok(Keystore {
-            master: LessSafeKey::new(unbound),
-            vault,
-        })
+        Ok(Keystore { master: LessSafeKey::new(unbound), vault })
     }
 
     /// Protect a private key (PKCS#8 DER) of key `kid`.
     pub async fn seal(&self, kid: &str, pkcs8: &[u8]) -> Result<Sealed> {
         if let Some(vault) = &self.vault {
             let path = vault.put(kid, pkcs8).await?;
-            return Ok(Sealed {
-                private_key: Vec::new(),
-                key_ref: Some(format!("{VAULT_PREFIX}{path}")),
-            });
+            return Ok(Sealed { private_key: Vec::new(), key_ref: Some(format!("{VAULT_PREFIX}{path}")) });
         }
         let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new()
-            .fill(&mut nonce)
-            .map_err(|_| seal_err("random"))?;
+        SystemRandom::new().fill(&mut nonce).map_err(|_| seal_err("random"))?;
         let mut data = pkcs8.to_vec();
         self.master
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(kid.as_bytes()),
-                &mut data,
-            )
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(kid.as_bytes()), &mut data)
             .map_err(|_| seal_err("seal"))?;
         let mut out = Vec::with_capacity(SEALED_V1.len() + NONCE_LEN + data.len());
         out.extend_from_slice(SEALED_V1);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&data);
-        Ok(Sealed {
-            private_key: out,
-            key_ref: None,
-        })
+        Ok(Sealed { private_key: out, key_ref: None })
     }
 
     /// Recover the PKCS#8 DER of a stored key.
@@ -132,13 +107,10 @@ impl Keystore {
                     .filter(|b| b.len() > NONCE_LEN)
                     .ok_or_else(|| seal_err("sealed key is malformed"))?;
                 let (nonce, ciphertext) = body.split_at(NONCE_LEN);
-                let nonce =
-                    Nonce::try_assume_unique_for_key(nonce).map_err(|_| seal_err("nonce"))?;
+                let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| seal_err("nonce"))?;
                 let mut data = ciphertext.to_vec();
-                let plain = self
-                    .master
-                    .open_in_place(nonce, Aad::from(record.kid.as_bytes()), &mut data)
-                    .map_err(|_| {
+                let plain =
+                    self.master.open_in_place(nonce, Aad::from(record.kid.as_bytes()), &mut data).map_err(|_| {
                         EngineError::Unavailable(format!(
                             "cannot decrypt signing key {}: every node must use the same master key \
                              (AGENTIDP_MASTER_KEY or data_dir/master.key)",

@@ -9,9 +9,7 @@ use uuid::Uuid;
 
 use crate::domain::audit_chain::PendingEvent;
 use crate::error::Result;
-use crate::model::{
-    Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis, Organization,
-};
+use crate::model::{Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis, Organization};
 
 pub mod postgres;
 pub mod sqlite;
@@ -78,12 +76,7 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_agent(&self, agent: &Agent) -> Result<()>;
     async fn get_agent(&self, org_id: Uuid, id: Uuid) -> Result<Option<Agent>>;
-    async fn list_agents(
-        &self,
-        org_id: Uuid,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> Result<Vec<Agent>>;
+    async fn list_agents(&self, org_id: Uuid, after: Option<Uuid>, limit: u32) -> Result<Vec<Agent>>;
     async fn update_agent(&self, agent: &Agent) -> Result<bool>;
     async fn delete_agent(&self, org_id: Uuid, id: Uuid) -> Result<bool>;
 
@@ -99,12 +92,7 @@ pub trait Store: Send + Sync + 'static {
         secret_hash: &[u8],
         now: Millis,
     ) -> Result<Option<Credential>>;
-    async fn revoke_credential(
-        &self,
-        agent_id: Uuid,
-        id: Uuid,
-        now: Millis,
-    ) -> Result<Option<Credential>>;
+    async fn revoke_credential(&self, agent_id: Uuid, id: Uuid, now: Millis) -> Result<Option<Credential>>;
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
 
     async fn insert_signing_key(&self, key: &KeyRecord) -> Result<()>;
@@ -120,22 +108,15 @@ pub trait Store: Send + Sync + 'static {
     /// Link `events` into their chains and store them, in one transaction (group commit).
     async fn append_audit(&self, events: Vec<PendingEvent>) -> Result<Vec<AuditEvent>>;
     /// Newest first, from after the `after` cursor.
-    async fn list_audit(
-        &self,
-        query: &AuditQuery,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> Result<Vec<AuditEvent>>;
+    async fn list_audit(&self, query: &AuditQuery, after: Option<Uuid>, limit: u32) -> Result<Vec<AuditEvent>>;
     async fn get_audit(&self, id: Uuid) -> Result<Option<AuditEvent>>;
     /// A chain's events in `seq` order, starting after `after_seq`.
-    async fn audit_chain(&self, chain: Uuid, after_seq: i64, limit: u32)
-        -> Result<Vec<AuditEvent>>;
+    async fn audit_chain(&self, chain: Uuid, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>>;
 }
 
 /// Decode a JSON text column written by this crate.
 pub(crate) fn json_column<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
-    serde_json::from_str(text)
-        .map_err(|e| crate::EngineError::internal(format!("bad json column: {e}")))
+    serde_json::from_str(text).map_err(|e| crate::EngineError::internal(format!("bad json column: {e}")))
 }
 
 pub(crate) fn enum_column<T>(value: &str, parse: fn(&str) -> Option<T>) -> Result<T> {

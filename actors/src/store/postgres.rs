@@ -11,25 +11,16 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
-use super::{
-    enum_column, json_column, ClientRecord, KeyRecord, Revocation, Store, UNATTRIBUTED_CHAIN,
-};
+use super::{enum_column, json_column, ClientRecord, KeyRecord, Revocation, Store, UNATTRIBUTED_CHAIN};
 use crate::domain::audit_chain::{self, PendingEvent};
 use crate::error::{EngineError, Result};
 use crate::model::{
-    Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis, Organization,
-    Outcome, Tier,
+    Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis, Organization, Outcome, Tier,
 };
 
 const MIGRATIONS: &[(i32, &str)] = &[
-    (
-        1,
-        include_str!("../../../migrations/postgres/0001_init.sql"),
-    ),
-    (
-        2,
-        include_str!("../../../migrations/postgres/0002_token_lifecycle.sql"),
-    ),
+    (1, include_str!("../../../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../../../migrations/postgres/0002_token_lifecycle.sql")),
 ];
 /// Arbitrary constant naming the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x0041_676e_7449_6450;
@@ -62,15 +53,9 @@ fn pool_err(e: deadpool_postgres::PoolError) -> EngineError {
 
 impl PostgresStore {
     pub fn connect(url: &str) -> Result<Self> {
-        let config = tokio_postgres::Config::from_str(url)
-            .map_err(|e| EngineError::invalid("database_url", e.to_string()))?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let config =
+            tokio_postgres::Config::from_str(url).map_err(|e| EngineError::invalid("database_url", e.to_string()))?;
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(16)
             .wait_timeout(Some(std::time::Duration::from_secs(5)))
@@ -103,10 +88,11 @@ impl PostgresStore {
 }
 
 const ORG_COLS: &str = "id, name, tier, created_at, updated_at";
-const AGENT_COLS: &str =
-    "id, org_id, name, description, status, scopes, metadata, created_at, updated_at";
-const CRED_COLS: &str = "id, agent_id, org_id, client_id, kind, status, secret_prefix, created_at, rotated_at, revoked_at, public_jwk";
-const AUDIT_COLS: &str = "id, org_id, seq, occurred_at, actor, action, target, outcome, request_id, detail, prev_hash, hash";
+const AGENT_COLS: &str = "id, org_id, name, description, status, scopes, metadata, created_at, updated_at";
+const CRED_COLS: &str =
+    "id, agent_id, org_id, client_id, kind, status, secret_prefix, created_at, rotated_at, revoked_at, public_jwk";
+const AUDIT_COLS: &str =
+    "id, org_id, seq, occurred_at, actor, action, target, outcome, request_id, detail, prev_hash, hash";
 
 fn org(row: &Row) -> Result<Organization> {
     Ok(Organization {
@@ -144,10 +130,7 @@ fn credential(row: &Row) -> Result<Credential> {
         created_at: row.get(7),
         rotated_at: row.get(8),
         revoked_at: row.get(9),
-        jwk: row
-            .get::<_, Option<&str>>(10)
-            .map(json_column)
-            .transpose()?,
+        jwk: row.get::<_, Option<&str>>(10).map(json_column).transpose()?,
     })
 }
 
@@ -177,22 +160,14 @@ impl Store for PostgresStore {
     async fn migrate(&self) -> Result<u32> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .await
-            .map_err(db_err)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(db_err)?;
         tx.batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
         )
         .await
         .map_err(db_err)?;
-        let current: i32 = tx
-            .query_one(
-                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-                &[],
-            )
-            .await
-            .map_err(db_err)?
-            .get(0);
+        let current: i32 =
+            tx.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await.map_err(db_err)?.get(0);
         let mut version = current;
         for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
             tx.batch_execute(sql).await.map_err(db_err)?;
@@ -213,11 +188,8 @@ impl Store for PostgresStore {
     }
 
     async fn setting_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>> {
-        self.execute(
-            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-            &[&key, &value],
-        )
-        .await?;
+        self.execute("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", &[&key, &value])
+            .await?;
         let row = self
             .query_opt("SELECT value FROM settings WHERE key = $1", &[&key])
             .await?
@@ -235,14 +207,11 @@ impl Store for PostgresStore {
     }
 
     async fn get_org(&self, id: Uuid) -> Result<Option<Organization>> {
-        self.query_opt(
-            &format!("SELECT {ORG_COLS} FROM organizations WHERE id = $1"),
-            &[&id],
-        )
-        .await?
-        .as_ref()
-        .map(org)
-        .transpose()
+        self.query_opt(&format!("SELECT {ORG_COLS} FROM organizations WHERE id = $1"), &[&id])
+            .await?
+            .as_ref()
+            .map(org)
+            .transpose()
     }
 
     async fn list_orgs(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<Organization>> {
@@ -268,24 +237,17 @@ impl Store for PostgresStore {
     }
 
     async fn delete_org(&self, id: Uuid) -> Result<bool> {
-        Ok(self
-            .execute("DELETE FROM organizations WHERE id = $1", &[&id])
-            .await?
-            == 1)
+        Ok(self.execute("DELETE FROM organizations WHERE id = $1", &[&id]).await? == 1)
     }
 
     async fn count_orgs(&self) -> Result<u64> {
-        let rows = self
-            .query("SELECT COUNT(*) FROM organizations", &[])
-            .await?;
+        let rows = self.query("SELECT COUNT(*) FROM organizations", &[]).await?;
         Ok(rows.first().map(|r| r.get::<_, i64>(0)).unwrap_or(0) as u64)
     }
 
     async fn insert_agent(&self, a: &Agent) -> Result<()> {
         self.execute(
-            &format!(
-                "INSERT INTO agents ({AGENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-            ),
+            &format!("INSERT INTO agents ({AGENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
             &[
                 &a.id,
                 &a.org_id,
@@ -303,22 +265,14 @@ impl Store for PostgresStore {
     }
 
     async fn get_agent(&self, org_id: Uuid, id: Uuid) -> Result<Option<Agent>> {
-        self.query_opt(
-            &format!("SELECT {AGENT_COLS} FROM agents WHERE id = $1 AND org_id = $2"),
-            &[&id, &org_id],
-        )
-        .await?
-        .as_ref()
-        .map(agent)
-        .transpose()
+        self.query_opt(&format!("SELECT {AGENT_COLS} FROM agents WHERE id = $1 AND org_id = $2"), &[&id, &org_id])
+            .await?
+            .as_ref()
+            .map(agent)
+            .transpose()
     }
 
-    async fn list_agents(
-        &self,
-        org_id: Uuid,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> Result<Vec<Agent>> {
+    async fn list_agents(&self, org_id: Uuid, after: Option<Uuid>, limit: u32) -> Result<Vec<Agent>> {
         let after = after.unwrap_or(Uuid::nil());
         self.query(
             &format!("SELECT {AGENT_COLS} FROM agents WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"),
@@ -351,13 +305,7 @@ impl Store for PostgresStore {
     }
 
     async fn delete_agent(&self, org_id: Uuid, id: Uuid) -> Result<bool> {
-        Ok(self
-            .execute(
-                "DELETE FROM agents WHERE id = $1 AND org_id = $2",
-                &[&id, &org_id],
-            )
-            .await?
-            == 1)
+        Ok(self.execute("DELETE FROM agents WHERE id = $1 AND org_id = $2", &[&id, &org_id]).await? == 1)
     }
 
     async fn insert_credential(&self, c: &Credential, secret_hash: &[u8]) -> Result<()> {
@@ -384,14 +332,11 @@ impl Store for PostgresStore {
     }
 
     async fn list_credentials(&self, agent_id: Uuid) -> Result<Vec<Credential>> {
-        self.query(
-            &format!("SELECT {CRED_COLS} FROM credentials WHERE agent_id = $1 ORDER BY id"),
-            &[&agent_id],
-        )
-        .await?
-        .iter()
-        .map(credential)
-        .collect()
+        self.query(&format!("SELECT {CRED_COLS} FROM credentials WHERE agent_id = $1 ORDER BY id"), &[&agent_id])
+            .await?
+            .iter()
+            .map(credential)
+            .collect()
     }
 
     async fn get_credential(&self, agent_id: Uuid, id: Uuid) -> Result<Option<Credential>> {
@@ -426,12 +371,7 @@ impl Store for PostgresStore {
         .transpose()
     }
 
-    async fn revoke_credential(
-        &self,
-        agent_id: Uuid,
-        id: Uuid,
-        now: Millis,
-    ) -> Result<Option<Credential>> {
+    async fn revoke_credential(&self, agent_id: Uuid, id: Uuid, now: Millis) -> Result<Option<Credential>> {
         self.query_opt(
             &format!(
                 "UPDATE credentials SET status = 'revoked', revoked_at = COALESCE(revoked_at, $3)
@@ -510,26 +450,15 @@ impl Store for PostgresStore {
 
     async fn revocations(&self, now_secs: i64) -> Result<Vec<Revocation>> {
         Ok(self
-            .query(
-                "SELECT jti, org_id, expires_at FROM token_revocations WHERE expires_at > $1",
-                &[&now_secs],
-            )
+            .query("SELECT jti, org_id, expires_at FROM token_revocations WHERE expires_at > $1", &[&now_secs])
             .await?
             .iter()
-            .map(|r| Revocation {
-                jti: r.get(0),
-                org_id: r.get(1),
-                expires_at: r.get(2),
-            })
+            .map(|r| Revocation { jti: r.get(0), org_id: r.get(1), expires_at: r.get(2) })
             .collect())
     }
 
     async fn purge_revocations(&self, now_secs: i64) -> Result<u64> {
-        self.execute(
-            "DELETE FROM token_revocations WHERE expires_at <= $1",
-            &[&now_secs],
-        )
-        .await
+        self.execute("DELETE FROM token_revocations WHERE expires_at <= $1", &[&now_secs]).await
     }
 
     async fn append_audit(&self, events: Vec<PendingEvent>) -> Result<Vec<AuditEvent>> {
@@ -537,10 +466,7 @@ impl Store for PostgresStore {
         let tx = client.transaction().await.map_err(db_err)?;
         // Lock every chain this batch touches, in a fixed order so that two nodes
         // committing overlapping batches cannot deadlock.
-        let mut chains: Vec<Uuid> = events
-            .iter()
-            .map(|e| e.org_id.unwrap_or(UNATTRIBUTED_CHAIN))
-            .collect();
+        let mut chains: Vec<Uuid> = events.iter().map(|e| e.org_id.unwrap_or(UNATTRIBUTED_CHAIN)).collect();
         chains.sort();
         chains.dedup();
         let mut heads = std::collections::HashMap::with_capacity(chains.len());
@@ -552,10 +478,7 @@ impl Store for PostgresStore {
             .await
             .map_err(db_err)?;
             let row = tx
-                .query_one(
-                    "SELECT seq, hash FROM audit_heads WHERE chain = $1 FOR UPDATE",
-                    &[chain],
-                )
+                .query_one("SELECT seq, hash FROM audit_heads WHERE chain = $1 FOR UPDATE", &[chain])
                 .await
                 .map_err(db_err)?;
             heads.insert(*chain, (row.get::<_, i64>(0), row.get::<_, String>(1)));
@@ -563,9 +486,7 @@ impl Store for PostgresStore {
         let mut linked = Vec::with_capacity(events.len());
         for event in events {
             let chain = event.org_id.unwrap_or(UNATTRIBUTED_CHAIN);
-            let head = heads
-                .get_mut(&chain)
-                .ok_or_else(|| EngineError::internal("audit head missing"))?;
+            let head = heads.get_mut(&chain).ok_or_else(|| EngineError::internal("audit head missing"))?;
             let e = audit_chain::link(event, head.0, &head.1);
             *head = (e.seq, e.hash.clone());
             linked.push((chain, e));
@@ -576,10 +497,7 @@ impl Store for PostgresStore {
             ))
             .await
             .map_err(db_err)?;
-        let details: Vec<String> = linked
-            .iter()
-            .map(|(_, e)| json_text(&e.detail))
-            .collect::<Result<_>>()?;
+        let details: Vec<String> = linked.iter().map(|(_, e)| json_text(&e.detail)).collect::<Result<_>>()?;
         // Pipelined: tokio-postgres sends all inserts before awaiting their answers.
         try_join_all(linked.iter().zip(&details).map(|((chain, e), detail)| {
             let outcome = e.outcome.as_str();
@@ -610,23 +528,15 @@ impl Store for PostgresStore {
         .await
         .map_err(db_err)?;
         for (chain, (seq, hash)) in &heads {
-            tx.execute(
-                "UPDATE audit_heads SET seq = $2, hash = $3 WHERE chain = $1",
-                &[chain, seq, hash],
-            )
-            .await
-            .map_err(db_err)?;
+            tx.execute("UPDATE audit_heads SET seq = $2, hash = $3 WHERE chain = $1", &[chain, seq, hash])
+                .await
+                .map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)?;
         Ok(linked.into_iter().map(|(_, e)| e).collect())
     }
 
-    async fn list_audit(
-        &self,
-        q: &AuditQuery,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> Result<Vec<AuditEvent>> {
+    async fn list_audit(&self, q: &AuditQuery, after: Option<Uuid>, limit: u32) -> Result<Vec<AuditEvent>> {
         let chain = q.org_id.unwrap_or(UNATTRIBUTED_CHAIN);
         let outcome = q.outcome.map(Outcome::as_str);
         let after = after.unwrap_or(Uuid::max());
@@ -644,16 +554,7 @@ impl Store for PostgresStore {
                    AND id < $7
                  ORDER BY id DESC LIMIT $8"
             ),
-            &[
-                &chain,
-                &q.agent_id,
-                &q.action,
-                &outcome,
-                &q.since,
-                &q.until,
-                &after,
-                &limit,
-            ],
+            &[&chain, &q.agent_id, &q.action, &outcome, &q.since, &q.until, &after, &limit],
         )
         .await?
         .iter()
@@ -662,22 +563,14 @@ impl Store for PostgresStore {
     }
 
     async fn get_audit(&self, id: Uuid) -> Result<Option<AuditEvent>> {
-        self.query_opt(
-            &format!("SELECT {AUDIT_COLS} FROM audit_events WHERE id = $1"),
-            &[&id],
-        )
-        .await?
-        .as_ref()
-        .map(audit)
-        .transpose()
+        self.query_opt(&format!("SELECT {AUDIT_COLS} FROM audit_events WHERE id = $1"), &[&id])
+            .await?
+            .as_ref()
+            .map(audit)
+            .transpose()
     }
 
-    async fn audit_chain(
-        &self,
-        chain: Uuid,
-        after_seq: i64,
-        limit: u32,
-    ) -> Result<Vec<AuditEvent>> {
+    async fn audit_chain(&self, chain: Uuid, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>> {
         self.query(
             &format!("SELECT {AUDIT_COLS} FROM audit_events WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3"),
             &[&chain, &after_seq, &i64::from(limit)],

@@ -11,22 +11,16 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
-use super::{
-    enum_column, json_column, ClientRecord, KeyRecord, Revocation, Store, UNATTRIBUTED_CHAIN,
-};
+use super::{enum_column, json_column, ClientRecord, KeyRecord, Revocation, Store, UNATTRIBUTED_CHAIN};
 use crate::domain::audit_chain::{self, PendingEvent};
 use crate::error::{EngineError, Result};
 use crate::model::{
-    Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis, Organization,
-    Outcome, Tier,
+    Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis, Organization, Outcome, Tier,
 };
 
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../../../migrations/sqlite/0001_init.sql")),
-    (
-        2,
-        include_str!("../../../migrations/sqlite/0002_token_lifecycle.sql"),
-    ),
+    (2, include_str!("../../../migrations/sqlite/0002_token_lifecycle.sql")),
 ];
 
 pub struct SqliteStore {
@@ -36,14 +30,9 @@ pub struct SqliteStore {
 fn db_err(e: rusqlite::Error) -> EngineError {
     if let rusqlite::Error::SqliteFailure(f, msg) = &e {
         if f.code == rusqlite::ErrorCode::ConstraintViolation {
-            return EngineError::Conflict(
-                msg.clone().unwrap_or_else(|| "constraint violation".into()),
-            );
+            return EngineError::Conflict(msg.clone().unwrap_or_else(|| "constraint violation".into()));
         }
-        if matches!(
-            f.code,
-            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-        ) {
+        if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) {
             return EngineError::Unavailable("database is busy".into());
         }
     }
@@ -52,26 +41,22 @@ fn db_err(e: rusqlite::Error) -> EngineError {
 
 fn uuid_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
     let text: String = row.get(idx)?;
-    Uuid::parse_str(&text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
-    })
+    Uuid::parse_str(&text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
 }
 
 impl SqliteStore {
     /// Open (creating if needed) `dir/agentidp.db`.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            EngineError::Unavailable(format!("cannot create data dir {}: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| EngineError::Unavailable(format!("cannot create data dir {}: {e}", dir.display())))?;
         let conn = Connection::open(dir.join("agentidp.db")).map_err(db_err)?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
              PRAGMA busy_timeout=5000;",
         )
         .map_err(db_err)?;
-        Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
     }
 
     async fn with<T, F>(&self, f: F) -> Result<T>
@@ -81,9 +66,7 @@ impl SqliteStore {
     {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| EngineError::internal("sqlite connection mutex poisoned"))?;
+            let mut guard = conn.lock().map_err(|_| EngineError::internal("sqlite connection mutex poisoned"))?;
             f(&mut guard)
         })
         .await
@@ -92,42 +75,21 @@ impl SqliteStore {
 }
 
 fn org_from_row(row: &Row<'_>) -> rusqlite::Result<(Uuid, String, String, i64, i64)> {
-    Ok((
-        uuid_col(row, 0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-    ))
+    Ok((uuid_col(row, 0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
 }
 
 fn org_from_parts(p: (Uuid, String, String, i64, i64)) -> Result<Organization> {
-    Ok(Organization {
-        id: p.0,
-        name: p.1,
-        tier: enum_column(&p.2, Tier::parse)?,
-        created_at: p.3,
-        updated_at: p.4,
-    })
+    Ok(Organization { id: p.0, name: p.1, tier: enum_column(&p.2, Tier::parse)?, created_at: p.3, updated_at: p.4 })
 }
 
 const ORG_COLS: &str = "id, name, tier, created_at, updated_at";
-const AGENT_COLS: &str =
-    "id, org_id, name, description, status, scopes, metadata, created_at, updated_at";
-const CRED_COLS: &str = "id, agent_id, org_id, client_id, kind, status, secret_prefix, created_at, rotated_at, revoked_at, public_jwk";
-const AUDIT_COLS: &str = "id, org_id, seq, occurred_at, actor, action, target, outcome, request_id, detail, prev_hash, hash";
+const AGENT_COLS: &str = "id, org_id, name, description, status, scopes, metadata, created_at, updated_at";
+const CRED_COLS: &str =
+    "id, agent_id, org_id, client_id, kind, status, secret_prefix, created_at, rotated_at, revoked_at, public_jwk";
+const AUDIT_COLS: &str =
+    "id, org_id, seq, occurred_at, actor, action, target, outcome, request_id, detail, prev_hash, hash";
 
-type AgentParts = (
-    Uuid,
-    Uuid,
-    String,
-    Option<String>,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-);
+type AgentParts = (Uuid, Uuid, String, Option<String>, String, String, String, i64, i64);
 
 fn agent_from_row(row: &Row<'_>) -> rusqlite::Result<AgentParts> {
     Ok((
@@ -157,19 +119,7 @@ fn agent_from_parts(p: AgentParts) -> Result<Agent> {
     })
 }
 
-type CredParts = (
-    Uuid,
-    Uuid,
-    Uuid,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-);
+type CredParts = (Uuid, Uuid, Uuid, String, String, String, String, i64, Option<i64>, Option<i64>, Option<String>);
 
 fn cred_from_row(row: &Row<'_>) -> rusqlite::Result<CredParts> {
     Ok((
@@ -203,20 +153,8 @@ fn cred_from_parts(p: CredParts) -> Result<Credential> {
     })
 }
 
-type AuditParts = (
-    Uuid,
-    Option<String>,
-    i64,
-    i64,
-    String,
-    String,
-    Option<String>,
-    String,
-    Option<String>,
-    String,
-    String,
-    String,
-);
+type AuditParts =
+    (Uuid, Option<String>, i64, i64, String, String, Option<String>, String, Option<String>, String, String, String);
 
 fn audit_from_row(row: &Row<'_>) -> rusqlite::Result<AuditParts> {
     Ok((
@@ -262,11 +200,7 @@ fn collect<P, T>(
     row: fn(&Row<'_>) -> rusqlite::Result<P>,
     build: fn(P) -> Result<T>,
 ) -> Result<Vec<T>> {
-    let parts = stmt
-        .query_map(params, row)
-        .map_err(db_err)?
-        .collect::<rusqlite::Result<Vec<P>>>()
-        .map_err(db_err)?;
+    let parts = stmt.query_map(params, row).map_err(db_err)?.collect::<rusqlite::Result<Vec<P>>>().map_err(db_err)?;
     parts.into_iter().map(build).collect()
 }
 
@@ -303,8 +237,7 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        self.with(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db_err))
-            .await
+        self.with(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db_err)).await
     }
 
     async fn setting_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>> {
@@ -315,12 +248,7 @@ impl Store for SqliteStore {
                 params![key, value],
             )
             .map_err(db_err)?;
-            conn.query_row(
-                "SELECT value FROM settings WHERE key = ?1",
-                params![key],
-                |r| r.get(0),
-            )
-            .map_err(db_err)
+            conn.query_row("SELECT value FROM settings WHERE key = ?1", params![key], |r| r.get(0)).map_err(db_err)
         })
         .await
     }
@@ -356,17 +284,10 @@ impl Store for SqliteStore {
     async fn list_orgs(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<Organization>> {
         self.with(move |conn| {
             let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {ORG_COLS} FROM organizations WHERE id > ?1 ORDER BY id LIMIT ?2"
-                ))
+                .prepare_cached(&format!("SELECT {ORG_COLS} FROM organizations WHERE id > ?1 ORDER BY id LIMIT ?2"))
                 .map_err(db_err)?;
             let after = after.unwrap_or(Uuid::nil()).to_string();
-            collect(
-                &mut stmt,
-                params![after, limit],
-                org_from_row,
-                org_from_parts,
-            )
+            collect(&mut stmt, params![after, limit], org_from_row, org_from_parts)
         })
         .await
     }
@@ -387,12 +308,7 @@ impl Store for SqliteStore {
 
     async fn delete_org(&self, id: Uuid) -> Result<bool> {
         self.with(move |conn| {
-            let n = conn
-                .execute(
-                    "DELETE FROM organizations WHERE id = ?1",
-                    params![id.to_string()],
-                )
-                .map_err(db_err)?;
+            let n = conn.execute("DELETE FROM organizations WHERE id = ?1", params![id.to_string()]).map_err(db_err)?;
             Ok(n == 1)
         })
         .await
@@ -400,11 +316,9 @@ impl Store for SqliteStore {
 
     async fn count_orgs(&self) -> Result<u64> {
         self.with(|conn| {
-            conn.query_row("SELECT COUNT(*) FROM organizations", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map(|n| n as u64)
-            .map_err(db_err)
+            conn.query_row("SELECT COUNT(*) FROM organizations", [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(db_err)
         })
         .await
     }
@@ -413,9 +327,7 @@ impl Store for SqliteStore {
         let a = agent.clone();
         self.with(move |conn| {
             conn.execute(
-                &format!(
-                    "INSERT INTO agents ({AGENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-                ),
+                &format!("INSERT INTO agents ({AGENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
                 params![
                     a.id.to_string(),
                     a.org_id.to_string(),
@@ -449,12 +361,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_agents(
-        &self,
-        org_id: Uuid,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> Result<Vec<Agent>> {
+    async fn list_agents(&self, org_id: Uuid, after: Option<Uuid>, limit: u32) -> Result<Vec<Agent>> {
         self.with(move |conn| {
             let mut stmt = conn
                 .prepare_cached(&format!(
@@ -534,16 +441,9 @@ impl Store for SqliteStore {
     async fn list_credentials(&self, agent_id: Uuid) -> Result<Vec<Credential>> {
         self.with(move |conn| {
             let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {CRED_COLS} FROM credentials WHERE agent_id = ?1 ORDER BY id"
-                ))
+                .prepare_cached(&format!("SELECT {CRED_COLS} FROM credentials WHERE agent_id = ?1 ORDER BY id"))
                 .map_err(db_err)?;
-            collect(
-                &mut stmt,
-                params![agent_id.to_string()],
-                cred_from_row,
-                cred_from_parts,
-            )
+            collect(&mut stmt, params![agent_id.to_string()], cred_from_row, cred_from_parts)
         })
         .await
     }
@@ -589,12 +489,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn revoke_credential(
-        &self,
-        agent_id: Uuid,
-        id: Uuid,
-        now: Millis,
-    ) -> Result<Option<Credential>> {
+    async fn revoke_credential(&self, agent_id: Uuid, id: Uuid, now: Millis) -> Result<Option<Credential>> {
         self.with(move |conn| {
             conn.query_row(
                 &format!(
@@ -705,21 +600,13 @@ impl Store for SqliteStore {
     async fn revocations(&self, now_secs: i64) -> Result<Vec<Revocation>> {
         self.with(move |conn| {
             let mut stmt = conn
-                .prepare_cached(
-                    "SELECT jti, org_id, expires_at FROM token_revocations WHERE expires_at > ?1",
-                )
+                .prepare_cached("SELECT jti, org_id, expires_at FROM token_revocations WHERE expires_at > ?1")
                 .map_err(db_err)?;
             collect(
                 &mut stmt,
                 params![now_secs],
                 |r| Ok((r.get(0)?, uuid_col(r, 1)?, r.get(2)?)),
-                |(jti, org_id, expires_at)| {
-                    Ok(Revocation {
-                        jti,
-                        org_id,
-                        expires_at,
-                    })
-                },
+                |(jti, org_id, expires_at)| Ok(Revocation { jti, org_id, expires_at }),
             )
         })
         .await
@@ -727,12 +614,9 @@ impl Store for SqliteStore {
 
     async fn purge_revocations(&self, now_secs: i64) -> Result<u64> {
         self.with(move |conn| {
-            conn.execute(
-                "DELETE FROM token_revocations WHERE expires_at <= ?1",
-                params![now_secs],
-            )
-            .map(|n| n as u64)
-            .map_err(db_err)
+            conn.execute("DELETE FROM token_revocations WHERE expires_at <= ?1", params![now_secs])
+                .map(|n| n as u64)
+                .map_err(db_err)
         })
         .await
     }
@@ -795,18 +679,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_audit(
-        &self,
-        query: &AuditQuery,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> Result<Vec<AuditEvent>> {
+    async fn list_audit(&self, query: &AuditQuery, after: Option<Uuid>, limit: u32) -> Result<Vec<AuditEvent>> {
         let q = query.clone();
         self.with(move |conn| {
             let mut sql = format!("SELECT {AUDIT_COLS} FROM audit_events WHERE chain = ?");
-            let mut args: Vec<Value> = vec![Value::Text(
-                q.org_id.unwrap_or(UNATTRIBUTED_CHAIN).to_string(),
-            )];
+            let mut args: Vec<Value> = vec![Value::Text(q.org_id.unwrap_or(UNATTRIBUTED_CHAIN).to_string())];
             if let Some(agent) = q.agent_id {
                 sql.push_str(" AND (actor = ? OR target = ?)");
                 args.push(Value::Text(agent.clone()));
@@ -835,12 +712,7 @@ impl Store for SqliteStore {
             sql.push_str(" ORDER BY id DESC LIMIT ?");
             args.push(Value::Integer(i64::from(limit)));
             let mut stmt = conn.prepare(&sql).map_err(db_err)?;
-            collect(
-                &mut stmt,
-                params_from_iter(args),
-                audit_from_row,
-                audit_from_parts,
-            )
+            collect(&mut stmt, params_from_iter(args), audit_from_row, audit_from_parts)
         })
         .await
     }
@@ -860,12 +732,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn audit_chain(
-        &self,
-        chain: Uuid,
-        after_seq: i64,
-        limit: u32,
-    ) -> Result<Vec<AuditEvent>> {
+    async fn audit_chain(&self, chain: Uuid, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>> {
         self.with(move |conn| {
             let mut stmt = conn
                 .prepare_cached(&format!(

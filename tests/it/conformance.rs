@@ -1,0 +1,92 @@
+//! Conformance with mainstream client libraries, used as their users would: Python
+//! Authlib (client_secret_basic, client_secret_post, private_key_jwt), PyJWT across a key
+//! rotation, and node openid-client (discovery, client_credentials, introspection,
+//! revocation). `scripts/test` installs them; a missing one fails the test.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::jose::ClientKey;
+use crate::support::{backends, jwt_parts, spawn_app, spawn_app_with};
+
+fn conformance_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance")
+}
+
+/// Run a client program; its last stdout line is JSON.
+async fn run(program: &str, args: Vec<String>) -> Value {
+    let program = program.to_string();
+    let out = tokio::task::spawn_blocking(move || Command::new(&program).args(&args).output())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("cannot run a conformance client: {e}"));
+    assert!(
+        out.status.success(),
+        "conformance client failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authlib_authenticates_with_every_method() {
+    let app = spawn_app(&backends()[0]).await;
+    let admin = app.admin_token().await;
+    let (agent, id, secret) = app.agent_with_credential(&admin, json!({"name": "authlib"})).await;
+    let script = conformance_dir().join("authlib_client.py").display().to_string();
+    for method in ["client_secret_basic", "client_secret_post"] {
+        let out =
+            run("python3", vec![script.clone(), app.base.clone(), method.into(), id.clone(), secret.clone()]).await;
+        assert_eq!(out["client_id"], id, "{method}");
+        assert_eq!(out["token_type"], "Bearer");
+    }
+    let key = ClientKey::es256();
+    let creds = format!("/api/v1/agents/{}/credentials", agent["id"].as_str().unwrap());
+    let (_, cred) =
+        app.call(Method::POST, &creds, &admin, Some(json!({"type": "private_key_jwt", "jwk": key.jwk}))).await;
+    let key_client = cred["client_id"].as_str().unwrap().to_string();
+    let pem = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(pem.path(), key.pem()).unwrap();
+    let out = run(
+        "python3",
+        vec![script, app.base.clone(), "private_key_jwt".into(), key_client.clone(), pem.path().display().to_string()],
+    )
+    .await;
+    assert_eq!(out["client_id"], key_client);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pyjwt_verifies_tokens_from_before_and_after_a_rotation() {
+    // Activation is immediate here so PyJWT (on the real clock) sees no future iat;
+    // the pre-announcement itself is tested in lifecycle.rs.
+    let app = spawn_app_with(&backends()[0], |c| c.key_preannounce = Duration::ZERO).await;
+    let before = app.admin_token().await;
+    // The test clock is frozen; a rotation at the very same millisecond would tie.
+    app.storage.clock.advance(Duration::from_millis(1));
+    app.engine.rotate_keys(None).await.unwrap();
+    let after = app.admin_token().await;
+    assert_ne!(jwt_parts(&before).0["kid"], jwt_parts(&after).0["kid"]);
+    let script = conformance_dir().join("pyjwt_rotation.py").display().to_string();
+    let out = run("python3", vec![script, app.base.clone(), before, after]).await;
+    assert_eq!(out["verified"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_openid_client_discovers_issues_introspects_and_revokes() {
+    let app = spawn_app(&backends()[0]).await;
+    let admin = app.admin_token().await;
+    let (_, id, secret) = app.agent_with_credential(&admin, json!({"name": "node", "scopes": ["agents:read"]})).await;
+    let script = conformance_dir().join("node/openid_client.mjs").display().to_string();
+    let out = run("node", vec![script, app.base.clone(), id.clone(), secret]).await;
+    assert_eq!(out["issuer"], app.base);
+    assert_eq!(out["scope"], "agents:read");
+    assert_eq!(out["active"], true);
+    assert_eq!(out["introspected_client_id"], id);
+    assert_eq!(out["active_after_revocation"], false);
+}
