@@ -37,6 +37,7 @@ async fn crashed_actors_are_restarted_and_rehydrate_from_the_store() {
             (ActorKind::KeyManager, "key_manager"),
             (ActorKind::AuditWriter, "audit_writer"),
             (ActorKind::CacheKeeper, "cache_keeper"),
+            (ActorKind::Revocations, "revocations"),
         ] {
             let before = restarts(&app, name).await;
             app.engine.inject_fault(kind).unwrap();
