@@ -29,8 +29,6 @@ enum Command {
     Keys {
         #[command(subcommand)]
         action: KeysAction,
-        #[command(flatten)]
-        settings: Settings,
     },
     /// Create the first organization, its admin agent and the platform admin, and
     /// print their credentials once.
@@ -47,7 +45,10 @@ enum Command {
 enum KeysAction {
     /// Create the next signing key: published at once, signing after the
     /// pre-announcement delay; the current key stays published until its tokens expire.
-    Rotate,
+    Rotate {
+        #[command(flatten)]
+        settings: Settings,
+    },
 }
 
 fn init_logs(json: bool) {
@@ -121,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
             let version = Engine::migrate(&resolved.engine).await?;
             println!("schema at version {version}");
         }
-        Command::Keys { action: KeysAction::Rotate, settings } => {
+        Command::Keys { action: KeysAction::Rotate { settings } } => {
             let resolved = settings.resolve()?;
             init_logs(resolved.log_json);
             let engine = Engine::start(resolved.engine).await?;

@@ -125,3 +125,38 @@ async fn signing_keys_live_in_vault_when_it_is_configured() {
     config.vault = None;
     assert!(matches!(Engine::start(config).await, Err(EngineError::Unavailable(_))));
 }
+
+#[tokio::test]
+async fn changing_the_algorithm_or_passing_the_interval_rotates_on_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = std::sync::Arc::new(agentidp_engine::ManualClock::default());
+    let mut config = EngineConfig::embedded(dir.path());
+    config.clock = clock.clone();
+    let engine = Engine::start(config.clone()).await.unwrap();
+    let boot = engine.bootstrap().await.unwrap();
+    let request = TokenRequest::client_credentials(&boot.client_id, &boot.client_secret, None);
+    engine.shutdown().await;
+
+    // The operator switches to EdDSA: a new key is pre-announced, ES256 still signs...
+    config.signing_alg = SigningAlg::EdDsa;
+    let engine = Engine::start(config.clone()).await.unwrap();
+    let jwks: serde_json::Value = serde_json::from_str(&engine.jwks().unwrap()).unwrap();
+    let algs: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["alg"].as_str().unwrap()).collect();
+    assert!(algs.contains(&"ES256") && algs.contains(&"EdDSA"), "{algs:?}");
+    let token = engine.issue_token(request.clone(), None).await.unwrap().access_token;
+    assert_eq!(jwt_parts(&token).0["alg"], "ES256");
+    // ...until the new key activates.
+    clock.advance(Duration::from_secs(121));
+    let token = engine.issue_token(request.clone(), None).await.unwrap().access_token;
+    assert_eq!(jwt_parts(&token).0["alg"], "EdDSA");
+    engine.shutdown().await;
+
+    // A rotation interval that has passed rotates on the next start.
+    config.key_rotation_interval = Some(Duration::from_secs(3600));
+    clock.advance(Duration::from_secs(3601));
+    let engine = Engine::start(config).await.unwrap();
+    let jwks: serde_json::Value = serde_json::from_str(&engine.jwks().unwrap()).unwrap();
+    let eddsa = jwks["keys"].as_array().unwrap().iter().filter(|k| k["alg"] == "EdDSA").count();
+    assert_eq!(eddsa, 2, "a successor is announced: {jwks}");
+    engine.shutdown().await;
+}
