@@ -1,41 +1,169 @@
-//! Criterion benches of the embedder path (the engine handle, no HTTP), on the embedded
-//! store. Cases are named `verb/scale/concurrency`.
+//! Criterion benches of the embedder path (the `Engine` handle, no HTTP) on the embedded
+//! store. Case names are `operation/scale/concurrency`; "scale" is the number of
+//! registered agents, to show cost does not grow with the registry.
 //!
-//! `cargo bench --bench engine`
+//! `cargo bench --bench engine` (set `AGENTIDP_BENCH_SCALES=1,100000,1000000` for the
+//! large registries; the default is `1,100000`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use agentidp_engine::{Engine, EngineConfig, TokenRequest};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::time::Duration;
+
+use agentidp_engine::domain::secrets::SecretHasher;
+use agentidp_engine::keys::SigningAlg;
+use agentidp_engine::{ClientAuth, Engine, EngineConfig, Introspector, TokenRequest};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures_util::future::join_all;
+use tokio::runtime::Runtime;
+use uuid::Uuid;
+
+/// Clients the benches draw from (warmed in the credential cache).
+const SAMPLE: usize = 1000;
+
+struct Fixture {
+    engine: Engine,
+    clients: Vec<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+/// An engine over a store holding `agents` agents, each with a client secret; the first
+/// `SAMPLE` of them are returned (as `(client_id, secret)`) and warmed.
+fn fixture(rt: &Runtime, agents: usize, alg: SigningAlg) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::embedded(dir.path());
+    config.signing_alg = alg;
+    let (org_id, agent_id) = rt.block_on(async {
+        let engine = Engine::start(config.clone()).await.unwrap();
+        let boot = engine.bootstrap().await.unwrap();
+        engine.shutdown().await;
+        (boot.org_id, boot.agent_id)
+    });
+    // Seed the registry in one SQLite transaction: through the API this would take hours.
+    let conn = rusqlite::Connection::open(dir.path().join("agentidp.db")).unwrap();
+    let key: Vec<u8> =
+        conn.query_row("SELECT value FROM settings WHERE key = 'secret_hash_key'", [], |r| r.get(0)).unwrap();
+    let hasher = SecretHasher::new(&key);
+    let mut clients = Vec::new();
+    conn.execute_batch("BEGIN").unwrap();
+    {
+        let mut agent = conn
+            .prepare("INSERT INTO agents (id, org_id, name, status, scopes, metadata, created_at, updated_at) VALUES (?1, ?2, ?3, 'active', '[\"agents:read\"]', '{}', 0, 0)")
+            .unwrap();
+        let mut cred = conn
+            .prepare("INSERT INTO credentials (id, agent_id, org_id, client_id, kind, status, secret_prefix, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4, 'client_secret', 'active', '', ?5, 0)")
+            .unwrap();
+        for i in 0..agents {
+            let id = Uuid::now_v7().to_string();
+            agent.execute(rusqlite::params![id, org_id.to_string(), format!("bench-{i}")]).unwrap();
+            let client_id = format!("aidp_ci_bench{i}");
+            let secret = format!("aidp_sk_bench-secret-{i}-{}", Uuid::now_v7().simple());
+            cred.execute(rusqlite::params![
+                Uuid::now_v7().to_string(),
+                id,
+                org_id.to_string(),
+                client_id,
+                hasher.hash(&secret)
+            ])
+            .unwrap();
+            if clients.len() < SAMPLE {
+                clients.push((client_id, secret));
+            }
+        }
+    }
+    conn.execute_batch("COMMIT").unwrap();
+    drop(conn);
+    let _ = agent_id;
+    let engine = rt.block_on(Engine::start(config)).unwrap();
+    rt.block_on(async {
+        for (id, secret) in &clients {
+            engine.issue_token(TokenRequest::client_credentials(id, secret, None), None).await.unwrap();
+        }
+    });
+    Fixture { engine, clients, _dir: dir }
+}
+
+fn scales() -> Vec<usize> {
+    std::env::var("AGENTIDP_BENCH_SCALES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 100_000])
+}
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (engine, boot) = rt.block_on(async {
-        let engine = Engine::start(EngineConfig::embedded(dir.path())).await.unwrap();
-        let boot = engine.bootstrap().await.unwrap();
-        (engine, boot)
-    });
-    let request = TokenRequest::client_credentials(&boot.client_id, &boot.client_secret, None);
+    let mut group = c.benchmark_group("engine");
+    group.sample_size(30).measurement_time(Duration::from_secs(5));
 
-    let mut group = c.benchmark_group("issue_token");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("es256/1/1", |b| {
-        b.to_async(&rt).iter(|| async { engine.issue_token(request.clone(), None).await.unwrap() })
-    });
-    group.throughput(Throughput::Elements(64));
-    group.bench_function("es256/1/64", |b| {
-        b.to_async(&rt).iter(|| async { join_all((0..64).map(|_| engine.issue_token(request.clone(), None))).await })
-    });
+    for alg in [SigningAlg::Es256, SigningAlg::EdDsa, SigningAlg::Rs256] {
+        let scales = if alg == SigningAlg::Es256 { scales() } else { vec![1] };
+        for &scale in &scales {
+            let f = fixture(&rt, scale, alg);
+            let name = format!("issue_token/{}", alg.as_str());
+            let mut next = 0usize;
+            // 64 concurrent requests: the audit group commit is shared, as under load.
+            group.throughput(Throughput::Elements(64));
+            group.bench_function(BenchmarkId::new(&name, format!("{scale}/64")), |b| {
+                b.to_async(&rt).iter(|| {
+                    next += 64;
+                    let reqs: Vec<_> = (0..64)
+                        .map(|i| {
+                            let (id, secret) = &f.clients[(next + i) % f.clients.len()];
+                            TokenRequest::client_credentials(id, secret, None)
+                        })
+                        .collect();
+                    let engine = f.engine.clone();
+                    async move { join_all(reqs.into_iter().map(|r| engine.issue_token(r, None))).await }
+                })
+            });
+            if alg == SigningAlg::Es256 {
+                let tokens: Vec<String> = rt.block_on(async {
+                    let mut out = Vec::new();
+                    for (id, secret) in f.clients.iter().take(64) {
+                        let req = TokenRequest::client_credentials(id, secret, None);
+                        out.push(f.engine.issue_token(req, None).await.unwrap().access_token);
+                    }
+                    out
+                });
+                group.throughput(Throughput::Elements(1));
+                group.bench_function(BenchmarkId::new("authenticate_bearer/cached", format!("{scale}/1")), |b| {
+                    let mut i = 0;
+                    b.to_async(&rt).iter(|| {
+                        i += 1;
+                        let engine = f.engine.clone();
+                        let token = tokens[i % tokens.len()].clone();
+                        async move { engine.authenticate(&token).await.unwrap() }
+                    })
+                });
+                group.bench_function(BenchmarkId::new("authenticate_client/secret", format!("{scale}/1")), |b| {
+                    let mut i = 0;
+                    b.to_async(&rt).iter(|| {
+                        i += 1;
+                        let (id, secret) = f.clients[i % f.clients.len()].clone();
+                        let engine = f.engine.clone();
+                        async move {
+                            let auth = ClientAuth::Secret { client_id: id, client_secret: secret };
+                            engine.authenticate_client(&auth, None).await.unwrap()
+                        }
+                    })
+                });
+                group.bench_function(BenchmarkId::new("introspect", format!("{scale}/1")), |b| {
+                    let mut i = 0;
+                    b.to_async(&rt).iter(|| {
+                        i += 1;
+                        let (id, secret) = f.clients[i % tokens.len()].clone();
+                        let token = tokens[i % tokens.len()].clone();
+                        let engine = f.engine.clone();
+                        async move {
+                            let who = Introspector::Client(ClientAuth::Secret { client_id: id, client_secret: secret });
+                            engine.introspect(who, &token, None).await.unwrap()
+                        }
+                    })
+                });
+            }
+            rt.block_on(f.engine.shutdown());
+        }
+    }
     group.finish();
-
-    let token = rt.block_on(engine.issue_token(request.clone(), None)).unwrap().access_token;
-    c.bench_function("authenticate/cached/1", |b| {
-        b.to_async(&rt).iter(|| async { engine.authenticate(&token).await.unwrap() })
-    });
-
-    rt.block_on(engine.shutdown());
 }
 
 criterion_group!(benches, bench);

@@ -14,9 +14,17 @@ use dashmap::DashMap;
 use uuid::Uuid;
 
 use crate::coord::ClusterEvent;
+use crate::domain::claims::AccessClaims;
 use crate::domain::jose::{parse_public_jwk, PublicJwk};
 use crate::model::{Agent, AgentStatus, CredentialStatus};
 use crate::store::ClientRecord;
+
+/// An access token whose signature and issuer were verified, with the caller it names.
+/// Time, revocation and the client's status are checked on every use, not cached.
+pub struct Verified {
+    pub claims: AccessClaims,
+    pub caller: Arc<crate::Caller>,
+}
 
 /// What the token endpoint needs of a credential.
 pub struct ClientEntry {
@@ -52,8 +60,13 @@ pub struct Caches {
     epoch: AtomicU64,
     clients: DashMap<String, Arc<ClientEntry>>,
     agents: DashMap<Uuid, Arc<AgentEntry>>,
-    bearer: DashMap<[u8; 32], Arc<crate::Caller>>,
+    bearer: DashMap<[u8; 32], Arc<Verified>>,
+    /// Whole agent records, for management reads (`GET /agents/{id}`).
+    records: DashMap<Uuid, Arc<Agent>>,
 }
+
+/// Upper bound of cached agent records; the cache is cleared when it is reached.
+const RECORD_LIMIT: usize = 200_000;
 
 impl Caches {
     pub fn epoch(&self) -> u64 {
@@ -97,6 +110,23 @@ impl Caches {
         (client, agent)
     }
 
+    pub fn agent_record(&self, agent_id: Uuid) -> Option<Arc<Agent>> {
+        self.records.get(&agent_id).map(|a| a.clone())
+    }
+
+    /// Cache an agent record read from the store, under the epoch rule.
+    pub fn fill_record(&self, epoch: u64, agent: &Agent) {
+        if self.epoch() == epoch {
+            if self.records.len() >= RECORD_LIMIT {
+                self.records.clear();
+            }
+            self.records.insert(agent.id, Arc::new(agent.clone()));
+            if self.epoch() != epoch {
+                self.records.remove(&agent.id);
+            }
+        }
+    }
+
     pub fn agent(&self, agent_id: Uuid) -> Option<Arc<AgentEntry>> {
         self.agents.get(&agent_id).map(|a| a.clone())
     }
@@ -121,9 +151,11 @@ impl Caches {
             }
             ClusterEvent::AgentChanged { agent_id } => {
                 self.agents.remove(agent_id);
+                self.records.remove(agent_id);
                 self.clients.retain(|_, c| c.agent_id != *agent_id);
             }
             ClusterEvent::Everything => {
+                self.records.clear();
                 self.clients.clear();
                 self.agents.clear();
                 self.bearer.clear();
@@ -133,7 +165,7 @@ impl Caches {
         }
     }
 
-    pub fn bearer(&self, hash: &[u8; 32]) -> Option<Arc<crate::Caller>> {
+    pub fn bearer(&self, hash: &[u8; 32]) -> Option<Arc<Verified>> {
         self.bearer.get(hash).map(|c| c.clone())
     }
 
@@ -141,7 +173,7 @@ impl Caches {
         self.bearer.remove(hash);
     }
 
-    pub fn remember_bearer(&self, hash: [u8; 32], caller: Arc<crate::Caller>) {
+    pub fn remember_bearer(&self, hash: [u8; 32], caller: Arc<Verified>) {
         if self.bearer.len() >= BEARER_LIMIT {
             self.bearer.clear();
         }

@@ -170,7 +170,16 @@ impl Engine {
     pub async fn get_agent(&self, call: &Call, org: Option<Uuid>, id: Uuid) -> Result<Agent> {
         let org_id = Self::target_org(call, org);
         self.authorize(call, "agents.get", org_id)?;
-        self.shared.store.get_agent(org_id, id).await?.ok_or(EngineError::not_found("agent"))
+        // Served from the record cache when possible: every change to an agent
+        // invalidates it (here and on every node) before it is acknowledged.
+        let caches = &self.shared.caches;
+        if let Some(agent) = caches.agent_record(id).filter(|a| a.org_id == org_id) {
+            return Ok(agent.as_ref().clone());
+        }
+        let epoch = caches.epoch();
+        let agent = self.shared.store.get_agent(org_id, id).await?.ok_or(EngineError::not_found("agent"))?;
+        caches.fill_record(epoch, &agent);
+        Ok(agent)
     }
 
     pub async fn update_agent(&self, call: &Call, org: Option<Uuid>, id: Uuid, patch: AgentPatch) -> Result<Agent> {

@@ -15,10 +15,11 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{Call, Caller, Engine};
-use crate::cache::{AgentEntry, ClientEntry, ClientKey};
+use crate::cache::{AgentEntry, ClientEntry, ClientKey, Verified};
 use crate::domain::claims::{self, AccessClaims, Confirmation, Grant};
 use crate::domain::{jose, scopes};
 use crate::error::{EngineError, Result};
+use crate::keys::check_times;
 use crate::model::{AgentStatus, CredentialStatus, Outcome, TokenResponse};
 use crate::store::Revocation;
 
@@ -406,17 +407,6 @@ impl Engine {
         Ok(verified.jkt)
     }
 
-    /// Claims of a token that is valid now: our signature, in its time window, not
-    /// revoked, and its client and agent still active.
-    async fn active_claims(&self, token: &str) -> Result<AccessClaims> {
-        let claims: AccessClaims = self.ring()?.verify(token, self.shared.now_ms())?;
-        if self.shared.revoked.contains_key(&claims.jti) {
-            return Err(EngineError::InvalidToken("the token was revoked".into()));
-        }
-        self.check_token_client(&claims.client_id, &claims.sub, claims.org_id).await?;
-        Ok(claims)
-    }
-
     /// The token's client must still be active, and an agent of the token's lineage.
     async fn check_token_client(&self, client_id: &str, sub: &str, org_id: Uuid) -> Result<()> {
         match client_entry(self, client_id).await? {
@@ -538,37 +528,57 @@ impl Engine {
     /// before is not re-verified (an ES256 verify costs ~65 µs); revocation and the
     /// client's status are checked on every call.
     async fn caller_for(&self, token: &str) -> Result<Arc<Caller>> {
+        let verified = self.verified(token)?;
+        self.check_still_good(&verified).await?;
+        Ok(verified.caller.clone())
+    }
+
+    /// Claims of a token that is valid now: our signature, in its time window, not
+    /// revoked, and its client and agent still active.
+    async fn active_claims(&self, token: &str) -> Result<AccessClaims> {
+        let verified = self.verified(token)?;
+        self.check_still_good(&verified).await?;
+        Ok(verified.claims.clone())
+    }
+
+    /// Verify a token's signature and claims, or find it verified in the cache: an
+    /// ES256 verify costs ~65 µs, a repeated token should not pay it again.
+    fn verified(&self, token: &str) -> Result<Arc<Verified>> {
         if token.len() > jose::MAX_JWT_LEN {
             return Err(EngineError::InvalidToken("token too large".into()));
         }
         let hash = token_hash(token);
         let now = self.shared.now_ms();
-        let caller = match self.shared.caches.bearer(&hash) {
-            Some(c) if c.expires_at > now / 1000 => {
+        if let Some(hit) = self.shared.caches.bearer(&hash) {
+            if check_times(hit.claims.exp, Some(hit.claims.nbf), now).is_ok() {
                 self.shared.metrics.token_cache_hits.inc();
-                c
+                return Ok(hit);
             }
-            _ => {
-                let claims: AccessClaims = self.ring()?.verify(token, now)?;
-                let agent_id = Uuid::parse_str(&claims.sub)
-                    .map_err(|_| EngineError::InvalidToken("subject is not an agent".into()))?;
-                let caller = Arc::new(Caller {
-                    agent_id,
-                    org_id: claims.org_id,
-                    client_id: claims.client_id,
-                    scope: claims.scope.into(),
-                    token_id: claims.jti,
-                    expires_at: claims.exp,
-                    jkt: claims.cnf.map(|c| c.jkt),
-                });
-                self.shared.caches.remember_bearer(hash, caller.clone());
-                caller
-            }
-        };
-        if self.shared.revoked.contains_key(&caller.token_id) {
+        }
+        let claims: AccessClaims = self.ring()?.verify(token, now)?;
+        let agent_id =
+            Uuid::parse_str(&claims.sub).map_err(|_| EngineError::InvalidToken("subject is not an agent".into()))?;
+        let caller = Arc::new(Caller {
+            agent_id,
+            org_id: claims.org_id,
+            client_id: claims.client_id.clone(),
+            scope: claims.scope.as_str().into(),
+            token_id: claims.jti.clone(),
+            expires_at: claims.exp,
+            jkt: claims.cnf.as_ref().map(|c| c.jkt.clone()),
+        });
+        let verified = Arc::new(Verified { claims, caller });
+        self.shared.caches.remember_bearer(hash, verified.clone());
+        Ok(verified)
+    }
+
+    /// What is checked on every use of a verified token: not revoked, and its client
+    /// (and subject) still active.
+    async fn check_still_good(&self, verified: &Verified) -> Result<()> {
+        let claims = &verified.claims;
+        if self.shared.revoked.contains_key(&claims.jti) {
             return Err(EngineError::InvalidToken("the token was revoked".into()));
         }
-        self.check_token_client(&caller.client_id, &caller.agent_id.to_string(), caller.org_id).await?;
-        Ok(caller)
+        self.check_token_client(&claims.client_id, &claims.sub, claims.org_id).await
     }
 }

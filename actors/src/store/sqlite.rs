@@ -24,8 +24,15 @@ const MIGRATIONS: &[(u32, &str)] = &[
 ];
 
 pub struct SqliteStore {
+    /// The one writer: SQLite serializes writers anyway.
     conn: Arc<Mutex<Connection>>,
+    /// Read-only connections: in WAL mode they read while the writer commits (and waits
+    /// for its fsync), so reads never queue behind an audit group commit.
+    readers: Vec<Arc<Mutex<Connection>>>,
+    next_reader: std::sync::atomic::AtomicUsize,
 }
+
+const READERS: usize = 4;
 
 fn db_err(e: rusqlite::Error) -> EngineError {
     if let rusqlite::Error::SqliteFailure(f, msg) = &e {
@@ -56,7 +63,30 @@ impl SqliteStore {
              PRAGMA busy_timeout=5000;",
         )
         .map_err(db_err)?;
-        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
+        let readers = (0..READERS)
+            .map(|_| {
+                let reader = Connection::open(dir.join("agentidp.db")).map_err(db_err)?;
+                reader.execute_batch("PRAGMA query_only=ON; PRAGMA busy_timeout=5000;").map_err(db_err)?;
+                Ok(Arc::new(Mutex::new(reader)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), readers, next_reader: Default::default() })
+    }
+
+    /// Run a read-only query on one of the reader connections.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let i = self.next_reader.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.readers.len();
+        let conn = self.readers[i].clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| EngineError::internal("sqlite connection mutex poisoned"))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| EngineError::internal(format!("blocking task failed: {e}")))?
     }
 
     async fn with<T, F>(&self, f: F) -> Result<T>
@@ -237,7 +267,7 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        self.with(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db_err)).await
+        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db_err)).await
     }
 
     async fn setting_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>> {
@@ -267,7 +297,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_org(&self, id: Uuid) -> Result<Option<Organization>> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             conn.query_row(
                 &format!("SELECT {ORG_COLS} FROM organizations WHERE id = ?1"),
                 params![id.to_string()],
@@ -282,7 +312,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_orgs(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<Organization>> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(&format!("SELECT {ORG_COLS} FROM organizations WHERE id > ?1 ORDER BY id LIMIT ?2"))
                 .map_err(db_err)?;
@@ -315,7 +345,7 @@ impl Store for SqliteStore {
     }
 
     async fn count_orgs(&self) -> Result<u64> {
-        self.with(|conn| {
+        self.read(|conn| {
             conn.query_row("SELECT COUNT(*) FROM organizations", [], |r| r.get::<_, i64>(0))
                 .map(|n| n as u64)
                 .map_err(db_err)
@@ -347,7 +377,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_agent(&self, org_id: Uuid, id: Uuid) -> Result<Option<Agent>> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             conn.query_row(
                 &format!("SELECT {AGENT_COLS} FROM agents WHERE id = ?1 AND org_id = ?2"),
                 params![id.to_string(), org_id.to_string()],
@@ -362,7 +392,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_agents(&self, org_id: Uuid, after: Option<Uuid>, limit: u32) -> Result<Vec<Agent>> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(&format!(
                     "SELECT {AGENT_COLS} FROM agents WHERE org_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
@@ -439,7 +469,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_credentials(&self, agent_id: Uuid) -> Result<Vec<Credential>> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(&format!("SELECT {CRED_COLS} FROM credentials WHERE agent_id = ?1 ORDER BY id"))
                 .map_err(db_err)?;
@@ -449,7 +479,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_credential(&self, agent_id: Uuid, id: Uuid) -> Result<Option<Credential>> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             conn.query_row(
                 &format!("SELECT {CRED_COLS} FROM credentials WHERE id = ?1 AND agent_id = ?2"),
                 params![id.to_string(), agent_id.to_string()],
@@ -509,7 +539,7 @@ impl Store for SqliteStore {
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
         let client_id = client_id.to_string();
-        self.with(move |conn| {
+        self.read(move |conn| {
             let row = conn
                 .query_row(
                     "SELECT c.id, c.client_id, c.status, c.secret_hash, a.id, a.org_id, a.status, a.scopes, c.kind, c.public_jwk
@@ -565,7 +595,7 @@ impl Store for SqliteStore {
     }
 
     async fn signing_keys(&self) -> Result<Vec<KeyRecord>> {
-        self.with(|conn| {
+        self.read(|conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT kid, alg, private_key, key_ref, created_at, activates_at FROM signing_keys ORDER BY activates_at, kid",
@@ -598,7 +628,7 @@ impl Store for SqliteStore {
     }
 
     async fn revocations(&self, now_secs: i64) -> Result<Vec<Revocation>> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached("SELECT jti, org_id, expires_at FROM token_revocations WHERE expires_at > ?1")
                 .map_err(db_err)?;
@@ -681,7 +711,7 @@ impl Store for SqliteStore {
 
     async fn list_audit(&self, query: &AuditQuery, after: Option<Uuid>, limit: u32) -> Result<Vec<AuditEvent>> {
         let q = query.clone();
-        self.with(move |conn| {
+        self.read(move |conn| {
             let mut sql = format!("SELECT {AUDIT_COLS} FROM audit_events WHERE chain = ?");
             let mut args: Vec<Value> = vec![Value::Text(q.org_id.unwrap_or(UNATTRIBUTED_CHAIN).to_string())];
             if let Some(agent) = q.agent_id {
@@ -718,7 +748,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_audit(&self, id: Uuid) -> Result<Option<AuditEvent>> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             conn.query_row(
                 &format!("SELECT {AUDIT_COLS} FROM audit_events WHERE id = ?1"),
                 params![id.to_string()],
@@ -733,7 +763,7 @@ impl Store for SqliteStore {
     }
 
     async fn audit_chain(&self, chain: Uuid, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(&format!(
                     "SELECT {AUDIT_COLS} FROM audit_events WHERE chain = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
