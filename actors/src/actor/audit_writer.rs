@@ -31,7 +31,19 @@ pub(crate) struct State {
     pending: Vec<(PendingEvent, RpcReplyPort<Result<()>>)>,
     /// A `Flush` is already in the mailbox.
     flush_queued: bool,
+    /// Events in the last group commit: a busy writer waits a moment to gather more.
+    last_batch: usize,
+    /// The queued `Flush` was already put off once.
+    deferred: bool,
 }
+
+/// Under load (the last commit held at least `BUSY` events) a flush of fewer than
+/// `GATHER` events waits `GATHER_DELAY` for more: a commit costs about as much for 16
+/// events as for 64, so fuller commits save CPU for a little latency. An idle writer
+/// commits at once.
+const BUSY: usize = 8;
+const GATHER: usize = 64;
+const GATHER_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl State {
     async fn flush(&mut self) {
@@ -69,7 +81,7 @@ impl Actor for AuditWriter {
         // Chain heads live in the store and are read inside each commit, so a restarted
         // writer has nothing to re-hydrate but a check that the store answers.
         shared.store.ping().await?;
-        Ok(State { shared, pending: Vec::new(), flush_queued: false })
+        Ok(State { shared, pending: Vec::new(), flush_queued: false, last_batch: 0, deferred: false })
     }
 
     async fn handle(&self, myself: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
@@ -82,7 +94,14 @@ impl Actor for AuditWriter {
                 }
             }
             Msg::Flush => {
+                if !state.deferred && state.last_batch >= BUSY && state.pending.len() < GATHER {
+                    state.deferred = true;
+                    myself.send_after(GATHER_DELAY, || Msg::Flush);
+                    return Ok(());
+                }
+                state.deferred = false;
                 state.flush_queued = false;
+                state.last_batch = state.pending.len();
                 state.flush().await;
             }
             Msg::Drain(reply) => {
