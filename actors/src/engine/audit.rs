@@ -2,7 +2,10 @@
 
 use uuid::Uuid;
 
-use super::{decode_cursor, next_cursor, page_limit, Call, Engine};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+
+use super::{page_limit, Call, Engine};
 use crate::domain::audit_chain::ChainVerifier;
 use crate::error::{EngineError, Result};
 use crate::model::{AuditEvent, AuditQuery, ChainReport, Page};
@@ -22,9 +25,25 @@ impl Engine {
     pub async fn list_audit(&self, call: &Call, mut query: AuditQuery) -> Result<Page<AuditEvent>> {
         query.org_id = self.audit_org(call, query.org_id, "audit.read")?;
         let limit = page_limit(&query.page)?;
-        let after = decode_cursor(&query.page)?;
-        let items = self.shared.store.list_audit(&query, after, limit).await?;
-        let next_cursor = next_cursor(&items, limit, |e| e.id);
+        // Audit pages follow the chain's sequence, which its (chain, seq) key serves; the
+        // cursor is the last sequence number shown.
+        let before = query
+            .page
+            .cursor
+            .as_deref()
+            .map(|c| {
+                URL_SAFE_NO_PAD
+                    .decode(c)
+                    .ok()
+                    .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                    .map(i64::from_be_bytes)
+                    .ok_or_else(|| EngineError::invalid("cursor", "not a cursor this API returned"))
+            })
+            .transpose()?;
+        let items = self.shared.store.list_audit(&query, before, limit).await?;
+        let next_cursor = (items.len() == limit as usize)
+            .then(|| items.last().map(|e| URL_SAFE_NO_PAD.encode(e.seq.to_be_bytes())))
+            .flatten();
         Ok(Page { items, next_cursor })
     }
 

@@ -107,8 +107,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Link `events` into their chains and store them, in one transaction (group commit).
     async fn append_audit(&self, events: Vec<PendingEvent>) -> Result<Vec<AuditEvent>>;
-    /// Newest first, from after the `after` cursor.
-    async fn list_audit(&self, query: &AuditQuery, after: Option<Uuid>, limit: u32) -> Result<Vec<AuditEvent>>;
+    /// Newest first (by `seq`), from before the `before_seq` cursor.
+    async fn list_audit(&self, query: &AuditQuery, before_seq: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>>;
     async fn get_audit(&self, id: Uuid) -> Result<Option<AuditEvent>>;
     /// A chain's events in `seq` order, starting after `after_seq`.
     async fn audit_chain(&self, chain: Uuid, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>>;

@@ -21,6 +21,7 @@ use crate::model::{
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../migrations/postgres/0001_init.sql")),
     (2, include_str!("../../../migrations/postgres/0002_token_lifecycle.sql")),
+    (3, include_str!("../../../migrations/postgres/0003_audit_index.sql")),
 ];
 /// Arbitrary constant naming the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x0041_676e_7449_6450;
@@ -536,10 +537,10 @@ impl Store for PostgresStore {
         Ok(linked.into_iter().map(|(_, e)| e).collect())
     }
 
-    async fn list_audit(&self, q: &AuditQuery, after: Option<Uuid>, limit: u32) -> Result<Vec<AuditEvent>> {
+    async fn list_audit(&self, q: &AuditQuery, before_seq: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>> {
         let chain = q.org_id.unwrap_or(UNATTRIBUTED_CHAIN);
         let outcome = q.outcome.map(Outcome::as_str);
-        let after = after.unwrap_or(Uuid::max());
+        let before = before_seq.unwrap_or(i64::MAX);
         let limit = i64::from(limit);
         // NULL parameters switch a filter off, so one prepared statement serves every query.
         self.query(
@@ -551,10 +552,10 @@ impl Store for PostgresStore {
                    AND ($4::text IS NULL OR outcome = $4)
                    AND ($5::bigint IS NULL OR occurred_at >= $5)
                    AND ($6::bigint IS NULL OR occurred_at < $6)
-                   AND id < $7
-                 ORDER BY id DESC LIMIT $8"
+                   AND seq < $7
+                 ORDER BY seq DESC LIMIT $8"
             ),
-            &[&chain, &q.agent_id, &q.action, &outcome, &q.since, &q.until, &after, &limit],
+            &[&chain, &q.agent_id, &q.action, &outcome, &q.since, &q.until, &before, &limit],
         )
         .await?
         .iter()

@@ -21,6 +21,7 @@ use crate::model::{
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../../migrations/sqlite/0002_token_lifecycle.sql")),
+    (3, include_str!("../../../migrations/sqlite/0003_audit_index.sql")),
 ];
 
 pub struct SqliteStore {
@@ -709,7 +710,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_audit(&self, query: &AuditQuery, after: Option<Uuid>, limit: u32) -> Result<Vec<AuditEvent>> {
+    async fn list_audit(&self, query: &AuditQuery, before_seq: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>> {
         let q = query.clone();
         self.read(move |conn| {
             let mut sql = format!("SELECT {AUDIT_COLS} FROM audit_events WHERE chain = ?");
@@ -735,11 +736,11 @@ impl Store for SqliteStore {
                 sql.push_str(" AND occurred_at < ?");
                 args.push(Value::Integer(until));
             }
-            if let Some(after) = after {
-                sql.push_str(" AND id < ?");
-                args.push(Value::Text(after.to_string()));
+            if let Some(before) = before_seq {
+                sql.push_str(" AND seq < ?");
+                args.push(Value::Integer(before));
             }
-            sql.push_str(" ORDER BY id DESC LIMIT ?");
+            sql.push_str(" ORDER BY seq DESC LIMIT ?");
             args.push(Value::Integer(i64::from(limit)));
             let mut stmt = conn.prepare(&sql).map_err(db_err)?;
             collect(&mut stmt, params_from_iter(args), audit_from_row, audit_from_parts)
