@@ -20,7 +20,6 @@ pub const UNATTRIBUTED_CHAIN: Uuid = Uuid::nil();
 /// Everything the token endpoint needs to authenticate a client, in one read.
 #[derive(Debug, Clone)]
 pub struct ClientRecord {
-    pub credential_id: Uuid,
     pub client_id: String,
     pub credential_status: CredentialStatus,
     /// `client_secret` or `private_key_jwt`.

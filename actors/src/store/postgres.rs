@@ -389,23 +389,22 @@ impl Store for PostgresStore {
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
         let row = self
             .query_opt(
-                "SELECT c.id, c.client_id, c.status, c.secret_hash, a.id, a.org_id, a.status, a.scopes, c.kind, c.public_jwk
+                "SELECT c.client_id, c.status, c.secret_hash, a.id, a.org_id, a.status, a.scopes, c.kind, c.public_jwk
                  FROM credentials c JOIN agents a ON a.id = c.agent_id WHERE c.client_id = $1",
                 &[&client_id],
             )
             .await?;
         row.map(|r| {
             Ok(ClientRecord {
-                credential_id: r.get(0),
-                client_id: r.get(1),
-                credential_status: enum_column(r.get(2), CredentialStatus::parse)?,
-                secret_hash: r.get(3),
-                agent_id: r.get(4),
-                org_id: r.get(5),
-                agent_status: enum_column(r.get(6), AgentStatus::parse)?,
-                agent_scopes: json_column(r.get(7))?,
-                kind: r.get(8),
-                public_jwk: r.get::<_, Option<&str>>(9).map(json_column).transpose()?,
+                client_id: r.get(0),
+                credential_status: enum_column(r.get(1), CredentialStatus::parse)?,
+                secret_hash: r.get(2),
+                agent_id: r.get(3),
+                org_id: r.get(4),
+                agent_status: enum_column(r.get(5), AgentStatus::parse)?,
+                agent_scopes: json_column(r.get(6))?,
+                kind: r.get(7),
+                public_jwk: r.get::<_, Option<&str>>(8).map(json_column).transpose()?,
             })
         })
         .transpose()

@@ -543,21 +543,20 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let row = conn
                 .query_row(
-                    "SELECT c.id, c.client_id, c.status, c.secret_hash, a.id, a.org_id, a.status, a.scopes, c.kind, c.public_jwk
+                    "SELECT c.client_id, c.status, c.secret_hash, a.id, a.org_id, a.status, a.scopes, c.kind, c.public_jwk
                      FROM credentials c JOIN agents a ON a.id = c.agent_id WHERE c.client_id = ?1",
                     params![client_id],
                     |r| {
                         Ok((
-                            uuid_col(r, 0)?,
+                            r.get::<_, String>(0)?,
                             r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, Vec<u8>>(3)?,
+                            r.get::<_, Vec<u8>>(2)?,
+                            uuid_col(r, 3)?,
                             uuid_col(r, 4)?,
-                            uuid_col(r, 5)?,
+                            r.get::<_, String>(5)?,
                             r.get::<_, String>(6)?,
                             r.get::<_, String>(7)?,
-                            r.get::<_, String>(8)?,
-                            r.get::<_, Option<String>>(9)?,
+                            r.get::<_, Option<String>>(8)?,
                         ))
                     },
                 )
@@ -565,16 +564,15 @@ impl Store for SqliteStore {
                 .map_err(db_err)?;
             row.map(|p| {
                 Ok(ClientRecord {
-                    credential_id: p.0,
-                    client_id: p.1,
-                    credential_status: enum_column(&p.2, CredentialStatus::parse)?,
-                    secret_hash: p.3,
-                    agent_id: p.4,
-                    org_id: p.5,
-                    agent_status: enum_column(&p.6, AgentStatus::parse)?,
-                    agent_scopes: json_column(&p.7)?,
-                    kind: p.8,
-                    public_jwk: p.9.as_deref().map(json_column).transpose()?,
+                    client_id: p.0,
+                    credential_status: enum_column(&p.1, CredentialStatus::parse)?,
+                    secret_hash: p.2,
+                    agent_id: p.3,
+                    org_id: p.4,
+                    agent_status: enum_column(&p.5, AgentStatus::parse)?,
+                    agent_scopes: json_column(&p.6)?,
+                    kind: p.7,
+                    public_jwk: p.8.as_deref().map(json_column).transpose()?,
                 })
             })
             .transpose()
