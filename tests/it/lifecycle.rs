@@ -209,7 +209,12 @@ each_backend!(private_key_jwt_authenticates_and_refuses_replays_and_forgeries, |
         base64_url(&json!({"alg": "none", "typ": "JWT"})),
         base64_url(&json!({"iss": client_id, "sub": client_id, "aud": token_url, "exp": n + 60, "jti": "none"}))
     );
+    let not_yet_valid = key.sign(
+        jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
+        &json!({"iss": client_id, "sub": client_id, "aud": token_url, "nbf": n + 600, "exp": n + 900, "jti": "early"}),
+    );
     for bad in [
+        not_yet_valid,
         key.assertion(client_id, "https://elsewhere.example/token", n),
         key.assertion(client_id, &token_url, n - 600),
         other.assertion(client_id, &token_url, n),
