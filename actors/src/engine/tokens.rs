@@ -259,7 +259,7 @@ impl Engine {
                 return Err(oauth(OAuthError::UnsupportedGrantType, format!("grant_type {other:?} is not supported")))
             }
         };
-        let client = self.authenticate_client(&req.client, request_id.clone()).await?;
+        let mut client = self.authenticate_client(&req.client, request_id.clone()).await?;
         let now = self.shared.now_ms();
         let jkt = match &req.dpop {
             Some(proof) => Some(
@@ -274,7 +274,7 @@ impl Engine {
             self.exchange_claims(&req, &client, now).await?
         } else {
             let granted = match req.scope.as_deref() {
-                None => client.scopes.clone(),
+                None => std::mem::take(&mut client.scopes),
                 Some(param) => self.narrow_scope(param, &client.scopes, &client, request_id.clone()).await?,
             };
             let grant = Grant {
