@@ -9,8 +9,12 @@
 
 use std::time::Duration;
 
+use agentidp_engine::domain::audit_chain::PendingEvent;
 use agentidp_engine::domain::secrets::SecretHasher;
 use agentidp_engine::keys::SigningAlg;
+use agentidp_engine::store::sqlite::SqliteStore;
+use agentidp_engine::store::Store;
+use agentidp_engine::Outcome;
 use agentidp_engine::{ClientAuth, Engine, EngineConfig, Introspector, TokenRequest};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures_util::future::join_all;
@@ -163,7 +167,36 @@ fn bench(c: &mut Criterion) {
             rt.block_on(f.engine.shutdown());
         }
     }
+    audit_append(&rt, &mut group);
     group.finish();
+}
+
+/// The store's group commit on its own: 64 token-shaped events in one transaction, into
+/// a chain that grows as the bench runs (as an organization's does under load).
+fn audit_append(rt: &Runtime, group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    rt.block_on(store.migrate()).unwrap();
+    let org = Some(Uuid::now_v7());
+    let event = move || {
+        let agent = Uuid::now_v7().to_string();
+        PendingEvent::new(1_790_000_000_000, org, agent.clone(), "token.issue", Outcome::Success)
+            .target("aidp_ci_0123456789abcdef")
+            .request_id(Some(Uuid::now_v7().to_string()))
+            .detail(serde_json::json!({
+                "grant_type": "client_credentials", "jti": Uuid::now_v7().to_string(), "scope": "agents:read",
+                "exp": 1_790_000_300, "kid": "k-0123456789", "sub": agent, "aud": "agentidp", "dpop": false,
+            }))
+            .seal()
+    };
+    group.throughput(Throughput::Elements(64));
+    group.bench_function(BenchmarkId::new("audit_append/sqlite", "64"), |b| {
+        b.to_async(rt).iter_batched(
+            || (0..64).map(|_| event()).collect::<Vec<_>>(),
+            |events| store.append_audit(events),
+            criterion::BatchSize::SmallInput,
+        )
+    });
 }
 
 criterion_group!(benches, bench);

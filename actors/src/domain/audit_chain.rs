@@ -58,20 +58,108 @@ impl PendingEvent {
     }
 }
 
-/// The fields a hash covers, in a fixed order (serde_json keeps struct field order and
-/// sorts map keys, so the encoding is canonical).
+/// An event serialized for its chain: everything but its place in it. Sealing runs on
+/// the caller's task, so the AuditWriter — the one serial stage of every audited
+/// request — only numbers, hashes and stores.
+#[derive(Debug, Clone)]
+pub struct SealedEvent {
+    pub id: Uuid,
+    pub org_id: Option<Uuid>,
+    pub occurred_at: Millis,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub outcome: Outcome,
+    pub request_id: Option<String>,
+    /// `detail` as stored: its JSON text.
+    pub detail: String,
+    /// The canonical encoding before and after the sequence number.
+    canonical: (String, String),
+}
+
+/// A sealed event placed in its chain: what the store writes.
+#[derive(Debug, Clone)]
+pub struct LinkedEvent {
+    pub event: SealedEvent,
+    pub seq: i64,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl PendingEvent {
+    pub fn seal(self) -> SealedEvent {
+        let detail = serde_json::to_string(&self.detail).unwrap_or_else(|_| "{}".into());
+        let canonical = canonical_parts(
+            &self.id,
+            &self.org_id,
+            self.occurred_at,
+            &self.actor,
+            &self.action,
+            &self.target,
+            self.outcome,
+            &self.request_id,
+            &detail,
+        );
+        SealedEvent {
+            id: self.id,
+            org_id: self.org_id,
+            occurred_at: self.occurred_at,
+            actor: self.actor,
+            action: self.action,
+            target: self.target,
+            outcome: self.outcome,
+            request_id: self.request_id,
+            detail,
+            canonical,
+        }
+    }
+}
+
+/// The fields a hash covers, in a fixed order: `{"id":…,"org_id":…,"seq":…,"occurred_at":…,
+/// "actor":…,"action":…,"target":…,"outcome":…,"request_id":…,"detail":…}` — serde_json
+/// keeps struct field order and sorts map keys, so the encoding is canonical. It is built
+/// as the text before `seq` and the text after it, so the sequence number, known only
+/// inside the commit, is all that is left to write.
 #[derive(Serialize)]
-struct Canonical<'a> {
+struct Head<'a> {
     id: &'a Uuid,
     org_id: &'a Option<Uuid>,
-    seq: i64,
+}
+
+#[derive(Serialize)]
+struct Tail<'a> {
     occurred_at: Millis,
     actor: &'a str,
     action: &'a str,
     target: &'a Option<String>,
     outcome: &'a str,
     request_id: &'a Option<String>,
-    detail: &'a serde_json::Value,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn canonical_parts(
+    id: &Uuid,
+    org_id: &Option<Uuid>,
+    occurred_at: Millis,
+    actor: &str,
+    action: &str,
+    target: &Option<String>,
+    outcome: Outcome,
+    request_id: &Option<String>,
+    detail: &str,
+) -> (String, String) {
+    let mut head = serde_json::to_string(&Head { id, org_id }).unwrap_or_default();
+    head.pop();
+    head.push_str(",\"seq\":");
+    let tail_fields = Tail { occurred_at, actor, action, target, outcome: outcome.as_str(), request_id };
+    let fields = serde_json::to_string(&tail_fields).unwrap_or_default();
+    let mut tail = String::with_capacity(fields.len() + detail.len() + 12);
+    tail.push(',');
+    tail.push_str(fields.get(1..fields.len().saturating_sub(1)).unwrap_or_default());
+    tail.push_str(",\"detail\":");
+    tail.push_str(detail);
+    tail.push('}');
+    (head, tail)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -82,66 +170,38 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-fn hash_fields(prev_hash: &str, canonical: &Canonical<'_>) -> String {
-    let body = serde_json::to_vec(canonical).unwrap_or_default();
+fn chain_hash(prev_hash: &str, (head, tail): &(String, String), seq: i64) -> String {
     let mut ctx = digest::Context::new(&digest::SHA256);
     ctx.update(prev_hash.as_bytes());
     ctx.update(b"\n");
-    ctx.update(&body);
+    ctx.update(head.as_bytes());
+    ctx.update(seq.to_string().as_bytes());
+    ctx.update(tail.as_bytes());
     hex(ctx.finish().as_ref())
 }
 
 /// Place `event` after a chain whose head is (`prev_seq`, `prev_hash`).
-pub fn link(event: PendingEvent, prev_seq: i64, prev_hash: &str) -> AuditEvent {
+pub fn link(event: SealedEvent, prev_seq: i64, prev_hash: &str) -> LinkedEvent {
     let seq = prev_seq + 1;
-    let hash = hash_fields(
-        prev_hash,
-        &Canonical {
-            id: &event.id,
-            org_id: &event.org_id,
-            seq,
-            occurred_at: event.occurred_at,
-            actor: &event.actor,
-            action: &event.action,
-            target: &event.target,
-            outcome: event.outcome.as_str(),
-            request_id: &event.request_id,
-            detail: &event.detail,
-        },
-    );
-    AuditEvent {
-        id: event.id,
-        org_id: event.org_id,
-        seq,
-        occurred_at: event.occurred_at,
-        actor: event.actor,
-        action: event.action,
-        target: event.target,
-        outcome: event.outcome,
-        request_id: event.request_id,
-        detail: event.detail,
-        prev_hash: prev_hash.to_string(),
-        hash,
-    }
+    let hash = chain_hash(prev_hash, &event.canonical, seq);
+    LinkedEvent { event, seq, prev_hash: prev_hash.to_string(), hash }
 }
 
 /// Re-compute `event`'s hash from its stored fields.
 pub fn recompute(event: &AuditEvent) -> String {
-    hash_fields(
-        &event.prev_hash,
-        &Canonical {
-            id: &event.id,
-            org_id: &event.org_id,
-            seq: event.seq,
-            occurred_at: event.occurred_at,
-            actor: &event.actor,
-            action: &event.action,
-            target: &event.target,
-            outcome: event.outcome.as_str(),
-            request_id: &event.request_id,
-            detail: &event.detail,
-        },
-    )
+    let detail = serde_json::to_string(&event.detail).unwrap_or_default();
+    let canonical = canonical_parts(
+        &event.id,
+        &event.org_id,
+        event.occurred_at,
+        &event.actor,
+        &event.action,
+        &event.target,
+        event.outcome,
+        &event.request_id,
+        &detail,
+    );
+    chain_hash(&event.prev_hash, &canonical, event.seq)
 }
 
 /// Incremental chain verification over events in `seq` order.
@@ -193,12 +253,78 @@ mod tests {
         }
     }
 
+    /// What the store gives back for a linked event.
+    fn stored(l: LinkedEvent) -> AuditEvent {
+        AuditEvent {
+            id: l.event.id,
+            org_id: l.event.org_id,
+            seq: l.seq,
+            occurred_at: l.event.occurred_at,
+            actor: l.event.actor,
+            action: l.event.action,
+            target: l.event.target,
+            outcome: l.event.outcome,
+            request_id: l.event.request_id,
+            detail: serde_json::from_str(&l.event.detail).unwrap(),
+            prev_hash: l.prev_hash,
+            hash: l.hash,
+        }
+    }
+
+    /// The encoding chains were first written with: one struct, serialized whole. Split
+    /// sealing must hash exactly these bytes, or stored chains would stop verifying.
+    #[test]
+    fn split_encoding_is_the_whole_struct_encoding() {
+        #[derive(Serialize)]
+        struct Whole<'a> {
+            id: &'a Uuid,
+            org_id: &'a Option<Uuid>,
+            seq: i64,
+            occurred_at: Millis,
+            actor: &'a str,
+            action: &'a str,
+            target: &'a Option<String>,
+            outcome: &'a str,
+            request_id: &'a Option<String>,
+            detail: &'a serde_json::Value,
+        }
+        let mut with_everything = pending(7);
+        with_everything.org_id = Some(Uuid::now_v7());
+        with_everything.request_id = Some("req \"quoted\" \u{e9}".into());
+        with_everything.detail = serde_json::json!({"b": {"y": null, "x": [1.5, "s"]}, "a": true});
+        let mut bare = pending(8);
+        bare.target = None;
+        bare.detail = serde_json::json!({});
+        for (n, event) in [with_everything, bare].into_iter().enumerate() {
+            let e = stored(link(event.seal(), 41 + n as i64, GENESIS));
+            let whole = serde_json::to_vec(&Whole {
+                id: &e.id,
+                org_id: &e.org_id,
+                seq: e.seq,
+                occurred_at: e.occurred_at,
+                actor: &e.actor,
+                action: &e.action,
+                target: &e.target,
+                outcome: e.outcome.as_str(),
+                request_id: &e.request_id,
+                detail: &e.detail,
+            })
+            .unwrap();
+            let mut ctx = digest::Context::new(&digest::SHA256);
+            ctx.update(GENESIS.as_bytes());
+            ctx.update(b"\n");
+            ctx.update(&whole);
+            assert_eq!(e.hash, hex(ctx.finish().as_ref()));
+            assert_eq!(recompute(&e), e.hash);
+        }
+    }
+
     #[test]
     fn a_linked_chain_verifies_and_any_edit_breaks_it() {
         let mut chain = Vec::new();
         let (mut seq, mut head) = (0, GENESIS.to_string());
         for n in 0..5 {
-            let e = link(pending(n), seq, &head);
+            let e = stored(link(pending(n).seal(), seq, &head));
             seq = e.seq;
             head = e.hash.clone();
             chain.push(e);

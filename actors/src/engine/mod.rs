@@ -250,6 +250,7 @@ impl Engine {
 
     /// Append an audit event and wait until it is durable.
     async fn audit(&self, event: PendingEvent) -> Result<()> {
+        let event = event.seal();
         self.ask(&self.shared.slots.audit, |reply| audit_writer::Msg::Append(event, reply)).await
     }
 

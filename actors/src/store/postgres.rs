@@ -12,7 +12,7 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use super::{enum_column, json_column, ClientRecord, KeyRecord, Revocation, Store, UNATTRIBUTED_CHAIN};
-use crate::domain::audit_chain::{self, PendingEvent};
+use crate::domain::audit_chain::{self, SealedEvent};
 use crate::error::{EngineError, Result};
 use crate::model::{
     Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis, Organization, Outcome, Tier,
@@ -461,7 +461,7 @@ impl Store for PostgresStore {
         self.execute("DELETE FROM token_revocations WHERE expires_at <= $1", &[&now_secs]).await
     }
 
-    async fn append_audit(&self, events: Vec<PendingEvent>) -> Result<Vec<AuditEvent>> {
+    async fn append_audit(&self, events: Vec<SealedEvent>) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
         // Lock every chain this batch touches, in a fixed order so that two nodes
@@ -497,9 +497,9 @@ impl Store for PostgresStore {
             ))
             .await
             .map_err(db_err)?;
-        let details: Vec<String> = linked.iter().map(|(_, e)| json_text(&e.detail)).collect::<Result<_>>()?;
         // Pipelined: tokio-postgres sends all inserts before awaiting their answers.
-        try_join_all(linked.iter().zip(&details).map(|((chain, e), detail)| {
+        try_join_all(linked.iter().map(|(chain, linked)| {
+            let e = &linked.event;
             let outcome = e.outcome.as_str();
             let insert = &insert;
             let tx = &tx;
@@ -510,16 +510,16 @@ impl Store for PostgresStore {
                         chain,
                         &e.id,
                         &e.org_id,
-                        &e.seq,
+                        &linked.seq,
                         &e.occurred_at,
                         &e.actor,
                         &e.action,
                         &e.target,
                         &outcome,
                         &e.request_id,
-                        detail,
-                        &e.prev_hash,
-                        &e.hash,
+                        &e.detail,
+                        &linked.prev_hash,
+                        &linked.hash,
                     ],
                 )
                 .await
@@ -532,8 +532,13 @@ impl Store for PostgresStore {
                 .await
                 .map_err(db_err)?;
         }
-        tx.commit().await.map_err(db_err)?;
-        Ok(linked.into_iter().map(|(_, e)| e).collect())
+        tx.commit().await.map_err(db_err)
+    }
+
+    /// A PostgreSQL commit returns once its WAL record is flushed (`synchronous_commit`),
+    /// so a committed batch is already durable.
+    async fn sync(&self) -> Result<()> {
+        Ok(())
     }
 
     async fn list_audit(&self, q: &AuditQuery, before_seq: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>> {

@@ -1,9 +1,17 @@
-//! The embedded store: one SQLite file (WAL, `synchronous=FULL`, so a committed write
-//! survives a crash or power loss). rusqlite is synchronous, so every operation runs on
-//! tokio's blocking pool behind one connection mutex; SQLite serializes writers anyway,
-//! and the hot path (token issuance) does not touch the store once its caches are warm.
+//! The embedded store: one SQLite file in WAL mode. rusqlite is synchronous, so every
+//! operation runs on tokio's blocking pool behind a connection mutex; SQLite serializes
+//! writers anyway, and the hot path (token issuance) reads nothing from the store once
+//! its caches are warm.
+//!
+//! Durability: SQLite commits with `synchronous=NORMAL` (no flush inside COMMIT), and the
+//! store flushes the write-ahead log itself with `fsync` after releasing the writer —
+//! before a write returns, or, for audit batches, in [`Store::sync`]. A write that
+//! returned survives a crash or power loss exactly as under `synchronous=FULL`, but the
+//! next writer commits while the disk flushes the previous one (the AuditWriter overlaps
+//! its group commits with their syncs this way).
 
-use std::path::Path;
+use std::collections::hash_map::{Entry, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -12,7 +20,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
 use super::{enum_column, json_column, ClientRecord, KeyRecord, Revocation, Store, UNATTRIBUTED_CHAIN};
-use crate::domain::audit_chain::{self, PendingEvent};
+use crate::domain::audit_chain::{self, SealedEvent};
 use crate::error::{EngineError, Result};
 use crate::model::{
     Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis, Organization, Outcome, Tier,
@@ -31,6 +39,8 @@ pub struct SqliteStore {
     /// for its fsync), so reads never queue behind an audit group commit.
     readers: Vec<Arc<Mutex<Connection>>>,
     next_reader: std::sync::atomic::AtomicUsize,
+    /// The write-ahead log, flushed by the store itself (see the module docs).
+    wal: Arc<PathBuf>,
 }
 
 const READERS: usize = 4;
@@ -60,7 +70,7 @@ impl SqliteStore {
             .map_err(|e| EngineError::Unavailable(format!("cannot create data dir {}: {e}", dir.display())))?;
         let conn = Connection::open(dir.join("agentidp.db")).map_err(db_err)?;
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;
              PRAGMA busy_timeout=5000;",
         )
         .map_err(db_err)?;
@@ -71,7 +81,8 @@ impl SqliteStore {
                 Ok(Arc::new(Mutex::new(reader)))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), readers, next_reader: Default::default() })
+        let wal = Arc::new(dir.join("agentidp.db-wal"));
+        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), readers, next_reader: Default::default(), wal })
     }
 
     /// Run a read-only query on one of the reader connections.
@@ -90,7 +101,24 @@ impl SqliteStore {
         .map_err(|e| EngineError::internal(format!("blocking task failed: {e}")))?
     }
 
-    async fn with<T, F>(&self, f: F) -> Result<T>
+    /// A write: run `f` on the writer connection, then flush the log, so what `f`
+    /// committed is durable when this returns.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let wal = self.wal.clone();
+        let out = self.write_unsynced(f).await?;
+        tokio::task::spawn_blocking(move || sync_wal(&wal))
+            .await
+            .map_err(|e| EngineError::internal(format!("blocking task failed: {e}")))??;
+        Ok(out)
+    }
+
+    /// A write whose commit is visible at once but durable only after the next
+    /// [`sync_wal`] (see [`Store::sync`]).
+    async fn write_unsynced<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
@@ -102,6 +130,20 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| EngineError::internal(format!("blocking task failed: {e}")))?
+    }
+}
+
+/// Flush the write-ahead log to disk: every transaction committed before the call is
+/// durable when it returns. The file is opened anew each time (one open per group
+/// commit), so the flush always reaches the log SQLite is using. No log file means
+/// nothing is waiting in one: SQLite removes it only after a checkpoint it flushed.
+fn sync_wal(path: &Path) -> Result<()> {
+    match std::fs::File::open(path) {
+        Ok(file) => {
+            file.sync_data().map_err(|e| EngineError::Unavailable(format!("cannot flush {}: {e}", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(EngineError::Unavailable(format!("cannot open {}: {e}", path.display()))),
     }
 }
 
@@ -242,7 +284,7 @@ fn json_text<T: serde::Serialize>(v: &T) -> Result<String> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<u32> {
-        self.with(|conn| {
+        self.write(|conn| {
             conn.execute_batch(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
             )
@@ -273,7 +315,7 @@ impl Store for SqliteStore {
 
     async fn setting_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>> {
         let (key, value) = (key.to_string(), value.to_vec());
-        self.with(move |conn| {
+        self.write(move |conn| {
             conn.execute(
                 "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
                 params![key, value],
@@ -286,7 +328,7 @@ impl Store for SqliteStore {
 
     async fn insert_org(&self, org: &Organization) -> Result<()> {
         let o = org.clone();
-        self.with(move |conn| {
+        self.write(move |conn| {
             conn.execute(
                 "INSERT INTO organizations (id, name, tier, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![o.id.to_string(), o.name, o.tier.as_str(), o.created_at, o.updated_at],
@@ -325,7 +367,7 @@ impl Store for SqliteStore {
 
     async fn update_org(&self, org: &Organization) -> Result<bool> {
         let o = org.clone();
-        self.with(move |conn| {
+        self.write(move |conn| {
             let n = conn
                 .execute(
                     "UPDATE organizations SET name = ?2, tier = ?3, updated_at = ?4 WHERE id = ?1",
@@ -338,7 +380,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_org(&self, id: Uuid) -> Result<bool> {
-        self.with(move |conn| {
+        self.write(move |conn| {
             let n = conn.execute("DELETE FROM organizations WHERE id = ?1", params![id.to_string()]).map_err(db_err)?;
             Ok(n == 1)
         })
@@ -356,7 +398,7 @@ impl Store for SqliteStore {
 
     async fn insert_agent(&self, agent: &Agent) -> Result<()> {
         let a = agent.clone();
-        self.with(move |conn| {
+        self.write(move |conn| {
             conn.execute(
                 &format!("INSERT INTO agents ({AGENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
                 params![
@@ -407,7 +449,7 @@ impl Store for SqliteStore {
 
     async fn update_agent(&self, agent: &Agent) -> Result<bool> {
         let a = agent.clone();
-        self.with(move |conn| {
+        self.write(move |conn| {
             let n = conn
                 .execute(
                     "UPDATE agents SET name = ?3, description = ?4, status = ?5, scopes = ?6, metadata = ?7, updated_at = ?8
@@ -430,7 +472,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_agent(&self, org_id: Uuid, id: Uuid) -> Result<bool> {
-        self.with(move |conn| {
+        self.write(move |conn| {
             let n = conn
                 .execute(
                     "DELETE FROM agents WHERE id = ?1 AND org_id = ?2",
@@ -444,7 +486,7 @@ impl Store for SqliteStore {
 
     async fn insert_credential(&self, cred: &Credential, secret_hash: &[u8]) -> Result<()> {
         let (c, h) = (cred.clone(), secret_hash.to_vec());
-        self.with(move |conn| {
+        self.write(move |conn| {
             conn.execute(
                 "INSERT INTO credentials (id, agent_id, org_id, client_id, kind, status, secret_prefix, secret_hash, created_at, rotated_at, revoked_at, public_jwk)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -503,7 +545,7 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> Result<Option<Credential>> {
         let (prefix, hash) = (secret_prefix.to_string(), secret_hash.to_vec());
-        self.with(move |conn| {
+        self.write(move |conn| {
             conn.query_row(
                 &format!(
                     "UPDATE credentials SET secret_prefix = ?3, secret_hash = ?4, rotated_at = ?5
@@ -521,7 +563,7 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_credential(&self, agent_id: Uuid, id: Uuid, now: Millis) -> Result<Option<Credential>> {
-        self.with(move |conn| {
+        self.write(move |conn| {
             conn.query_row(
                 &format!(
                     "UPDATE credentials SET status = 'revoked', revoked_at = COALESCE(revoked_at, ?3)
@@ -582,7 +624,7 @@ impl Store for SqliteStore {
 
     async fn insert_signing_key(&self, key: &KeyRecord) -> Result<()> {
         let k = key.clone();
-        self.with(move |conn| {
+        self.write(move |conn| {
             conn.execute(
                 "INSERT INTO signing_keys (kid, alg, private_key, key_ref, created_at, activates_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![k.kid, k.alg, k.private_key, k.key_ref, k.created_at, k.activates_at],
@@ -614,7 +656,7 @@ impl Store for SqliteStore {
 
     async fn insert_revocation(&self, r: &Revocation, now: Millis) -> Result<()> {
         let r = r.clone();
-        self.with(move |conn| {
+        self.write(move |conn| {
             conn.execute(
                 "INSERT INTO token_revocations (jti, org_id, expires_at, revoked_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (jti) DO NOTHING",
@@ -642,7 +684,7 @@ impl Store for SqliteStore {
     }
 
     async fn purge_revocations(&self, now_secs: i64) -> Result<u64> {
-        self.with(move |conn| {
+        self.write(move |conn| {
             conn.execute("DELETE FROM token_revocations WHERE expires_at <= ?1", params![now_secs])
                 .map(|n| n as u64)
                 .map_err(db_err)
@@ -650,62 +692,79 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn append_audit(&self, events: Vec<PendingEvent>) -> Result<Vec<AuditEvent>> {
-        self.with(move |conn| {
+    async fn append_audit(&self, events: Vec<SealedEvent>) -> Result<()> {
+        self.write_unsynced(move |conn| {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(db_err)?;
-            let mut out = Vec::with_capacity(events.len());
             {
+                // Each chain's head is read once and written once per batch, however many
+                // of the batch's events it takes.
+                let mut heads: HashMap<Uuid, (String, i64, String)> = HashMap::new();
                 let mut head_q = tx
                     .prepare_cached("SELECT seq, hash FROM audit_heads WHERE chain = ?1")
-                    .map_err(db_err)?;
-                let mut head_w = tx
-                    .prepare_cached(
-                        "INSERT INTO audit_heads (chain, seq, hash) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-                    )
                     .map_err(db_err)?;
                 let mut insert = tx
                     .prepare_cached(&format!(
                         "INSERT INTO audit_events (chain, {AUDIT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
                     ))
                     .map_err(db_err)?;
+                let mut id_buf = Uuid::encode_buffer();
                 for event in events {
-                    let chain = event.org_id.unwrap_or(UNATTRIBUTED_CHAIN).to_string();
-                    let (seq, hash): (i64, String) = head_q
-                        .query_row(params![chain], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .optional()
-                        .map_err(db_err)?
-                        .unwrap_or((0, audit_chain::GENESIS.to_string()));
-                    let linked = audit_chain::link(event, seq, &hash);
+                    let chain = event.org_id.unwrap_or(UNATTRIBUTED_CHAIN);
+                    let head = match heads.entry(chain) {
+                        Entry::Occupied(e) => e.into_mut(),
+                        Entry::Vacant(e) => {
+                            let text = chain.to_string();
+                            let (seq, hash) = head_q
+                                .query_row(params![text], |r| Ok((r.get(0)?, r.get(1)?)))
+                                .optional()
+                                .map_err(db_err)?
+                                .unwrap_or((0, audit_chain::GENESIS.to_string()));
+                            e.insert((text, seq, hash))
+                        }
+                    };
+                    let linked = audit_chain::link(event, head.1, &head.2);
+                    let e = &linked.event;
                     insert
                         .execute(params![
-                            chain,
-                            linked.id.to_string(),
-                            linked.org_id.map(|o| o.to_string()),
+                            head.0,
+                            &*e.id.hyphenated().encode_lower(&mut id_buf),
+                            e.org_id.map(|_| &head.0),
                             linked.seq,
-                            linked.occurred_at,
-                            linked.actor,
-                            linked.action,
-                            linked.target,
-                            linked.outcome.as_str(),
-                            linked.request_id,
-                            json_text(&linked.detail)?,
+                            e.occurred_at,
+                            e.actor,
+                            e.action,
+                            e.target,
+                            e.outcome.as_str(),
+                            e.request_id,
+                            e.detail,
                             linked.prev_hash,
                             linked.hash
                         ])
                         .map_err(db_err)?;
-                    head_w
-                        .execute(params![chain, linked.seq, linked.hash])
-                        .map_err(db_err)?;
-                    out.push(linked);
+                    (head.1, head.2) = (linked.seq, linked.hash);
+                }
+                let mut head_w = tx
+                    .prepare_cached(
+                        "INSERT INTO audit_heads (chain, seq, hash) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                    )
+                    .map_err(db_err)?;
+                for (text, seq, hash) in heads.into_values() {
+                    head_w.execute(params![text, seq, hash]).map_err(db_err)?;
                 }
             }
-            tx.commit().map_err(db_err)?;
-            Ok(out)
+            tx.commit().map_err(db_err)
         })
         .await
+    }
+
+    async fn sync(&self) -> Result<()> {
+        let wal = self.wal.clone();
+        tokio::task::spawn_blocking(move || sync_wal(&wal))
+            .await
+            .map_err(|e| EngineError::internal(format!("blocking task failed: {e}")))?
     }
 
     async fn list_audit(&self, query: &AuditQuery, before_seq: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>> {
