@@ -104,12 +104,8 @@ pub trait Store: Send + Sync + 'static {
     /// Forget revocations of tokens expired by `now_secs`; returns how many.
     async fn purge_revocations(&self, now_secs: i64) -> Result<u64>;
 
-    /// Link `events` into their chains and commit them in one transaction (group commit).
-    /// They are visible when this returns and durable once a later [`Store::sync`]
-    /// returns. Every other write is durable when it returns.
+    /// Link `events` into their chains and store them, in one transaction (group commit).
     async fn append_audit(&self, events: Vec<SealedEvent>) -> Result<()>;
-    /// Make every audit batch committed so far durable.
-    async fn sync(&self) -> Result<()>;
     /// Newest first (by `seq`), from before the `before_seq` cursor.
     async fn list_audit(&self, query: &AuditQuery, before_seq: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>>;
     async fn get_audit(&self, id: Uuid) -> Result<Option<AuditEvent>>;

@@ -535,12 +535,6 @@ impl Store for PostgresStore {
         tx.commit().await.map_err(db_err)
     }
 
-    /// A PostgreSQL commit returns once its WAL record is flushed (`synchronous_commit`),
-    /// so a committed batch is already durable.
-    async fn sync(&self) -> Result<()> {
-        Ok(())
-    }
-
     async fn list_audit(&self, q: &AuditQuery, before_seq: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>> {
         let chain = q.org_id.unwrap_or(UNATTRIBUTED_CHAIN);
         let outcome = q.outcome.map(Outcome::as_str);

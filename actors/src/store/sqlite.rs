@@ -4,11 +4,10 @@
 //! its caches are warm.
 //!
 //! Durability: SQLite commits with `synchronous=NORMAL` (no flush inside COMMIT), and the
-//! store flushes the write-ahead log itself with `fsync` after releasing the writer —
-//! before a write returns, or, for audit batches, in [`Store::sync`]. A write that
-//! returned survives a crash or power loss exactly as under `synchronous=FULL`, but the
-//! next writer commits while the disk flushes the previous one (the AuditWriter overlaps
-//! its group commits with their syncs this way).
+//! store flushes the write-ahead log itself with `fsync` after releasing the writer lock,
+//! before the write returns. A write that returned survives a crash or power loss as
+//! under `synchronous=FULL`, but the next writer commits while the disk flushes the
+//! previous one.
 
 use std::collections::hash_map::{Entry, HashMap};
 use std::path::{Path, PathBuf};
@@ -101,32 +100,22 @@ impl SqliteStore {
         .map_err(|e| EngineError::internal(format!("blocking task failed: {e}")))?
     }
 
-    /// A write: run `f` on the writer connection, then flush the log, so what `f`
-    /// committed is durable when this returns.
+    /// A write: run `f` on the writer connection, release it, then flush the log, so
+    /// what `f` committed is durable when this returns while the next writer already
+    /// commits.
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        let wal = self.wal.clone();
-        let out = self.write_unsynced(f).await?;
-        tokio::task::spawn_blocking(move || sync_wal(&wal))
-            .await
-            .map_err(|e| EngineError::internal(format!("blocking task failed: {e}")))??;
-        Ok(out)
-    }
-
-    /// A write whose commit is visible at once but durable only after the next
-    /// [`sync_wal`] (see [`Store::sync`]).
-    async fn write_unsynced<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
-    {
-        let conn = self.conn.clone();
+        let (conn, wal) = (self.conn.clone(), self.wal.clone());
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| EngineError::internal("sqlite connection mutex poisoned"))?;
-            f(&mut guard)
+            let out = {
+                let mut guard = conn.lock().map_err(|_| EngineError::internal("sqlite connection mutex poisoned"))?;
+                f(&mut guard)?
+            };
+            sync_wal(&wal)?;
+            Ok(out)
         })
         .await
         .map_err(|e| EngineError::internal(format!("blocking task failed: {e}")))?
@@ -693,7 +682,7 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, events: Vec<SealedEvent>) -> Result<()> {
-        self.write_unsynced(move |conn| {
+        self.write(move |conn| {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(db_err)?;
@@ -758,13 +747,6 @@ impl Store for SqliteStore {
             tx.commit().map_err(db_err)
         })
         .await
-    }
-
-    async fn sync(&self) -> Result<()> {
-        let wal = self.wal.clone();
-        tokio::task::spawn_blocking(move || sync_wal(&wal))
-            .await
-            .map_err(|e| EngineError::internal(format!("blocking task failed: {e}")))?
     }
 
     async fn list_audit(&self, query: &AuditQuery, before_seq: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>> {
