@@ -81,3 +81,94 @@ async fn serve_answers_then_stops_gracefully_on_sigterm() {
     let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
     assert!(exit.success(), "serve exited with {exit:?} on SIGTERM");
 }
+
+/// `serve` on `data`, listening on a free port; returns the process and its base URL.
+async fn serve(data: &std::path::Path) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = agentidp()
+        .args(["serve", "--data-dir"])
+        .arg(data)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("AGENTIDP_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    crate::support::wait_until_up(&format!("{base}/ready"), "agentidp serve").await;
+    (child, base)
+}
+
+async fn token(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
+    let resp = http
+        .post(format!("{base}/api/v1/oauth2/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+/// A token is handed out only once its audit event is written: the AuditWriter batches
+/// concurrent requests into one commit, and killing the process (no graceful drain) right
+/// after the last answer must lose none of the events behind the answers given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_token_answered_is_audited_even_after_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = agentidp().args(["bootstrap", "--json", "--data-dir"]).arg(&data).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let boot: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (id, secret) = (boot["client_id"].as_str().unwrap(), boot["client_secret"].as_str().unwrap());
+    let http = reqwest::Client::new();
+
+    let (mut child, base) = serve(&data).await;
+    let tokens = futures_util::future::join_all((0..256).map(|_| token(&http, &base, id, secret))).await;
+    let status = Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let issued: std::collections::HashSet<String> =
+        tokens.iter().map(|t| crate::support::jwt_parts(t).1["jti"].as_str().unwrap().to_string()).collect();
+    assert_eq!(issued.len(), 256);
+
+    let (mut child, base) = serve(&data).await;
+    let admin = token(&http, &base, id, secret).await;
+    let mut audited = std::collections::HashSet::new();
+    let mut cursor = String::new();
+    loop {
+        let page: serde_json::Value = http
+            .get(format!("{base}/api/v1/audit-events?action=token.issue&limit=200{cursor}"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for event in page["items"].as_array().unwrap() {
+            audited.insert(event["detail"]["jti"].as_str().unwrap_or_default().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    let lost: Vec<_> = issued.difference(&audited).collect();
+    assert!(lost.is_empty(), "{} tokens answered without a stored audit event: {lost:?}", lost.len());
+    let report: serde_json::Value = http
+        .get(format!("{base}/api/v1/audit-events/verify"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["intact"], true, "{report}");
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+}
