@@ -99,8 +99,7 @@ fn bench(c: &mut Criterion) {
     group.sample_size(30).measurement_time(Duration::from_secs(5));
 
     for alg in [SigningAlg::Es256, SigningAlg::EdDsa, SigningAlg::Rs256] {
-        let scales = if alg == SigningAlg::Es256 { scales() } else { vec![1] };
-        for &scale in &scales {
+        for scale in scales() {
             let f = fixture(&rt, scale, alg);
             let name = format!("issue_token/{}", alg.as_str());
             let mut next = 0usize;
