@@ -1,16 +1,11 @@
-//! The embedded store: one SQLite file in WAL mode. rusqlite is synchronous, so every
-//! operation runs on tokio's blocking pool behind a connection mutex; SQLite serializes
-//! writers anyway, and the hot path (token issuance) reads nothing from the store once
-//! its caches are warm.
-//!
-//! Durability: SQLite commits with `synchronous=NORMAL` (no flush inside COMMIT), and the
-//! store flushes the write-ahead log itself with `fsync` after releasing the writer lock,
-//! before the write returns. A write that returned survives a crash or power loss as
-//! under `synchronous=FULL`, but the next writer commits while the disk flushes the
-//! previous one.
+//! The embedded store: one SQLite file (WAL, `synchronous=FULL`, so a committed write
+//! survives a crash or power loss, and readers see it only once it is on disk).
+//! rusqlite is synchronous, so every operation runs on tokio's blocking pool behind a
+//! connection mutex; SQLite serializes writers anyway, and the hot path (token issuance)
+//! reads nothing from the store once its caches are warm.
 
 use std::collections::hash_map::{Entry, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -38,8 +33,6 @@ pub struct SqliteStore {
     /// for its fsync), so reads never queue behind an audit group commit.
     readers: Vec<Arc<Mutex<Connection>>>,
     next_reader: std::sync::atomic::AtomicUsize,
-    /// The write-ahead log, flushed by the store itself (see the module docs).
-    wal: Arc<PathBuf>,
 }
 
 const READERS: usize = 4;
@@ -69,7 +62,7 @@ impl SqliteStore {
             .map_err(|e| EngineError::Unavailable(format!("cannot create data dir {}: {e}", dir.display())))?;
         let conn = Connection::open(dir.join("agentidp.db")).map_err(db_err)?;
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
              PRAGMA busy_timeout=5000;",
         )
         .map_err(db_err)?;
@@ -80,8 +73,7 @@ impl SqliteStore {
                 Ok(Arc::new(Mutex::new(reader)))
             })
             .collect::<Result<Vec<_>>>()?;
-        let wal = Arc::new(dir.join("agentidp.db-wal"));
-        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), readers, next_reader: Default::default(), wal })
+        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), readers, next_reader: Default::default() })
     }
 
     /// Run a read-only query on one of the reader connections.
@@ -100,39 +92,19 @@ impl SqliteStore {
         .map_err(|e| EngineError::internal(format!("blocking task failed: {e}")))?
     }
 
-    /// A write: run `f` on the writer connection, release it, then flush the log, so
-    /// what `f` committed is durable when this returns while the next writer already
-    /// commits.
+    /// A write, on the one writer connection; durable when it returns.
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        let (conn, wal) = (self.conn.clone(), self.wal.clone());
+        let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let out = {
-                let mut guard = conn.lock().map_err(|_| EngineError::internal("sqlite connection mutex poisoned"))?;
-                f(&mut guard)?
-            };
-            sync_wal(&wal)?;
-            Ok(out)
+            let mut guard = conn.lock().map_err(|_| EngineError::internal("sqlite connection mutex poisoned"))?;
+            f(&mut guard)
         })
         .await
         .map_err(|e| EngineError::internal(format!("blocking task failed: {e}")))?
-    }
-}
-
-/// Flush the write-ahead log to disk: every transaction committed before the call is
-/// durable when it returns. The file is opened anew each time (one open per group
-/// commit), so the flush always reaches the log SQLite is using. No log file means
-/// nothing is waiting in one: SQLite removes it only after a checkpoint it flushed.
-fn sync_wal(path: &Path) -> Result<()> {
-    match std::fs::File::open(path) {
-        Ok(file) => {
-            file.sync_data().map_err(|e| EngineError::Unavailable(format!("cannot flush {}: {e}", path.display())))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(EngineError::Unavailable(format!("cannot open {}: {e}", path.display()))),
     }
 }
 
