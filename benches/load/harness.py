@@ -166,6 +166,8 @@ def main():
     ap.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     ap.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
     ap.add_argument("--signing-alg", default="ES256")
+    ap.add_argument("--log", default="warn",
+                    help="the server's AGENTIDP_LOG; 'info' adds an access-log line per request (to /dev/null)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
@@ -184,7 +186,7 @@ def main():
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = dict(os.environ, AGENTIDP_DATA_DIR=os.path.join(work, "data"), AGENTIDP_LISTEN=f"127.0.0.1:{port}",
-                   AGENTIDP_ISSUER=base, AGENTIDP_LOG="warn", AGENTIDP_SIGNING_ALG=args.signing_alg,
+                   AGENTIDP_ISSUER=base, AGENTIDP_LOG=args.log, AGENTIDP_SIGNING_ALG=args.signing_alg,
                    AGENTIDP_REDIS_NAMESPACE=f"load{port}")
         env.pop("DATABASE_URL", None)
         env.pop("REDIS_URL", None)
