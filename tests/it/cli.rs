@@ -82,8 +82,21 @@ async fn serve_answers_then_stops_gracefully_on_sigterm() {
     assert!(exit.success(), "serve exited with {exit:?} on SIGTERM");
 }
 
-/// `serve` on `data`, listening on a free port; returns the process and its base URL.
-async fn serve(data: &std::path::Path) -> (std::process::Child, String) {
+/// An `agentidp serve` process, killed when dropped (also when a test fails).
+struct Served {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `serve` on `data`, listening on a free port.
+async fn serve(data: &std::path::Path) -> Served {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = agentidp()
         .args(["serve", "--data-dir"])
@@ -94,9 +107,9 @@ async fn serve(data: &std::path::Path) -> (std::process::Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    crate::support::wait_until_up(&format!("{base}/ready"), "agentidp serve").await;
-    (child, base)
+    let served = Served { child, base: format!("http://127.0.0.1:{port}") };
+    crate::support::wait_until_up(&format!("{}/ready", served.base), "agentidp serve").await;
+    served
 }
 
 async fn token(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
@@ -125,17 +138,17 @@ async fn every_token_answered_is_audited_even_after_sigkill() {
     let (id, secret) = (boot["client_id"].as_str().unwrap(), boot["client_secret"].as_str().unwrap());
     let http = reqwest::Client::new();
 
-    let (mut child, base) = serve(&data).await;
-    let tokens = futures_util::future::join_all((0..256).map(|_| token(&http, &base, id, secret))).await;
-    let status = Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let first = serve(&data).await;
+    let tokens = futures_util::future::join_all((0..256).map(|_| token(&http, &first.base, id, secret))).await;
+    drop(first); // SIGKILL: no graceful drain
+
     let issued: std::collections::HashSet<String> =
         tokens.iter().map(|t| crate::support::jwt_parts(t).1["jti"].as_str().unwrap().to_string()).collect();
     assert_eq!(issued.len(), 256);
 
-    let (mut child, base) = serve(&data).await;
-    let admin = token(&http, &base, id, secret).await;
+    let restarted = serve(&data).await;
+    let base = &restarted.base;
+    let admin = token(&http, base, id, secret).await;
     let mut audited = std::collections::HashSet::new();
     let mut cursor = String::new();
     loop {
@@ -168,7 +181,4 @@ async fn every_token_answered_is_audited_even_after_sigkill() {
         .await
         .unwrap();
     assert_eq!(report["intact"], true, "{report}");
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
 }
