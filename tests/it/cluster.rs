@@ -43,6 +43,36 @@ async fn a_rotation_on_one_node_is_honoured_by_the_other() {
     a.stop().await;
 }
 
+/// Both nodes' AuditWriters append to one organization's chain at once: the chain head
+/// is locked per batch, so the chain stays one unbroken sequence holding every event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_writing_one_audit_chain_keep_it_intact() {
+    let Some(backend) = backends().into_iter().find(|b| b.is_postgres()) else {
+        return; // single-node backends have no second node; CI always runs this.
+    };
+    let a = spawn_app(&backend).await;
+    let b = TestApp::start(&a.storage).await;
+    let (id, secret) = (a.boot.client_id.as_str(), a.boot.client_secret.as_str());
+    let tokens = futures_util::future::join_all((0..120).map(|i| {
+        let node: &TestApp = if i % 2 == 0 { &a } else { &b };
+        node.token(id, secret, None)
+    }))
+    .await;
+    let admin = a.admin_token().await;
+    let (status, report) = a.call(Method::GET, "/api/v1/audit-events/verify", &admin, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(report["intact"], true, "{report}");
+    let (_, page) = a.call(Method::GET, "/api/v1/audit-events?action=token.issue&limit=200", &admin, None).await;
+    let audited: std::collections::HashSet<&str> =
+        page["items"].as_array().unwrap().iter().filter_map(|e| e["detail"]["jti"].as_str()).collect();
+    for token in &tokens {
+        let jti = crate::support::jwt_parts(token).1["jti"].as_str().unwrap().to_string();
+        assert!(audited.contains(jti.as_str()), "token {jti} has no audit event");
+    }
+    b.stop().await;
+    a.stop().await;
+}
+
 /// Two `agentidp serve` processes on one PostgreSQL + Redis.
 struct Node {
     child: std::process::Child,

@@ -471,17 +471,20 @@ impl Store for PostgresStore {
         chains.dedup();
         let mut heads = std::collections::HashMap::with_capacity(chains.len());
         for chain in &chains {
-            tx.execute(
-                "INSERT INTO audit_heads (chain, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (chain) DO NOTHING",
-                &[chain, &audit_chain::GENESIS],
-            )
-            .await
-            .map_err(db_err)?;
+            // One round trip: create the head if the chain is new, lock it either way
+            // (an upsert's update locks the row), and read it.
             let row = tx
-                .query_one("SELECT seq, hash FROM audit_heads WHERE chain = $1 FOR UPDATE", &[chain])
+                .query_one(
+                    "INSERT INTO audit_heads (chain, seq, hash) VALUES ($1, 0, $2)
+                     ON CONFLICT (chain) DO UPDATE SET seq = audit_heads.seq RETURNING seq, hash",
+                    &[chain, &audit_chain::GENESIS],
+                )
                 .await
                 .map_err(db_err)?;
-            heads.insert(*chain, (row.get::<_, i64>(0), row.get::<_, String>(1)));
+            heads.insert(
+                *chain,
+                (row.try_get::<_, i64>(0).map_err(db_err)?, row.try_get::<_, String>(1).map_err(db_err)?),
+            );
         }
         let mut linked = Vec::with_capacity(events.len());
         for event in events {
@@ -497,8 +500,9 @@ impl Store for PostgresStore {
             ))
             .await
             .map_err(db_err)?;
-        // Pipelined: tokio-postgres sends all inserts before awaiting their answers.
-        try_join_all(linked.iter().map(|(chain, linked)| {
+        // Pipelined: tokio-postgres sends every insert and head update before awaiting
+        // their answers, so a batch costs one round trip here.
+        let inserts = try_join_all(linked.iter().map(|(chain, linked)| {
             let e = &linked.event;
             let outcome = e.outcome.as_str();
             let insert = &insert;
@@ -524,14 +528,14 @@ impl Store for PostgresStore {
                 )
                 .await
             }
-        }))
-        .await
-        .map_err(db_err)?;
-        for (chain, (seq, hash)) in &heads {
-            tx.execute("UPDATE audit_heads SET seq = $2, hash = $3 WHERE chain = $1", &[chain, seq, hash])
-                .await
-                .map_err(db_err)?;
-        }
+        }));
+        let updates = try_join_all(heads.iter().map(|(chain, (seq, hash))| {
+            let tx = &tx;
+            async move {
+                tx.execute("UPDATE audit_heads SET seq = $2, hash = $3 WHERE chain = $1", &[chain, seq, hash]).await
+            }
+        }));
+        futures_util::future::try_join(inserts, updates).await.map_err(db_err)?;
         tx.commit().await.map_err(db_err)
     }
 
