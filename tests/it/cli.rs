@@ -2,6 +2,8 @@
 
 use std::process::{Command, Stdio};
 
+use crate::support::ServeProcess;
+
 fn agentidp() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentidp"));
     // The operator's environment must not leak into these runs.
@@ -82,34 +84,15 @@ async fn serve_answers_then_stops_gracefully_on_sigterm() {
     assert!(exit.success(), "serve exited with {exit:?} on SIGTERM");
 }
 
-/// An `agentidp serve` process, killed when dropped (also when a test fails).
-struct Served {
-    child: std::process::Child,
-    base: String,
+/// `serve` on `data`.
+async fn serve(data: &std::path::Path) -> ServeProcess {
+    let mut cmd = agentidp();
+    cmd.args(["serve", "--data-dir"]).arg(data).env("AGENTIDP_LOG", "warn");
+    ServeProcess::start(cmd).await
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `serve` on `data`, listening on a free port.
-async fn serve(data: &std::path::Path) -> Served {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = agentidp()
-        .args(["serve", "--data-dir"])
-        .arg(data)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("AGENTIDP_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let served = Served { child, base: format!("http://127.0.0.1:{port}") };
-    crate::support::wait_until_up(&format!("{}/ready", served.base), "agentidp serve").await;
-    served
+async fn get_json(http: &reqwest::Client, url: String, token: &str) -> serde_json::Value {
+    http.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
 }
 
 async fn token(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
@@ -152,15 +135,8 @@ async fn every_token_answered_is_audited_even_after_sigkill() {
     let mut audited = std::collections::HashSet::new();
     let mut cursor = String::new();
     loop {
-        let page: serde_json::Value = http
-            .get(format!("{base}/api/v1/audit-events?action=token.issue&limit=200{cursor}"))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page =
+            get_json(&http, format!("{base}/api/v1/audit-events?action=token.issue&limit=200{cursor}"), &admin).await;
         for event in page["items"].as_array().unwrap() {
             audited.insert(event["detail"]["jti"].as_str().unwrap_or_default().to_string());
         }
@@ -171,14 +147,6 @@ async fn every_token_answered_is_audited_even_after_sigkill() {
     }
     let lost: Vec<_> = issued.difference(&audited).collect();
     assert!(lost.is_empty(), "{} tokens answered without a stored audit event: {lost:?}", lost.len());
-    let report: serde_json::Value = http
-        .get(format!("{base}/api/v1/audit-events/verify"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report = get_json(&http, format!("{base}/api/v1/audit-events/verify"), &admin).await;
     assert_eq!(report["intact"], true, "{report}");
 }

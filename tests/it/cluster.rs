@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::{backends, spawn_app, TestApp};
+use crate::support::{backends, spawn_app, ServeProcess, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_on_one_node_is_honoured_by_the_other() {
@@ -73,19 +73,6 @@ async fn two_nodes_writing_one_audit_chain_keep_it_intact() {
     a.stop().await;
 }
 
-/// Two `agentidp serve` processes on one PostgreSQL + Redis.
-struct Node {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn node_env(
     cmd: &mut std::process::Command,
     storage: &crate::support::Storage,
@@ -105,16 +92,12 @@ fn node_env(
         .env("AGENTIDP_LOG", "warn");
 }
 
-async fn start_node(storage: &crate::support::Storage, redis_url: &str, data: &std::path::Path) -> Node {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+/// One of several `agentidp serve` processes on one PostgreSQL + Redis.
+async fn start_node(storage: &crate::support::Storage, redis_url: &str, data: &std::path::Path) -> ServeProcess {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_agentidp"));
     node_env(&mut cmd, storage, redis_url, data);
-    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let node = Node { child: cmd.spawn().unwrap(), base: format!("http://127.0.0.1:{port}") };
-    crate::support::wait_until_up(&format!("{}/ready", node.base), "agentidp node").await;
-    node
+    cmd.arg("serve");
+    ServeProcess::start(cmd).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -278,3 +278,30 @@ pub async fn wait_until_up(url: &str, what: &str) {
     }
     panic!("{what} did not become ready at {url}");
 }
+
+/// An `agentidp serve` process a test started, killed (SIGKILL) when dropped — also when
+/// the test fails, so nothing is left running.
+pub struct ServeProcess {
+    child: std::process::Child,
+    pub base: String,
+}
+
+impl ServeProcess {
+    /// Run `cmd` (an `agentidp serve` without `--listen`) on a free port until it is ready.
+    pub async fn start(mut cmd: std::process::Command) -> ServeProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        cmd.args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let process = ServeProcess { child: cmd.spawn().unwrap(), base: format!("http://127.0.0.1:{port}") };
+        wait_until_up(&format!("{}/ready", process.base), "agentidp serve").await;
+        process
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -12,9 +12,10 @@ use crate::model::{AuditEvent, Millis, Outcome};
 /// The `prev_hash` of the first event of every chain.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// An event before it is placed in its chain.
+/// An audit event before it is placed in its chain. `D` is its detail: a JSON value
+/// while the event is built ([`PendingEvent`]), its JSON text once sealed.
 #[derive(Debug, Clone)]
-pub struct PendingEvent {
+pub struct Event<D> {
     pub id: Uuid,
     pub org_id: Option<Uuid>,
     pub occurred_at: Millis,
@@ -23,13 +24,15 @@ pub struct PendingEvent {
     pub target: Option<String>,
     pub outcome: Outcome,
     pub request_id: Option<String>,
-    pub detail: serde_json::Value,
+    pub detail: D,
 }
+
+pub type PendingEvent = Event<serde_json::Value>;
 
 impl PendingEvent {
     /// An event with no target, request id or detail; add them with the setters.
     pub fn new(occurred_at: Millis, org_id: Option<Uuid>, actor: String, action: &str, outcome: Outcome) -> Self {
-        PendingEvent {
+        Event {
             id: Uuid::now_v7(),
             org_id,
             occurred_at,
@@ -56,51 +59,13 @@ impl PendingEvent {
         self.detail = detail;
         self
     }
-}
 
-/// An event serialized for its chain: everything but its place in it. Sealing runs on
-/// the caller's task, so the AuditWriter — the one serial stage of every audited
-/// request — only numbers, hashes and stores.
-#[derive(Debug, Clone)]
-pub struct SealedEvent {
-    pub id: Uuid,
-    pub org_id: Option<Uuid>,
-    pub occurred_at: Millis,
-    pub actor: String,
-    pub action: String,
-    pub target: Option<String>,
-    pub outcome: Outcome,
-    pub request_id: Option<String>,
-    /// `detail` as stored: its JSON text.
-    pub detail: String,
-    /// The canonical encoding before and after the sequence number.
-    canonical: (String, String),
-}
-
-/// A sealed event placed in its chain: what the store writes.
-#[derive(Debug, Clone)]
-pub struct LinkedEvent {
-    pub event: SealedEvent,
-    pub seq: i64,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
-impl PendingEvent {
+    /// Serialize the event for its chain. Sealing runs on the caller's task, so the
+    /// AuditWriter — the one serial stage of every audited request — only numbers,
+    /// hashes and stores.
     pub fn seal(self) -> SealedEvent {
         let detail = serde_json::to_string(&self.detail).unwrap_or_else(|_| "{}".into());
-        let canonical = canonical_parts(
-            &self.id,
-            &self.org_id,
-            self.occurred_at,
-            &self.actor,
-            &self.action,
-            &self.target,
-            self.outcome,
-            &self.request_id,
-            &detail,
-        );
-        SealedEvent {
+        let event = Event {
             id: self.id,
             org_id: self.org_id,
             occurred_at: self.occurred_at,
@@ -110,9 +75,38 @@ impl PendingEvent {
             outcome: self.outcome,
             request_id: self.request_id,
             detail,
-            canonical,
-        }
+        };
+        let canonical = canonical_parts(
+            Head { id: &event.id, org_id: &event.org_id },
+            Tail {
+                occurred_at: event.occurred_at,
+                actor: &event.actor,
+                action: &event.action,
+                target: &event.target,
+                outcome: event.outcome.as_str(),
+                request_id: &event.request_id,
+            },
+            &event.detail,
+        );
+        SealedEvent { event, canonical }
     }
+}
+
+/// An event with its detail as stored (JSON text), and its canonical encoding before
+/// and after the sequence number — everything but its place in the chain.
+#[derive(Debug, Clone)]
+pub struct SealedEvent {
+    pub event: Event<String>,
+    canonical: (String, String),
+}
+
+/// A sealed event placed in its chain: what the store writes.
+#[derive(Debug, Clone)]
+pub struct LinkedEvent {
+    pub event: Event<String>,
+    pub seq: i64,
+    pub prev_hash: String,
+    pub hash: String,
 }
 
 /// The fields a hash covers, in a fixed order: `{"id":…,"org_id":…,"seq":…,"occurred_at":…,
@@ -136,22 +130,10 @@ struct Tail<'a> {
     request_id: &'a Option<String>,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn canonical_parts(
-    id: &Uuid,
-    org_id: &Option<Uuid>,
-    occurred_at: Millis,
-    actor: &str,
-    action: &str,
-    target: &Option<String>,
-    outcome: Outcome,
-    request_id: &Option<String>,
-    detail: &str,
-) -> (String, String) {
-    let mut head = serde_json::to_string(&Head { id, org_id }).unwrap_or_default();
+fn canonical_parts(head_fields: Head<'_>, tail_fields: Tail<'_>, detail: &str) -> (String, String) {
+    let mut head = serde_json::to_string(&head_fields).unwrap_or_default();
     head.pop();
     head.push_str(",\"seq\":");
-    let tail_fields = Tail { occurred_at, actor, action, target, outcome: outcome.as_str(), request_id };
     let fields = serde_json::to_string(&tail_fields).unwrap_or_default();
     let mut tail = String::with_capacity(fields.len() + detail.len() + 12);
     tail.push(',');
@@ -184,21 +166,22 @@ fn chain_hash(prev_hash: &str, (head, tail): &(String, String), seq: i64) -> Str
 pub fn link(event: SealedEvent, prev_seq: i64, prev_hash: &str) -> LinkedEvent {
     let seq = prev_seq + 1;
     let hash = chain_hash(prev_hash, &event.canonical, seq);
-    LinkedEvent { event, seq, prev_hash: prev_hash.to_string(), hash }
+    LinkedEvent { event: event.event, seq, prev_hash: prev_hash.to_string(), hash }
 }
 
 /// Re-compute `event`'s hash from its stored fields.
 pub fn recompute(event: &AuditEvent) -> String {
     let detail = serde_json::to_string(&event.detail).unwrap_or_default();
     let canonical = canonical_parts(
-        &event.id,
-        &event.org_id,
-        event.occurred_at,
-        &event.actor,
-        &event.action,
-        &event.target,
-        event.outcome,
-        &event.request_id,
+        Head { id: &event.id, org_id: &event.org_id },
+        Tail {
+            occurred_at: event.occurred_at,
+            actor: &event.actor,
+            action: &event.action,
+            target: &event.target,
+            outcome: event.outcome.as_str(),
+            request_id: &event.request_id,
+        },
         &detail,
     );
     chain_hash(&event.prev_hash, &canonical, event.seq)
@@ -240,7 +223,7 @@ mod tests {
     use super::*;
 
     fn pending(n: u32) -> PendingEvent {
-        PendingEvent {
+        Event {
             id: Uuid::now_v7(),
             org_id: None,
             occurred_at: i64::from(n),

@@ -466,7 +466,7 @@ impl Store for PostgresStore {
         let tx = client.transaction().await.map_err(db_err)?;
         // Lock every chain this batch touches, in a fixed order so that two nodes
         // committing overlapping batches cannot deadlock.
-        let mut chains: Vec<Uuid> = events.iter().map(|e| e.org_id.unwrap_or(UNATTRIBUTED_CHAIN)).collect();
+        let mut chains: Vec<Uuid> = events.iter().map(|e| e.event.org_id.unwrap_or(UNATTRIBUTED_CHAIN)).collect();
         chains.sort();
         chains.dedup();
         let mut heads = std::collections::HashMap::with_capacity(chains.len());
@@ -488,7 +488,7 @@ impl Store for PostgresStore {
         }
         let mut linked = Vec::with_capacity(events.len());
         for event in events {
-            let chain = event.org_id.unwrap_or(UNATTRIBUTED_CHAIN);
+            let chain = event.event.org_id.unwrap_or(UNATTRIBUTED_CHAIN);
             let head = heads.get_mut(&chain).ok_or_else(|| EngineError::internal("audit head missing"))?;
             let e = audit_chain::link(event, head.0, &head.1);
             *head = (e.seq, e.hash.clone());

@@ -672,7 +672,7 @@ impl Store for SqliteStore {
                     .map_err(db_err)?;
                 let mut id_buf = Uuid::encode_buffer();
                 for event in events {
-                    let chain = event.org_id.unwrap_or(UNATTRIBUTED_CHAIN);
+                    let chain = event.event.org_id.unwrap_or(UNATTRIBUTED_CHAIN);
                     let head = match heads.entry(chain) {
                         Entry::Occupied(e) => e.into_mut(),
                         Entry::Vacant(e) => {
