@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use agentidp_engine::domain::audit_chain::PendingEvent;
+use agentidp_engine::domain::audit_chain::Event;
 use agentidp_engine::domain::secrets::SecretHasher;
 use agentidp_engine::keys::SigningAlg;
 use agentidp_engine::store::sqlite::SqliteStore;
@@ -179,10 +179,10 @@ fn audit_append(rt: &Runtime, group: &mut criterion::BenchmarkGroup<'_, criterio
     let org = Some(Uuid::now_v7());
     let event = move || {
         let agent = Uuid::now_v7().to_string();
-        PendingEvent::new(1_790_000_000_000, org, agent.clone(), "token.issue", Outcome::Success)
+        Event::new(1_790_000_000_000, org, agent.clone(), "token.issue", Outcome::Success)
             .target("aidp_ci_0123456789abcdef")
             .request_id(Some(Uuid::now_v7().to_string()))
-            .detail(serde_json::json!({
+            .detail(&serde_json::json!({
                 "grant_type": "client_credentials", "jti": Uuid::now_v7().to_string(), "scope": "agents:read",
                 "exp": 1_790_000_300, "kid": "k-0123456789", "sub": agent, "aud": "agentidp", "dpop": false,
             }))

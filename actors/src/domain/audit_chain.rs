@@ -12,10 +12,10 @@ use crate::model::{AuditEvent, Millis, Outcome};
 /// The `prev_hash` of the first event of every chain.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// An audit event before it is placed in its chain. `D` is its detail: a JSON value
-/// while the event is built ([`PendingEvent`]), its JSON text once sealed.
+/// An audit event before it is placed in its chain. Its detail is kept as the JSON text
+/// that is stored and hashed.
 #[derive(Debug, Clone)]
-pub struct Event<D> {
+pub struct Event {
     pub id: Uuid,
     pub org_id: Option<Uuid>,
     pub occurred_at: Millis,
@@ -24,12 +24,10 @@ pub struct Event<D> {
     pub target: Option<String>,
     pub outcome: Outcome,
     pub request_id: Option<String>,
-    pub detail: D,
+    pub detail: String,
 }
 
-pub type PendingEvent = Event<serde_json::Value>;
-
-impl PendingEvent {
+impl Event {
     /// An event with no target, request id or detail; add them with the setters.
     pub fn new(occurred_at: Millis, org_id: Option<Uuid>, actor: String, action: &str, outcome: Outcome) -> Self {
         Event {
@@ -41,7 +39,7 @@ impl PendingEvent {
             target: None,
             outcome,
             request_id: None,
-            detail: serde_json::Value::Object(Default::default()),
+            detail: "{}".into(),
         }
     }
 
@@ -55,40 +53,37 @@ impl PendingEvent {
         self
     }
 
-    pub fn detail(mut self, detail: serde_json::Value) -> Self {
-        self.detail = detail;
+    /// The detail, serialized once, here, on the caller's task. It must serialize
+    /// canonically — object keys sorted, as a `serde_json::Value` does — because
+    /// verification re-encodes the stored detail that way: a struct passed here declares
+    /// its fields in alphabetical order (checked in debug builds).
+    pub fn detail(mut self, detail: &impl Serialize) -> Self {
+        self.detail = serde_json::to_string(detail).unwrap_or_else(|_| "{}".into());
+        debug_assert!(
+            serde_json::from_str::<serde_json::Value>(&self.detail)
+                .is_ok_and(|v| serde_json::to_string(&v).is_ok_and(|text| text == self.detail)),
+            "audit detail is not canonical JSON: {}",
+            self.detail
+        );
         self
     }
 
-    /// Serialize the event for its chain. Sealing runs on the caller's task, so the
-    /// AuditWriter — the one serial stage of every audited request — only numbers,
-    /// hashes and stores.
+    /// Encode the event for its chain, on the caller's task, so the AuditWriter — the
+    /// one serial stage of every audited request — only numbers, hashes and stores.
     pub fn seal(self) -> SealedEvent {
-        let detail = serde_json::to_string(&self.detail).unwrap_or_else(|_| "{}".into());
-        let event = Event {
-            id: self.id,
-            org_id: self.org_id,
-            occurred_at: self.occurred_at,
-            actor: self.actor,
-            action: self.action,
-            target: self.target,
-            outcome: self.outcome,
-            request_id: self.request_id,
-            detail,
-        };
         let canonical = canonical_parts(
-            Head { id: &event.id, org_id: &event.org_id },
+            Head { id: &self.id, org_id: &self.org_id },
             Tail {
-                occurred_at: event.occurred_at,
-                actor: &event.actor,
-                action: &event.action,
-                target: &event.target,
-                outcome: event.outcome.as_str(),
-                request_id: &event.request_id,
+                occurred_at: self.occurred_at,
+                actor: &self.actor,
+                action: &self.action,
+                target: &self.target,
+                outcome: self.outcome.as_str(),
+                request_id: &self.request_id,
             },
-            &event.detail,
+            &self.detail,
         );
-        SealedEvent { event, canonical }
+        SealedEvent { event: self, canonical }
     }
 }
 
@@ -96,14 +91,14 @@ impl PendingEvent {
 /// and after the sequence number — everything but its place in the chain.
 #[derive(Debug, Clone)]
 pub struct SealedEvent {
-    pub event: Event<String>,
+    pub event: Event,
     canonical: (String, String),
 }
 
 /// A sealed event placed in its chain: what the store writes.
 #[derive(Debug, Clone)]
 pub struct LinkedEvent {
-    pub event: Event<String>,
+    pub event: Event,
     pub seq: i64,
     pub prev_hash: String,
     pub hash: String,
@@ -222,18 +217,10 @@ impl ChainVerifier {
 mod tests {
     use super::*;
 
-    fn pending(n: u32) -> PendingEvent {
-        Event {
-            id: Uuid::now_v7(),
-            org_id: None,
-            occurred_at: i64::from(n),
-            actor: "a".into(),
-            action: "agent.create".into(),
-            target: Some(format!("t{n}")),
-            outcome: Outcome::Success,
-            request_id: None,
-            detail: serde_json::json!({"z": 1, "a": [n]}),
-        }
+    fn pending(n: u32) -> Event {
+        Event::new(i64::from(n), None, "a".into(), "agent.create", Outcome::Success)
+            .target(format!("t{n}"))
+            .detail(&serde_json::json!({"z": 1, "a": [n]}))
     }
 
     /// What the store gives back for a linked event.
@@ -274,10 +261,9 @@ mod tests {
         let mut with_everything = pending(7);
         with_everything.org_id = Some(Uuid::now_v7());
         with_everything.request_id = Some("req \"quoted\" \u{e9}".into());
-        with_everything.detail = serde_json::json!({"b": {"y": null, "x": [1.5, "s"]}, "a": true});
-        let mut bare = pending(8);
+        with_everything = with_everything.detail(&serde_json::json!({"b": {"y": null, "x": [1.5, "s"]}, "a": true}));
+        let mut bare = Event::new(8, None, "a".into(), "agent.create", Outcome::Success);
         bare.target = None;
-        bare.detail = serde_json::json!({});
         for (n, event) in [with_everything, bare].into_iter().enumerate() {
             let e = stored(link(event.seal(), 41 + n as i64, GENESIS));
             let whole = serde_json::to_vec(&Whole {
@@ -300,6 +286,17 @@ mod tests {
             assert_eq!(e.hash, hex(ctx.finish().as_ref()));
             assert_eq!(recompute(&e), e.hash);
         }
+    }
+
+    #[test]
+    #[should_panic(expected = "not canonical")]
+    fn a_detail_with_unsorted_keys_is_refused_in_debug_builds() {
+        #[derive(Serialize)]
+        struct Unsorted {
+            b: u8,
+            a: u8,
+        }
+        let _ = pending(1).detail(&Unsorted { b: 1, a: 2 });
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::config::EngineConfig;
 use crate::coord::memory::MemoryCoordinator;
 use crate::coord::redis::RedisCoordinator;
 use crate::coord::{ClusterEvent, Coordinator};
-use crate::domain::audit_chain::PendingEvent;
+use crate::domain::audit_chain::Event;
 use crate::domain::secrets::{self, SecretHasher};
 use crate::error::{EngineError, Result};
 use crate::keys::KeyRing;
@@ -249,7 +249,7 @@ impl Engine {
     }
 
     /// Append an audit event and wait until it is durable.
-    async fn audit(&self, event: PendingEvent) -> Result<()> {
+    async fn audit(&self, event: Event) -> Result<()> {
         let event = event.seal();
         self.ask(&self.shared.slots.audit, |reply| audit_writer::Msg::Append(event, reply)).await
     }
@@ -290,8 +290,8 @@ impl Engine {
     }
 
     /// A new audit event stamped with the current time.
-    fn event(&self, org_id: Option<Uuid>, actor: String, action: &str, outcome: Outcome) -> PendingEvent {
-        PendingEvent::new(self.shared.now_ms(), org_id, actor, action, outcome)
+    fn event(&self, org_id: Option<Uuid>, actor: String, action: &str, outcome: Outcome) -> Event {
+        Event::new(self.shared.now_ms(), org_id, actor, action, outcome)
     }
 
     /// Audit a successful management act by `call`.
@@ -307,7 +307,7 @@ impl Engine {
             .event(Some(org_id), call.caller.agent_id.to_string(), action, Outcome::Success)
             .target(target)
             .request_id(call.request_id.clone())
-            .detail(detail);
+            .detail(&detail);
         self.audit(event).await
     }
 
