@@ -18,6 +18,10 @@ use base64::Engine as _;
 use warp::http::StatusCode;
 use warp::Filter;
 
+// The same allocator as the agentidp binary, so the ratio compares pipelines, not allocators.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Reference {
     key: EcdsaKeyPair,
     rng: SystemRandom,

@@ -169,12 +169,14 @@ def main():
     ap.add_argument("--log", default="warn",
                     help="the server's AGENTIDP_LOG; 'info' adds an access-log line per request (to /dev/null)")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--server-bin", help="an agentidp binary to measure instead of the release build "
+                    "(to compare two builds in one sitting); implies --no-build")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     for tool in ("wrk", "cargo"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is required (wrk: apt-get install wrk)")
-    if not args.no_build:
+    if not args.no_build and not args.server_bin:
         subprocess.run(["cargo", "build", "--release", "--bin", "agentidp", "--example", "reference_server"],
                        cwd=ROOT, check=True)
     results = {"machine": {"cores": os.cpu_count(), "kernel": os.uname().release},
@@ -195,7 +197,7 @@ def main():
             env["AGENTIDP_MASTER_KEY"] = base64.b64encode(os.urandom(32)).decode()
         if args.redis_url:
             env["REDIS_URL"] = args.redis_url
-        binary = os.path.join(TARGET, "release", "agentidp")
+        binary = args.server_bin or os.path.join(TARGET, "release", "agentidp")
         boot = subprocess.run([binary, "bootstrap", "--json"], env=env, capture_output=True, text=True)
         if boot.returncode != 0:
             sys.exit(f"bootstrap failed (use an empty database): {boot.stderr}")
