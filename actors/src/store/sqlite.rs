@@ -27,11 +27,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
 ];
 
 pub struct SqliteStore {
-    /// The one writer: SQLite serializes writers anyway.
-    /// The one writer connection lives on its own thread; writes are closures sent to it.
-    /// One long-lived thread keeps SQLite's page cache and the connection's statements
-    /// warm in one CPU cache, where the blocking pool would hand each commit to whichever
-    /// of its threads was idle longest.
+    /// The one writer (SQLite serializes writers anyway). Its connection lives on its own
+    /// thread and writes are closures sent to it: one long-lived thread keeps SQLite's page
+    /// cache and the connection's statements warm in one CPU cache, where the blocking
+    /// pool would hand each commit to whichever of its threads was idle longest.
     writer: std::sync::mpsc::Sender<WriteJob>,
     /// Read-only connections: in WAL mode they read while the writer commits (and waits
     /// for its fsync), so reads never queue behind an audit group commit.
@@ -84,9 +83,11 @@ impl SqliteStore {
             .name("sqlite-writer".into())
             .spawn(move || {
                 let mut conn = conn;
-                // Ends when the store, and with it the sender, is dropped.
+                // Ends when the store, and with it the sender, is dropped. A write that
+                // panics loses only itself: its transaction rolls back as it unwinds, its
+                // caller gets an error, and the connection serves the next write.
                 for job in jobs {
-                    job(&mut conn);
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)));
                 }
             })
             .map_err(|e| EngineError::Unavailable(format!("cannot start the SQLite writer thread: {e}")))?;
