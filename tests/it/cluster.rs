@@ -6,15 +6,21 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::{backends, spawn_app, ServeProcess, TestApp};
+use crate::support::{backends, spawn_app, App, ServeProcess, TestApp};
+
+/// Two nodes on one PostgreSQL + Redis, or `None` where no such backend is configured.
+async fn two_nodes() -> Option<(App, TestApp)> {
+    let backend = backends().into_iter().find(|b| b.is_postgres())?;
+    let a = spawn_app(&backend).await;
+    let b = TestApp::start(&a.storage).await;
+    Some((a, b))
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_on_one_node_is_honoured_by_the_other() {
-    let Some(backend) = backends().into_iter().find(|b| b.is_postgres()) else {
+    let Some((a, b)) = two_nodes().await else {
         return; // single-node backends have no second node; CI always runs this.
     };
-    let a = spawn_app(&backend).await;
-    let b = TestApp::start(&a.storage).await;
     let admin = a.admin_token().await;
     let (agent, client_id, old_secret) = a.agent_with_credential(&admin, json!({"name": "shared"})).await;
     // warm node B's credential cache
@@ -47,11 +53,9 @@ async fn a_rotation_on_one_node_is_honoured_by_the_other() {
 /// is locked per batch, so the chain stays one unbroken sequence holding every event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_writing_one_audit_chain_keep_it_intact() {
-    let Some(backend) = backends().into_iter().find(|b| b.is_postgres()) else {
+    let Some((a, b)) = two_nodes().await else {
         return; // single-node backends have no second node; CI always runs this.
     };
-    let a = spawn_app(&backend).await;
-    let b = TestApp::start(&a.storage).await;
     let (id, secret) = (a.boot.client_id.as_str(), a.boot.client_secret.as_str());
     let tokens = futures_util::future::join_all((0..120).map(|i| {
         let node: &TestApp = if i % 2 == 0 { &a } else { &b };

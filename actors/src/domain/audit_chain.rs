@@ -71,19 +71,30 @@ impl Event {
     /// Encode the event for its chain, on the caller's task, so the AuditWriter — the
     /// one serial stage of every audited request — only numbers, hashes and stores.
     pub fn seal(self) -> SealedEvent {
-        let canonical = canonical_parts(
-            Head { id: &self.id, org_id: &self.org_id },
-            Tail {
-                occurred_at: self.occurred_at,
-                actor: &self.actor,
-                action: &self.action,
-                target: &self.target,
-                outcome: self.outcome.as_str(),
-                request_id: &self.request_id,
-            },
-            &self.detail,
-        );
-        SealedEvent { event: self, canonical }
+        SealedEvent { canonical: self.canonical(), event: self }
+    }
+
+    /// The hashed encoding (see [`Head`]), as the text before `seq` and the text after it.
+    fn canonical(&self) -> (String, String) {
+        let mut head = serde_json::to_string(&Head { id: &self.id, org_id: &self.org_id }).unwrap_or_default();
+        head.pop();
+        head.push_str(",\"seq\":");
+        let fields = serde_json::to_string(&Tail {
+            occurred_at: self.occurred_at,
+            actor: &self.actor,
+            action: &self.action,
+            target: &self.target,
+            outcome: self.outcome.as_str(),
+            request_id: &self.request_id,
+        })
+        .unwrap_or_default();
+        let mut tail = String::with_capacity(fields.len() + self.detail.len() + 12);
+        tail.push(',');
+        tail.push_str(fields.get(1..fields.len().saturating_sub(1)).unwrap_or_default());
+        tail.push_str(",\"detail\":");
+        tail.push_str(&self.detail);
+        tail.push('}');
+        (head, tail)
     }
 }
 
@@ -125,20 +136,6 @@ struct Tail<'a> {
     request_id: &'a Option<String>,
 }
 
-fn canonical_parts(head_fields: Head<'_>, tail_fields: Tail<'_>, detail: &str) -> (String, String) {
-    let mut head = serde_json::to_string(&head_fields).unwrap_or_default();
-    head.pop();
-    head.push_str(",\"seq\":");
-    let fields = serde_json::to_string(&tail_fields).unwrap_or_default();
-    let mut tail = String::with_capacity(fields.len() + detail.len() + 12);
-    tail.push(',');
-    tail.push_str(fields.get(1..fields.len().saturating_sub(1)).unwrap_or_default());
-    tail.push_str(",\"detail\":");
-    tail.push_str(detail);
-    tail.push('}');
-    (head, tail)
-}
-
 /// Lower-case hex, by table: this runs once per event on the AuditWriter, the one serial
 /// stage, where `format!("{b:02x}")` per byte showed in profiles.
 fn hex(bytes: &[u8]) -> String {
@@ -168,22 +165,20 @@ pub fn link(event: SealedEvent, prev_seq: i64, prev_hash: &str) -> LinkedEvent {
     LinkedEvent { event: event.event, seq, prev_hash: prev_hash.to_string(), hash }
 }
 
-/// Re-compute `event`'s hash from its stored fields.
+/// Re-compute `event`'s hash from its stored fields, encoded as when it was sealed.
 pub fn recompute(event: &AuditEvent) -> String {
-    let detail = serde_json::to_string(&event.detail).unwrap_or_default();
-    let canonical = canonical_parts(
-        Head { id: &event.id, org_id: &event.org_id },
-        Tail {
-            occurred_at: event.occurred_at,
-            actor: &event.actor,
-            action: &event.action,
-            target: &event.target,
-            outcome: event.outcome.as_str(),
-            request_id: &event.request_id,
-        },
-        &detail,
-    );
-    chain_hash(&event.prev_hash, &canonical, event.seq)
+    let sealed = Event {
+        id: event.id,
+        org_id: event.org_id,
+        occurred_at: event.occurred_at,
+        actor: event.actor.clone(),
+        action: event.action.clone(),
+        target: event.target.clone(),
+        outcome: event.outcome,
+        request_id: event.request_id.clone(),
+        detail: serde_json::to_string(&event.detail).unwrap_or_default(),
+    };
+    chain_hash(&event.prev_hash, &sealed.canonical(), event.seq)
 }
 
 /// Incremental chain verification over events in `seq` order.
