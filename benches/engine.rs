@@ -17,7 +17,7 @@ use agentidp_engine::domain::audit_chain::Event;
 use agentidp_engine::domain::secrets::SecretHasher;
 use agentidp_engine::keys::SigningAlg;
 use agentidp_engine::store::sqlite::SqliteStore;
-use agentidp_engine::store::Store;
+use agentidp_engine::store::{Commit, Store};
 use agentidp_engine::Outcome;
 use agentidp_engine::{ClientAuth, Engine, EngineConfig, Introspector, TokenRequest};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -233,7 +233,7 @@ fn audit_append(rt: &Runtime, group: &mut criterion::BenchmarkGroup<'_, criterio
     group.throughput(Throughput::Elements(64));
     group.bench_function(BenchmarkId::new("audit_append/sqlite", "64"), |b| {
         b.to_async(rt).iter_batched(
-            || (0..64).map(|_| event()).collect::<Vec<_>>(),
+            || (0..64).map(|_| Commit::event(event())).collect::<Vec<_>>(),
             |events| store.append_audit(events),
             criterion::BatchSize::SmallInput,
         )

@@ -1,4 +1,4 @@
-//! The `agentidp` command: serve, migrate, bootstrap.
+//! The `agentidp` command: serve, migrate, bootstrap, keys, admin.
 
 use agentidp::config::Settings;
 use agentidp_engine::{Engine, EngineError};
@@ -33,6 +33,11 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Operator commands with direct access to the store.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
     /// Create the first organization, its admin agent and the platform admin, and
     /// print their credentials once.
     Bootstrap {
@@ -51,6 +56,21 @@ enum KeysAction {
     Rotate {
         #[command(flatten)]
         settings: Settings,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminAction {
+    /// The way back in after a lockout: reactivate the platform administrator (creating
+    /// one if none is left), restore its scopes, and print a fresh client secret once.
+    /// Audited as `admin.recover`. Works on a stopped store and beside running nodes,
+    /// which pick the change up within a second.
+    Recover {
+        #[command(flatten)]
+        settings: Settings,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -100,9 +120,27 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received; draining");
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Errors are an operator's to read: one line with its causes, never a stack backtrace
+/// (whatever `RUST_BACKTRACE` says), and exit status 1.
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { settings } => {
             let resolved = settings.resolve()?;
@@ -142,8 +180,28 @@ async fn main() -> anyhow::Result<()> {
             engine.shutdown().await;
             match result {
                 Ok(out) => print_bootstrap(&out, json)?,
-                Err(EngineError::Conflict(msg)) => anyhow::bail!("{msg}"),
+                Err(EngineError::Conflict(msg)) => anyhow::bail!(
+                    "{msg}; nothing was changed. The credentials were printed when it was bootstrapped; \
+                     if they are lost, `agentidp admin recover` issues a fresh platform-admin credential"
+                ),
                 Err(e) => return Err(e.into()),
+            }
+        }
+        Command::Admin { action: AdminAction::Recover { settings, json } } => {
+            let resolved = settings.resolve()?;
+            init_logs(resolved.log_json);
+            let engine = Engine::start(resolved.engine).await?;
+            let result = engine.recover_platform_admin().await;
+            engine.shutdown().await;
+            let out = result?;
+            if json {
+                println!("{}", serde_json::to_string(&out)?);
+            } else {
+                println!("Platform administrator recovered. This secret is shown once; store it now.\n");
+                println!("  organization {}", out.org_id);
+                println!("  agent        {}{}", out.agent_id, if out.created { " (new)" } else { "" });
+                println!("  client_id    {}", out.client_id);
+                println!("  secret       {}\n", out.client_secret);
             }
         }
     }

@@ -44,6 +44,10 @@ pub struct EngineConfig {
     pub master_key: Option<Vec<u8>>,
     /// Keep private keys in HashiCorp Vault KV v2 instead of the store.
     pub vault: Option<VaultConfig>,
+    /// How often each node reads the store's cluster change feed: the bound on how long
+    /// a change made on another node (a revocation, a suspension) can go unseen here when
+    /// its coordinator announcement was lost.
+    pub feed_poll: Duration,
     /// The clock every time-dependent rule reads.
     pub clock: Arc<dyn Clock>,
 }
@@ -78,6 +82,7 @@ impl EngineConfig {
             key_rotation_interval: None,
             master_key: None,
             vault: None,
+            feed_poll: Duration::from_secs(1),
             clock: Arc::new(SystemClock),
         }
     }

@@ -338,6 +338,18 @@ pub struct KeyInfo {
     pub activates_at: Millis,
 }
 
+/// What `admin recover` did; the secret is shown here once and nowhere else.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoveredAdmin {
+    pub org_id: Uuid,
+    pub agent_id: Uuid,
+    pub client_id: String,
+    /// Shown once.
+    pub client_secret: String,
+    /// No platform administrator was left: this one is new.
+    pub created: bool,
+}
+
 /// What `bootstrap` created; the secrets are shown here once and nowhere else.
 #[derive(Debug, Clone, Serialize)]
 pub struct BootstrapOutput {

@@ -2,8 +2,8 @@
 //! `policies/scopes.json`, the decision from the biscuit datalog policy in
 //! `policies/authorization.datalog`. Both are parsed once at start. Evaluating a biscuit
 //! authorizer costs ~60–70 µs, so decisions are memoized by their inputs (operation, the
-//! token's scope string, same-organization flag); the policy is pure, so a memoized
-//! decision is exactly the one a fresh evaluation would give.
+//! token's scope string, the same-organization and same-agent flags); the policy is pure,
+//! so a memoized decision is exactly the one a fresh evaluation would give.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,6 +44,7 @@ pub const OPERATIONS: &[&str] = &[
     "audit.verify",
     "tokens.introspect",
     "keys.rotate",
+    "tokens.exchange",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -56,7 +57,16 @@ pub struct ScopeCatalog {
 pub struct Policy {
     pub catalog: ScopeCatalog,
     base: AuthorizerBuilder,
-    memo: DashMap<(&'static str, Arc<str>, bool), bool>,
+    memo: DashMap<(&'static str, Arc<str>, Target), bool>,
+}
+
+/// Where the target of an operation stands relative to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// The target belongs to the caller's organization.
+    pub same_org: bool,
+    /// The target is the calling agent itself (e.g. the subject of a token exchange).
+    pub same_agent: bool,
 }
 
 fn policy_err(e: impl std::fmt::Display) -> EngineError {
@@ -91,13 +101,19 @@ impl Policy {
         Ok(Policy { catalog, base, memo: DashMap::new() })
     }
 
-    /// Allow or deny `operation` for a token with `scope` (space-delimited).
+    /// Allow or deny `operation` for a token with `scope` (space-delimited) on a target
+    /// in the caller's organization (`same_org`) or another.
     pub fn authorize(&self, operation: &'static str, scope: &Arc<str>, same_org: bool) -> Result<()> {
-        let key = (operation, scope.clone(), same_org);
+        self.authorize_target(operation, scope, Target { same_org, same_agent: false })
+    }
+
+    /// Allow or deny `operation` for a token with `scope` on `target`.
+    pub fn authorize_target(&self, operation: &'static str, scope: &Arc<str>, target: Target) -> Result<()> {
+        let key = (operation, scope.clone(), target);
         let allowed = match self.memo.get(&key) {
             Some(hit) => *hit,
             None => {
-                let allowed = self.evaluate(operation, scope, same_org)?;
+                let allowed = self.evaluate(operation, scope, target)?;
                 if self.memo.len() >= MEMO_LIMIT {
                     self.memo.clear();
                 }
@@ -112,14 +128,16 @@ impl Policy {
         }
     }
 
-    fn evaluate(&self, operation: &str, scope: &str, same_org: bool) -> Result<bool> {
+    fn evaluate(&self, operation: &str, scope: &str, target: Target) -> Result<bool> {
         use biscuit_auth::builder::{boolean, fact, string};
         let mut builder = self
             .base
             .clone()
             .fact(fact("operation", &[string(operation)]))
             .map_err(policy_err)?
-            .fact(fact("same_org", &[boolean(same_org)]))
+            .fact(fact("same_org", &[boolean(target.same_org)]))
+            .map_err(policy_err)?
+            .fact(fact("same_agent", &[boolean(target.same_agent)]))
             .map_err(policy_err)?;
         for s in scope.split(' ').filter(|s| !s.is_empty()) {
             builder = builder.fact(fact("scope", &[string(s)])).map_err(policy_err)?;
@@ -161,5 +179,19 @@ mod tests {
         // memoized answers are the same answers
         assert!(p.authorize("agents.create", &admin, false).is_err());
         assert!(p.authorize("agents.create", &admin, true).is_ok());
+    }
+
+    #[test]
+    fn token_exchange_is_own_tokens_or_the_exchange_scope_in_the_organization() {
+        let p = Policy::load().unwrap();
+        let none: Arc<str> = "".into();
+        let exchanger: Arc<str> = "tokens:exchange".into();
+        let own = Target { same_org: true, same_agent: true };
+        let other = Target { same_org: true, same_agent: false };
+        let foreign = Target { same_org: false, same_agent: false };
+        assert!(p.authorize_target("tokens.exchange", &none, own).is_ok());
+        assert!(p.authorize_target("tokens.exchange", &none, other).is_err());
+        assert!(p.authorize_target("tokens.exchange", &exchanger, other).is_ok());
+        assert!(p.authorize_target("tokens.exchange", &exchanger, foreign).is_err());
     }
 }

@@ -2,6 +2,9 @@
 
 use std::process::{Command, Stdio};
 
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
 use crate::support::ServeProcess;
 
 fn agentidp() -> Command {
@@ -31,7 +34,7 @@ fn bootstrap_prints_json_once_and_migrate_reports_the_schema() {
     assert!(!again.status.success());
     let out = agentidp().args(["migrate", "--data-dir"]).arg(&data).output().unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "schema at version 3");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "schema at version 4");
     let out = agentidp().args(["keys", "rotate", "--data-dir"]).arg(&data).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let key: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -96,6 +99,13 @@ async fn get_json(http: &reqwest::Client, url: String, token: &str) -> serde_jso
 }
 
 async fn token(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
+    let (status, token) = token_response(http, base, id, secret).await;
+    assert_eq!(status, 200);
+    token
+}
+
+/// Client credentials with client_secret_basic: the status and the token (empty if none).
+async fn token_response(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> (StatusCode, String) {
     let resp = http
         .post(format!("{base}/api/v1/oauth2/token"))
         .basic_auth(id, Some(secret))
@@ -103,9 +113,9 @@ async fn token(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> St
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body: serde_json::Value = resp.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_string()
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    (status, body["access_token"].as_str().unwrap_or_default().to_string())
 }
 
 /// A token is handed out only once its audit event is written: the AuditWriter batches
@@ -149,4 +159,88 @@ async fn every_token_answered_is_audited_even_after_sigkill() {
     assert!(lost.is_empty(), "{} tokens answered without a stored audit event: {lost:?}", lost.len());
     let report = get_json(&http, format!("{base}/api/v1/audit-events/verify"), &admin).await;
     assert_eq!(report["intact"], true, "{report}");
+}
+
+/// The operator's way back in: with the platform administrator suspended (by a second
+/// one), `agentidp admin recover` — run beside the live server — reactivates it with a
+/// fresh credential, audited; the running node honours it within its feed poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_recover_reactivates_the_platform_admin_beside_a_running_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = agentidp().args(["bootstrap", "--json", "--data-dir"]).arg(&data).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let boot: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (pid, psecret) =
+        (boot["platform_client_id"].as_str().unwrap(), boot["platform_client_secret"].as_str().unwrap());
+    let server = serve(&data).await;
+    let (base, http) = (server.base.clone(), reqwest::Client::new());
+    let call = |method: Method, path: String, token: String, body: Option<Value>| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let mut req = http.request(method, format!("{base}{path}")).bearer_auth(token);
+            if let Some(body) = body {
+                req = req.json(&body);
+            }
+            let resp = req.send().await.unwrap();
+            (resp.status(), resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (_, first) = token_response(&http, &base, pid, psecret).await;
+    let (_, me) = call(Method::GET, "/api/v1/agents".into(), first.clone(), None).await;
+    let first_id = me["items"][0]["id"].as_str().unwrap().to_string();
+    let scopes = me["items"][0]["scopes"].clone();
+    // A second platform administrator suspends the first.
+    let (status, second) =
+        call(Method::POST, "/api/v1/agents".into(), first.clone(), Some(json!({"name": "second", "scopes": scopes})))
+            .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    let second_id = second["id"].as_str().unwrap();
+    let (_, cred) = call(Method::POST, format!("/api/v1/agents/{second_id}/credentials"), first.clone(), None).await;
+    let (_, second_token) =
+        token_response(&http, &base, cred["client_id"].as_str().unwrap(), cred["client_secret"].as_str().unwrap())
+            .await;
+    let (status, _) = call(Method::POST, format!("/api/v1/agents/{first_id}/suspend"), second_token, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(token_response(&http, &base, pid, psecret).await.0, StatusCode::UNAUTHORIZED);
+
+    let out = agentidp().args(["admin", "recover", "--json", "--data-dir"]).arg(&data).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let recovered: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(recovered["agent_id"], first_id.as_str(), "the oldest platform admin is the one recovered");
+    assert_eq!(recovered["created"], false);
+    let (id, secret) = (recovered["client_id"].as_str().unwrap(), recovered["client_secret"].as_str().unwrap());
+    let started = std::time::Instant::now();
+    let fresh = loop {
+        match token_response(&http, &base, id, secret).await {
+            (StatusCode::OK, t) => break t,
+            (status, _) => {
+                assert!(
+                    started.elapsed().as_secs() < 5,
+                    "the running node still refuses the recovered admin: {status}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(call(Method::GET, "/api/v1/organizations".into(), fresh.clone(), None).await.0, StatusCode::OK);
+    let (_, events) = call(Method::GET, "/api/v1/audit-events?action=admin.recover".into(), fresh.clone(), None).await;
+    assert_eq!(events["items"][0]["actor"], "operator", "{events}");
+    let (_, report) = call(Method::GET, "/api/v1/audit-events/verify".into(), fresh, None).await;
+    assert_eq!(report["intact"], true, "{report}");
+}
+
+/// A second bootstrap is refused with one line saying what to do, never a backtrace.
+#[test]
+fn a_second_bootstrap_says_what_to_do_without_a_backtrace() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(agentidp().args(["bootstrap", "--data-dir"]).arg(&data).output().unwrap().status.success());
+    let out =
+        agentidp().args(["bootstrap", "--json", "--data-dir"]).arg(&data).env("RUST_BACKTRACE", "1").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("admin recover"), "{stderr}");
+    assert!(!stderr.contains("backtrace") && !stderr.contains("Stack"), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing on stdout to truncate a file with");
 }

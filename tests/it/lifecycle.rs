@@ -246,21 +246,27 @@ fn base64_url(v: &Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
 }
 
+/// A client-credentials token bound to `key` by a DPoP proof; panics unless 200.
+async fn dpop_token(app: &App, key: &ClientKey, id: &str, secret: &str) -> Value {
+    let token_url = app.url("/api/v1/oauth2/token");
+    let resp = app
+        .http
+        .post(&token_url)
+        .header("DPoP", key.dpop("POST", &token_url, now_s(app), None))
+        .form(&[("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.json().await.unwrap()
+}
+
 each_backend!(dpop_binds_tokens_to_a_key, |app| {
     let admin = app.admin_token().await;
     let (agent, id, secret) = app.agent_with_credential(&admin, json!({"name": "d", "scopes": ["agents:read"]})).await;
     let key = ClientKey::es256();
     let token_url = app.url("/api/v1/oauth2/token");
-    let resp = app
-        .http
-        .post(&token_url)
-        .header("DPoP", key.dpop("POST", &token_url, now_s(&app), None))
-        .form(&[("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", &secret)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let body: Value = resp.json().await.unwrap();
+    let body = dpop_token(&app, &key, &id, &secret).await;
     assert_eq!(body["token_type"], "DPoP");
     let token = body["access_token"].as_str().unwrap().to_string();
     let jkt = jwt_parts(&token).1["cnf"]["jkt"].as_str().unwrap().to_string();
@@ -312,7 +318,8 @@ each_backend!(dpop_binds_tokens_to_a_key, |app| {
 
 each_backend!(token_exchange_narrows_and_names_the_actor, |app| {
     let admin = app.admin_token().await;
-    let (worker, id, secret) = app.agent_with_credential(&admin, json!({"name": "worker"})).await;
+    let (worker, id, secret) =
+        app.agent_with_credential(&admin, json!({"name": "worker", "scopes": ["tokens:exchange"]})).await;
     let exchange = |subject: String, extra: Vec<(&'static str, &'static str)>| {
         let (http, url, id, secret) = (app.http.clone(), app.url("/api/v1/oauth2/token"), id.clone(), secret.clone());
         async move {
@@ -383,4 +390,57 @@ each_backend!(forged_management_tokens_are_refused, |app| {
         let (status, body) = app.call(Method::GET, "/api/v1/agents", &bad, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     }
+});
+
+/// The token exchange request of `id`/`secret` for `subject`, with an optional DPoP proof.
+async fn exchange_as(app: &App, id: &str, secret: &str, subject: &str, proof: Option<String>) -> (StatusCode, Value) {
+    let mut req = app.http.post(app.url("/api/v1/oauth2/token")).form(&[
+        ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+        ("client_id", id),
+        ("client_secret", secret),
+        ("subject_token", subject),
+        ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+    ]);
+    if let Some(proof) = proof {
+        req = req.header("DPoP", proof);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status(), resp.json().await.unwrap_or(Value::Null))
+}
+
+// Issue 9, defect 1: another agent of the organization exchanged a stolen DPoP-bound
+// token without a proof and got a plain Bearer token with its full scope.
+each_backend!(a_dpop_bound_token_stays_bound_through_token_exchange, |app| {
+    let admin = app.admin_token().await;
+    let (_, nobody_id, nobody_secret) = app.agent_with_credential(&admin, json!({"name": "nobody"})).await;
+    let (_, ex_id, ex_secret) =
+        app.agent_with_credential(&admin, json!({"name": "exchanger", "scopes": ["tokens:exchange"]})).await;
+    // The org admin's token, bound to its key.
+    let key = ClientKey::es256();
+    let token_url = app.url("/api/v1/oauth2/token");
+    let bound = dpop_token(&app, &key, &app.boot.client_id, &app.boot.client_secret).await;
+    let bound = bound["access_token"].as_str().unwrap().to_string();
+
+    // An agent without tokens:exchange may not exchange another agent's token at all.
+    let (status, body) = exchange_as(&app, &nobody_id, &nobody_secret, &bound, None).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unauthorized_client")), "{body}");
+    // One that may: not without a proof of the subject token's key, nor with another key's.
+    let (status, body) = exchange_as(&app, &ex_id, &ex_secret, &bound, None).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_dpop_proof")), "{body}");
+    let other = ClientKey::es256().dpop("POST", &token_url, now_s(&app), None);
+    let (status, body) = exchange_as(&app, &ex_id, &ex_secret, &bound, Some(other)).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_dpop_proof")), "{body}");
+    // With the key's proof it works, and the new token is bound to the same key.
+    let proof = key.dpop("POST", &token_url, now_s(&app), None);
+    let (status, body) = exchange_as(&app, &ex_id, &ex_secret, &bound, Some(proof)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["token_type"], "DPoP");
+    let exchanged = body["access_token"].as_str().unwrap();
+    assert_eq!(jwt_parts(exchanged).1["cnf"], jwt_parts(&bound).1["cnf"]);
+    let create = app.call(Method::POST, "/api/v1/agents", exchanged, Some(json!({"name": "by-thief"}))).await;
+    assert_eq!(create.0, StatusCode::UNAUTHORIZED, "the exchanged token is useless as a Bearer token");
+    // An agent may always exchange its own token (to narrow it), without extra scope.
+    let own = app.token(&nobody_id, &nobody_secret, None).await;
+    let (status, body) = exchange_as(&app, &nobody_id, &nobody_secret, &own, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 });

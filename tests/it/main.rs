@@ -9,6 +9,7 @@ mod cluster;
 mod conformance;
 mod credentials;
 mod embedder;
+mod hardening;
 mod interop;
 mod jose;
 mod keys;

@@ -1,28 +1,49 @@
-//! CacheKeeper: the one owner of cache invalidation, and the node's listener on the
-//! cluster channel. Local mutations ask it to invalidate (it applies the change here,
-//! then announces it to the cluster through the coordinator); announcements from other
-//! nodes arrive through its subscription, and those meant for other owners (token
-//! revocations, key rotations) are forwarded to them. A restarted keeper drops every
-//! cached entry: the caches re-hydrate from the store on their next miss.
+//! CacheKeeper: the node's listener for changes made elsewhere. Changes made on this node
+//! are applied here by the engine as they commit; changes made on other nodes (or by an
+//! operator command on the same store) arrive two ways:
+//!
+//! 1. the coordinator's announcements (Redis pub/sub: milliseconds), and
+//! 2. the store's change feed (`cluster_events`), written in the same transaction as each
+//!    change, which this actor polls every `feed_poll`. The feed is the guarantee: an
+//!    announcement lost with Redis (down, restarted, a dropped subscription) is applied
+//!    within one poll interval all the same.
+//!
+//! Every event is idempotent (drop a cache entry, remember a revocation), so seeing one
+//! twice is harmless. Those meant for other owners (token revocations, key rotations) are
+//! forwarded to them. A restarted keeper drops every cached entry: the caches re-hydrate
+//! from the store on their next miss.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::concurrency::JoinHandle as TimerHandle;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinHandle;
 
 use super::{key_manager, revocations};
 use crate::coord::ClusterEvent;
-use crate::error::Result;
+use crate::model::Millis;
 use crate::store::Revocation;
 use crate::Shared;
+
+/// How far back each poll of the change feed reads. Feed entries are stamped by the
+/// writing node's clock and become visible at commit, which may be out of `seq` order
+/// across nodes; re-reading a window (and skipping what was seen) catches late commits
+/// and clock skew between nodes of up to about this much.
+const FEED_WINDOW: Duration = Duration::from_secs(30);
+/// Feed entries older than this are deleted (by whichever node purges first).
+const FEED_RETENTION: Duration = Duration::from_secs(600);
+/// Purge once every this many polls.
+const PURGE_EVERY_POLLS: u32 = 60;
 
 pub(crate) struct CacheKeeper;
 
 pub(crate) enum Msg {
-    /// A mutation on this node: apply it, announce it, then reply.
-    Invalidate(ClusterEvent, RpcReplyPort<Result<()>>),
     /// An announcement received from the cluster: apply it.
     Announced(ClusterEvent),
+    /// Read the change feed and apply what is new.
+    Poll,
     /// Fail on purpose (fault injection): the supervisor must restart this actor.
     Crash,
 }
@@ -31,6 +52,66 @@ pub(crate) struct State {
     shared: Arc<Shared>,
     /// Forwards the coordinator subscription into this mailbox.
     listener: JoinHandle<()>,
+    poller: TimerHandle<()>,
+    /// Feed entries already applied, with their creation time (pruned past the window).
+    seen: HashMap<i64, Millis>,
+    /// When the feed was last read successfully; a longer gap than the window means
+    /// entries may have been missed, and everything is dropped instead.
+    last_read: Millis,
+    polls: u32,
+}
+
+/// Apply `event` here, or hand it to the actor that owns what it changes.
+fn dispatch(shared: &Shared, event: ClusterEvent) {
+    match event {
+        ClusterEvent::TokenRevoked { jti, org_id, expires_at } => {
+            if let Some(r) = shared.slots.revocations.load_full() {
+                let _ = r.send_message(revocations::Msg::Announced(Revocation { jti, org_id, expires_at }));
+            }
+        }
+        ClusterEvent::KeysChanged => {
+            if let Some(k) = shared.slots.keys.load_full() {
+                let _ = k.send_message(key_manager::Msg::Tick);
+            }
+        }
+        other => shared.caches.apply(&other),
+    }
+}
+
+impl State {
+    async fn poll(&mut self) {
+        let shared = self.shared.clone();
+        let now = shared.now_ms();
+        let window = FEED_WINDOW.as_millis() as i64;
+        let entries = match shared.store.cluster_events_since(now - window).await {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the cluster change feed");
+                return;
+            }
+        };
+        if now - self.last_read > window / 2 {
+            // Entries may have come and gone from the window unseen: start clean.
+            tracing::warn!(gap_ms = now - self.last_read, "change feed unread for too long; dropping all caches");
+            shared.caches.apply(&ClusterEvent::Everything);
+            if let Some(r) = shared.slots.revocations.load_full() {
+                let _ = r.send_message(revocations::Msg::Purge);
+            }
+        }
+        self.last_read = now;
+        for entry in entries {
+            if self.seen.insert(entry.seq, entry.created_at).is_none() {
+                dispatch(&shared, entry.event);
+            }
+        }
+        self.seen.retain(|_, at| *at >= now - window);
+        self.polls += 1;
+        if self.polls % PURGE_EVERY_POLLS == 0 {
+            if let Err(e) = shared.store.purge_cluster_events(now - FEED_RETENTION.as_millis() as i64).await {
+                tracing::warn!(error = %e, "could not purge the cluster change feed");
+            }
+        }
+    }
 }
 
 impl Actor for CacheKeeper {
@@ -40,44 +121,43 @@ impl Actor for CacheKeeper {
 
     async fn pre_start(&self, myself: ActorRef<Msg>, shared: Arc<Shared>) -> Result<State, ActorProcessingErr> {
         let mut events = shared.coord.subscribe().await?;
+        // What the feed holds now is older than this node's empty caches: mark it seen.
+        let now = shared.now_ms();
+        let seen = shared
+            .store
+            .cluster_events_since(now - FEED_WINDOW.as_millis() as i64)
+            .await?
+            .into_iter()
+            .map(|e| (e.seq, e.created_at))
+            .collect();
         shared.caches.apply(&ClusterEvent::Everything);
-        let owners = shared.clone();
+        let (owners, me) = (shared.clone(), myself.clone());
         let listener = tokio::spawn(async move {
             while let Some(event) = events.recv().await {
                 match event {
-                    ClusterEvent::TokenRevoked { jti, org_id, expires_at } => {
-                        if let Some(r) = owners.slots.revocations.load_full() {
-                            let _ = r.send_message(revocations::Msg::Announced(Revocation { jti, org_id, expires_at }));
-                        }
-                    }
-                    ClusterEvent::KeysChanged => {
-                        if let Some(k) = owners.slots.keys.load_full() {
-                            let _ = k.send_message(key_manager::Msg::Tick);
-                        }
-                    }
+                    ClusterEvent::TokenRevoked { .. } | ClusterEvent::KeysChanged => dispatch(&owners, event),
                     other => {
-                        if myself.send_message(Msg::Announced(other)).is_err() {
+                        if me.send_message(Msg::Announced(other)).is_err() {
                             return;
                         }
                     }
                 }
             }
         });
-        Ok(State { shared, listener })
+        let poller = myself.send_interval(shared.config.feed_poll, || Msg::Poll);
+        Ok(State { shared, listener, poller, seen, last_read: now, polls: 0 })
     }
 
     async fn post_stop(&self, _: ActorRef<Msg>, state: &mut State) -> Result<(), ActorProcessingErr> {
         state.listener.abort();
+        state.poller.abort();
         Ok(())
     }
 
     async fn handle(&self, _: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
         match msg {
-            Msg::Invalidate(event, reply) => {
-                state.shared.caches.apply(&event);
-                let _ = reply.send(state.shared.coord.publish(&event).await);
-            }
             Msg::Announced(event) => state.shared.caches.apply(&event),
+            Msg::Poll => state.poll().await,
             Msg::Crash => panic!("cache keeper: fault injected"),
         }
         Ok(())

@@ -1,17 +1,17 @@
-//! RevocationActor: owns the set of revoked access-token ids. A revocation is written to
-//! `token_revocations` before it is acknowledged, applied to the shared set that every
-//! authentication reads, and announced to the cluster. Entries leave the set (and the
-//! table) once their token would have expired anyway. A restarted actor re-reads the
-//! table, which also covers announcements missed while it was down; so does the
-//! periodic purge, which re-reads it.
+//! RevocationActor: keeps the set of revoked access-token ids that every authentication
+//! reads. A revocation is committed to `token_revocations` with its audit event (and its
+//! entry in the cluster change feed) before it is acknowledged, and applied to the set on
+//! the node that made it; other nodes learn it from the coordinator or the change feed
+//! and send it here. Entries leave the set (and the table) once their token would have
+//! expired anyway. A restarted actor re-reads the table, which also covers announcements
+//! missed while it was down; so does the periodic purge, which re-reads it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::concurrency::JoinHandle;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::coord::ClusterEvent;
 use crate::error::Result;
 use crate::store::Revocation;
 use crate::Shared;
@@ -21,9 +21,7 @@ const PURGE_EVERY: Duration = Duration::from_secs(60);
 pub(crate) struct RevocationActor;
 
 pub(crate) enum Msg {
-    /// Revoke a token: persist, apply, announce, then reply.
-    Revoke(Revocation, RpcReplyPort<Result<()>>),
-    /// A revocation announced by another node.
+    /// A revocation announced by another node (or re-read from the change feed).
     Announced(Revocation),
     /// Forget revocations of expired tokens.
     Purge,
@@ -60,18 +58,6 @@ impl Actor for RevocationActor {
     async fn handle(&self, _: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
         let shared = &state.shared;
         match msg {
-            Msg::Revoke(r, reply) => {
-                let result = async {
-                    shared.store.insert_revocation(&r, shared.now_ms()).await?;
-                    shared.revoked.insert(r.jti.clone(), r.expires_at);
-                    shared
-                        .coord
-                        .publish(&ClusterEvent::TokenRevoked { jti: r.jti, org_id: r.org_id, expires_at: r.expires_at })
-                        .await
-                }
-                .await;
-                let _ = reply.send(result);
-            }
             Msg::Announced(r) => {
                 shared.revoked.insert(r.jti, r.expires_at);
             }

@@ -10,11 +10,13 @@ use crate::coord::ClusterEvent;
 use crate::domain::{jose, scopes, secrets};
 use crate::error::{EngineError, Result};
 use crate::model::*;
+use crate::store::Change;
 
 const MAX_NAME: usize = 128;
 const MAX_DESCRIPTION: usize = 1024;
 const MAX_METADATA_BYTES: usize = 16 * 1024;
 const PLATFORM_ORG: &str = "platform";
+const PLATFORM_ADMIN: &str = "platform:admin";
 const FIRST_ORG: &str = "default";
 
 fn check_name(name: &str) -> Result<String> {
@@ -65,6 +67,39 @@ impl Engine {
         Ok(scopes)
     }
 
+    /// The twin of [`Engine::check_grantable`]: a caller may change, suspend, delete or
+    /// re-credential an agent only if it holds every management scope that agent holds,
+    /// so no one takes power from (or through) a stronger agent. Scopes without
+    /// management meaning (an organization's own, like `search:query`) do not count.
+    fn check_not_stronger(&self, call: &Call, target: &Agent) -> Result<()> {
+        let held = call.caller.scopes();
+        match target.scopes.iter().find(|s| self.shared.policy.is_management_scope(s) && !held.contains(s)) {
+            Some(s) => Err(EngineError::Forbidden(format!(
+                "the agent holds scope {s:?}, which the caller does not: only an agent at least as strong may change it"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuse what would leave no active platform administrator: suspending or deleting
+    /// the last one, or taking `platform:admin` from it. `after` is the agent as the
+    /// change would leave it (`None`: deleted).
+    async fn keep_a_platform_admin(&self, before: &Agent, after: Option<&Agent>) -> Result<()> {
+        let is_admin = |a: &Agent| a.status == AgentStatus::Active && a.scopes.iter().any(|s| s == PLATFORM_ADMIN);
+        if !is_admin(before) || after.is_some_and(is_admin) {
+            return Ok(());
+        }
+        let others = self.shared.store.agents_with_scope(PLATFORM_ADMIN).await?;
+        if others.iter().any(|a| a.id != before.id && is_admin(a)) {
+            return Ok(());
+        }
+        Err(EngineError::Conflict(
+            "this is the last active platform administrator: it cannot be suspended, deleted or lose platform:admin \
+             (give another agent platform:admin first; an operator locked out uses `agentidp admin recover`)"
+                .into(),
+        ))
+    }
+
     // ---- organizations --------------------------------------------------------------
 
     pub async fn create_org(&self, call: &Call, new: NewOrganization) -> Result<Organization> {
@@ -77,9 +112,11 @@ impl Engine {
             created_at: now,
             updated_at: now,
         };
-        self.shared.store.insert_org(&org).await.map_err(name_taken("organization", &org.name))?;
-        self.audit_call(call, org.id, "organization.create", org.id, json!({"name": org.name, "tier": org.tier}))
-            .await?;
+        let event =
+            self.call_event(call, org.id, "organization.create", org.id, json!({"name": org.name, "tier": org.tier}));
+        self.commit(event, vec![Change::InsertOrg(org.clone())], None)
+            .await
+            .map_err(name_taken("organization", &org.name))?;
         Ok(org)
     }
 
@@ -106,12 +143,11 @@ impl Engine {
             org.tier = tier;
         }
         org.updated_at = self.shared.now_ms();
-        let saved = self.shared.store.update_org(&org).await.map_err(name_taken("organization", &org.name))?;
-        if !saved {
-            return Err(EngineError::not_found("organization"));
-        }
-        self.audit_call(call, org.id, "organization.update", org.id, json!({"name": org.name, "tier": org.tier}))
-            .await?;
+        let event =
+            self.call_event(call, org.id, "organization.update", org.id, json!({"name": org.name, "tier": org.tier}));
+        self.commit(event, vec![Change::UpdateOrg(org.clone())], None)
+            .await
+            .map_err(name_taken("organization", &org.name))?;
         Ok(org)
     }
 
@@ -120,11 +156,13 @@ impl Engine {
         if id == call.caller.org_id {
             return Err(EngineError::Conflict("an organization cannot delete itself".into()));
         }
-        if !self.shared.store.delete_org(id).await? {
-            return Err(EngineError::not_found("organization"));
+        let admins = self.shared.store.agents_with_scope(PLATFORM_ADMIN).await?;
+        let active: Vec<&Agent> = admins.iter().filter(|a| a.status == AgentStatus::Active).collect();
+        if !active.is_empty() && active.iter().all(|a| a.org_id == id) {
+            return Err(EngineError::Conflict("the organization holds the last active platform administrator".into()));
         }
-        self.invalidate(ClusterEvent::Everything).await?;
-        self.audit_call(call, id, "organization.delete", id, json!({})).await
+        let event = self.call_event(call, id, "organization.delete", id, json!({}));
+        self.commit(event, vec![Change::DeleteOrg(id)], Some(ClusterEvent::Everything)).await
     }
 
     // ---- agents ---------------------------------------------------------------------
@@ -152,9 +190,16 @@ impl Engine {
         if self.shared.store.get_org(org_id).await?.is_none() {
             return Err(EngineError::not_found("organization"));
         }
-        self.shared.store.insert_agent(&agent).await.map_err(name_taken("agent", &agent.name))?;
-        self.audit_call(call, org_id, "agent.create", agent.id, json!({"name": agent.name, "scopes": agent.scopes}))
-            .await?;
+        let event = self.call_event(
+            call,
+            org_id,
+            "agent.create",
+            agent.id,
+            json!({"name": agent.name, "scopes": agent.scopes}),
+        );
+        self.commit(event, vec![Change::InsertAgent(agent.clone())], None)
+            .await
+            .map_err(name_taken("agent", &agent.name))?;
         Ok(agent)
     }
 
@@ -185,7 +230,9 @@ impl Engine {
     pub async fn update_agent(&self, call: &Call, org: Option<Uuid>, id: Uuid, patch: AgentPatch) -> Result<Agent> {
         let org_id = Self::target_org(call, org);
         self.authorize(call, "agents.update", org_id)?;
-        let mut agent = self.shared.store.get_agent(org_id, id).await?.ok_or(EngineError::not_found("agent"))?;
+        let before = self.shared.store.get_agent(org_id, id).await?.ok_or(EngineError::not_found("agent"))?;
+        self.check_not_stronger(call, &before)?;
+        let mut agent = before.clone();
         if let Some(name) = &patch.name {
             agent.name = check_name(name)?;
         }
@@ -194,10 +241,14 @@ impl Engine {
         }
         if let Some(scopes) = &patch.scopes {
             agent.scopes = self.check_grantable(call, scopes)?;
+            if id == call.caller.agent_id && agent.scopes != before.scopes {
+                return Err(EngineError::Conflict("an agent cannot change its own scopes".into()));
+            }
         }
         if patch.metadata.is_some() {
             agent.metadata = check_metadata(patch.metadata)?;
         }
+        self.keep_a_platform_admin(&before, Some(&agent)).await?;
         self.save_agent(call, agent, "agent.update").await
     }
 
@@ -220,26 +271,30 @@ impl Engine {
     ) -> Result<Agent> {
         let org_id = Self::target_org(call, org);
         self.authorize(call, operation, org_id)?;
-        let mut agent = self.shared.store.get_agent(org_id, id).await?.ok_or(EngineError::not_found("agent"))?;
+        if id == call.caller.agent_id {
+            return Err(EngineError::Conflict("an agent cannot suspend or reactivate itself".into()));
+        }
+        let before = self.shared.store.get_agent(org_id, id).await?.ok_or(EngineError::not_found("agent"))?;
+        self.check_not_stronger(call, &before)?;
+        let mut agent = before.clone();
         agent.status = status;
+        self.keep_a_platform_admin(&before, Some(&agent)).await?;
         self.save_agent(call, agent, action).await
     }
 
     async fn save_agent(&self, call: &Call, mut agent: Agent, action: &str) -> Result<Agent> {
         agent.updated_at = self.shared.now_ms();
-        let saved = self.shared.store.update_agent(&agent).await.map_err(name_taken("agent", &agent.name))?;
-        if !saved {
-            return Err(EngineError::not_found("agent"));
-        }
-        self.invalidate(ClusterEvent::AgentChanged { agent_id: agent.id }).await?;
-        self.audit_call(
+        let event = self.call_event(
             call,
             agent.org_id,
             action,
             agent.id,
             json!({"name": agent.name, "status": agent.status, "scopes": agent.scopes}),
-        )
-        .await?;
+        );
+        let announce = ClusterEvent::AgentChanged { agent_id: agent.id };
+        self.commit(event, vec![Change::UpdateAgent(agent.clone())], Some(announce))
+            .await
+            .map_err(name_taken("agent", &agent.name))?;
         Ok(agent)
     }
 
@@ -249,16 +304,19 @@ impl Engine {
         if id == call.caller.agent_id {
             return Err(EngineError::Conflict("an agent cannot delete itself".into()));
         }
-        if !self.shared.store.delete_agent(org_id, id).await? {
-            return Err(EngineError::not_found("agent"));
-        }
-        self.invalidate(ClusterEvent::AgentChanged { agent_id: id }).await?;
-        self.audit_call(call, org_id, "agent.delete", id, json!({})).await
+        let before = self.shared.store.get_agent(org_id, id).await?.ok_or(EngineError::not_found("agent"))?;
+        self.check_not_stronger(call, &before)?;
+        self.keep_a_platform_admin(&before, None).await?;
+        let event = self.call_event(call, org_id, "agent.delete", id, json!({}));
+        let announce = ClusterEvent::AgentChanged { agent_id: id };
+        self.commit(event, vec![Change::DeleteAgent { org_id, id }], Some(announce)).await
     }
 
     // ---- credentials ----------------------------------------------------------------
 
-    /// The agent a credential operation targets, checked to be in the target org.
+    /// The agent a credential operation targets, checked to be in the target org; for a
+    /// change (`op` is not a read), also checked to be no stronger than the caller, since
+    /// whoever holds an agent's credential holds its power.
     async fn credential_agent(
         &self,
         call: &Call,
@@ -268,7 +326,11 @@ impl Engine {
     ) -> Result<Agent> {
         let org_id = Self::target_org(call, org);
         self.authorize(call, op, org_id)?;
-        self.shared.store.get_agent(org_id, agent_id).await?.ok_or(EngineError::not_found("agent"))
+        let agent = self.shared.store.get_agent(org_id, agent_id).await?.ok_or(EngineError::not_found("agent"))?;
+        if op != "credentials.list" {
+            self.check_not_stronger(call, &agent)?;
+        }
+        Ok(agent)
     }
 
     /// Create a credential: a generated client secret (shown once, in this answer), or
@@ -281,14 +343,14 @@ impl Engine {
         new: NewCredential,
     ) -> Result<IssuedCredential> {
         let agent = self.credential_agent(call, org, agent_id, "credentials.create").await?;
-        let issued = match (new.kind.as_deref().unwrap_or("client_secret"), new.jwk) {
-            ("client_secret", None) => self.new_credential(&agent).await?,
+        let (issued, change) = match (new.kind.as_deref().unwrap_or("client_secret"), new.jwk) {
+            ("client_secret", None) => self.new_credential(&agent)?,
             ("client_secret", Some(_)) => {
                 return Err(EngineError::invalid("jwk", "a client_secret credential takes no jwk"))
             }
             ("private_key_jwt", Some(jwk)) => {
                 let parsed = jose::parse_public_jwk(&jwk).map_err(|e| EngineError::invalid("jwk", e))?;
-                self.new_key_credential(&agent, parsed.value).await?
+                self.new_key_credential(&agent, parsed.value)?
             }
             ("private_key_jwt", None) => {
                 return Err(EngineError::invalid("jwk", "a private_key_jwt credential needs the public jwk"))
@@ -300,14 +362,14 @@ impl Engine {
                 ))
             }
         };
-        self.audit_call(
+        let event = self.call_event(
             call,
             agent.org_id,
             "credential.create",
             issued.credential.id,
             json!({"agent_id": agent.id, "client_id": issued.credential.client_id, "type": issued.credential.kind}),
-        )
-        .await?;
+        );
+        self.commit(event, vec![change], None).await?;
         Ok(issued)
     }
 
@@ -333,17 +395,20 @@ impl Engine {
         })
     }
 
-    async fn new_credential(&self, agent: &Agent) -> Result<IssuedCredential> {
+    /// A new client-secret credential for `agent`, and the change that stores it.
+    fn new_credential(&self, agent: &Agent) -> Result<(IssuedCredential, Change)> {
         let secret = secrets::new_secret()?;
         let credential = self.credential_row(agent, "client_secret", secrets::shown_prefix(&secret), None)?;
-        self.shared.store.insert_credential(&credential, &self.shared.hasher.hash(&secret)).await?;
-        Ok(IssuedCredential { credential, client_secret: Some(secret) })
+        let change =
+            Change::InsertCredential { credential: credential.clone(), secret_hash: self.shared.hasher.hash(&secret) };
+        Ok((IssuedCredential { credential, client_secret: Some(secret) }, change))
     }
 
-    async fn new_key_credential(&self, agent: &Agent, jwk: serde_json::Value) -> Result<IssuedCredential> {
+    /// A new private_key_jwt credential for `agent`, and the change that stores it.
+    fn new_key_credential(&self, agent: &Agent, jwk: serde_json::Value) -> Result<(IssuedCredential, Change)> {
         let credential = self.credential_row(agent, "private_key_jwt", String::new(), Some(jwk))?;
-        self.shared.store.insert_credential(&credential, &[]).await?;
-        Ok(IssuedCredential { credential, client_secret: None })
+        let change = Change::InsertCredential { credential: credential.clone(), secret_hash: Vec::new() };
+        Ok((IssuedCredential { credential, client_secret: None }, change))
     }
 
     pub async fn list_credentials(&self, call: &Call, org: Option<Uuid>, agent_id: Uuid) -> Result<Vec<Credential>> {
@@ -360,43 +425,36 @@ impl Engine {
         id: Uuid,
     ) -> Result<IssuedCredential> {
         let agent = self.credential_agent(call, org, agent_id, "credentials.rotate").await?;
-        if let Some(existing) = self.shared.store.get_credential(agent.id, id).await? {
-            if existing.kind != "client_secret" {
-                return Err(EngineError::Conflict(
-                    "a private_key_jwt credential has no secret to rotate: register a new key instead".into(),
-                ));
-            }
+        let mut credential =
+            self.shared.store.get_credential(agent.id, id).await?.ok_or(EngineError::not_found("credential"))?;
+        if credential.kind != "client_secret" {
+            return Err(EngineError::Conflict(
+                "a private_key_jwt credential has no secret to rotate: register a new key instead".into(),
+            ));
+        }
+        if credential.status != CredentialStatus::Active {
+            return Err(EngineError::Conflict("a revoked credential cannot be rotated".into()));
         }
         let secret = secrets::new_secret()?;
-        let credential = match self
-            .shared
-            .store
-            .rotate_credential(
-                agent.id,
-                id,
-                &secrets::shown_prefix(&secret),
-                &self.shared.hasher.hash(&secret),
-                self.shared.now_ms(),
-            )
-            .await?
-        {
-            Some(c) => c,
-            None => {
-                return Err(match self.shared.store.get_credential(agent.id, id).await? {
-                    Some(_) => EngineError::Conflict("a revoked credential cannot be rotated".into()),
-                    None => EngineError::not_found("credential"),
-                })
-            }
+        let now = self.shared.now_ms();
+        credential.secret_prefix = secrets::shown_prefix(&secret);
+        credential.rotated_at = Some(now);
+        let change = Change::RotateCredential {
+            agent_id: agent.id,
+            id,
+            secret_prefix: credential.secret_prefix.clone(),
+            secret_hash: self.shared.hasher.hash(&secret),
+            now,
         };
-        self.invalidate(ClusterEvent::ClientChanged { client_id: credential.client_id.clone() }).await?;
-        self.audit_call(
+        let event = self.call_event(
             call,
             agent.org_id,
             "credential.rotate",
             id,
             json!({"agent_id": agent.id, "client_id": credential.client_id}),
-        )
-        .await?;
+        );
+        let announce = ClusterEvent::ClientChanged { client_id: credential.client_id.clone() };
+        self.commit(event, vec![change], Some(announce)).await?;
         Ok(IssuedCredential { credential, client_secret: Some(secret) })
     }
 
@@ -408,21 +466,20 @@ impl Engine {
         id: Uuid,
     ) -> Result<Credential> {
         let agent = self.credential_agent(call, org, agent_id, "credentials.revoke").await?;
-        let credential = self
-            .shared
-            .store
-            .revoke_credential(agent.id, id, self.shared.now_ms())
-            .await?
-            .ok_or(EngineError::not_found("credential"))?;
-        self.invalidate(ClusterEvent::ClientChanged { client_id: credential.client_id.clone() }).await?;
-        self.audit_call(
+        let mut credential =
+            self.shared.store.get_credential(agent.id, id).await?.ok_or(EngineError::not_found("credential"))?;
+        let now = self.shared.now_ms();
+        credential.status = CredentialStatus::Revoked;
+        credential.revoked_at = credential.revoked_at.or(Some(now));
+        let event = self.call_event(
             call,
             agent.org_id,
             "credential.revoke",
             id,
             json!({"agent_id": agent.id, "client_id": credential.client_id}),
-        )
-        .await?;
+        );
+        let announce = ClusterEvent::ClientChanged { client_id: credential.client_id.clone() };
+        self.commit(event, vec![Change::RevokeCredential { agent_id: agent.id, id, now }], Some(announce)).await?;
         Ok(credential)
     }
 
@@ -437,16 +494,10 @@ impl Engine {
         }
         let catalog = &self.shared.policy.catalog;
         let all_scopes: Vec<String> = catalog.scopes.keys().cloned().collect();
-        let (platform_org, platform_agent, platform_cred) =
+        let (platform_org, _, platform_cred) =
             self.bootstrap_org(PLATFORM_ORG, Tier::Enterprise, "platform-admin", all_scopes).await?;
         let (org, agent, cred) =
             self.bootstrap_org(FIRST_ORG, Tier::Free, "admin", catalog.org_admin_scopes.clone()).await?;
-        for (org_id, agent_id) in [(platform_org.id, platform_agent.id), (org.id, agent.id)] {
-            let event = self
-                .event(Some(org_id), "bootstrap".into(), "organization.bootstrap", Outcome::Success)
-                .target(agent_id);
-            self.audit(event).await?;
-        }
         Ok(BootstrapOutput {
             org_id: org.id,
             agent_id: agent.id,
@@ -458,6 +509,7 @@ impl Engine {
         })
     }
 
+    /// An organization with one agent and its credential, committed with its audit event.
     async fn bootstrap_org(
         &self,
         name: &str,
@@ -467,7 +519,6 @@ impl Engine {
     ) -> Result<(Organization, Agent, IssuedCredential)> {
         let now = self.shared.now_ms();
         let org = Organization { id: Uuid::now_v7(), name: name.into(), tier, created_at: now, updated_at: now };
-        self.shared.store.insert_org(&org).await?;
         let agent = Agent {
             id: Uuid::now_v7(),
             org_id: org.id,
@@ -479,8 +530,93 @@ impl Engine {
             created_at: now,
             updated_at: now,
         };
-        self.shared.store.insert_agent(&agent).await?;
-        let cred = self.new_credential(&agent).await?;
+        let (cred, cred_change) = self.new_credential(&agent)?;
+        let event =
+            self.event(Some(org.id), "bootstrap".into(), "organization.bootstrap", Outcome::Success).target(agent.id);
+        let changes = vec![Change::InsertOrg(org.clone()), Change::InsertAgent(agent.clone()), cred_change];
+        self.commit(event, changes, None).await?;
         Ok((org, agent, cred))
+    }
+
+    // ---- operator recovery ----------------------------------------------------------
+
+    /// The operator's way back in (`agentidp admin recover`), for whoever holds the store
+    /// itself: reactivate the oldest platform administrator (creating one in the platform
+    /// organization if none is left), give it every management scope again, and issue it
+    /// a fresh client secret, shown once. Audited as `admin.recover` by `operator`.
+    pub async fn recover_platform_admin(&self) -> Result<RecoveredAdmin> {
+        let now = self.shared.now_ms();
+        let all_scopes: Vec<String> = self.shared.policy.catalog.scopes.keys().cloned().collect();
+        let mut admins = self.shared.store.agents_with_scope(PLATFORM_ADMIN).await?;
+        admins.sort_by_key(|a| (a.created_at, a.id));
+        let mut changes = Vec::new();
+        let (agent, created) = match admins.into_iter().next() {
+            Some(mut agent) => {
+                agent.status = AgentStatus::Active;
+                let mut scopes = all_scopes.clone();
+                scopes.extend(agent.scopes.iter().filter(|s| !all_scopes.contains(s)).cloned());
+                agent.scopes = scopes::normalize(&scopes)?;
+                agent.updated_at = now;
+                changes.push(Change::UpdateAgent(agent.clone()));
+                (agent, false)
+            }
+            None => {
+                let org_id = match self.find_org_named(PLATFORM_ORG).await? {
+                    Some(org) => org.id,
+                    None => {
+                        let org = Organization {
+                            id: Uuid::now_v7(),
+                            name: PLATFORM_ORG.into(),
+                            tier: Tier::Enterprise,
+                            created_at: now,
+                            updated_at: now,
+                        };
+                        changes.push(Change::InsertOrg(org.clone()));
+                        org.id
+                    }
+                };
+                let agent = Agent {
+                    id: Uuid::now_v7(),
+                    org_id,
+                    name: format!("platform-admin-recovered-{}", now / 1000),
+                    description: Some("created by agentidp admin recover".into()),
+                    status: AgentStatus::Active,
+                    scopes: all_scopes,
+                    metadata: json!({}),
+                    created_at: now,
+                    updated_at: now,
+                };
+                changes.push(Change::InsertAgent(agent.clone()));
+                (agent, true)
+            }
+        };
+        let (cred, cred_change) = self.new_credential(&agent)?;
+        changes.push(cred_change);
+        let event = self
+            .event(Some(agent.org_id), "operator".into(), "admin.recover", Outcome::Success)
+            .target(agent.id)
+            .detail(&json!({"client_id": cred.credential.client_id, "created": created}));
+        self.commit(event, changes, Some(ClusterEvent::AgentChanged { agent_id: agent.id })).await?;
+        Ok(RecoveredAdmin {
+            org_id: agent.org_id,
+            agent_id: agent.id,
+            client_id: cred.credential.client_id,
+            client_secret: cred.client_secret.unwrap_or_default(),
+            created,
+        })
+    }
+
+    async fn find_org_named(&self, name: &str) -> Result<Option<Organization>> {
+        let mut after = None;
+        loop {
+            let page = self.shared.store.list_orgs(after, 200).await?;
+            if let Some(org) = page.iter().find(|o| o.name == name) {
+                return Ok(Some(org.clone()));
+            }
+            match page.last() {
+                Some(last) if page.len() == 200 => after = Some(last.id),
+                _ => return Ok(None),
+            }
+        }
     }
 }

@@ -31,7 +31,7 @@ use crate::model::{Millis, Outcome, PageRequest};
 use crate::policy::Policy;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::Store;
+use crate::store::{Change, Commit, Store};
 use dashmap::DashMap;
 
 pub use tokens::{
@@ -250,13 +250,39 @@ impl Engine {
 
     /// Append an audit event and wait until it is durable.
     async fn audit(&self, event: Event) -> Result<()> {
-        let event = event.seal();
-        self.ask(&self.shared.slots.audit, |reply| audit_writer::Msg::Append(event, reply)).await
+        self.commit(event, Vec::new(), None).await
     }
 
-    /// Invalidate caches here and on every node, then return.
-    async fn invalidate(&self, event: ClusterEvent) -> Result<()> {
-        self.ask(&self.shared.slots.keeper, |reply| cache_keeper::Msg::Invalidate(event, reply)).await
+    /// Commit `changes` with the audit `event` that records them — in one transaction, so
+    /// neither is ever durable without the other — and return once both are. What every
+    /// node must apply (`announce`) is recorded in the store's change feed in the same
+    /// transaction, applied here at once, and announced through the coordinator. That
+    /// announcement is only the fast path: a node that misses it (Redis down, a lost
+    /// subscription) reads the feed within `feed_poll`, so a failed announcement never
+    /// fails (or half-fails) the request.
+    async fn commit(&self, event: Event, changes: Vec<Change>, announce: Option<ClusterEvent>) -> Result<()> {
+        let commit = Commit { event: event.seal(), changes, announce: announce.clone() };
+        self.ask(&self.shared.slots.audit, |reply| audit_writer::Msg::Append(commit, reply)).await?;
+        if let Some(event) = announce {
+            self.apply_here(&event);
+            let coord = self.shared.coord.clone();
+            tokio::spawn(async move {
+                if let Err(e) = coord.publish(&event).await {
+                    tracing::warn!(error = %e, "announcement not published; other nodes will read it from the change feed");
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Apply a committed change to this node's caches and revocation set.
+    fn apply_here(&self, event: &ClusterEvent) {
+        match event {
+            ClusterEvent::TokenRevoked { jti, expires_at, .. } => {
+                self.shared.revoked.insert(jti.clone(), *expires_at);
+            }
+            other => self.shared.caches.apply(other),
+        }
     }
 
     /// Reload signing keys from the store (e.g. after another node added one).
@@ -279,7 +305,7 @@ impl Engine {
             .ok_or_else(|| EngineError::internal("the rotated key is not in the ring"))?;
         if let Some(call) = call {
             let detail = serde_json::json!({"alg": key.alg.as_str()});
-            self.audit_call(call, call.caller.org_id, "keys.rotate", &kid, detail).await?;
+            self.audit(self.call_event(call, call.caller.org_id, "keys.rotate", &kid, detail)).await?;
         }
         Ok(crate::model::KeyInfo {
             kid: kid.clone(),
@@ -294,21 +320,19 @@ impl Engine {
         Event::new(self.shared.now_ms(), org_id, actor, action, outcome)
     }
 
-    /// Audit a successful management act by `call`.
-    async fn audit_call(
+    /// The audit event of a successful management act by `call`.
+    fn call_event(
         &self,
         call: &Call,
         org_id: Uuid,
         action: &str,
         target: impl ToString,
         detail: serde_json::Value,
-    ) -> Result<()> {
-        let event = self
-            .event(Some(org_id), call.caller.agent_id.to_string(), action, Outcome::Success)
+    ) -> Event {
+        self.event(Some(org_id), call.caller.agent_id.to_string(), action, Outcome::Success)
             .target(target)
             .request_id(call.request_id.clone())
-            .detail(&detail);
-        self.audit(event).await
+            .detail(&detail)
     }
 
     /// Check `operation` against the policy for a target in `target_org`.

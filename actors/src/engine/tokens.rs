@@ -17,12 +17,14 @@ use uuid::Uuid;
 
 use super::{Call, Caller, Engine};
 use crate::cache::{AgentEntry, ClientEntry, ClientKey, Verified};
+use crate::coord::ClusterEvent;
 use crate::domain::claims::{self, AccessClaims, Confirmation, Grant};
 use crate::domain::{jose, scopes};
 use crate::error::{EngineError, Result};
 use crate::keys::check_times;
 use crate::model::{AgentStatus, CredentialStatus, Outcome, TokenResponse};
-use crate::store::Revocation;
+use crate::policy::Target;
+use crate::store::{Change, Revocation};
 
 /// Paths of the OAuth endpoints under the issuer. Client assertions name them as their
 /// audience and DPoP proofs as their `htu`, so the engine must know them.
@@ -286,7 +288,7 @@ impl Engine {
         };
         let ttl = self.shared.config.token_ttl.as_secs() as i64;
         let mut claims = if exchange {
-            self.exchange_claims(&req, &client, now).await?
+            self.exchange_claims(&req, &client, jkt.as_deref(), now).await?
         } else {
             let granted = match req.scope.as_deref() {
                 None => std::mem::take(&mut client.scopes),
@@ -355,10 +357,15 @@ impl Engine {
 
     /// RFC 8693: a token for the subject token's agent, at most as broad and as long-lived
     /// as the subject token, naming the requesting agent as actor when it is another.
+    /// Who may exchange whose token is the policy's decision (`tokens.exchange`). A
+    /// DPoP-bound subject token is exchanged only with a proof of its key (`jkt`, the
+    /// thumbprint of the request's verified proof), and the new token is bound to it too:
+    /// a sender-constrained token stays useless without its key.
     async fn exchange_claims(
         &self,
         req: &TokenRequest,
         client: &AuthenticatedClient,
+        jkt: Option<&str>,
         now: i64,
     ) -> Result<AccessClaims> {
         let subject_token = req
@@ -375,10 +382,45 @@ impl Engine {
             }
             None => return Err(oauth(OAuthError::InvalidRequest, "subject_token_type is required")),
         }
+        let inactive = || oauth(OAuthError::InvalidGrant, "the subject token is not active");
         let subject = match self.active_claims(subject_token).await {
-            Ok(c) if c.org_id == client.org_id => c,
-            _ => return Err(oauth(OAuthError::InvalidGrant, "the subject token is not active")),
+            Ok(c) => c,
+            Err(EngineError::InvalidToken(_)) => return Err(inactive()),
+            Err(e) => return Err(e),
         };
+        let target = Target {
+            same_org: subject.org_id == client.org_id,
+            same_agent: subject.org_id == client.org_id && subject.sub == client.agent_id.to_string(),
+        };
+        let held: Arc<str> = client.scopes.join(" ").into();
+        if self.shared.policy.authorize_target("tokens.exchange", &held, target).is_err() {
+            // Another organization's token is reported as inactive, revealing nothing.
+            return Err(if target.same_org {
+                oauth(
+                    OAuthError::UnauthorizedClient,
+                    "exchanging another agent's token needs the tokens:exchange scope",
+                )
+            } else {
+                inactive()
+            });
+        }
+        if let Some(bound) = &subject.cnf {
+            match jkt {
+                Some(jkt) if jkt == bound.jkt => {}
+                Some(_) => {
+                    return Err(oauth(
+                        OAuthError::InvalidDpopProof,
+                        "the DPoP proof is not from the subject token's key",
+                    ))
+                }
+                None => {
+                    return Err(oauth(
+                        OAuthError::InvalidDpopProof,
+                        "the subject token is DPoP-bound: send a DPoP proof of its key",
+                    ))
+                }
+            }
+        }
         let subject_scopes: Vec<String> =
             subject.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
         let scopes = match req.scope.as_deref() {
@@ -511,15 +553,17 @@ impl Engine {
             return Err(oauth(OAuthError::UnauthorizedClient, "the token was not issued to this client"));
         }
         let revocation = Revocation { jti: claims.jti.clone(), org_id: claims.org_id, expires_at: claims.exp };
-        self.ask(&self.shared.slots.revocations, |reply| crate::actor::revocations::Msg::Revoke(revocation, reply))
-            .await?;
-        self.shared.caches.forget_bearer(&token_hash(token));
+        let announce =
+            ClusterEvent::TokenRevoked { jti: claims.jti.clone(), org_id: claims.org_id, expires_at: claims.exp };
         let event = self
             .event(Some(client.org_id), client.agent_id.to_string(), "token.revoke", Outcome::Success)
             .target(&claims.jti)
             .request_id(request_id)
             .detail(&json!({"client_id": claims.client_id, "exp": claims.exp}));
-        self.audit(event).await
+        let change = Change::RevokeToken { revocation, now: self.shared.now_ms() };
+        self.commit(event, vec![change], Some(announce)).await?;
+        self.shared.caches.forget_bearer(&token_hash(token));
+        Ok(())
     }
 
     /// Authenticate a `Bearer` access token for the management API. A sender-constrained

@@ -7,6 +7,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use crate::coord::ClusterEvent;
 use crate::domain::audit_chain::SealedEvent;
 use crate::error::Result;
 use crate::model::{Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis, Organization};
@@ -54,6 +55,72 @@ pub struct Revocation {
     pub expires_at: i64,
 }
 
+/// A change to the directory, committed in the same transaction as the audit event that
+/// records it: either both are durable or neither is.
+#[derive(Debug, Clone)]
+pub enum Change {
+    InsertOrg(Organization),
+    /// `NotFound` if the organization is gone.
+    UpdateOrg(Organization),
+    /// Deletes the organization with its agents and credentials (audit events stay).
+    DeleteOrg(Uuid),
+    InsertAgent(Agent),
+    /// `NotFound` if the agent is gone.
+    UpdateAgent(Agent),
+    DeleteAgent {
+        org_id: Uuid,
+        id: Uuid,
+    },
+    InsertCredential {
+        credential: Credential,
+        secret_hash: Vec<u8>,
+    },
+    /// Replace the secret of an active credential; `Conflict` if it is not active.
+    RotateCredential {
+        agent_id: Uuid,
+        id: Uuid,
+        secret_prefix: String,
+        secret_hash: Vec<u8>,
+        now: Millis,
+    },
+    RevokeCredential {
+        agent_id: Uuid,
+        id: Uuid,
+        now: Millis,
+    },
+    /// Remember a revoked token (idempotent).
+    RevokeToken {
+        revocation: Revocation,
+        now: Millis,
+    },
+}
+
+/// One entry of a group commit: an audit event, the changes it records, and what every
+/// node must be told about them. The changes, the announcement (in the cluster change
+/// feed) and the event are written together, or — if a change fails — none of them, and
+/// the rest of the batch goes on.
+#[derive(Debug)]
+pub struct Commit {
+    pub event: SealedEvent,
+    pub changes: Vec<Change>,
+    pub announce: Option<ClusterEvent>,
+}
+
+impl Commit {
+    /// An audit event that records no change (e.g. a token issued).
+    pub fn event(event: SealedEvent) -> Commit {
+        Commit { event, changes: Vec::new(), announce: None }
+    }
+}
+
+/// An entry of the cluster change feed (`cluster_events`).
+#[derive(Debug, Clone)]
+pub struct FeedEntry {
+    pub seq: i64,
+    pub created_at: Millis,
+    pub event: ClusterEvent,
+}
+
 /// The durable store.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -65,47 +132,37 @@ pub trait Store: Send + Sync + 'static {
     /// Store `value` under `key` unless a value is there; return the value in force.
     async fn setting_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>>;
 
-    async fn insert_org(&self, org: &Organization) -> Result<()>;
     async fn get_org(&self, id: Uuid) -> Result<Option<Organization>>;
     async fn list_orgs(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<Organization>>;
-    async fn update_org(&self, org: &Organization) -> Result<bool>;
-    /// Deletes the organization with its agents and credentials (audit events stay).
-    async fn delete_org(&self, id: Uuid) -> Result<bool>;
     async fn count_orgs(&self) -> Result<u64>;
 
-    async fn insert_agent(&self, agent: &Agent) -> Result<()>;
     async fn get_agent(&self, org_id: Uuid, id: Uuid) -> Result<Option<Agent>>;
     async fn list_agents(&self, org_id: Uuid, after: Option<Uuid>, limit: u32) -> Result<Vec<Agent>>;
-    async fn update_agent(&self, agent: &Agent) -> Result<bool>;
-    async fn delete_agent(&self, org_id: Uuid, id: Uuid) -> Result<bool>;
+    /// Every agent, of any organization and status, that holds `scope` (e.g. the
+    /// platform administrators).
+    async fn agents_with_scope(&self, scope: &str) -> Result<Vec<Agent>>;
 
-    async fn insert_credential(&self, cred: &Credential, secret_hash: &[u8]) -> Result<()>;
     async fn list_credentials(&self, agent_id: Uuid) -> Result<Vec<Credential>>;
     async fn get_credential(&self, agent_id: Uuid, id: Uuid) -> Result<Option<Credential>>;
-    /// Replace the secret of an active credential.
-    async fn rotate_credential(
-        &self,
-        agent_id: Uuid,
-        id: Uuid,
-        secret_prefix: &str,
-        secret_hash: &[u8],
-        now: Millis,
-    ) -> Result<Option<Credential>>;
-    async fn revoke_credential(&self, agent_id: Uuid, id: Uuid, now: Millis) -> Result<Option<Credential>>;
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
 
     async fn insert_signing_key(&self, key: &KeyRecord) -> Result<()>;
     async fn signing_keys(&self) -> Result<Vec<KeyRecord>>;
 
-    /// Remember a revoked token (idempotent).
-    async fn insert_revocation(&self, revocation: &Revocation, now: Millis) -> Result<()>;
     /// Revocations of tokens that have not expired by `now_secs`.
     async fn revocations(&self, now_secs: i64) -> Result<Vec<Revocation>>;
     /// Forget revocations of tokens expired by `now_secs`; returns how many.
     async fn purge_revocations(&self, now_secs: i64) -> Result<u64>;
 
-    /// Link `events` into their chains and store them, in one transaction (group commit).
-    async fn append_audit(&self, events: Vec<SealedEvent>) -> Result<()>;
+    /// Apply each entry's changes, record its announcement in the change feed, link its
+    /// event into its chain — all entries in one transaction (group commit). The outer
+    /// error fails the whole batch (nothing written); an inner one only its entry, whose
+    /// changes and event are then left out.
+    async fn append_audit(&self, entries: Vec<Commit>) -> Result<Vec<Result<()>>>;
+    /// Change-feed entries created at or after `since`, oldest first.
+    async fn cluster_events_since(&self, since: Millis) -> Result<Vec<FeedEntry>>;
+    /// Forget change-feed entries created before `before`; returns how many.
+    async fn purge_cluster_events(&self, before: Millis) -> Result<u64>;
     /// Newest first (by `seq`), from before the `before_seq` cursor.
     async fn list_audit(&self, query: &AuditQuery, before_seq: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>>;
     async fn get_audit(&self, id: Uuid) -> Result<Option<AuditEvent>>;

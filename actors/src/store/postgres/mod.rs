@@ -11,17 +11,22 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
-use super::{enum_column, json_column, ClientRecord, KeyRecord, Revocation, Store, UNATTRIBUTED_CHAIN};
-use crate::domain::audit_chain::{self, SealedEvent};
+mod changes;
+
+use super::{
+    enum_column, json_column, ClientRecord, Commit, FeedEntry, KeyRecord, Revocation, Store, UNATTRIBUTED_CHAIN,
+};
+use crate::domain::audit_chain;
 use crate::error::{EngineError, Result};
 use crate::model::{
     Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis, Organization, Outcome, Tier,
 };
 
 const MIGRATIONS: &[(i32, &str)] = &[
-    (1, include_str!("../../../migrations/postgres/0001_init.sql")),
-    (2, include_str!("../../../migrations/postgres/0002_token_lifecycle.sql")),
-    (3, include_str!("../../../migrations/postgres/0003_audit_index.sql")),
+    (1, include_str!("../../../../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../../../../migrations/postgres/0002_token_lifecycle.sql")),
+    (3, include_str!("../../../../migrations/postgres/0003_audit_index.sql")),
+    (4, include_str!("../../../../migrations/postgres/0004_cluster_feed.sql")),
 ];
 /// Arbitrary constant naming the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x0041_676e_7449_6450;
@@ -36,6 +41,13 @@ fn db_err(e: tokio_postgres::Error) -> EngineError {
             || db.code() == &tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION
         {
             return EngineError::Conflict(db.message().to_string());
+        }
+        // The server is not there to serve (shutting down, starting, out of connections or
+        // resources) or asks for a retry (serialization failure, deadlock): say so with a
+        // 503, never a 500. Classes 08, 53, 57 and 58; 40001 and 40P01.
+        let code = db.code().code();
+        if ["08", "53", "57", "58"].iter().any(|class| code.starts_with(class)) || code == "40001" || code == "40P01" {
+            return EngineError::Unavailable(format!("postgres: {}", db.message()));
         }
         return EngineError::internal(format!("postgres: {}", db.message()));
     }
@@ -198,15 +210,6 @@ impl Store for PostgresStore {
         Ok(row.get(0))
     }
 
-    async fn insert_org(&self, o: &Organization) -> Result<()> {
-        self.execute(
-            "INSERT INTO organizations (id, name, tier, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
-            &[&o.id, &o.name, &o.tier.as_str(), &o.created_at, &o.updated_at],
-        )
-        .await
-        .map(|_| ())
-    }
-
     async fn get_org(&self, id: Uuid) -> Result<Option<Organization>> {
         self.query_opt(&format!("SELECT {ORG_COLS} FROM organizations WHERE id = $1"), &[&id])
             .await?
@@ -227,42 +230,9 @@ impl Store for PostgresStore {
         .collect()
     }
 
-    async fn update_org(&self, o: &Organization) -> Result<bool> {
-        let n = self
-            .execute(
-                "UPDATE organizations SET name = $2, tier = $3, updated_at = $4 WHERE id = $1",
-                &[&o.id, &o.name, &o.tier.as_str(), &o.updated_at],
-            )
-            .await?;
-        Ok(n == 1)
-    }
-
-    async fn delete_org(&self, id: Uuid) -> Result<bool> {
-        Ok(self.execute("DELETE FROM organizations WHERE id = $1", &[&id]).await? == 1)
-    }
-
     async fn count_orgs(&self) -> Result<u64> {
         let rows = self.query("SELECT COUNT(*) FROM organizations", &[]).await?;
         Ok(rows.first().map(|r| r.get::<_, i64>(0)).unwrap_or(0) as u64)
-    }
-
-    async fn insert_agent(&self, a: &Agent) -> Result<()> {
-        self.execute(
-            &format!("INSERT INTO agents ({AGENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
-            &[
-                &a.id,
-                &a.org_id,
-                &a.name,
-                &a.description,
-                &a.status.as_str(),
-                &json_text(&a.scopes)?,
-                &json_text(&a.metadata)?,
-                &a.created_at,
-                &a.updated_at,
-            ],
-        )
-        .await
-        .map(|_| ())
     }
 
     async fn get_agent(&self, org_id: Uuid, id: Uuid) -> Result<Option<Agent>> {
@@ -285,51 +255,12 @@ impl Store for PostgresStore {
         .collect()
     }
 
-    async fn update_agent(&self, a: &Agent) -> Result<bool> {
-        let n = self
-            .execute(
-                "UPDATE agents SET name = $3, description = $4, status = $5, scopes = $6, metadata = $7, updated_at = $8
-                 WHERE id = $1 AND org_id = $2",
-                &[
-                    &a.id,
-                    &a.org_id,
-                    &a.name,
-                    &a.description,
-                    &a.status.as_str(),
-                    &json_text(&a.scopes)?,
-                    &json_text(&a.metadata)?,
-                    &a.updated_at,
-                ],
-            )
-            .await?;
-        Ok(n == 1)
-    }
-
-    async fn delete_agent(&self, org_id: Uuid, id: Uuid) -> Result<bool> {
-        Ok(self.execute("DELETE FROM agents WHERE id = $1 AND org_id = $2", &[&id, &org_id]).await? == 1)
-    }
-
-    async fn insert_credential(&self, c: &Credential, secret_hash: &[u8]) -> Result<()> {
-        self.execute(
-            "INSERT INTO credentials (id, agent_id, org_id, client_id, kind, status, secret_prefix, secret_hash, created_at, rotated_at, revoked_at, public_jwk)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            &[
-                &c.id,
-                &c.agent_id,
-                &c.org_id,
-                &c.client_id,
-                &c.kind,
-                &c.status.as_str(),
-                &c.secret_prefix,
-                &secret_hash,
-                &c.created_at,
-                &c.rotated_at,
-                &c.revoked_at,
-                &c.jwk.as_ref().map(json_text).transpose()?,
-            ],
-        )
-        .await
-        .map(|_| ())
+    async fn agents_with_scope(&self, scope: &str) -> Result<Vec<Agent>> {
+        // Scopes are a JSON array in text: the LIKE narrows, the exact check decides.
+        let pattern = format!("%{}%", json_text(&scope)?);
+        let rows = self.query(&format!("SELECT {AGENT_COLS} FROM agents WHERE scopes LIKE $1"), &[&pattern]).await?;
+        let agents: Vec<Agent> = rows.iter().map(agent).collect::<Result<_>>()?;
+        Ok(agents.into_iter().filter(|a| a.scopes.iter().any(|s| s == scope)).collect())
     }
 
     async fn list_credentials(&self, agent_id: Uuid) -> Result<Vec<Credential>> {
@@ -344,41 +275,6 @@ impl Store for PostgresStore {
         self.query_opt(
             &format!("SELECT {CRED_COLS} FROM credentials WHERE id = $1 AND agent_id = $2"),
             &[&id, &agent_id],
-        )
-        .await?
-        .as_ref()
-        .map(credential)
-        .transpose()
-    }
-
-    async fn rotate_credential(
-        &self,
-        agent_id: Uuid,
-        id: Uuid,
-        secret_prefix: &str,
-        secret_hash: &[u8],
-        now: Millis,
-    ) -> Result<Option<Credential>> {
-        self.query_opt(
-            &format!(
-                "UPDATE credentials SET secret_prefix = $3, secret_hash = $4, rotated_at = $5
-                 WHERE id = $1 AND agent_id = $2 AND status = 'active' RETURNING {CRED_COLS}"
-            ),
-            &[&id, &agent_id, &secret_prefix, &secret_hash, &now],
-        )
-        .await?
-        .as_ref()
-        .map(credential)
-        .transpose()
-    }
-
-    async fn revoke_credential(&self, agent_id: Uuid, id: Uuid, now: Millis) -> Result<Option<Credential>> {
-        self.query_opt(
-            &format!(
-                "UPDATE credentials SET status = 'revoked', revoked_at = COALESCE(revoked_at, $3)
-                 WHERE id = $1 AND agent_id = $2 RETURNING {CRED_COLS}"
-            ),
-            &[&id, &agent_id, &now],
         )
         .await?
         .as_ref()
@@ -438,16 +334,6 @@ impl Store for PostgresStore {
             .collect())
     }
 
-    async fn insert_revocation(&self, r: &Revocation, now: Millis) -> Result<()> {
-        self.execute(
-            "INSERT INTO token_revocations (jti, org_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (jti) DO NOTHING",
-            &[&r.jti, &r.org_id, &r.expires_at, &now],
-        )
-        .await
-        .map(|_| ())
-    }
-
     async fn revocations(&self, now_secs: i64) -> Result<Vec<Revocation>> {
         Ok(self
             .query("SELECT jti, org_id, expires_at FROM token_revocations WHERE expires_at > $1", &[&now_secs])
@@ -461,9 +347,23 @@ impl Store for PostgresStore {
         self.execute("DELETE FROM token_revocations WHERE expires_at <= $1", &[&now_secs]).await
     }
 
-    async fn append_audit(&self, events: Vec<SealedEvent>) -> Result<()> {
+    async fn append_audit(&self, entries: Vec<Commit>) -> Result<Vec<Result<()>>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
+        // Changes first, each entry in its own savepoint: a failing one (a name taken, a
+        // row gone) leaves out only its own entry, whose event is then not written.
+        let mut outcomes = Vec::with_capacity(entries.len());
+        let mut events = Vec::with_capacity(entries.len());
+        for Commit { event, changes, announce } in entries {
+            if !changes.is_empty() || announce.is_some() {
+                if let Err(e) = changes::apply_entry(&tx, &changes, announce.as_ref(), event.event.occurred_at).await {
+                    outcomes.push(Err(e));
+                    continue;
+                }
+            }
+            outcomes.push(Ok(()));
+            events.push(event);
+        }
         // Lock every chain this batch touches, in a fixed order so that two nodes
         // committing overlapping batches cannot deadlock.
         let mut chains: Vec<Uuid> = events.iter().map(|e| e.event.org_id.unwrap_or(UNATTRIBUTED_CHAIN)).collect();
@@ -536,7 +436,20 @@ impl Store for PostgresStore {
             }
         }));
         futures_util::future::try_join(inserts, updates).await.map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
+        tx.commit().await.map_err(db_err)?;
+        Ok(outcomes)
+    }
+
+    async fn cluster_events_since(&self, since: Millis) -> Result<Vec<FeedEntry>> {
+        self.query("SELECT seq, created_at, event FROM cluster_events WHERE created_at >= $1 ORDER BY seq", &[&since])
+            .await?
+            .iter()
+            .map(|r| Ok(FeedEntry { seq: r.get(0), created_at: r.get(1), event: json_column(r.get(2))? }))
+            .collect()
+    }
+
+    async fn purge_cluster_events(&self, before: Millis) -> Result<u64> {
+        self.execute("DELETE FROM cluster_events WHERE created_at < $1", &[&before]).await
     }
 
     async fn list_audit(&self, q: &AuditQuery, before_seq: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>> {

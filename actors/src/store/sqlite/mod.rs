@@ -13,17 +13,22 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
-use super::{enum_column, json_column, ClientRecord, KeyRecord, Revocation, Store, UNATTRIBUTED_CHAIN};
-use crate::domain::audit_chain::{self, SealedEvent};
+mod changes;
+
+use super::{
+    enum_column, json_column, ClientRecord, Commit, FeedEntry, KeyRecord, Revocation, Store, UNATTRIBUTED_CHAIN,
+};
+use crate::domain::audit_chain;
 use crate::error::{EngineError, Result};
 use crate::model::{
     Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis, Organization, Outcome, Tier,
 };
 
 const MIGRATIONS: &[(u32, &str)] = &[
-    (1, include_str!("../../../migrations/sqlite/0001_init.sql")),
-    (2, include_str!("../../../migrations/sqlite/0002_token_lifecycle.sql")),
-    (3, include_str!("../../../migrations/sqlite/0003_audit_index.sql")),
+    (1, include_str!("../../../../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../../../../migrations/sqlite/0002_token_lifecycle.sql")),
+    (3, include_str!("../../../../migrations/sqlite/0003_audit_index.sql")),
+    (4, include_str!("../../../../migrations/sqlite/0004_cluster_feed.sql")),
 ];
 
 pub struct SqliteStore {
@@ -304,19 +309,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn insert_org(&self, org: &Organization) -> Result<()> {
-        let o = org.clone();
-        self.write(move |conn| {
-            conn.execute(
-                "INSERT INTO organizations (id, name, tier, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![o.id.to_string(), o.name, o.tier.as_str(), o.created_at, o.updated_at],
-            )
-            .map_err(db_err)?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn get_org(&self, id: Uuid) -> Result<Option<Organization>> {
         self.read(move |conn| {
             conn.query_row(
@@ -343,56 +335,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update_org(&self, org: &Organization) -> Result<bool> {
-        let o = org.clone();
-        self.write(move |conn| {
-            let n = conn
-                .execute(
-                    "UPDATE organizations SET name = ?2, tier = ?3, updated_at = ?4 WHERE id = ?1",
-                    params![o.id.to_string(), o.name, o.tier.as_str(), o.updated_at],
-                )
-                .map_err(db_err)?;
-            Ok(n == 1)
-        })
-        .await
-    }
-
-    async fn delete_org(&self, id: Uuid) -> Result<bool> {
-        self.write(move |conn| {
-            let n = conn.execute("DELETE FROM organizations WHERE id = ?1", params![id.to_string()]).map_err(db_err)?;
-            Ok(n == 1)
-        })
-        .await
-    }
-
     async fn count_orgs(&self) -> Result<u64> {
         self.read(|conn| {
             conn.query_row("SELECT COUNT(*) FROM organizations", [], |r| r.get::<_, i64>(0))
                 .map(|n| n as u64)
                 .map_err(db_err)
-        })
-        .await
-    }
-
-    async fn insert_agent(&self, agent: &Agent) -> Result<()> {
-        let a = agent.clone();
-        self.write(move |conn| {
-            conn.execute(
-                &format!("INSERT INTO agents ({AGENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
-                params![
-                    a.id.to_string(),
-                    a.org_id.to_string(),
-                    a.name,
-                    a.description,
-                    a.status.as_str(),
-                    json_text(&a.scopes)?,
-                    json_text(&a.metadata)?,
-                    a.created_at,
-                    a.updated_at
-                ],
-            )
-            .map_err(db_err)?;
-            Ok(())
         })
         .await
     }
@@ -425,66 +372,16 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update_agent(&self, agent: &Agent) -> Result<bool> {
-        let a = agent.clone();
-        self.write(move |conn| {
-            let n = conn
-                .execute(
-                    "UPDATE agents SET name = ?3, description = ?4, status = ?5, scopes = ?6, metadata = ?7, updated_at = ?8
-                     WHERE id = ?1 AND org_id = ?2",
-                    params![
-                        a.id.to_string(),
-                        a.org_id.to_string(),
-                        a.name,
-                        a.description,
-                        a.status.as_str(),
-                        json_text(&a.scopes)?,
-                        json_text(&a.metadata)?,
-                        a.updated_at
-                    ],
-                )
+    async fn agents_with_scope(&self, scope: &str) -> Result<Vec<Agent>> {
+        // Scopes are a JSON array in text: the LIKE narrows, the exact check decides.
+        let pattern = format!("%{}%", json_text(&scope)?);
+        let scope = scope.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!("SELECT {AGENT_COLS} FROM agents WHERE scopes LIKE ?1"))
                 .map_err(db_err)?;
-            Ok(n == 1)
-        })
-        .await
-    }
-
-    async fn delete_agent(&self, org_id: Uuid, id: Uuid) -> Result<bool> {
-        self.write(move |conn| {
-            let n = conn
-                .execute(
-                    "DELETE FROM agents WHERE id = ?1 AND org_id = ?2",
-                    params![id.to_string(), org_id.to_string()],
-                )
-                .map_err(db_err)?;
-            Ok(n == 1)
-        })
-        .await
-    }
-
-    async fn insert_credential(&self, cred: &Credential, secret_hash: &[u8]) -> Result<()> {
-        let (c, h) = (cred.clone(), secret_hash.to_vec());
-        self.write(move |conn| {
-            conn.execute(
-                "INSERT INTO credentials (id, agent_id, org_id, client_id, kind, status, secret_prefix, secret_hash, created_at, rotated_at, revoked_at, public_jwk)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![
-                    c.id.to_string(),
-                    c.agent_id.to_string(),
-                    c.org_id.to_string(),
-                    c.client_id,
-                    c.kind,
-                    c.status.as_str(),
-                    c.secret_prefix,
-                    h,
-                    c.created_at,
-                    c.rotated_at,
-                    c.revoked_at,
-                    c.jwk.as_ref().map(json_text).transpose()?
-                ],
-            )
-            .map_err(db_err)?;
-            Ok(())
+            let agents = collect(&mut stmt, params![pattern], agent_from_row, agent_from_parts)?;
+            Ok(agents.into_iter().filter(|a| a.scopes.contains(&scope)).collect())
         })
         .await
     }
@@ -504,50 +401,6 @@ impl Store for SqliteStore {
             conn.query_row(
                 &format!("SELECT {CRED_COLS} FROM credentials WHERE id = ?1 AND agent_id = ?2"),
                 params![id.to_string(), agent_id.to_string()],
-                cred_from_row,
-            )
-            .optional()
-            .map_err(db_err)?
-            .map(cred_from_parts)
-            .transpose()
-        })
-        .await
-    }
-
-    async fn rotate_credential(
-        &self,
-        agent_id: Uuid,
-        id: Uuid,
-        secret_prefix: &str,
-        secret_hash: &[u8],
-        now: Millis,
-    ) -> Result<Option<Credential>> {
-        let (prefix, hash) = (secret_prefix.to_string(), secret_hash.to_vec());
-        self.write(move |conn| {
-            conn.query_row(
-                &format!(
-                    "UPDATE credentials SET secret_prefix = ?3, secret_hash = ?4, rotated_at = ?5
-                     WHERE id = ?1 AND agent_id = ?2 AND status = 'active' RETURNING {CRED_COLS}"
-                ),
-                params![id.to_string(), agent_id.to_string(), prefix, hash, now],
-                cred_from_row,
-            )
-            .optional()
-            .map_err(db_err)?
-            .map(cred_from_parts)
-            .transpose()
-        })
-        .await
-    }
-
-    async fn revoke_credential(&self, agent_id: Uuid, id: Uuid, now: Millis) -> Result<Option<Credential>> {
-        self.write(move |conn| {
-            conn.query_row(
-                &format!(
-                    "UPDATE credentials SET status = 'revoked', revoked_at = COALESCE(revoked_at, ?3)
-                     WHERE id = ?1 AND agent_id = ?2 RETURNING {CRED_COLS}"
-                ),
-                params![id.to_string(), agent_id.to_string(), now],
                 cred_from_row,
             )
             .optional()
@@ -632,20 +485,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn insert_revocation(&self, r: &Revocation, now: Millis) -> Result<()> {
-        let r = r.clone();
-        self.write(move |conn| {
-            conn.execute(
-                "INSERT INTO token_revocations (jti, org_id, expires_at, revoked_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (jti) DO NOTHING",
-                params![r.jti, r.org_id.to_string(), r.expires_at, now],
-            )
-            .map_err(db_err)?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn revocations(&self, now_secs: i64) -> Result<Vec<Revocation>> {
         self.read(move |conn| {
             let mut stmt = conn
@@ -670,11 +509,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn append_audit(&self, events: Vec<SealedEvent>) -> Result<()> {
+    async fn append_audit(&self, entries: Vec<Commit>) -> Result<Vec<Result<()>>> {
         self.write(move |conn| {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(db_err)?;
+            let mut outcomes = Vec::with_capacity(entries.len());
             {
                 // Each chain's head is read once and written once per batch, however many
                 // of the batch's events it takes.
@@ -688,7 +528,19 @@ impl Store for SqliteStore {
                     ))
                     .map_err(db_err)?;
                 let mut id_buf = Uuid::encode_buffer();
-                for event in events {
+                for Commit { event, changes, announce } in entries {
+                    // A failing change (a name taken, a row gone) leaves out only its own
+                    // entry: its changes are undone and its event is not written.
+                    if !changes.is_empty() || announce.is_some() {
+                        let applied = changes::in_savepoint(&tx, || {
+                            changes.iter().try_for_each(|c| changes::apply(&tx, c))?;
+                            announce.as_ref().map_or(Ok(()), |a| changes::announce(&tx, a, event.event.occurred_at))
+                        });
+                        if let Err(e) = applied {
+                            outcomes.push(Err(e));
+                            continue;
+                        }
+                    }
                     let chain = event.event.org_id.unwrap_or(UNATTRIBUTED_CHAIN);
                     let head = match heads.entry(chain) {
                         Entry::Occupied(e) => e.into_mut(),
@@ -722,6 +574,7 @@ impl Store for SqliteStore {
                         ])
                         .map_err(db_err)?;
                     (head.1, head.2) = (linked.seq, linked.hash);
+                    outcomes.push(Ok(()));
                 }
                 let mut head_w = tx
                     .prepare_cached(
@@ -733,7 +586,32 @@ impl Store for SqliteStore {
                     head_w.execute(params![text, seq, hash]).map_err(db_err)?;
                 }
             }
-            tx.commit().map_err(db_err)
+            tx.commit().map_err(db_err)?;
+            Ok(outcomes)
+        })
+        .await
+    }
+
+    async fn cluster_events_since(&self, since: Millis) -> Result<Vec<FeedEntry>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT seq, created_at, event FROM cluster_events WHERE created_at >= ?1 ORDER BY seq")
+                .map_err(db_err)?;
+            collect(
+                &mut stmt,
+                params![since],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?)),
+                |(seq, created_at, text)| Ok(FeedEntry { seq, created_at, event: json_column(&text)? }),
+            )
+        })
+        .await
+    }
+
+    async fn purge_cluster_events(&self, before: Millis) -> Result<u64> {
+        self.write(move |conn| {
+            conn.execute("DELETE FROM cluster_events WHERE created_at < ?1", params![before])
+                .map(|n| n as u64)
+                .map_err(db_err)
         })
         .await
     }

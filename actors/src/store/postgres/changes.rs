@@ -1,0 +1,182 @@
+//! Directory changes and the cluster change feed, written inside the audit writer's
+//! group commit (see [`super::PostgresStore`]'s `append_audit`), so a change is durable
+//! exactly when its audit event is.
+
+use tokio_postgres::Transaction;
+
+use super::{db_err, json_text, AGENT_COLS};
+use crate::coord::ClusterEvent;
+use crate::error::{EngineError, Result};
+use crate::model::Millis;
+use crate::store::Change;
+
+/// Apply one change on the open transaction.
+pub(super) async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<()> {
+    match change {
+        Change::InsertOrg(o) => {
+            tx.execute(
+                "INSERT INTO organizations (id, name, tier, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
+                &[&o.id, &o.name, &o.tier.as_str(), &o.created_at, &o.updated_at],
+            )
+            .await
+            .map_err(db_err)?;
+        }
+        Change::UpdateOrg(o) => {
+            let n = tx
+                .execute(
+                    "UPDATE organizations SET name = $2, tier = $3, updated_at = $4 WHERE id = $1",
+                    &[&o.id, &o.name, &o.tier.as_str(), &o.updated_at],
+                )
+                .await
+                .map_err(db_err)?;
+            one_row(n, "organization")?;
+        }
+        Change::DeleteOrg(id) => {
+            let n = tx.execute("DELETE FROM organizations WHERE id = $1", &[id]).await.map_err(db_err)?;
+            one_row(n, "organization")?;
+        }
+        Change::InsertAgent(a) => {
+            tx.execute(
+                &format!("INSERT INTO agents ({AGENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
+                &[
+                    &a.id,
+                    &a.org_id,
+                    &a.name,
+                    &a.description,
+                    &a.status.as_str(),
+                    &json_text(&a.scopes)?,
+                    &json_text(&a.metadata)?,
+                    &a.created_at,
+                    &a.updated_at,
+                ],
+            )
+            .await
+            .map_err(db_err)?;
+        }
+        Change::UpdateAgent(a) => {
+            let n = tx
+                .execute(
+                    "UPDATE agents SET name = $3, description = $4, status = $5, scopes = $6, metadata = $7, updated_at = $8
+                     WHERE id = $1 AND org_id = $2",
+                    &[
+                        &a.id,
+                        &a.org_id,
+                        &a.name,
+                        &a.description,
+                        &a.status.as_str(),
+                        &json_text(&a.scopes)?,
+                        &json_text(&a.metadata)?,
+                        &a.updated_at,
+                    ],
+                )
+                .await
+                .map_err(db_err)?;
+            one_row(n, "agent")?;
+        }
+        Change::DeleteAgent { org_id, id } => {
+            let n =
+                tx.execute("DELETE FROM agents WHERE id = $1 AND org_id = $2", &[id, org_id]).await.map_err(db_err)?;
+            one_row(n, "agent")?;
+        }
+        Change::InsertCredential { credential: c, secret_hash } => {
+            tx.execute(
+                "INSERT INTO credentials (id, agent_id, org_id, client_id, kind, status, secret_prefix, secret_hash, created_at, rotated_at, revoked_at, public_jwk)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                &[
+                    &c.id,
+                    &c.agent_id,
+                    &c.org_id,
+                    &c.client_id,
+                    &c.kind,
+                    &c.status.as_str(),
+                    &c.secret_prefix,
+                    secret_hash,
+                    &c.created_at,
+                    &c.rotated_at,
+                    &c.revoked_at,
+                    &c.jwk.as_ref().map(json_text).transpose()?,
+                ],
+            )
+            .await
+            .map_err(db_err)?;
+        }
+        Change::RotateCredential { agent_id, id, secret_prefix, secret_hash, now } => {
+            let n = tx
+                .execute(
+                    "UPDATE credentials SET secret_prefix = $3, secret_hash = $4, rotated_at = $5
+                     WHERE id = $1 AND agent_id = $2 AND status = 'active'",
+                    &[id, agent_id, secret_prefix, secret_hash, now],
+                )
+                .await
+                .map_err(db_err)?;
+            if n != 1 {
+                return Err(EngineError::Conflict("the credential is not active".into()));
+            }
+        }
+        Change::RevokeCredential { agent_id, id, now } => {
+            let n = tx
+                .execute(
+                    "UPDATE credentials SET status = 'revoked', revoked_at = COALESCE(revoked_at, $3)
+                     WHERE id = $1 AND agent_id = $2",
+                    &[id, agent_id, now],
+                )
+                .await
+                .map_err(db_err)?;
+            one_row(n, "credential")?;
+        }
+        Change::RevokeToken { revocation: r, now } => {
+            tx.execute(
+                "INSERT INTO token_revocations (jti, org_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (jti) DO NOTHING",
+                &[&r.jti, &r.org_id, &r.expires_at, now],
+            )
+            .await
+            .map_err(db_err)?;
+        }
+    }
+    Ok(())
+}
+
+fn one_row(n: u64, kind: &'static str) -> Result<()> {
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(EngineError::not_found(kind))
+    }
+}
+
+/// Record `event` in the cluster change feed.
+pub(super) async fn announce(tx: &Transaction<'_>, event: &ClusterEvent, now: Millis) -> Result<()> {
+    tx.execute("INSERT INTO cluster_events (event, created_at) VALUES ($1, $2)", &[&json_text(event)?, &now])
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Apply an entry's changes and announcement inside a savepoint: kept if all succeed,
+/// undone (leaving the enclosing transaction as it was) if one fails.
+pub(super) async fn apply_entry(
+    tx: &Transaction<'_>,
+    changes: &[Change],
+    announcement: Option<&ClusterEvent>,
+    now: Millis,
+) -> Result<()> {
+    tx.batch_execute("SAVEPOINT entry").await.map_err(db_err)?;
+    let applied = async {
+        for change in changes {
+            apply(tx, change).await?;
+        }
+        match announcement {
+            Some(event) => announce(tx, event, now).await,
+            None => Ok(()),
+        }
+    }
+    .await;
+    match applied {
+        Ok(()) => tx.batch_execute("RELEASE entry").await.map_err(db_err),
+        Err(e) => {
+            tx.batch_execute("ROLLBACK TO entry; RELEASE entry").await.map_err(db_err)?;
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Directory changes and the cluster change feed, written inside the audit writer's
+//! group commit (see [`super::SqliteStore`]'s `append_audit`), so a change is durable
+//! exactly when its audit event is.
+
+use rusqlite::{params, Connection};
+
+use super::{db_err, json_text};
+use crate::coord::ClusterEvent;
+use crate::error::{EngineError, Result};
+use crate::model::Millis;
+use crate::store::Change;
+
+/// Apply one change on the writer's open transaction.
+pub(super) fn apply(conn: &Connection, change: &Change) -> Result<()> {
+    match change {
+        Change::InsertOrg(o) => {
+            conn.prepare_cached(
+                "INSERT INTO organizations (id, name, tier, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| s.execute(params![o.id.to_string(), o.name, o.tier.as_str(), o.created_at, o.updated_at]))
+            .map_err(db_err)?;
+        }
+        Change::UpdateOrg(o) => {
+            let n = conn
+                .prepare_cached("UPDATE organizations SET name = ?2, tier = ?3, updated_at = ?4 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![o.id.to_string(), o.name, o.tier.as_str(), o.updated_at]))
+                .map_err(db_err)?;
+            one_row(n, "organization")?;
+        }
+        Change::DeleteOrg(id) => {
+            let n = conn.execute("DELETE FROM organizations WHERE id = ?1", params![id.to_string()]).map_err(db_err)?;
+            one_row(n, "organization")?;
+        }
+        Change::InsertAgent(a) => {
+            let (scopes, metadata) = (json_text(&a.scopes)?, json_text(&a.metadata)?);
+            conn.prepare_cached(&format!(
+                "INSERT INTO agents ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                super::AGENT_COLS
+            ))
+            .and_then(|mut s| {
+                s.execute(params![
+                    a.id.to_string(),
+                    a.org_id.to_string(),
+                    a.name,
+                    a.description,
+                    a.status.as_str(),
+                    scopes,
+                    metadata,
+                    a.created_at,
+                    a.updated_at
+                ])
+            })
+            .map_err(db_err)?;
+        }
+        Change::UpdateAgent(a) => {
+            let (scopes, metadata) = (json_text(&a.scopes)?, json_text(&a.metadata)?);
+            let n = conn
+                .prepare_cached(
+                    "UPDATE agents SET name = ?3, description = ?4, status = ?5, scopes = ?6, metadata = ?7, updated_at = ?8
+                     WHERE id = ?1 AND org_id = ?2",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        a.id.to_string(),
+                        a.org_id.to_string(),
+                        a.name,
+                        a.description,
+                        a.status.as_str(),
+                        scopes,
+                        metadata,
+                        a.updated_at
+                    ])
+                })
+                .map_err(db_err)?;
+            one_row(n, "agent")?;
+        }
+        Change::DeleteAgent { org_id, id } => {
+            let n = conn
+                .execute(
+                    "DELETE FROM agents WHERE id = ?1 AND org_id = ?2",
+                    params![id.to_string(), org_id.to_string()],
+                )
+                .map_err(db_err)?;
+            one_row(n, "agent")?;
+        }
+        Change::InsertCredential { credential: c, secret_hash } => {
+            let jwk = c.jwk.as_ref().map(json_text).transpose()?;
+            conn.prepare_cached(
+                "INSERT INTO credentials (id, agent_id, org_id, client_id, kind, status, secret_prefix, secret_hash, created_at, rotated_at, revoked_at, public_jwk)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    c.id.to_string(),
+                    c.agent_id.to_string(),
+                    c.org_id.to_string(),
+                    c.client_id,
+                    c.kind,
+                    c.status.as_str(),
+                    c.secret_prefix,
+                    secret_hash,
+                    c.created_at,
+                    c.rotated_at,
+                    c.revoked_at,
+                    jwk
+                ])
+            })
+            .map_err(db_err)?;
+        }
+        Change::RotateCredential { agent_id, id, secret_prefix, secret_hash, now } => {
+            let n = conn
+                .execute(
+                    "UPDATE credentials SET secret_prefix = ?3, secret_hash = ?4, rotated_at = ?5
+                     WHERE id = ?1 AND agent_id = ?2 AND status = 'active'",
+                    params![id.to_string(), agent_id.to_string(), secret_prefix, secret_hash, now],
+                )
+                .map_err(db_err)?;
+            if n != 1 {
+                return Err(EngineError::Conflict("the credential is not active".into()));
+            }
+        }
+        Change::RevokeCredential { agent_id, id, now } => {
+            let n = conn
+                .execute(
+                    "UPDATE credentials SET status = 'revoked', revoked_at = COALESCE(revoked_at, ?3)
+                     WHERE id = ?1 AND agent_id = ?2",
+                    params![id.to_string(), agent_id.to_string(), now],
+                )
+                .map_err(db_err)?;
+            one_row(n, "credential")?;
+        }
+        Change::RevokeToken { revocation: r, now } => {
+            conn.prepare_cached(
+                "INSERT INTO token_revocations (jti, org_id, expires_at, revoked_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (jti) DO NOTHING",
+            )
+            .and_then(|mut s| s.execute(params![r.jti, r.org_id.to_string(), r.expires_at, now]))
+            .map_err(db_err)?;
+        }
+    }
+    Ok(())
+}
+
+fn one_row(n: usize, kind: &'static str) -> Result<()> {
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(EngineError::not_found(kind))
+    }
+}
+
+/// Record `event` in the cluster change feed.
+pub(super) fn announce(conn: &Connection, event: &ClusterEvent, now: Millis) -> Result<()> {
+    let text = json_text(event)?;
+    conn.prepare_cached("INSERT INTO cluster_events (event, created_at) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![text, now]))
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Run `f` inside a savepoint: its writes stay if it succeeds and are undone if it fails,
+/// leaving the enclosing transaction as it was.
+pub(super) fn in_savepoint<T>(conn: &Connection, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    conn.execute_batch("SAVEPOINT entry").map_err(db_err)?;
+    match f() {
+        Ok(v) => {
+            conn.execute_batch("RELEASE entry").map_err(db_err)?;
+            Ok(v)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO entry; RELEASE entry").map_err(db_err)?;
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Issue 9, the outside probe's defects: no power taken from a stronger agent, no
+//! self-lockout and a way back in, and no committed change without its audit event.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::each_backend;
+use crate::support::App;
+
+/// The ids of the org admin's own credentials.
+async fn credential_ids(app: &App, token: &str, agent: &str) -> Vec<String> {
+    let (status, body) = app.call(Method::GET, &format!("/api/v1/agents/{agent}/credentials"), token, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect()
+}
+
+// Defect 2: an agent holding only agents:write could empty the org admin's scopes,
+// suspend it or delete it — and one with credentials:write could take its credential.
+each_backend!(a_weaker_agent_cannot_change_a_stronger_one, |app| {
+    let admin = app.admin_token().await;
+    let admin_id = app.boot.agent_id.to_string();
+    let (_, id, secret) = app
+        .agent_with_credential(
+            &admin,
+            json!({"name": "writer", "scopes": ["agents:write", "agents:read", "credentials:write"]}),
+        )
+        .await;
+    let writer = app.token(&id, &secret, None).await;
+    let cred = credential_ids(&app, &admin, &admin_id).await.remove(0);
+    let agent = format!("/api/v1/agents/{admin_id}");
+    for (method, path, body) in [
+        (Method::PATCH, agent.clone(), Some(json!({"scopes": []}))),
+        (Method::PATCH, agent.clone(), Some(json!({"name": "renamed"}))),
+        (Method::POST, format!("{agent}/suspend"), None),
+        (Method::DELETE, agent.clone(), None),
+        (Method::POST, format!("{agent}/credentials"), None),
+        (Method::POST, format!("{agent}/credentials/{cred}/rotate"), None),
+        (Method::DELETE, format!("{agent}/credentials/{cred}"), None),
+    ] {
+        let (status, problem) = app.call(method.clone(), &path, &writer, body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {problem}");
+        assert_eq!(problem["type"], "urn:agentidp:problem:forbidden");
+    }
+    // Nothing changed: the admin still works with its own scopes.
+    let (status, body) = app.call(Method::GET, &agent, &admin, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "active");
+    assert!(body["scopes"].as_array().unwrap().len() > 3, "{body}");
+    app.admin_token().await;
+    // An agent no stronger than the caller (organization scopes do not count) is fine.
+    let (weak, _, _) =
+        app.agent_with_credential(&admin, json!({"name": "weak", "scopes": ["agents:read", "search:query"]})).await;
+    let weak = format!("/api/v1/agents/{}", weak["id"].as_str().unwrap());
+    assert_eq!(app.call(Method::POST, &format!("{weak}/suspend"), &writer, None).await.0, StatusCode::OK);
+    assert_eq!(app.call(Method::POST, &format!("{weak}/credentials"), &writer, None).await.0, StatusCode::CREATED);
+});
+
+// Defect 3: the platform admin could suspend itself, with no way back.
+each_backend!(no_agent_disables_itself, |app| {
+    let platform = app.platform_token().await;
+    let (_, me) = app.call(Method::GET, "/api/v1/agents?limit=1", &platform, None).await;
+    let me = me["items"][0]["id"].as_str().unwrap().to_string();
+    for (token, id) in [(platform.clone(), me.clone()), (app.admin_token().await, app.boot.agent_id.to_string())] {
+        let agent = format!("/api/v1/agents/{id}");
+        for (method, path, body) in [
+            (Method::POST, format!("{agent}/suspend"), None),
+            (Method::DELETE, agent.clone(), None),
+            (Method::PATCH, agent.clone(), Some(json!({"scopes": ["agents:read"]}))),
+        ] {
+            let (status, problem) = app.call(method.clone(), &path, &token, body).await;
+            assert_eq!(status, StatusCode::CONFLICT, "{method} {path}: {problem}");
+        }
+        // Renaming itself is harmless and allowed.
+        assert_eq!(app.call(Method::PATCH, &agent, &token, Some(json!({"name": "me"}))).await.0, StatusCode::OK);
+    }
+    assert_eq!(app.call(Method::GET, "/api/v1/organizations", &platform, None).await.0, StatusCode::OK);
+});
