@@ -86,7 +86,13 @@ impl Ctx {
 
     /// Authenticate the access token of this request: `Bearer`, or `DPoP` with its proof.
     pub async fn call(&self) -> Result<Call, Problem> {
-        let missing = || Problem::from(EngineError::InvalidToken("an access token is required".into()));
+        self.authenticate().await.map_err(Problem::from)
+    }
+
+    /// [`Ctx::call`] with the engine's error, for handlers that answer in another form
+    /// (the OAuth endpoints): an engine that is unavailable stays a 503 there too.
+    pub async fn authenticate(&self) -> Result<Call, EngineError> {
+        let missing = || EngineError::InvalidToken("an access token is required".into());
         let header = self.authorization.as_deref().ok_or_else(missing)?;
         let (scheme, token) = header.split_once(' ').ok_or_else(missing)?;
         let token = token.trim();
@@ -99,7 +105,7 @@ impl Ctx {
             let proof = self
                 .dpop
                 .as_deref()
-                .ok_or_else(|| Problem::from(EngineError::InvalidToken("a DPoP proof header is required".into())))?;
+                .ok_or_else(|| EngineError::InvalidToken("a DPoP proof header is required".into()))?;
             let htu = format!("{}{}", self.engine().config().issuer, self.path);
             let presentation = DpopPresentation { proof, htm: self.method.as_str(), htu: &htu };
             self.engine().authenticate_dpop(token, presentation).await?

@@ -158,7 +158,7 @@ async fn introspection(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> 
         scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop")
     });
     let who = if bearer {
-        let call: Call = ctx.call().await.map_err(|p| EngineError::InvalidToken(p.detail))?;
+        let call: Call = ctx.authenticate().await?;
         Introspector::Caller(call)
     } else {
         Introspector::Client(client_auth(ctx, &mut params)?)

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use prometheus::Encoder;
 use serde_json::json;
 use warp::filters::BoxedFilter;
-use warp::http::header::{HeaderValue, CONTENT_TYPE};
+use warp::http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
@@ -30,10 +30,20 @@ async fn health(ctx: Ctx) -> Result<Response, Infallible> {
 
 async fn ready(ctx: Ctx) -> Result<Response, Infallible> {
     ctx.respond("/ready", |ctx| async move {
-        match ctx.engine().ready().await {
-            Ok(()) => Ok(json_reply(StatusCode::OK, &json!({"status": "ready"}))),
-            Err(e) => Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", e.to_string())),
+        let report = ctx.engine().readiness().await;
+        let checks = json!({
+            "store": {"kind": report.store_kind, "up": report.store},
+            "coordinator": {"kind": report.coordinator_kind, "up": report.coordinator},
+            "restarting_actors": report.restarting,
+        });
+        let problems = report.problems();
+        if problems.is_empty() {
+            return Ok(json_reply(StatusCode::OK, &json!({"status": "ready", "checks": checks})));
         }
+        let mut problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", problems.join("; "))
+            .with_header(RETRY_AFTER, "1");
+        problem.extra.insert("checks".into(), checks);
+        Err(problem)
     })
     .await
 }

@@ -15,6 +15,7 @@ mod jose;
 mod keys;
 mod lifecycle;
 mod ops;
+mod outages;
 mod resilience;
 mod support;
 mod tenancy;

@@ -1,18 +1,22 @@
 //! The in-process coordinator for a single node: a broadcast channel.
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use dashmap::DashMap;
 use tokio::sync::{broadcast, mpsc};
 
-use super::{ClusterEvent, Coordinator};
+use super::{Claim, ClusterEvent, Coordinator};
 use crate::error::Result;
 
 pub struct MemoryCoordinator {
     tx: broadcast::Sender<ClusterEvent>,
     /// Claimed keys and when their claim lapses.
     claims: DashMap<String, Instant>,
+    /// When this memory began (unix seconds, set by the first claim): claims made before
+    /// it were lost with the previous process.
+    memory_since: OnceLock<i64>,
 }
 
 /// Claims kept before expired ones are swept.
@@ -20,7 +24,7 @@ const SWEEP_AT: usize = 100_000;
 
 impl Default for MemoryCoordinator {
     fn default() -> Self {
-        MemoryCoordinator { tx: broadcast::channel(1024).0, claims: DashMap::new() }
+        MemoryCoordinator { tx: broadcast::channel(1024).0, claims: DashMap::new(), memory_since: OnceLock::new() }
     }
 }
 
@@ -54,7 +58,10 @@ impl Coordinator for MemoryCoordinator {
         Ok(())
     }
 
-    async fn claim_once(&self, key: &str, ttl: Duration) -> Result<bool> {
+    async fn claim_once(&self, key: &str, ttl: Duration, issued_at: i64, now_ms: i64) -> Result<Claim> {
+        if issued_at < *self.memory_since.get_or_init(|| now_ms.div_euclid(1000)) {
+            return Ok(Claim::PredatesMemory);
+        }
         let now = Instant::now();
         if self.claims.len() >= SWEEP_AT {
             self.claims.retain(|_, until| *until > now);
@@ -72,6 +79,6 @@ impl Coordinator for MemoryCoordinator {
                 fresh = true;
                 now + ttl
             });
-        Ok(fresh)
+        Ok(if fresh { Claim::First } else { Claim::Replayed })
     }
 }

@@ -31,6 +31,14 @@ pub enum ClusterEvent {
     Everything,
 }
 
+/// The answer of [`Coordinator::claim_once`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    First,
+    Replayed,
+    PredatesMemory,
+}
+
 #[async_trait]
 pub trait Coordinator: Send + Sync + 'static {
     /// Announce `event` to every node, this one included.
@@ -40,7 +48,11 @@ pub trait Coordinator: Send + Sync + 'static {
     async fn subscribe(&self) -> Result<mpsc::Receiver<ClusterEvent>>;
     /// One cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<()>;
-    /// Record `key` as used for `ttl`; true only for the first caller, cluster-wide.
-    /// Replay protection for client assertions and DPoP proofs.
-    async fn claim_once(&self, key: &str, ttl: std::time::Duration) -> Result<bool>;
+    /// Record `key` (the id of something made at `issued_at`, unix seconds) as used for
+    /// `ttl`: [`Claim::First`] only for the first caller, cluster-wide. Replay protection
+    /// for client assertions and DPoP proofs. The coordinator's memory of claims can be
+    /// lost (a Redis without persistence restarts, a single node restarts), so it fails
+    /// closed: anything made before its memory began (`now_ms` of the first claim after
+    /// the loss) is [`Claim::PredatesMemory`], since it might have been used before.
+    async fn claim_once(&self, key: &str, ttl: std::time::Duration, issued_at: i64, now_ms: i64) -> Result<Claim>;
 }

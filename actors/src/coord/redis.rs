@@ -11,8 +11,21 @@ use futures_util::StreamExt;
 use redis::AsyncCommands;
 use tokio::sync::mpsc;
 
-use super::{ClusterEvent, Coordinator};
+use super::{Claim, ClusterEvent, Coordinator};
 use crate::error::{EngineError, Result};
+
+/// One round trip: the start of Redis's memory of claims (a key that vanishes with that
+/// memory, re-set by the first claim after), then the claim itself. 1 first, 0 replayed,
+/// -1 made before the memory began.
+static CLAIM_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"local since = redis.call('GET', KEYS[2])
+          if not since then redis.call('SET', KEYS[2], ARGV[3]); since = ARGV[3] end
+          if tonumber(ARGV[2]) < tonumber(since) then return -1 end
+          if redis.call('SET', KEYS[1], 1, 'NX', 'PX', ARGV[1]) then return 1 end
+          return 0",
+    )
+});
 
 pub struct RedisCoordinator {
     client: redis::Client,
@@ -31,7 +44,9 @@ impl RedisCoordinator {
         let manager = RedisConnectionManager::new(url).map_err(|e| EngineError::invalid("redis_url", e.to_string()))?;
         let pool = Pool::builder()
             .max_size(16)
-            .connection_timeout(Duration::from_secs(5))
+            // Redis answers in well under a millisecond: a second without a connection
+            // means it is down, and callers should hear so (503) rather than wait.
+            .connection_timeout(Duration::from_secs(1))
             .build(manager)
             .await
             .map_err(redis_err)?;
@@ -96,18 +111,22 @@ impl Coordinator for RedisCoordinator {
         Ok(events)
     }
 
-    async fn claim_once(&self, key: &str, ttl: Duration) -> Result<bool> {
+    async fn claim_once(&self, key: &str, ttl: Duration, issued_at: i64, now_ms: i64) -> Result<Claim> {
         let mut conn = self.pool.get().await.map_err(|e| EngineError::Unavailable(format!("redis pool: {e}")))?;
-        let set: Option<String> = redis::cmd("SET")
-            .arg(format!("{}:once:{key}", self.namespace))
-            .arg(1)
-            .arg("NX")
-            .arg("PX")
+        let answer: i64 = CLAIM_SCRIPT
+            .key(format!("{}:once:{key}", self.namespace))
+            .key(format!("{}:once-memory-since", self.namespace))
             .arg(ttl.as_millis().max(1) as u64)
-            .query_async(&mut *conn)
+            .arg(issued_at)
+            .arg(now_ms.div_euclid(1000))
+            .invoke_async(&mut *conn)
             .await
             .map_err(redis_err)?;
-        Ok(set.is_some())
+        Ok(match answer {
+            1 => Claim::First,
+            0 => Claim::Replayed,
+            _ => Claim::PredatesMemory,
+        })
     }
 
     async fn ping(&self) -> Result<()> {

@@ -129,6 +129,9 @@ pub fn assertion_issuer(assertion: &str) -> Result<String, String> {
 pub struct VerifiedAssertion {
     pub jti: String,
     pub exp: i64,
+    /// When it was made (unix seconds): its `iat`, or — without one — the earliest it can
+    /// have been made, `exp` less the longest lifetime allowed.
+    pub iat: i64,
 }
 
 /// RFC 7523 §3: signature by the registered key; `iss` = `sub` = the client id; `aud`
@@ -157,7 +160,8 @@ pub fn verify_client_assertion(
     if exp > now / 1000 + MAX_ASSERTION_LIFETIME_SECS + LEEWAY_SECS {
         return Err("the client assertion expires too far in the future".into());
     }
-    if claims.get("iat").and_then(Value::as_i64).is_some_and(|iat| iat > now / 1000 + LEEWAY_SECS) {
+    let iat = claims.get("iat").and_then(Value::as_i64);
+    if iat.is_some_and(|iat| iat > now / 1000 + LEEWAY_SECS) {
         return Err("the client assertion was issued in the future".into());
     }
     let jti = claims
@@ -165,7 +169,7 @@ pub fn verify_client_assertion(
         .and_then(Value::as_str)
         .filter(|j| !j.is_empty() && j.len() <= 256)
         .ok_or("the client assertion needs a jti")?;
-    Ok(VerifiedAssertion { jti: jti.to_string(), exp })
+    Ok(VerifiedAssertion { jti: jti.to_string(), exp, iat: iat.unwrap_or(exp - MAX_ASSERTION_LIFETIME_SECS) })
 }
 
 /// What a DPoP proof must match.
@@ -181,6 +185,8 @@ pub struct VerifiedProof {
     /// Thumbprint of the proof's key: the `cnf.jkt` a bound token carries.
     pub jkt: String,
     pub jti: String,
+    /// The proof's `iat` (unix seconds).
+    pub iat: i64,
 }
 
 /// Compare URIs without query and fragment (RFC 9449 §4.3).
@@ -222,7 +228,7 @@ pub fn verify_dpop_proof(proof: &str, expect: &DpopExpectation<'_>) -> Result<Ve
             return Err("the DPoP proof's ath does not match the access token".into());
         }
     }
-    Ok(VerifiedProof { jkt: key.thumbprint, jti: jti.to_string() })
+    Ok(VerifiedProof { jkt: key.thumbprint, jti: jti.to_string(), iat })
 }
 
 #[cfg(test)]

@@ -117,6 +117,38 @@ pub struct Engine {
 }
 
 const DEFAULT_PAGE: u32 = 50;
+/// How long a readiness check waits for one dependency.
+pub const READY_CHECK_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// What `/ready` reports: each dependency up or not, and actors being restarted.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Readiness {
+    pub store: bool,
+    pub store_kind: &'static str,
+    pub coordinator: bool,
+    pub coordinator_kind: &'static str,
+    pub restarting: Vec<&'static str>,
+}
+
+impl Readiness {
+    /// What is wrong, one sentence each, naming the setting to look at.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.store {
+            out.push(match self.store_kind {
+                "PostgreSQL" => "PostgreSQL (DATABASE_URL) is not answering".to_string(),
+                _ => "the SQLite store (data_dir) is not answering".to_string(),
+            });
+        }
+        if !self.coordinator {
+            out.push("Redis (REDIS_URL) is not answering".to_string());
+        }
+        for actor in &self.restarting {
+            out.push(format!("the engine's {actor} is restarting"));
+        }
+        out
+    }
+}
 const MAX_PAGE: u32 = 200;
 
 async fn open_store(config: &EngineConfig) -> Result<Arc<dyn Store>> {
@@ -186,19 +218,41 @@ impl Engine {
             .map_err(|_| EngineError::Unavailable("engine supervisor is not running".into()))
     }
 
-    /// Whether the store and coordinator answer and every actor is running.
+    /// Whether the store and coordinator answer and every actor is running; the error
+    /// says which is not, in an operator's words.
     pub async fn ready(&self) -> Result<()> {
-        self.shared.store.ping().await?;
-        self.shared.coord.ping().await?;
-        let s = &self.shared.slots;
-        if s.keys.load().is_none()
-            || s.audit.load().is_none()
-            || s.keeper.load().is_none()
-            || s.revocations.load().is_none()
-        {
-            return Err(EngineError::Unavailable("an engine actor is restarting".into()));
+        let report = self.readiness().await;
+        match report.problems().first() {
+            None => Ok(()),
+            Some(problem) => Err(EngineError::Unavailable(problem.clone())),
         }
-        Ok(())
+    }
+
+    /// Check every dependency at once, each bounded by [`READY_CHECK_TIMEOUT`], so the
+    /// answer comes within about a second whatever is down.
+    pub async fn readiness(&self) -> Readiness {
+        let bounded =
+            |check| async move { matches!(tokio::time::timeout(READY_CHECK_TIMEOUT, check).await, Ok(Ok(()))) };
+        let (store, coordinator) = tokio::join!(bounded(self.shared.store.ping()), bounded(self.shared.coord.ping()));
+        let s = &self.shared.slots;
+        let mut restarting = Vec::new();
+        for (name, up) in [
+            ("key_manager", s.keys.load().is_some()),
+            ("audit_writer", s.audit.load().is_some()),
+            ("cache_keeper", s.keeper.load().is_some()),
+            ("revocations", s.revocations.load().is_some()),
+        ] {
+            if !up {
+                restarting.push(name);
+            }
+        }
+        Readiness {
+            store,
+            store_kind: if self.shared.config.database_url.is_some() { "PostgreSQL" } else { "SQLite" },
+            coordinator,
+            coordinator_kind: if self.shared.config.redis_url.is_some() { "Redis" } else { "in-process" },
+            restarting,
+        }
     }
 
     /// The registry holding the engine's metrics; the front-end adds its own to it.

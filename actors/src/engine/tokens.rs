@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::{Call, Caller, Engine};
 use crate::cache::{AgentEntry, ClientEntry, ClientKey, Verified};
-use crate::coord::ClusterEvent;
+use crate::coord::{Claim, ClusterEvent};
 use crate::domain::claims::{self, AccessClaims, Confirmation, Grant};
 use crate::domain::{jose, scopes};
 use crate::error::{EngineError, Result};
@@ -198,7 +198,9 @@ impl Engine {
             Some((client, agent))
                 if client.status == CredentialStatus::Active && agent.status == AgentStatus::Active =>
             {
-                self.check_client_proof(auth, &claimed, client).await
+                // An infrastructure failure (the replay memory unreachable) is a 503,
+                // never a failed authentication.
+                self.check_client_proof(auth, &claimed, client).await?
             }
             Some(_) => Err("the credential or its agent is not active".to_string()),
             None => Err("unknown client".to_string()),
@@ -227,9 +229,15 @@ impl Engine {
         }
     }
 
-    /// The secret or assertion matches the credential (and an assertion is fresh).
-    async fn check_client_proof(&self, auth: &ClientAuth, client_id: &str, client: &ClientEntry) -> Result<(), String> {
-        match (auth, &client.key) {
+    /// The secret or assertion matches the credential (and an assertion is fresh). The
+    /// inner error is the client's (a failed authentication), the outer one the engine's.
+    async fn check_client_proof(
+        &self,
+        auth: &ClientAuth,
+        client_id: &str,
+        client: &ClientEntry,
+    ) -> Result<Result<(), String>> {
+        Ok(match (auth, &client.key) {
             (ClientAuth::Secret { client_secret, .. }, ClientKey::Secret(hash)) => {
                 if self.shared.hasher.verify(client_secret, hash) {
                     Ok(())
@@ -239,7 +247,7 @@ impl Engine {
             }
             (ClientAuth::Assertion { client_id: body_id, assertion }, ClientKey::PublicKey(jwk)) => {
                 if body_id.as_deref().is_some_and(|id| id != client_id) {
-                    return Err("client_id does not match the assertion".into());
+                    return Ok(Err("client_id does not match the assertion".into()));
                 }
                 let audiences = vec![
                     self.shared.config.issuer.clone(),
@@ -247,23 +255,23 @@ impl Engine {
                     self.url(INTROSPECT_PATH),
                     self.url(REVOKE_PATH),
                 ];
-                let verified =
-                    jose::verify_client_assertion(assertion, jwk, client_id, &audiences, self.shared.now_ms())?;
-                let ttl = Duration::from_secs((verified.exp - self.shared.now_ms() / 1000 + 60).max(60) as u64);
-                let first = self
-                    .shared
-                    .coord
-                    .claim_once(&format!("assertion:{client_id}:{}", verified.jti), ttl)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if first {
-                    Ok(())
-                } else {
-                    Err("the assertion's jti was already used".into())
+                let now = self.shared.now_ms();
+                let verified = match jose::verify_client_assertion(assertion, jwk, client_id, &audiences, now) {
+                    Ok(v) => v,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let ttl = Duration::from_secs((verified.exp - now / 1000 + 60).max(60) as u64);
+                let key = format!("assertion:{client_id}:{}", verified.jti);
+                match self.shared.coord.claim_once(&key, ttl, verified.iat, now).await? {
+                    Claim::First => Ok(()),
+                    Claim::Replayed => Err("the assertion's jti was already used".into()),
+                    Claim::PredatesMemory => {
+                        Err("the assertion was made before the replay memory began: make a new one".into())
+                    }
                 }
             }
             _ => Err("the authentication method does not fit the credential".into()),
-        }
+        })
     }
 
     /// The token endpoint. Failures are [`EngineError::OAuth`] and are audited; a
@@ -281,7 +289,7 @@ impl Engine {
         let jkt = match &req.dpop {
             Some(proof) => Some(
                 self.verify_proof(proof, "POST", &self.url(TOKEN_PATH), None)
-                    .await
+                    .await?
                     .map_err(|e| oauth(OAuthError::InvalidDpopProof, e))?,
             ),
             None => None,
@@ -447,27 +455,28 @@ impl Engine {
         Ok(claims)
     }
 
-    /// Verify a DPoP proof and claim its jti; returns the key thumbprint.
+    /// Verify a DPoP proof and claim its jti; returns the key thumbprint. The inner
+    /// error is the proof's fault, the outer one the engine's (e.g. the replay memory
+    /// is unreachable).
     async fn verify_proof(
         &self,
         proof: &str,
         htm: &str,
         htu: &str,
         access_token: Option<&str>,
-    ) -> Result<String, String> {
+    ) -> Result<Result<String, String>> {
         let now = self.shared.now_ms();
-        let verified = jose::verify_dpop_proof(proof, &jose::DpopExpectation { htm, htu, access_token, now })?;
+        let verified = match jose::verify_dpop_proof(proof, &jose::DpopExpectation { htm, htu, access_token, now }) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
         let window = Duration::from_secs(2 * jose::DPOP_WINDOW_SECS as u64 + 10);
-        let first = self
-            .shared
-            .coord
-            .claim_once(&format!("dpop:{}:{}", verified.jkt, verified.jti), window)
-            .await
-            .map_err(|e| e.to_string())?;
-        if !first {
-            return Err("the DPoP proof was already used".into());
-        }
-        Ok(verified.jkt)
+        let key = format!("dpop:{}:{}", verified.jkt, verified.jti);
+        Ok(match self.shared.coord.claim_once(&key, window, verified.iat, now).await? {
+            Claim::First => Ok(verified.jkt),
+            Claim::Replayed => Err("the DPoP proof was already used".into()),
+            Claim::PredatesMemory => Err("the DPoP proof was made before the replay memory began".into()),
+        })
     }
 
     /// The token's client must still be active, and an agent of the token's lineage.
@@ -581,7 +590,7 @@ impl Engine {
         let caller = self.caller_for(token).await?;
         let jkt = self
             .verify_proof(proof.proof, proof.htm, proof.htu, Some(token))
-            .await
+            .await?
             .map_err(EngineError::InvalidToken)?;
         if caller.jkt.as_deref() != Some(jkt.as_str()) {
             return Err(EngineError::InvalidToken("the DPoP proof is not from the token's key".into()));
