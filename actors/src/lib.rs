@@ -32,6 +32,7 @@ mod keystore;
 mod metrics;
 pub mod model;
 mod policy;
+mod private_fs;
 pub mod store;
 
 pub use actor::ActorKind;

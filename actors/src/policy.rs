@@ -156,6 +156,19 @@ impl Policy {
     pub fn is_management_scope(&self, scope: &str) -> bool {
         self.catalog.scopes.contains_key(scope)
     }
+
+    /// A scope that looks like a management scope without being one: a case variant
+    /// (`PLATFORM:ADMIN`), a wildcard (`*`, `agents:*`) or any other name in a namespace
+    /// the catalog reserves (`agents:…`, `platform:…`). It grants nothing here, but a
+    /// downstream service that compares loosely would be fooled, so none may be granted.
+    pub fn is_lookalike(&self, scope: &str) -> bool {
+        if self.is_management_scope(scope) {
+            return false;
+        }
+        let namespace = |s: &str| s.split(':').next().unwrap_or_default().to_ascii_lowercase();
+        scope == "*"
+            || self.catalog.scopes.keys().any(|k| k.eq_ignore_ascii_case(scope) || namespace(k) == namespace(scope))
+    }
 }
 
 #[cfg(test)]
@@ -179,6 +192,17 @@ mod tests {
         // memoized answers are the same answers
         assert!(p.authorize("agents.create", &admin, false).is_err());
         assert!(p.authorize("agents.create", &admin, true).is_ok());
+    }
+
+    #[test]
+    fn management_scope_lookalikes_are_recognised() {
+        let p = Policy::load().unwrap();
+        for bad in ["PLATFORM:ADMIN", "Agents:Read", "agents:*", "*", "platform:root", "AUDIT:read"] {
+            assert!(p.is_lookalike(bad), "{bad}");
+        }
+        for good in ["agents:read", "platform:admin", "search:query", "files:*", "agentsx:read"] {
+            assert!(!p.is_lookalike(good), "{good}");
+        }
     }
 
     #[test]

@@ -244,3 +244,26 @@ fn a_second_bootstrap_says_what_to_do_without_a_backtrace() {
     assert!(!stderr.contains("backtrace") && !stderr.contains("Stack"), "{stderr}");
     assert!(out.stdout.is_empty(), "nothing on stdout to truncate a file with");
 }
+
+/// Defect 10: under umask 022 the data directory was 0755 and the database (which holds
+/// the secret-hash key beside the hashes) and its -wal/-shm files 0644.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_is_owner_only_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "umask 022; exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_agentidp"), "serve", "--data-dir"])
+        .arg(&data)
+        .env("AGENTIDP_LOG", "warn")
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL");
+    let server = ServeProcess::start(cmd).await;
+    let mode = |name: &str| std::fs::metadata(data.join(name)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
+    for file in ["agentidp.db", "agentidp.db-wal", "agentidp.db-shm", "master.key"] {
+        assert_eq!(mode(file), 0o600, "{file}");
+    }
+    drop(server);
+}

@@ -75,3 +75,26 @@ each_backend!(no_agent_disables_itself, |app| {
     }
     assert_eq!(app.call(Method::GET, "/api/v1/organizations", &platform, None).await.0, StatusCode::OK);
 });
+
+// Defect 12: look-alikes of management scopes could be granted by anyone.
+each_backend!(management_scope_lookalikes_are_refused, |app| {
+    let admin = app.admin_token().await;
+    for bad in ["PLATFORM:ADMIN", "agents:*", "*", "Agents:Write", "credentials:root"] {
+        let (status, problem) =
+            app.call(Method::POST, "/api/v1/agents", &admin, Some(json!({"name": "x", "scopes": [bad]}))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {problem}");
+        assert_eq!(problem["field"], "scopes");
+    }
+    let (status, agent) = app
+        .call(
+            Method::POST,
+            "/api/v1/agents",
+            &admin,
+            Some(json!({"name": "ok", "scopes": ["files:*", "search:query"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{agent}");
+    let path = format!("/api/v1/agents/{}", agent["id"].as_str().unwrap());
+    let (status, _) = app.call(Method::PATCH, &path, &admin, Some(json!({"scopes": ["AUDIT:READ"]}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+});

@@ -60,6 +60,12 @@ impl Engine {
     /// so no one can mint an agent more powerful than itself.
     fn check_grantable(&self, call: &Call, requested: &[String]) -> Result<Vec<String>> {
         let scopes = scopes::normalize(requested)?;
+        if let Some(s) = scopes.iter().find(|s| self.shared.policy.is_lookalike(s)) {
+            return Err(EngineError::invalid(
+                "scopes",
+                format!("{s:?} looks like a management scope but is not one (the management scopes are scopes_supported in the discovery document)"),
+            ));
+        }
         let held = call.caller.scopes();
         if let Some(s) = scopes.iter().find(|s| self.shared.policy.is_management_scope(s) && !held.contains(s)) {
             return Err(EngineError::Forbidden(format!("cannot grant scope {s:?}, which the caller does not hold")));

@@ -41,7 +41,7 @@ fn master_key_file(dir: &Path) -> Result<Vec<u8>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(seal_err(format!("reading {}: {e}", path.display()))),
     }
-    std::fs::create_dir_all(dir).map_err(seal_err)?;
+    crate::private_fs::private_dir(dir).map_err(|e| seal_err(format!("creating {}: {e}", dir.display())))?;
     let mut key = vec![0u8; 32];
     SystemRandom::new().fill(&mut key).map_err(|_| seal_err("random"))?;
     let mut options = std::fs::OpenOptions::new();

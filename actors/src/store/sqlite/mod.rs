@@ -68,14 +68,23 @@ fn uuid_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
 impl SqliteStore {
     /// Open (creating if needed) `dir/agentidp.db`.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| EngineError::Unavailable(format!("cannot create data dir {}: {e}", dir.display())))?;
-        let conn = Connection::open(dir.join("agentidp.db")).map_err(db_err)?;
+        let db = dir.join("agentidp.db");
+        let private = |what: &Path, e: std::io::Error| {
+            EngineError::Unavailable(format!("cannot create {} (data_dir) owner-only: {e}", what.display()))
+        };
+        crate::private_fs::private_dir(dir).map_err(|e| private(dir, e))?;
+        // SQLite gives the -wal and -shm files the database file's mode.
+        crate::private_fs::private_file(&db).map_err(|e| private(&db, e))?;
+        let conn = Connection::open(&db).map_err(db_err)?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
              PRAGMA busy_timeout=5000;",
         )
         .map_err(db_err)?;
+        for side in ["agentidp.db-wal", "agentidp.db-shm"] {
+            let path = dir.join(side);
+            crate::private_fs::restrict_if_present(&path).map_err(|e| private(&path, e))?;
+        }
         let readers = (0..READERS)
             .map(|_| {
                 let reader = Connection::open(dir.join("agentidp.db")).map_err(db_err)?;
