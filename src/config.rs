@@ -57,6 +57,16 @@ pub struct Settings {
     /// Base64 of the 32-byte key sealing private keys at rest [default: data_dir/master.key].
     #[arg(long, env = "AGENTIDP_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<String>,
+    /// Most concurrent HTTP connections; more wait in the listen backlog [default: 10000].
+    #[arg(long, env = "AGENTIDP_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Seconds a connection may take to send a request head, also between kept-alive
+    /// requests (1-300) [default: 10].
+    #[arg(long, env = "AGENTIDP_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<u64>,
+    /// Seconds a request body may take to arrive (1-300) [default: 30].
+    #[arg(long, env = "AGENTIDP_BODY_READ_TIMEOUT")]
+    pub body_read_timeout: Option<u64>,
 }
 
 /// The TOML file: the same keys, snake_case.
@@ -76,6 +86,9 @@ struct FileSettings {
     key_preannounce: Option<u64>,
     key_rotation_interval: Option<u64>,
     master_key: Option<String>,
+    max_connections: Option<usize>,
+    header_read_timeout: Option<u64>,
+    body_read_timeout: Option<u64>,
 }
 
 /// Settings with every layer applied.
@@ -84,6 +97,7 @@ pub struct Resolved {
     pub listen: SocketAddr,
     pub log_json: bool,
     pub engine: EngineConfig,
+    pub http: crate::HttpLimits,
 }
 
 impl Settings {
@@ -136,6 +150,21 @@ impl Settings {
             engine.master_key = Some(bytes);
         }
         engine.vault = agentidp_engine::vault_from_env();
-        Ok(Resolved { listen, log_json: log_format == "json", engine })
+        let mut http = crate::HttpLimits::default();
+        if let Some(n) = self.max_connections.or(file.max_connections) {
+            anyhow::ensure!(n >= 1, "max_connections must be at least 1");
+            http.max_connections = n;
+        }
+        let seconds = |name: &str, v: u64| -> anyhow::Result<Duration> {
+            anyhow::ensure!((1..=300).contains(&v), "{name} must be 1 to 300 seconds");
+            Ok(Duration::from_secs(v))
+        };
+        if let Some(v) = self.header_read_timeout.or(file.header_read_timeout) {
+            http.header_read_timeout = seconds("header_read_timeout", v)?;
+        }
+        if let Some(v) = self.body_read_timeout.or(file.body_read_timeout) {
+            http.body_read_timeout = seconds("body_read_timeout", v)?;
+        }
+        Ok(Resolved { listen, log_json: log_format == "json", engine, http })
     }
 }

@@ -4,6 +4,9 @@
 
 pub mod config;
 pub mod http;
+pub mod server;
+
+pub use server::HttpLimits;
 
 use std::future::Future;
 
@@ -18,8 +21,18 @@ pub async fn serve(
     engine: Engine,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let state = http::AppState::new(engine.clone())?;
-    warp::serve(http::routes(state)).incoming(listener).graceful(shutdown).run().await;
+    serve_with(listener, engine, HttpLimits::default(), shutdown).await
+}
+
+/// [`serve`] with the given connection limits.
+pub async fn serve_with(
+    listener: TcpListener,
+    engine: Engine,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = http::AppState::new(engine.clone(), limits)?;
+    server::run(listener, http::routes(state), limits, shutdown).await;
     engine.shutdown().await;
     Ok(())
 }

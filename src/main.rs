@@ -154,8 +154,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Err(EngineError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }
-            tracing::info!(listen = %resolved.listen, issuer = %engine.config().issuer, "serving");
-            agentidp::serve(listener, engine, shutdown_signal()).await?;
+            let mut limits = resolved.http;
+            agentidp::server::fit_connection_cap(&mut limits);
+            tracing::info!(
+                listen = %resolved.listen,
+                issuer = %engine.config().issuer,
+                max_connections = limits.max_connections,
+                "serving"
+            );
+            agentidp::serve_with(listener, engine, limits, shutdown_signal()).await?;
         }
         Command::Migrate { settings } => {
             let resolved = settings.resolve()?;

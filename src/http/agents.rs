@@ -15,9 +15,10 @@ use super::{
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let c = || ctx(state.clone());
     let list = warp::path!("agents").and(warp::get()).and(c()).and(query()).and_then(list);
-    let create = warp::path!("agents").and(warp::post()).and(c()).and(query()).and(body()).and_then(create);
+    let create = warp::path!("agents").and(warp::post()).and(c()).and(query()).and(body(&state)).and_then(create);
     let get = warp::path!("agents" / String).and(warp::get()).and(c()).and(query()).and_then(get);
-    let update = warp::path!("agents" / String).and(warp::patch()).and(c()).and(query()).and(body()).and_then(update);
+    let update =
+        warp::path!("agents" / String).and(warp::patch()).and(c()).and(query()).and(body(&state)).and_then(update);
     let delete = warp::path!("agents" / String).and(warp::delete()).and(c()).and(query()).and_then(delete);
     let suspend = warp::path!("agents" / String / "suspend").and(warp::post()).and(c()).and(query()).and_then(suspend);
     let reactivate =
@@ -31,7 +32,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(c())
         .and(query())
-        .and(body())
+        .and(body(&state))
         .and_then(create_credential);
     let creds_rotate = warp::path!("agents" / String / "credentials" / String / "rotate")
         .and(warp::post())

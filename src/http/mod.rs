@@ -41,6 +41,7 @@ pub type ApiResult = Result<Response, Problem>;
 pub struct AppState {
     pub engine: Engine,
     metrics: HttpMetrics,
+    limits: crate::server::HttpLimits,
 }
 
 #[derive(Clone)]
@@ -50,7 +51,7 @@ struct HttpMetrics {
 }
 
 impl AppState {
-    pub fn new(engine: Engine) -> anyhow::Result<AppState> {
+    pub fn new(engine: Engine, limits: crate::server::HttpLimits) -> anyhow::Result<AppState> {
         let requests = IntCounterVec::new(
             Opts::new("http_requests_total", "HTTP requests by route, method and status"),
             &["route", "method", "status"],
@@ -62,7 +63,7 @@ impl AppState {
         )?;
         engine.metrics_registry().register(Box::new(requests.clone()))?;
         engine.metrics_registry().register(Box::new(latency.clone()))?;
-        Ok(AppState { engine, metrics: HttpMetrics { requests, latency } })
+        Ok(AppState { engine, metrics: HttpMetrics { requests, latency }, limits })
     }
 }
 
@@ -226,19 +227,31 @@ impl warp::reject::Reject for BodyTooLarge {}
 struct BodyUnreadable;
 impl warp::reject::Reject for BodyUnreadable {}
 
+/// The client did not send its body within the body read timeout.
+#[derive(Debug)]
+struct BodyTimeout;
+impl warp::reject::Reject for BodyTimeout {}
+
 /// A body of at most [`MAX_BODY`] bytes, with or without Content-Length (a declared
-/// length over the limit is refused before anything is read).
-pub fn body() -> BoxedFilter<(Body,)> {
+/// length over the limit is refused before anything is read), that arrives whole within
+/// the body read timeout: a client trickling its body does not hold a connection.
+pub fn body(state: &AppState) -> BoxedFilter<(Body,)> {
+    let timeout = state.limits.body_read_timeout;
     warp::header::optional::<String>("content-type")
         .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
-        .and_then(|content_type, length: Option<u64>, stream| async move {
+        .and_then(move |content_type, length: Option<u64>, stream| async move {
             if length.is_some_and(|l| l > MAX_BODY) {
                 return Err(warp::reject::custom(BodyTooLarge));
             }
+            let deadline = tokio::time::Instant::now() + timeout;
             let mut stream = std::pin::pin!(stream);
             let mut bytes = bytes::BytesMut::new();
-            while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+            loop {
+                let next = tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut stream));
+                let Some(chunk) = next.await.map_err(|_| warp::reject::custom(BodyTimeout))? else {
+                    break;
+                };
                 let chunk: Result<_, warp::Error> = chunk;
                 let mut chunk = chunk.map_err(|_| warp::reject::custom(BodyUnreadable))?;
                 if bytes.len() + bytes::Buf::remaining(&chunk) > MAX_BODY as usize {
@@ -326,6 +339,14 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     let problem = if rejection.is_not_found() {
         Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such endpoint")
+    } else if rejection.find::<BodyTimeout>().is_some() {
+        Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            "Request timeout",
+            "the request body did not arrive in time",
+        )
+        .with_header(warp::http::header::CONNECTION, "close")
     } else if rejection.find::<BodyUnreadable>().is_some() {
         Problem::bad_request("the request body could not be read")
     } else if rejection.find::<BodyTooLarge>().is_some() {

@@ -22,10 +22,15 @@ use super::problem::{oauth_error, oauth_invalid_request};
 use super::{body, ctx, json_reply, AppState, Body, Ctx};
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let token = warp::path!("oauth2" / "token").and(warp::post()).and(ctx(state.clone())).and(body()).and_then(token);
-    let introspect =
-        warp::path!("oauth2" / "introspect").and(warp::post()).and(ctx(state.clone())).and(body()).and_then(introspect);
-    let revoke = warp::path!("oauth2" / "revoke").and(warp::post()).and(ctx(state)).and(body()).and_then(revoke);
+    let token =
+        warp::path!("oauth2" / "token").and(warp::post()).and(ctx(state.clone())).and(body(&state)).and_then(token);
+    let introspect = warp::path!("oauth2" / "introspect")
+        .and(warp::post())
+        .and(ctx(state.clone()))
+        .and(body(&state))
+        .and_then(introspect);
+    let revoke =
+        warp::path!("oauth2" / "revoke").and(warp::post()).and(ctx(state.clone())).and(body(&state)).and_then(revoke);
     token.or(introspect).unify().or(revoke).unify().boxed()
 }
 

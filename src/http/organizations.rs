@@ -13,9 +13,9 @@ use super::{body, ctx, json_reply, no_content, parse_id, parse_query, query, App
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let c = || ctx(state.clone());
     let list = warp::path!("organizations").and(warp::get()).and(c()).and(query()).and_then(list);
-    let create = warp::path!("organizations").and(warp::post()).and(c()).and(body()).and_then(create);
+    let create = warp::path!("organizations").and(warp::post()).and(c()).and(body(&state)).and_then(create);
     let get = warp::path!("organizations" / String).and(warp::get()).and(c()).and_then(get);
-    let update = warp::path!("organizations" / String).and(warp::patch()).and(c()).and(body()).and_then(update);
+    let update = warp::path!("organizations" / String).and(warp::patch()).and(c()).and(body(&state)).and_then(update);
     let delete = warp::path!("organizations" / String).and(warp::delete()).and(c()).and_then(delete);
     list.or(create).unify().or(get).unify().or(update).unify().or(delete).unify().boxed()
 }

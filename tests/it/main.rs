@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod conformance;
 mod credentials;
+mod edges;
 mod embedder;
 mod hardening;
 mod interop;

@@ -128,6 +128,15 @@ impl TestApp {
 
     /// Start a server with a configuration adjusted by `tweak`.
     pub async fn start_with(storage: &Storage, tweak: impl FnOnce(&mut EngineConfig)) -> TestApp {
+        TestApp::start_limited(storage, tweak, agentidp::HttpLimits::default()).await
+    }
+
+    /// Start a server with the given HTTP connection limits.
+    pub async fn start_limited(
+        storage: &Storage,
+        tweak: impl FnOnce(&mut EngineConfig),
+        limits: agentidp::HttpLimits,
+    ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let mut config = storage.config(addr);
@@ -137,7 +146,7 @@ impl TestApp {
         let server = tokio::spawn({
             let engine = engine.clone();
             async move {
-                agentidp::serve(listener, engine, async {
+                agentidp::serve_with(listener, engine, limits, async {
                     let _ = rx.await;
                 })
                 .await

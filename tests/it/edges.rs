@@ -1,0 +1,86 @@
+//! The HTTP edge (issue 9, defects 4 and 11): slow and idle clients cannot hold the
+//! server, and malformed or hostile requests get a clear problem, not an empty answer.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::{Backend, Storage, TestApp};
+
+/// Defect 4: ~3,000 half-sent requests were all still held after 106 s and a flood
+/// exhausted the file descriptors. With a cap of 32 connections and a 1 s header
+/// timeout, 200 slow clients are each dropped within the timeout, and a well-behaved
+/// client that arrives behind all of them is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_flood_neither_holds_the_server_nor_locks_out_others() {
+    let storage = Storage::new(&Backend::Sqlite).await;
+    let limits =
+        agentidp::HttpLimits { max_connections: 32, header_read_timeout: Duration::from_secs(1), ..Default::default() };
+    let app = TestApp::start_limited(&storage, |_| {}, limits).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut slow = Vec::new();
+    for _ in 0..200 {
+        let mut s = TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+        slow.push(s);
+    }
+    let started = Instant::now();
+    let resp = reqwest::Client::new().get(app.url("/health")).timeout(Duration::from_secs(15)).send().await;
+    let waited = started.elapsed();
+    assert!(resp.is_ok_and(|r| r.status().is_success()), "a well-behaved client was not served");
+    eprintln!("well-behaved client served after {waited:?} behind 200 slow ones (cap 32, timeout 1 s)");
+    // Every slow connection has been closed by the server by now or soon.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for mut s in slow {
+        let mut buf = [0u8; 256];
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+        let closed = tokio::time::timeout(left, async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {} // hyper may answer 408 first
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "a slow connection is still held");
+    }
+    // A kept-alive connection that sends nothing more is closed too.
+    let mut idle = TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match idle.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "an idle kept-alive connection is held past the header timeout");
+    app.stop().await;
+}
+
+/// A body that trickles in is cut off at the body read timeout with a 408 problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_body_is_refused_with_408() {
+    let storage = Storage::new(&Backend::Sqlite).await;
+    let limits = agentidp::HttpLimits { body_read_timeout: Duration::from_secs(1), ..Default::default() };
+    let app = TestApp::start_limited(&storage, |_| {}, limits).await;
+    let mut s = TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
+    s.write_all(
+        b"POST /api/v1/oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant",
+    )
+    .await
+    .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.expect("answered").unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    app.stop().await;
+}
