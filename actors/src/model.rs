@@ -93,8 +93,19 @@ pub struct NewOrganization {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationPatch {
+    #[serde(default, deserialize_with = "present")]
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub tier: Option<Tier>,
+}
+
+/// A patch field that may be left out but not set to `null`: there is no "no name".
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d)?.map(Some).ok_or_else(|| serde::de::Error::custom("may be left out but not null"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,8 +168,10 @@ pub struct NewAgent {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentPatch {
+    #[serde(default, deserialize_with = "present")]
     pub name: Option<String>,
     pub description: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub scopes: Option<Vec<String>>,
     pub metadata: Option<serde_json::Value>,
 }

@@ -14,7 +14,7 @@ use warp::{Filter, Reply};
 use super::{ctx, json_reply, AppState, Ctx};
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let wk = || warp::path(".well-known");
+    let wk = || warp::path(".well-known").and(warp::get());
     let oidc = wk().and(warp::path!("openid-configuration")).and(ctx(state.clone())).and_then(metadata);
     let oauth = wk().and(warp::path!("oauth-authorization-server")).and(ctx(state.clone())).and_then(metadata);
     let jwks = wk().and(warp::path!("jwks.json")).and(ctx(state)).and_then(jwks);

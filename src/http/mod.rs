@@ -6,6 +6,7 @@
 mod agents;
 mod audit;
 mod discovery;
+mod edge;
 mod keys;
 mod oauth;
 mod ops;
@@ -204,6 +205,10 @@ impl Body {
                 "the body must be application/json",
             ));
         }
+        // Every body of this API is an object; serde would also read a struct from an array.
+        if self.bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(Problem::bad_request("the JSON body must be an object"));
+        }
         serde_json::from_slice(&self.bytes).map_err(|e| Problem::bad_request(format!("malformed JSON body: {e}")))
     }
 
@@ -325,11 +330,21 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(keys::routes(state.clone()))
         .unify()
         .boxed();
-    discovery::routes(state.clone())
-        .or(ops::routes(state.clone()))
-        .unify()
-        .or(api.and(v1))
-        .unify()
+    let table = match edge::RouteTable::from_openapi(ops::OPENAPI) {
+        Ok(t) => std::sync::Arc::new(t),
+        // The document is compiled in and checked by the test suite.
+        Err(e) => panic!("docs/openapi.json is not a usable OpenAPI document: {e}"),
+    };
+    edge::guard(state.limits.max_header_bytes)
+        .and(
+            discovery::routes(state.clone())
+                .or(ops::routes(state.clone()))
+                .unify()
+                .or(api.and(v1))
+                .unify()
+                .or(edge::fallback(table))
+                .unify(),
+        )
         .recover(recover)
         .unify()
         .boxed()
@@ -337,7 +352,34 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 
 /// Render what warp rejected before any handler ran.
 async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
-    let problem = if rejection.is_not_found() {
+    let problem = if let Some(edge::RepeatedHeader(name)) = rejection.find() {
+        Problem::bad_request(format!("the {name} header may be sent once"))
+    } else if let Some(edge::HeadTooLarge(max)) = rejection.find() {
+        Problem::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers-too-large",
+            "Request header fields too large",
+            format!("request headers are limited to {max} bytes"),
+        )
+    } else if rejection.find::<edge::UriTooLong>().is_some() {
+        Problem::new(
+            StatusCode::URI_TOO_LONG,
+            "uri-too-long",
+            "URI too long",
+            format!("the request target is limited to {} bytes", edge::MAX_URI),
+        )
+    } else if let Some(edge::WrongMethod(allow)) = rejection.find() {
+        let mut p = Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            format!("this endpoint takes {allow}"),
+        );
+        if let Ok(v) = HeaderValue::from_str(allow) {
+            p = p.with_header_value(warp::http::header::ALLOW, v);
+        }
+        p
+    } else if rejection.is_not_found() || rejection.find::<edge::NoSuchPath>().is_some() {
         Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such endpoint")
     } else if rejection.find::<BodyTimeout>().is_some() {
         Problem::new(

@@ -14,7 +14,7 @@ use warp::{Filter, Reply};
 use super::problem::Problem;
 use super::{ctx, json_reply, AppState, Ctx};
 
-const OPENAPI: &str = include_str!("../../docs/openapi.json");
+pub(super) const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let health = warp::path!("health").and(warp::get()).and(ctx(state.clone())).and_then(health);

@@ -40,6 +40,11 @@ impl Problem {
         self
     }
 
+    pub fn with_header_value(mut self, name: warp::http::HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
     pub fn into_response(self) -> Response {
         let mut body = json!({
             "type": format!("urn:agentidp:problem:{}", self.kind),

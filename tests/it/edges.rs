@@ -84,3 +84,90 @@ async fn a_trickled_body_is_refused_with_408() {
     assert!(text.contains("application/problem+json"), "{text}");
     app.stop().await;
 }
+
+/// Defect 11: the edge cases the probe found, each now a clear answer that agrees with
+/// docs/openapi.json.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_cases_get_problems_that_agree_with_the_contract() {
+    use reqwest::{Method, StatusCode};
+    use serde_json::{json, Value};
+    let app = crate::support::spawn_app(&Backend::Sqlite).await;
+    let admin = app.admin_token().await;
+    let is_problem =
+        |resp: &reqwest::Response| resp.headers().get("content-type").is_some_and(|v| v == "application/problem+json");
+    // Two Authorization headers.
+    let resp = app
+        .http
+        .get(app.url("/api/v1/agents"))
+        .header("authorization", format!("Bearer {admin}"))
+        .header("authorization", "Bearer other")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(is_problem(&resp));
+    // Oversized heads and targets.
+    let resp = app.http.get(app.url("/health")).header("x-big", "a".repeat(20_000)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert!(is_problem(&resp));
+    let resp = app.http.get(app.url("/health")).header("x-big", "a".repeat(100_000)).send().await;
+    assert!(resp.is_err() || resp.unwrap().status() == StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let resp = app.http.get(app.url(&format!("/api/v1/agents?cursor={}", "a".repeat(10_000)))).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::URI_TOO_LONG);
+    assert!(is_problem(&resp));
+    // Wrong methods: 405 with Allow, also on the documents.
+    for (method, path, allow) in [
+        (Method::POST, "/.well-known/jwks.json", "GET"),
+        (Method::PUT, "/.well-known/openid-configuration", "GET"),
+        (Method::DELETE, "/.well-known/oauth-authorization-server", "GET"),
+        (Method::TRACE, "/health", "GET"),
+        (Method::GET, "/api/v1/oauth2/token", "POST"),
+        (Method::PUT, "/api/v1/agents/00000000-0000-0000-0000-000000000000", "DELETE, GET, PATCH"),
+    ] {
+        let resp = app.http.request(method.clone(), app.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(resp.headers()["allow"], allow, "{method} {path}");
+        assert!(is_problem(&resp));
+    }
+    let resp = app.http.get(app.url("/api/v1/nothing-here")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    // Query and body rules as the contract states them.
+    let (status, body) = app.call(Method::GET, "/api/v1/agents?limit=201", &admin, None).await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("limit")), "{body}");
+    assert_eq!(app.call(Method::GET, "/api/v1/agents?limit=200&cursor=", &admin, None).await.0, StatusCode::OK);
+    let agent = format!("/api/v1/agents/{}", app.boot.agent_id);
+    let platform = app.platform_token().await;
+    let org = format!("/api/v1/organizations/{}", app.boot.org_id);
+    for (path, token, body) in [
+        (agent.as_str(), &admin, json!({"name": null})),
+        (agent.as_str(), &admin, json!({"scopes": null})),
+        (org.as_str(), &platform, json!({"name": null})),
+        (org.as_str(), &platform, json!(["renamed", "pro"])),
+    ] {
+        let (status, problem) = app.call(Method::PATCH, path, token, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {problem}");
+    }
+    // Every operation of the contract is routed: none answers "no such endpoint".
+    let doc: Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let nil = "00000000-0000-0000-0000-000000000000";
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in ["get", "post", "patch", "delete"].iter().filter(|m| item.get(**m).is_some()) {
+            assert!(item[*method]["operationId"].is_string(), "{method} {path} has no operationId");
+            let url = app.url(&path.replace("{id}", nil).replace("{cid}", nil));
+            let resp = app
+                .http
+                .request(method.to_uppercase().parse().unwrap(), url)
+                .bearer_auth(&platform)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            assert!(
+                status != StatusCode::METHOD_NOT_ALLOWED && body["detail"] != "no such endpoint",
+                "{method} {path} is in the contract but not served: {status} {body}"
+            );
+        }
+    }
+    app.stop().await;
+}

@@ -31,6 +31,7 @@ impl Engine {
             .page
             .cursor
             .as_deref()
+            .filter(|c| !c.is_empty())
             .map(|c| {
                 URL_SAFE_NO_PAD
                     .decode(c)

@@ -399,13 +399,16 @@ fn page_limit(page: &PageRequest) -> Result<u32> {
     match page.limit {
         None => Ok(DEFAULT_PAGE),
         Some(0) => Err(EngineError::invalid("limit", "must be at least 1")),
-        Some(n) => Ok(n.min(MAX_PAGE)),
+        Some(n) if n > MAX_PAGE => Err(EngineError::invalid("limit", format!("at most {MAX_PAGE}"))),
+        Some(n) => Ok(n),
     }
 }
 
 fn decode_cursor(page: &PageRequest) -> Result<Option<Uuid>> {
+    // An empty cursor is the first page, as the contract allows.
     page.cursor
         .as_deref()
+        .filter(|c| !c.is_empty())
         .map(|c| {
             URL_SAFE_NO_PAD
                 .decode(c)
