@@ -45,6 +45,7 @@ pub const OPERATIONS: &[&str] = &[
     "tokens.introspect",
     "keys.rotate",
     "tokens.exchange",
+    "engine.inject_fault",
 ];
 
 #[derive(Debug, Deserialize)]

@@ -103,3 +103,28 @@ async fn data_and_keys_survive_a_restart() {
         restarted.stop().await;
     }
 }
+
+/// The operator's fault drill over HTTP: platform admin only, audited, and the actor is
+/// restarted while the engine keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platform_admin_can_rehearse_an_actor_restart_over_http() {
+    let app = spawn_app(&crate::support::Backend::Sqlite).await;
+    let admin = app.admin_token().await;
+    let platform = app.platform_token().await;
+    let path = "/api/v1/admin/faults/revocations";
+    assert_eq!(app.call(Method::POST, path, &admin, None).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(app.call(Method::POST, "/api/v1/admin/faults/nope", &platform, None).await.0, StatusCode::NOT_FOUND);
+    let before = restarts(&app, "revocations").await;
+    let (status, body) = app.call(Method::POST, path, &platform, None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let mut waited = 0;
+    while restarts(&app, "revocations").await == before {
+        assert!(waited < 200, "revocations was not restarted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    until_ready(&app).await;
+    let (_, events) = app.call(Method::GET, "/api/v1/audit-events?action=engine.fault_injected", &platform, None).await;
+    assert_eq!(events["items"][0]["target"], "revocations", "{events}");
+    app.stop().await;
+}

@@ -218,6 +218,18 @@ impl Engine {
             .map_err(|_| EngineError::Unavailable("engine supervisor is not running".into()))
     }
 
+    /// An operator's fault drill on a live node: the platform administrator makes the
+    /// named actor (`key_manager`, `audit_writer`, `cache_keeper`, `revocations`) fail,
+    /// to rehearse a restart. Audited (as `engine.fault_injected`) before it happens.
+    pub async fn drill_fault(&self, call: &Call, actor: &str) -> Result<()> {
+        self.shared.policy.authorize("engine.inject_fault", &call.caller.scope, false)?;
+        let kind =
+            ActorKind::ALL.into_iter().find(|k| k.name() == actor).ok_or_else(|| EngineError::not_found("actor"))?;
+        let event = self.call_event(call, call.caller.org_id, "engine.fault_injected", actor, serde_json::json!({}));
+        self.audit(event).await?;
+        self.inject_fault(kind)
+    }
+
     /// Whether the store and coordinator answer and every actor is running; the error
     /// says which is not, in an operator's words.
     pub async fn ready(&self) -> Result<()> {
