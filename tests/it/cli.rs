@@ -267,3 +267,29 @@ async fn the_data_directory_is_owner_only_whatever_the_umask() {
     }
     drop(server);
 }
+
+/// Start-up errors name the setting, where it points and the cause — at once, without
+/// the password and without a backtrace.
+#[test]
+fn startup_errors_name_the_setting_and_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = agentidp()
+        .args(["migrate", "--database-url", "postgres://u:hunter2@127.0.0.1:1/x"])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("DATABASE_URL (127.0.0.1:1 database x)") && stderr.contains("refused"), "{stderr}");
+    assert!(!stderr.contains("hunter2") && !stderr.contains("backtrace"), "{stderr}");
+    let started = std::time::Instant::now();
+    let out = agentidp()
+        .args(["serve", "--listen", "127.0.0.1:0", "--redis-url", "redis://127.0.0.1:1", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("REDIS_URL (127.0.0.1:1)") && stderr.contains("refused"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "took {:?}", started.elapsed());
+}

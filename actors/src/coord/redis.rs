@@ -39,8 +39,26 @@ fn redis_err(e: redis::RedisError) -> EngineError {
 }
 
 impl RedisCoordinator {
+    /// Where `url` points, without credentials.
+    pub fn describe(url: &str) -> String {
+        match redis::Client::open(url) {
+            Ok(c) => match c.get_connection_info().addr() {
+                redis::ConnectionAddr::Tcp(h, p) => format!("{h}:{p}"),
+                other => other.to_string(),
+            },
+            Err(_) => "an unparsable URL".into(),
+        }
+    }
+
     pub async fn connect(url: &str, namespace: &str) -> Result<Self> {
         let client = redis::Client::open(url).map_err(|e| EngineError::invalid("redis_url", e.to_string()))?;
+        // One direct connection first: its error says why (refused, unknown host, auth),
+        // where the pool would only report that it timed out.
+        match tokio::time::timeout(Duration::from_secs(2), client.get_multiplexed_async_connection()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(redis_err(e)),
+            Err(_) => return Err(EngineError::Unavailable("redis: no answer within 2 s".into())),
+        }
         let manager = RedisConnectionManager::new(url).map_err(|e| EngineError::invalid("redis_url", e.to_string()))?;
         let pool = Pool::builder()
             .max_size(16)

@@ -151,12 +151,30 @@ impl Readiness {
 }
 const MAX_PAGE: u32 = 200;
 
-async fn open_store(config: &EngineConfig) -> Result<Arc<dyn Store>> {
-    let store: Arc<dyn Store> = match &config.database_url {
-        Some(url) => Arc::new(PostgresStore::connect(url)?),
-        None => Arc::new(SqliteStore::open(&config.data_dir)?),
+/// A start-up failure, naming the setting to look at and where it points.
+fn startup_err(setting: &str, target: &str, e: EngineError) -> EngineError {
+    let cause = match e {
+        EngineError::Unavailable(m) | EngineError::Internal(m) => m,
+        EngineError::Invalid { message, .. } => message,
+        other => other.to_string(),
     };
-    store.migrate().await?;
+    EngineError::Unavailable(format!("{setting} ({target}): {cause}"))
+}
+
+async fn open_store(config: &EngineConfig) -> Result<Arc<dyn Store>> {
+    let (store, setting, target): (Arc<dyn Store>, _, String) = match &config.database_url {
+        Some(url) => {
+            let target = PostgresStore::describe(url);
+            let store = PostgresStore::connect(url).map_err(|e| startup_err("DATABASE_URL", &target, e))?;
+            (Arc::new(store), "DATABASE_URL", target)
+        }
+        None => {
+            let target = config.data_dir.display().to_string();
+            let store = SqliteStore::open(&config.data_dir).map_err(|e| startup_err("data_dir", &target, e))?;
+            (Arc::new(store), "data_dir", target)
+        }
+    };
+    store.migrate().await.map_err(|e| startup_err(setting, &target, e))?;
     Ok(store)
 }
 
@@ -171,7 +189,11 @@ impl Engine {
     pub async fn start(config: EngineConfig) -> Result<Engine> {
         let store = open_store(&config).await?;
         let coord: Arc<dyn Coordinator> = match &config.redis_url {
-            Some(url) => Arc::new(RedisCoordinator::connect(url, &config.redis_namespace).await?),
+            Some(url) => Arc::new(
+                RedisCoordinator::connect(url, &config.redis_namespace)
+                    .await
+                    .map_err(|e| startup_err("REDIS_URL", &RedisCoordinator::describe(url), e))?,
+            ),
             None => Arc::new(MemoryCoordinator::default()),
         };
         let hash_key = match &config.secret_hash_key {

@@ -54,7 +54,10 @@ fn db_err(e: tokio_postgres::Error) -> EngineError {
     if e.is_closed() {
         return EngineError::Unavailable("postgres connection closed".into());
     }
-    EngineError::Unavailable(format!("postgres: {e}"))
+    match std::error::Error::source(&e) {
+        Some(cause) => EngineError::Unavailable(format!("postgres: {e}: {cause}")),
+        None => EngineError::Unavailable(format!("postgres: {e}")),
+    }
 }
 
 fn pool_err(e: deadpool_postgres::PoolError) -> EngineError {
@@ -65,6 +68,26 @@ fn pool_err(e: deadpool_postgres::PoolError) -> EngineError {
 }
 
 impl PostgresStore {
+    /// Where `url` points (hosts, ports, database), without the password.
+    pub fn describe(url: &str) -> String {
+        match tokio_postgres::Config::from_str(url) {
+            Ok(c) => {
+                let hosts: Vec<String> = c
+                    .get_hosts()
+                    .iter()
+                    .zip(c.get_ports().iter().chain(std::iter::repeat(&5432)))
+                    .map(|(h, p)| match h {
+                        tokio_postgres::config::Host::Tcp(h) => format!("{h}:{p}"),
+                        #[cfg(unix)]
+                        tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+                    })
+                    .collect();
+                format!("{} database {}", hosts.join(","), c.get_dbname().unwrap_or("(default)"))
+            }
+            Err(_) => "an unparsable URL".into(),
+        }
+    }
+
     pub fn connect(url: &str) -> Result<Self> {
         let config =
             tokio_postgres::Config::from_str(url).map_err(|e| EngineError::invalid("database_url", e.to_string()))?;
