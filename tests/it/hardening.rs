@@ -98,3 +98,42 @@ each_backend!(management_scope_lookalikes_are_refused, |app| {
     let (status, _) = app.call(Method::PATCH, &path, &admin, Some(json!({"scopes": ["AUDIT:READ"]}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 });
+
+// Defect 8, single node: the in-process replay memory is lost with the process, so an
+// assertion made before the process started is refused after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assertion_used_before_a_restart_is_refused_after_it() {
+    let app = crate::support::spawn_app(&crate::support::Backend::Sqlite).await;
+    let admin = app.admin_token().await;
+    let (agent, _, _) = app.agent_with_credential(&admin, json!({"name": "pkj"})).await;
+    let key = crate::jose::ClientKey::es256();
+    let path = format!("/api/v1/agents/{}/credentials", agent["id"].as_str().unwrap());
+    let (_, cred) =
+        app.call(Method::POST, &path, &admin, Some(json!({"type": "private_key_jwt", "jwk": key.jwk}))).await;
+    let client_id = cred["client_id"].as_str().unwrap().to_string();
+    let now_s = |clock: &agentidp_engine::ManualClock| agentidp_engine::Clock::now_ms(clock) / 1000;
+    let issuer = app.engine.config().issuer.clone();
+    let used = key.assertion(&client_id, &issuer, now_s(&app.storage.clock));
+    let send = |base: String, assertion: String| async move {
+        reqwest::Client::new()
+            .post(format!("{base}/api/v1/oauth2/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                ("client_assertion", assertion.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(send(app.base.clone(), used.clone()).await, StatusCode::OK);
+    let App { app: server, storage, .. } = app;
+    server.stop().await;
+    storage.clock.advance(std::time::Duration::from_secs(2));
+    let restarted = crate::support::TestApp::start_with(&storage, |c| c.issuer = issuer.clone()).await;
+    assert_eq!(send(restarted.base.clone(), used).await, StatusCode::UNAUTHORIZED, "replayed after a restart");
+    let fresh = key.assertion(&client_id, &issuer, now_s(&storage.clock));
+    assert_eq!(send(restarted.base.clone(), fresh).await, StatusCode::OK);
+    restarted.stop().await;
+}

@@ -1,6 +1,5 @@
 //! The in-process coordinator for a single node: a broadcast channel.
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -14,17 +13,22 @@ pub struct MemoryCoordinator {
     tx: broadcast::Sender<ClusterEvent>,
     /// Claimed keys and when their claim lapses.
     claims: DashMap<String, Instant>,
-    /// When this memory began (unix seconds, set by the first claim): claims made before
+    /// When this memory began (unix seconds, the process's start): claims made before
     /// it were lost with the previous process.
-    memory_since: OnceLock<i64>,
+    memory_since: i64,
 }
 
 /// Claims kept before expired ones are swept.
 const SWEEP_AT: usize = 100_000;
 
-impl Default for MemoryCoordinator {
-    fn default() -> Self {
-        MemoryCoordinator { tx: broadcast::channel(1024).0, claims: DashMap::new(), memory_since: OnceLock::new() }
+impl MemoryCoordinator {
+    /// A coordinator whose memory begins at `now_ms` (the engine's clock at start).
+    pub fn new(now_ms: i64) -> Self {
+        MemoryCoordinator {
+            tx: broadcast::channel(1024).0,
+            claims: DashMap::new(),
+            memory_since: now_ms.div_euclid(1000),
+        }
     }
 }
 
@@ -58,8 +62,8 @@ impl Coordinator for MemoryCoordinator {
         Ok(())
     }
 
-    async fn claim_once(&self, key: &str, ttl: Duration, issued_at: i64, now_ms: i64) -> Result<Claim> {
-        if issued_at < *self.memory_since.get_or_init(|| now_ms.div_euclid(1000)) {
+    async fn claim_once(&self, key: &str, ttl: Duration, issued_at: i64, _now_ms: i64) -> Result<Claim> {
+        if issued_at < self.memory_since {
             return Ok(Claim::PredatesMemory);
         }
         let now = Instant::now();

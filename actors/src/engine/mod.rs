@@ -194,7 +194,7 @@ impl Engine {
                     .await
                     .map_err(|e| startup_err("REDIS_URL", &RedisCoordinator::describe(url), e))?,
             ),
-            None => Arc::new(MemoryCoordinator::default()),
+            None => Arc::new(MemoryCoordinator::new(config.clock.now_ms())),
         };
         let hash_key = match &config.secret_hash_key {
             Some(k) => k.clone(),
