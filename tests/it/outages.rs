@@ -1,7 +1,8 @@
-//! Dependency outages (issue 9, defects 5, 6 and 8): two nodes on one PostgreSQL and a
-//! Redis of the test's own, which the test kills and restarts (never the shared one).
-//! A change the API confirms is durable and audited whatever Redis does, reaches the
-//! other node within the change-feed bound, and replay protection fails closed.
+//! Dependency outages (issue 9, defects 5 to 8): two nodes on one PostgreSQL and a Redis
+//! of the test's own, which the test kills and restarts; and a PostgreSQL of the test's
+//! own, which it shuts down (never the shared ones). A change the API confirms is durable
+//! and audited whatever Redis does, reaches the other node within the change-feed bound,
+//! replay protection fails closed, and a store going away is a 503 that did nothing.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::jose::ClientKey;
-use crate::support::{backends, App, Backend, OwnRedis, Storage, TestApp};
+use crate::support::{backends, App, Backend, OwnPostgres, OwnRedis, Storage, TestApp};
 
 /// How long a change may take to reach the other node without Redis: the feed poll
 /// (1 s) plus the time to read it, with slack for a loaded machine.
@@ -190,5 +191,105 @@ async fn replay_protection_survives_a_redis_restart_and_an_outage_is_a_503() {
     assert_eq!(send(fresh.clone()).await.0, StatusCode::OK);
     assert_eq!(send(fresh).await.0, StatusCode::UNAUTHORIZED);
     b.stop().await;
+    a.stop().await;
+}
+
+/// Defect 7: "the database system is shutting down" answered 500. While PostgreSQL shuts
+/// down, and after it is gone, every call that needs it is a 503 with `Retry-After` (the
+/// token endpoint's `temporarily_unavailable`), and none of them did anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_postgresql_shuts_down_every_answer_is_a_503_that_did_nothing() {
+    let Some(Backend::Postgres { redis_url, .. }) = backends().into_iter().find(Backend::is_postgres) else {
+        return; // needs Redis beside PostgreSQL; CI always has both.
+    };
+    let mut pg = OwnPostgres::start().await;
+    let backend = Backend::Postgres { database_url: pg.url(), redis_url };
+    let storage = Storage::new(&backend).await;
+    let app = TestApp::start(&storage).await;
+    let boot = app.engine.bootstrap().await.unwrap();
+    let a = App { app, boot, storage };
+    let admin = a.admin_token().await;
+    let (agent, id, secret) = a.agent_with_credential(&admin, json!({"name": "steady"})).await;
+    let agent_path = format!("/api/v1/agents/{}", agent["id"].as_str().unwrap());
+
+    // A smart shutdown held open by one session of the test's, and the server's own
+    // sessions ended: every new session is refused with 57P03, as in the probe.
+    let (holder, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.unwrap();
+    let holder_conn = tokio::spawn(conn);
+    pg.begin_shutdown();
+    holder
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let refused = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.err().expect("refused");
+    let why = refused.as_db_error().map(|e| e.message().to_string()).unwrap_or_default();
+    assert!(why.contains("shutting down"), "{refused:?}");
+
+    let expect_503s = |phase: &'static str| {
+        let (a, admin, agent_path, id, secret) = (&a, &admin, &agent_path, &id, &secret);
+        async move {
+            for _ in 0..3 {
+                let resp = a
+                    .http
+                    .patch(a.url(agent_path))
+                    .bearer_auth(admin)
+                    .json(&json!({"name": "renamed"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "PATCH {phase}");
+                assert!(resp.headers().contains_key("retry-after"), "PATCH {phase}: no Retry-After");
+                assert_eq!(resp.headers()["content-type"], "application/problem+json", "PATCH {phase}");
+                let (status, _) = a.call(Method::GET, "/api/v1/agents", admin, None).await;
+                assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "list {phase}");
+                let resp = a
+                    .http
+                    .post(a.url("/api/v1/oauth2/token"))
+                    .form(&[("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret)])
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "token {phase}");
+                assert!(resp.headers().contains_key("retry-after"), "token {phase}: no Retry-After");
+                let body: serde_json::Value = resp.json().await.unwrap();
+                assert_eq!(body["error"], "temporarily_unavailable", "token {phase}");
+            }
+            let started = Instant::now();
+            let resp = a.http.get(a.url("/ready")).send().await.unwrap();
+            assert!(started.elapsed() < Duration::from_millis(1500), "/ready took {:?}", started.elapsed());
+            assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "/ready {phase}");
+            let body: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(body["checks"]["store"]["up"], false, "{body}");
+        }
+    };
+    expect_503s("while PostgreSQL shuts down").await;
+
+    // The last session ends, the server exits: connections are refused outright.
+    drop(holder);
+    let _ = holder_conn.await;
+    pg.wait_stopped().await;
+    expect_503s("while PostgreSQL is gone").await;
+
+    // It comes back: the server serves again without a restart, and the refused rename
+    // never happened — a 503 meant "not done".
+    pg.restart().await;
+    let mut status = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..100 {
+        status = a.call(Method::GET, "/api/v1/agents", &admin, None).await.0;
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, StatusCode::OK, "serves again once PostgreSQL is back");
+    let (_, now) = a.call(Method::GET, &agent_path, &admin, None).await;
+    assert_eq!(now["name"], "steady", "{now}");
+    let (_, report) = a.call(Method::GET, "/api/v1/audit-events/verify", &admin, None).await;
+    assert_eq!(report["intact"], true, "{report}");
+    assert_eq!(a.token_request(&id, &secret, None).await.0, StatusCode::OK);
     a.stop().await;
 }

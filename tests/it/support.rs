@@ -368,3 +368,137 @@ impl Drop for OwnRedis {
         self.kill();
     }
 }
+
+/// A PostgreSQL server of the test's own (never the shared one): a fresh cluster in a
+/// temporary directory on a free port, run as the `postgres` user when the test runs as
+/// root (PostgreSQL refuses to run as root). The test may stop and start it again on the
+/// same port and data. Stopped (immediate shutdown) when dropped.
+pub struct OwnPostgres {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl OwnPostgres {
+    pub async fn start() -> OwnPostgres {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL server binaries under /usr/lib/postgresql (scripts/test installs them)")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .find(|b| b.join("initdb").exists())
+            .expect("initdb under /usr/lib/postgresql/*/bin");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let pg = OwnPostgres { port, dir, bin, child: None };
+        pg.chown_to_postgres(pg.dir.path());
+        let status = pg
+            .command("initdb")
+            .args(["-D", &pg.data().to_string_lossy(), "-U", "postgres", "--auth=trust", "--no-sync"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run initdb");
+        assert!(status.success(), "initdb failed");
+        let mut pg = pg;
+        pg.restart().await;
+        pg
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The `postgres` user's ids when the test runs as root; `None` otherwise.
+    fn postgres_ids() -> Option<(u32, u32)> {
+        let out = std::process::Command::new("id").arg("-u").output().ok()?;
+        if String::from_utf8_lossy(&out.stdout).trim() != "0" {
+            return None;
+        }
+        let id = |flag: &str| -> Option<u32> {
+            let out = std::process::Command::new("id").args([flag, "postgres"]).output().ok()?;
+            String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+        };
+        Some((id("-u")?, id("-g")?))
+    }
+
+    fn chown_to_postgres(&self, path: &std::path::Path) {
+        if let Some((uid, gid)) = Self::postgres_ids() {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid)).expect("chown the cluster directory");
+        }
+    }
+
+    fn command(&self, program: &str) -> std::process::Command {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new(self.bin.join(program));
+        if let Some((uid, gid)) = Self::postgres_ids() {
+            cmd.uid(uid).gid(gid);
+        }
+        cmd
+    }
+
+    /// The postmaster's pid, for signals.
+    fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
+    /// Begin a smart shutdown (SIGTERM): sessions already open go on, new ones are refused
+    /// with "the database system is shutting down" until the last one ends.
+    pub fn begin_shutdown(&self) {
+        if let Some(pid) = self.pid() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        }
+    }
+
+    /// Wait (at most 30 s) until the server has exited.
+    pub async fn wait_stopped(&mut self) {
+        for _ in 0..1500 {
+            match self.child.as_mut().map(|c| c.try_wait()) {
+                None | Some(Ok(Some(_))) | Some(Err(_)) => {
+                    self.child = None;
+                    return;
+                }
+                Some(Ok(None)) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        }
+        panic!("PostgreSQL on port {} did not stop", self.port);
+    }
+
+    /// Stop it at once (SIGQUIT: immediate shutdown) and wait for the exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = std::process::Command::new("kill").args(["-QUIT", &child.id().to_string()]).status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start it (again) on its port and data, and wait until it accepts connections.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let child = self
+            .command("postgres")
+            .args(["-D", &self.data().to_string_lossy(), "-p", &self.port.to_string()])
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "unix_socket_directories="])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start postgres");
+        self.child = Some(child);
+        for _ in 0..500 {
+            if tokio_postgres::connect(&self.url(), tokio_postgres::NoTls).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("PostgreSQL on port {} did not start", self.port);
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
