@@ -13,6 +13,8 @@ mod ops;
 mod organizations;
 pub mod problem;
 
+pub use oauth::token_request;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::time::Instant;
