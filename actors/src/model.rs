@@ -86,7 +86,7 @@ pub struct Organization {
 #[serde(deny_unknown_fields)]
 pub struct NewOrganization {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub tier: Option<Tier>,
 }
 
@@ -99,7 +99,8 @@ pub struct OrganizationPatch {
     pub tier: Option<Tier>,
 }
 
-/// A patch field that may be left out but not set to `null`: there is no "no name".
+/// A field that may be left out but not set to `null`: there is no "no name", and the
+/// contract gives no field a null.
 fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
@@ -154,14 +155,14 @@ pub struct Agent {
 #[serde(deny_unknown_fields)]
 pub struct NewAgent {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub description: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub scopes: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub metadata: Option<serde_json::Value>,
     /// Platform administrators may create agents in another organization.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub org_id: Option<Uuid>,
 }
 

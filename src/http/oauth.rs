@@ -65,12 +65,23 @@ fn form_of(body: &Body) -> Result<&[u8], EngineError> {
     body.form().ok_or_else(|| oauth_invalid_request("the body must be application/x-www-form-urlencoded"))
 }
 
-/// The form parameters, each at most once (RFC 6749 §3.2).
-fn form_params(form: &[u8]) -> Result<HashMap<String, String>, EngineError> {
+/// The client authentication parameters every OAuth endpoint reads.
+const CLIENT_PARAMS: [&str; 4] = ["client_id", "client_secret", "client_assertion_type", "client_assertion"];
+/// The token endpoint's own parameters.
+const GRANT_PARAMS: [&str; 6] = ["grant_type", "scope", "subject_token", "subject_token_type", "audience", "resource"];
+/// Introspection's and revocation's own parameters.
+const TOKEN_PARAMS: [&str; 2] = ["token", "token_type_hint"];
+
+/// The form parameters this endpoint knows (`own`, and client authentication), each at
+/// most once (RFC 6749 §3.1); unknown ones are ignored, repeated or not (§3.2).
+fn form_params(form: &[u8], own: &[&str]) -> Result<HashMap<String, String>, EngineError> {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_bytes(form).map_err(|_| oauth_invalid_request("malformed form body"))?;
     let mut params = HashMap::with_capacity(pairs.len());
     for (k, v) in pairs {
+        if !own.contains(&k.as_str()) && !CLIENT_PARAMS.contains(&k.as_str()) {
+            continue;
+        }
         if params.insert(k.clone(), v).is_some() {
             return Err(oauth_invalid_request(format!("parameter {k:?} is repeated")));
         }
@@ -145,7 +156,7 @@ pub fn token_request(
     authorization: Option<&str>,
     dpop: Option<&str>,
 ) -> Result<TokenRequest, EngineError> {
-    let mut params = form_params(form)?;
+    let mut params = form_params(form, &GRANT_PARAMS)?;
     let grant_type = params.remove("grant_type").ok_or_else(|| oauth_invalid_request("grant_type is required"))?;
     let client = client_auth(authorization, &mut params)?;
     let audience = match (params.remove("audience"), params.remove("resource")) {
@@ -170,7 +181,7 @@ async fn issue(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> {
 }
 
 async fn introspection(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> {
-    let mut params = form_params(form_of(body)?)?;
+    let mut params = form_params(form_of(body)?, &TOKEN_PARAMS)?;
     let token = params.remove("token").ok_or_else(|| oauth_invalid_request("token is required"))?;
     // A protected resource authenticates as a client, or presents an access token with
     // the tokens:introspect scope.
@@ -179,6 +190,9 @@ async fn introspection(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> 
         scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop")
     });
     let who = if bearer {
+        if CLIENT_PARAMS.iter().any(|p| params.contains_key(*p)) {
+            return Err(oauth_invalid_request("use one client authentication method, not several"));
+        }
         let call: Call = ctx.authenticate().await?;
         Introspector::Caller(call)
     } else {
@@ -189,7 +203,7 @@ async fn introspection(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> 
 }
 
 async fn revocation(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> {
-    let mut params = form_params(form_of(body)?)?;
+    let mut params = form_params(form_of(body)?, &TOKEN_PARAMS)?;
     let token = params.remove("token").ok_or_else(|| oauth_invalid_request("token is required"))?;
     let client = client_auth(ctx.authorization(), &mut params)?;
     ctx.engine().revoke_token(client, &token, Some(ctx.request_id.clone())).await?;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::each_backend;
 use crate::support::{Backend, Storage, TestApp};
 
 /// Defect 4: ~3,000 half-sent requests were all still held after 106 s and a flood
@@ -171,3 +172,44 @@ async fn edge_cases_get_problems_that_agree_with_the_contract() {
     }
     app.stop().await;
 }
+
+// The OAuth forms and their contract agree (found by schemathesis' positive and negative
+// data checks): unknown parameters are ignored even when repeated (RFC 6749 §3.2), a
+// known one twice is refused, and introspection with a Bearer token and client
+// credentials in the body is two authentication methods, refused.
+each_backend!(oauth_forms_ignore_unknown_parameters_and_refuse_two_methods, |app| {
+    let form = |pairs: &[(&str, &str)]| {
+        let (http, url) = (app.http.clone(), app.url("/api/v1/oauth2/token"));
+        let body = serde_urlencoded::to_string(pairs).unwrap();
+        async move {
+            let resp = http
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            (status, resp.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (id, secret) = (app.boot.client_id.as_str(), app.boot.client_secret.as_str());
+    let base = [("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret)];
+    let (status, body) = form(&[&base[..], &[("x-extension", "1"), ("x-extension", "2")]].concat()).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    let (status, body) = form(&[&base[..], &[("scope", "agents:read"), ("scope", "agents:write")]].concat()).await;
+    assert_eq!((status, body["error"].as_str()), (reqwest::StatusCode::BAD_REQUEST, Some("invalid_request")));
+
+    let bearer = app.admin_token().await;
+    let resp = app
+        .http
+        .post(app.url("/api/v1/oauth2/introspect"))
+        .bearer_auth(&bearer)
+        .form(&[("token", bearer.as_str()), ("client_assertion_type", "AAA")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request", "{body}");
+});
