@@ -7,15 +7,25 @@
 //! - a connection that does not deliver a complete request head within
 //!   `header_read_timeout` — a new one, or a kept-alive one between requests — is closed,
 //!   so slots held by slow or idle clients come back;
-//! - request heads are capped at `max_header_bytes` (431, problem+json; hyper itself
-//!   answers a bare 431 past 64 KiB, having no way to render a body);
+//! - request heads are capped at `max_header_bytes` (431, problem+json);
+//! - what hyper refuses before any route sees it (a head past 64 KiB, a malformed
+//!   Content-Length, a broken request line) it answers with an empty canned response;
+//!   [`ProblemOnParseError`] turns that into a problem+json one.
 //! - bodies must keep arriving: see [`crate::http::body`] and `body_read_timeout`.
 //!
 //! On shutdown it stops accepting, lets in-flight requests finish, and returns.
 
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use warp::http::StatusCode;
+
+use crate::http::problem::Problem;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -103,7 +113,8 @@ pub async fn run(
         };
         let _ = stream.set_nodelay(true);
         let service = hyper_util::service::TowerToHyperService::new(warp::service(routes.clone()));
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let io = TokioIo::new(ProblemOnParseError::new(stream, limits.max_header_bytes));
+        let connection = graceful.watch(builder.serve_connection(io, service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
@@ -113,4 +124,108 @@ pub async fn run(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// A connection's bytes, passed through — except the empty error response hyper writes
+/// when it cannot parse a request head, which becomes the same status with a problem
+/// document. Hyper's canned errors are the only 4xx heads written with `content-length:
+/// 0` and no content type (every route answers a 4xx with a problem body), and they end
+/// the connection, so recognising them is exact.
+struct ProblemOnParseError<S> {
+    inner: S,
+    max_header_bytes: usize,
+    /// A rewritten response being written, and how much of it is out.
+    rewritten: Option<(Vec<u8>, usize)>,
+}
+
+impl<S> ProblemOnParseError<S> {
+    fn new(inner: S, max_header_bytes: usize) -> Self {
+        ProblemOnParseError { inner, max_header_bytes, rewritten: None }
+    }
+
+    /// The problem response for hyper's canned error head `buf`, if it is one.
+    fn rewrite(&self, buf: &[u8]) -> Option<Vec<u8>> {
+        let head = std::str::from_utf8(buf).ok()?;
+        let status = head.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse::<u16>().ok()?;
+        let lower = head.to_ascii_lowercase();
+        if !(400..500).contains(&status)
+            || !head.ends_with("\r\n\r\n")
+            || !lower.contains("\r\ncontent-length: 0\r\n")
+            || lower.contains("\r\ncontent-type:")
+        {
+            return None;
+        }
+        let status = StatusCode::from_u16(status).ok()?;
+        let problem = match status {
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Problem::new(
+                status,
+                "headers-too-large",
+                "Request header fields too large",
+                format!("request headers are limited to {} bytes", self.max_header_bytes),
+            ),
+            StatusCode::URI_TOO_LONG => {
+                Problem::new(status, "uri-too-long", "URI too long", "the request target is too long")
+            }
+            _ => Problem::new(
+                status,
+                "malformed-request",
+                "Malformed request",
+                "the request is not valid HTTP/1.1: its request line, a header, or its Content-Length",
+            ),
+        };
+        let body = problem.body();
+        // Keep hyper's Date header (RFC 9110 §6.6.1), as it wrote it.
+        let date = head.split("\r\n").find(|l| l.get(..5).is_some_and(|name| name.eq_ignore_ascii_case("date:")));
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/problem+json\r\nconnection: close\r\ncontent-length: {}\r\n",
+            status.as_str(),
+            status.canonical_reason().unwrap_or(""),
+            body.len()
+        );
+        if let Some(date) = date {
+            out.push_str(date);
+            out.push_str("\r\n");
+        }
+        out.push_str("\r\n");
+        out.push_str(&body);
+        Some(out.into_bytes())
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ProblemOnParseError<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ProblemOnParseError<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if self.rewritten.is_none() {
+            match self.rewrite(buf) {
+                Some(bytes) => self.rewritten = Some((bytes, 0)),
+                None => return Pin::new(&mut self.inner).poll_write(cx, buf),
+            }
+        }
+        // Write the whole rewritten response, then report hyper's bytes as written. Hyper
+        // closes the connection after its error; anything it might write later is dropped.
+        let this = &mut *self;
+        if let Some((bytes, sent)) = this.rewritten.as_mut() {
+            while *sent < bytes.len() {
+                let n = ready!(Pin::new(&mut this.inner).poll_write(cx, &bytes[*sent..]))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                *sent += n;
+            }
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }

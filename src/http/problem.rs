@@ -45,7 +45,8 @@ impl Problem {
         self
     }
 
-    pub fn into_response(self) -> Response {
+    /// The problem document (`application/problem+json`).
+    pub fn body(&self) -> String {
         let mut body = json!({
             "type": format!("urn:agentidp:problem:{}", self.kind),
             "title": self.title,
@@ -53,9 +54,13 @@ impl Problem {
             "detail": self.detail,
         });
         if let Some(obj) = body.as_object_mut() {
-            obj.extend(self.extra);
+            obj.extend(self.extra.clone());
         }
-        let mut resp = warp::reply::with_status(body.to_string(), self.status).into_response();
+        body.to_string()
+    }
+
+    pub fn into_response(self) -> Response {
+        let mut resp = warp::reply::with_status(self.body(), self.status).into_response();
         resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         for (k, v) in self.headers {
             resp.headers_mut().insert(k, v);

@@ -213,3 +213,53 @@ each_backend!(oauth_forms_ignore_unknown_parameters_and_refuse_two_methods, |app
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "invalid_request", "{body}");
 });
+
+/// Defect 11, the rest of it: what hyper refuses before any route runs — a malformed
+/// Content-Length, a head past its 64 KiB read cap, a broken request line — was an empty
+/// canned answer. It is now the same status with a problem document, and the server goes
+/// on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_hyper_cannot_parse_get_problem_documents() {
+    let storage = Storage::new(&Backend::Sqlite).await;
+    let app = TestApp::start(&storage).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let raw = |request: Vec<u8>| {
+        let addr = addr.clone();
+        async move {
+            let mut s = TcpStream::connect(&addr).await.unwrap();
+            // The server may answer (and close) before it has read all of a huge head.
+            let _ = s.write_all(&request).await;
+            let mut answer = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer)).await;
+            String::from_utf8_lossy(&answer).into_owned()
+        }
+    };
+    let mut huge = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    huge.extend(std::iter::repeat_n(b'a', 300_000));
+    huge.extend(b"\r\n\r\n");
+    for (request, status, kind) in [
+        (
+            b"POST /api/v1/agents HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n".to_vec(),
+            "400",
+            "malformed-request",
+        ),
+        (
+            b"POST /api/v1/agents HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n".to_vec(),
+            "400",
+            "malformed-request",
+        ),
+        (b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), "400", "malformed-request"),
+        (huge, "431", "headers-too-large"),
+    ] {
+        let answer = raw(request).await;
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status} ")), "{answer}");
+        assert!(answer.to_ascii_lowercase().contains("\r\ncontent-type: application/problem+json\r\n"), "{answer}");
+        let body: serde_json::Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}: {answer}"));
+        assert_eq!(body["type"], format!("urn:agentidp:problem:{kind}"), "{answer}");
+        assert_eq!(body["status"].to_string(), status);
+    }
+    let health = raw(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec()).await;
+    assert!(health.starts_with("HTTP/1.1 200 "), "{health}");
+    app.stop().await;
+}
