@@ -145,11 +145,14 @@ impl<S> ProblemOnParseError<S> {
 
     /// The problem response for hyper's canned error head `buf`, if it is one.
     fn rewrite(&self, buf: &[u8]) -> Option<Vec<u8>> {
+        // Cheap tests first: this runs on every write of every response.
+        if !buf.starts_with(b"HTTP/1.1 4") || !buf.ends_with(b"\r\n\r\n") {
+            return None;
+        }
         let head = std::str::from_utf8(buf).ok()?;
         let status = head.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse::<u16>().ok()?;
         let lower = head.to_ascii_lowercase();
         if !(400..500).contains(&status)
-            || !head.ends_with("\r\n\r\n")
             || !lower.contains("\r\ncontent-length: 0\r\n")
             || lower.contains("\r\ncontent-type:")
         {
