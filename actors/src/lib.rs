@@ -35,10 +35,8 @@ mod policy;
 mod private_fs;
 pub mod store;
 
-pub use actor::ActorKind;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{EngineConfig, VaultConfig};
-pub(crate) use engine::Shared;
 pub use engine::*;
 pub use error::{EngineError, Result};
 pub use keystore::vault_from_env;

@@ -9,14 +9,59 @@
 //! and the disk's latency, and an idle writer writes a lone event at once.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
+use super::{ask, ChildSpec, Slot};
 use crate::error::{EngineError, Result};
-use crate::store::Commit;
-use crate::Shared;
+use crate::metrics::EngineMetrics;
+use crate::store::{Commit, Store};
 
+#[derive(Clone)]
 pub(crate) struct AuditWriter;
+
+/// What the writer is started with.
+#[derive(Clone)]
+pub(crate) struct Deps {
+    pub store: Arc<dyn Store>,
+    pub metrics: EngineMetrics,
+    /// Most entries in one group commit.
+    pub batch_max: usize,
+}
+
+/// The engine's handle on the writer.
+#[derive(Clone)]
+pub(crate) struct AuditLog {
+    slot: Arc<Slot<Msg>>,
+    timeout: Duration,
+}
+
+impl AuditLog {
+    /// Make `commit` durable (its event, its changes, its announcement), then return.
+    pub async fn append(&self, commit: Commit) -> Result<()> {
+        ask(&self.slot, self.timeout, |reply| Msg::Append(commit, reply)).await
+    }
+
+    /// Write everything pending; false if the writer did not finish within `within`.
+    async fn drain(slot: &Slot<Msg>, within: Duration) -> bool {
+        let Some(writer) = slot.load_full() else { return true };
+        matches!(writer.call(Msg::Drain, Some(within)).await, Ok(ractor::rpc::CallResult::Success(())))
+    }
+}
+
+/// Register the writer: it holds pending work, so it registers a drain.
+pub(crate) fn child(deps: Deps, call_timeout: Duration) -> (ChildSpec, AuditLog) {
+    let handle = AuditLog { slot: Arc::default(), timeout: call_timeout };
+    let drain_slot = handle.slot.clone();
+    let spec =
+        ChildSpec::singleton("audit_writer", AuditWriter, move || deps.clone(), handle.slot.clone(), || Msg::Crash)
+            .with_drain(move |within| {
+                let slot = drain_slot.clone();
+                Box::pin(async move { AuditLog::drain(&slot, within).await })
+            });
+    (spec, handle)
+}
 
 type Reply = RpcReplyPort<Result<()>>;
 
@@ -34,7 +79,7 @@ pub(crate) enum Msg {
 }
 
 pub(crate) struct State {
-    shared: Arc<Shared>,
+    deps: Deps,
     /// Events waiting for the next group commit, with the callers waiting on them.
     pending: Vec<(Commit, Reply)>,
     /// A `Flush` is already in the mailbox.
@@ -45,17 +90,17 @@ impl State {
     /// Write every pending event, in batches of at most `audit_batch_max`.
     async fn flush(&mut self) {
         while !self.pending.is_empty() {
-            let take = self.pending.len().min(self.shared.config.audit_batch_max.max(1));
+            let take = self.pending.len().min(self.deps.batch_max.max(1));
             let (entries, replies): (Vec<_>, Vec<_>) = self.pending.drain(..take).unzip();
             let n = entries.len();
-            let timer = self.shared.metrics.audit_commit_seconds.start_timer();
-            let outcome = self.shared.store.append_audit(entries).await;
+            let timer = self.deps.metrics.audit_commit_seconds.start_timer();
+            let outcome = self.deps.store.append_audit(entries).await;
             timer.observe_duration();
-            self.shared.metrics.audit_batch_size.observe(n as f64);
+            self.deps.metrics.audit_batch_size.observe(n as f64);
             match outcome {
                 Ok(outcomes) => {
                     let written = outcomes.iter().filter(|o| o.is_ok()).count();
-                    self.shared.metrics.audit_events.inc_by(written as u64);
+                    self.deps.metrics.audit_events.inc_by(written as u64);
                     replies.into_iter().zip(outcomes).for_each(|(r, outcome)| {
                         let _ = r.send(outcome);
                     });
@@ -74,13 +119,13 @@ impl State {
 impl Actor for AuditWriter {
     type Msg = Msg;
     type State = State;
-    type Arguments = Arc<Shared>;
+    type Arguments = Deps;
 
-    async fn pre_start(&self, _: ActorRef<Msg>, shared: Arc<Shared>) -> Result<State, ActorProcessingErr> {
+    async fn pre_start(&self, _: ActorRef<Msg>, deps: Deps) -> Result<State, ActorProcessingErr> {
         // Chain heads live in the store and are read inside each commit, so a restarted
         // writer has nothing to re-hydrate but a check that the store answers.
-        shared.store.ping().await?;
-        Ok(State { shared, pending: Vec::new(), flush_queued: false })
+        deps.store.ping().await?;
+        Ok(State { deps, pending: Vec::new(), flush_queued: false })
     }
 
     async fn handle(&self, myself: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {

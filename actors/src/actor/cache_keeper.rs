@@ -21,11 +21,14 @@ use ractor::concurrency::JoinHandle as TimerHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinHandle;
 
-use super::{key_manager, revocations};
-use crate::coord::ClusterEvent;
+use super::key_manager::Keys;
+use super::revocations::Revocations;
+use super::{ChildSpec, Slot};
+use crate::cache::Caches;
+use crate::clock::Clock;
+use crate::coord::{ClusterEvent, Coordinator};
 use crate::model::Millis;
-use crate::store::Revocation;
-use crate::Shared;
+use crate::store::{Revocation, Store};
 
 /// How far back each poll of the change feed reads. Feed entries are stamped by the
 /// writing node's clock and become visible at commit, which may be out of `seq` order
@@ -37,7 +40,26 @@ const FEED_RETENTION: Duration = Duration::from_secs(600);
 /// Purge once every this many polls.
 const PURGE_EVERY_POLLS: u32 = 60;
 
+#[derive(Clone)]
 pub(crate) struct CacheKeeper;
+
+/// What the keeper is started with: where changes come from, and whom they are for.
+#[derive(Clone)]
+pub(crate) struct Deps {
+    pub store: Arc<dyn Store>,
+    pub coord: Arc<dyn Coordinator>,
+    pub clock: Arc<dyn Clock>,
+    pub caches: Arc<Caches>,
+    pub revocations: Revocations,
+    pub keys: Keys,
+    pub feed_poll: Duration,
+}
+
+/// Register the keeper. The engine never calls it: it only listens.
+pub(crate) fn child(deps: Deps) -> (ChildSpec, ()) {
+    let slot: Arc<Slot<Msg>> = Arc::default();
+    (ChildSpec::singleton("cache_keeper", CacheKeeper, move || deps.clone(), slot, || Msg::Crash), ())
+}
 
 pub(crate) enum Msg {
     /// An announcement received from the cluster: apply it.
@@ -49,7 +71,7 @@ pub(crate) enum Msg {
 }
 
 pub(crate) struct State {
-    shared: Arc<Shared>,
+    deps: Deps,
     /// Forwards the coordinator subscription into this mailbox.
     listener: JoinHandle<()>,
     poller: TimerHandle<()>,
@@ -62,28 +84,22 @@ pub(crate) struct State {
 }
 
 /// Apply `event` here, or hand it to the actor that owns what it changes.
-fn dispatch(shared: &Shared, event: ClusterEvent) {
+fn dispatch(deps: &Deps, event: ClusterEvent) {
     match event {
         ClusterEvent::TokenRevoked { jti, org_id, expires_at } => {
-            if let Some(r) = shared.slots.revocations.load_full() {
-                let _ = r.send_message(revocations::Msg::Announced(Revocation { jti, org_id, expires_at }));
-            }
+            deps.revocations.announced(Revocation { jti, org_id, expires_at })
         }
-        ClusterEvent::KeysChanged => {
-            if let Some(k) = shared.slots.keys.load_full() {
-                let _ = k.send_message(key_manager::Msg::Tick);
-            }
-        }
-        other => shared.caches.apply(&other),
+        ClusterEvent::KeysChanged => deps.keys.changed_elsewhere(),
+        other => deps.caches.apply(&other),
     }
 }
 
 impl State {
     async fn poll(&mut self) {
-        let shared = self.shared.clone();
-        let now = shared.now_ms();
+        let deps = &self.deps;
+        let now = deps.clock.now_ms();
         let window = FEED_WINDOW.as_millis() as i64;
-        let entries = match shared.store.cluster_events_since(now - window).await {
+        let entries = match deps.store.cluster_events_since(now - window).await {
             Ok(entries) => entries,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the cluster change feed");
@@ -93,21 +109,19 @@ impl State {
         if now - self.last_read > window / 2 {
             // Entries may have come and gone from the window unseen: start clean.
             tracing::warn!(gap_ms = now - self.last_read, "change feed unread for too long; dropping all caches");
-            shared.caches.apply(&ClusterEvent::Everything);
-            if let Some(r) = shared.slots.revocations.load_full() {
-                let _ = r.send_message(revocations::Msg::Purge);
-            }
+            deps.caches.apply(&ClusterEvent::Everything);
+            deps.revocations.reread();
         }
         self.last_read = now;
         for entry in entries {
             if self.seen.insert(entry.seq, entry.created_at).is_none() {
-                dispatch(&shared, entry.event);
+                dispatch(deps, entry.event);
             }
         }
         self.seen.retain(|_, at| *at >= now - window);
         self.polls += 1;
         if self.polls % PURGE_EVERY_POLLS == 0 {
-            if let Err(e) = shared.store.purge_cluster_events(now - FEED_RETENTION.as_millis() as i64).await {
+            if let Err(e) = deps.store.purge_cluster_events(now - FEED_RETENTION.as_millis() as i64).await {
                 tracing::warn!(error = %e, "could not purge the cluster change feed");
             }
         }
@@ -117,21 +131,21 @@ impl State {
 impl Actor for CacheKeeper {
     type Msg = Msg;
     type State = State;
-    type Arguments = Arc<Shared>;
+    type Arguments = Deps;
 
-    async fn pre_start(&self, myself: ActorRef<Msg>, shared: Arc<Shared>) -> Result<State, ActorProcessingErr> {
-        let mut events = shared.coord.subscribe().await?;
+    async fn pre_start(&self, myself: ActorRef<Msg>, deps: Deps) -> Result<State, ActorProcessingErr> {
+        let mut events = deps.coord.subscribe().await?;
         // What the feed holds now is older than this node's empty caches: mark it seen.
-        let now = shared.now_ms();
-        let seen = shared
+        let now = deps.clock.now_ms();
+        let seen = deps
             .store
             .cluster_events_since(now - FEED_WINDOW.as_millis() as i64)
             .await?
             .into_iter()
             .map(|e| (e.seq, e.created_at))
             .collect();
-        shared.caches.apply(&ClusterEvent::Everything);
-        let (owners, me) = (shared.clone(), myself.clone());
+        deps.caches.apply(&ClusterEvent::Everything);
+        let (owners, me) = (deps.clone(), myself.clone());
         let listener = tokio::spawn(async move {
             while let Some(event) = events.recv().await {
                 match event {
@@ -144,8 +158,8 @@ impl Actor for CacheKeeper {
                 }
             }
         });
-        let poller = myself.send_interval(shared.config.feed_poll, || Msg::Poll);
-        Ok(State { shared, listener, poller, seen, last_read: now, polls: 0 })
+        let poller = myself.send_interval(deps.feed_poll, || Msg::Poll);
+        Ok(State { deps, listener, poller, seen, last_read: now, polls: 0 })
     }
 
     async fn post_stop(&self, _: ActorRef<Msg>, state: &mut State) -> Result<(), ActorProcessingErr> {
@@ -156,7 +170,7 @@ impl Actor for CacheKeeper {
 
     async fn handle(&self, _: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
         match msg {
-            Msg::Announced(event) => state.shared.caches.apply(&event),
+            Msg::Announced(event) => state.deps.caches.apply(&event),
             Msg::Poll => state.poll().await,
             Msg::Crash => panic!("cache keeper: fault injected"),
         }

@@ -7,20 +7,119 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::coord::ClusterEvent;
+use super::{ask, ChildSpec, Slot};
+use crate::clock::Clock;
+use crate::config::EngineConfig;
+use crate::coord::{ClusterEvent, Coordinator};
 use crate::error::{EngineError, Result};
 use crate::keys::{KeyRing, SigningAlg, SigningKey, LEEWAY_SECS};
-use crate::store::KeyRecord;
-use crate::Shared;
+use crate::keystore::Keystore;
+use crate::store::{KeyRecord, Store};
 
 /// How often the ring is re-read from the store (keys rotated by another process, e.g.
 /// `agentidp keys rotate`, without a coordinator to announce it) and the schedule checked.
 const TICK: Duration = Duration::from_secs(30);
 
+#[derive(Clone)]
 pub(crate) struct KeyManager;
+
+/// The settings that shape the ring.
+#[derive(Clone)]
+pub(crate) struct KeySettings {
+    pub issuer: String,
+    pub audience: String,
+    pub token_ttl: Duration,
+    pub signing_alg: SigningAlg,
+    pub key_preannounce: Duration,
+    pub key_rotation_interval: Option<Duration>,
+}
+
+impl KeySettings {
+    pub fn from_config(config: &EngineConfig) -> Self {
+        KeySettings {
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            token_ttl: config.token_ttl,
+            signing_alg: config.signing_alg,
+            key_preannounce: config.key_preannounce,
+            key_rotation_interval: config.key_rotation_interval,
+        }
+    }
+}
+
+/// What the KeyManager is started with.
+#[derive(Clone)]
+pub(crate) struct Deps {
+    pub store: Arc<dyn Store>,
+    pub keystore: Arc<Keystore>,
+    pub coord: Arc<dyn Coordinator>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: KeySettings,
+}
+
+/// The published ring: written only by this actor, read by every signature and check.
+type RingCell = Arc<ArcSwapOption<KeyRing>>;
+
+/// The engine's handle: the ring snapshot, and the actor for what changes it.
+#[derive(Clone)]
+pub(crate) struct Keys {
+    ring: RingCell,
+    slot: Arc<Slot<Msg>>,
+    timeout: Duration,
+}
+
+impl Keys {
+    /// The ring in force; `Unavailable` until the first one is loaded.
+    pub fn ring(&self) -> Result<Arc<KeyRing>> {
+        self.ring.load_full().ok_or_else(|| EngineError::Unavailable("signing keys are loading".into()))
+    }
+
+    pub async fn reload(&self) -> Result<()> {
+        ask(&self.slot, self.timeout, Msg::Reload).await
+    }
+
+    /// Create the next key (pre-announced); returns its kid.
+    pub async fn rotate(&self) -> Result<String> {
+        ask(&self.slot, self.timeout, Msg::Rotate).await
+    }
+
+    /// Another node changed the keys: reload and check the schedule.
+    pub fn changed_elsewhere(&self) {
+        if let Some(k) = self.slot.load_full() {
+            let _ = k.send_message(Msg::Tick);
+        }
+    }
+}
+
+/// Register the KeyManager: its child specification and the engine's handle.
+pub(crate) fn child(deps: Deps, call_timeout: Duration) -> (ChildSpec, Keys) {
+    let handle = Keys { ring: RingCell::default(), slot: Arc::default(), timeout: call_timeout };
+    let ring = handle.ring.clone();
+    let spec = ChildSpec::singleton(
+        "key_manager",
+        KeyManager,
+        move || Args { deps: deps.clone(), ring: ring.clone() },
+        handle.slot.clone(),
+        || Msg::Crash,
+    );
+    (spec, handle)
+}
+
+/// The actor's arguments (and state): its dependencies and the cell it publishes to.
+pub(crate) struct Args {
+    deps: Deps,
+    ring: RingCell,
+}
+
+impl Args {
+    fn now_ms(&self) -> i64 {
+        self.deps.clock.now_ms()
+    }
+}
 
 pub(crate) enum Msg {
     /// Re-read the keys from the store and publish a fresh ring.
@@ -35,21 +134,21 @@ pub(crate) enum Msg {
 }
 
 pub(crate) struct State {
-    shared: Arc<Shared>,
+    shared: Args,
     ticker: JoinHandle<()>,
 }
 
 /// Load every key still needed (signing, pre-announced, or with live tokens) and publish
 /// the ring. Generates the first key on an empty store.
-async fn load_ring(shared: &Shared) -> Result<Arc<KeyRing>> {
-    let mut records = shared.store.signing_keys().await?;
+async fn load_ring(shared: &Args) -> Result<Arc<KeyRing>> {
+    let mut records = shared.deps.store.signing_keys().await?;
     if records.is_empty() {
         let now = shared.now_ms();
         create_key(shared, now, now).await?;
-        records = shared.store.signing_keys().await?;
+        records = shared.deps.store.signing_keys().await?;
     }
     let now = shared.now_ms();
-    let ttl_ms = shared.config.token_ttl.as_millis() as i64;
+    let ttl_ms = shared.deps.settings.token_ttl.as_millis() as i64;
     // Records come ordered by activation; a key is needed until the one after it has
     // been active for longer than a token lives.
     let needed: Vec<&KeyRecord> = records
@@ -65,22 +164,22 @@ async fn load_ring(shared: &Shared) -> Result<Arc<KeyRing>> {
     for record in needed {
         let alg = SigningAlg::parse(&record.alg)
             .ok_or_else(|| EngineError::internal(format!("unknown key algorithm {}", record.alg)))?;
-        let pkcs8 = shared.keystore.unseal(record).await?;
+        let pkcs8 = shared.deps.keystore.unseal(record).await?;
         let key = SigningKey::from_pkcs8(alg, &pkcs8, record.created_at, record.activates_at)?;
         if key.kid != record.kid {
             return Err(EngineError::internal(format!("stored kid {} does not match its key", record.kid)));
         }
         keys.push(key);
     }
-    let ring = Arc::new(KeyRing::new(keys, &shared.config.issuer, &shared.config.audience, ttl_ms)?);
+    let ring = Arc::new(KeyRing::new(keys, &shared.deps.settings.issuer, &shared.deps.settings.audience, ttl_ms)?);
     shared.ring.store(Some(ring.clone()));
     Ok(ring)
 }
 
 /// Generate, seal and store a key that signs from `activates_at`; returns its kid.
-async fn create_key(shared: &Shared, now: i64, activates_at: i64) -> Result<String> {
-    let (key, pkcs8) = SigningKey::generate(shared.config.signing_alg, now, activates_at)?;
-    let sealed = shared.keystore.seal(&key.kid, &pkcs8).await?;
+async fn create_key(shared: &Args, now: i64, activates_at: i64) -> Result<String> {
+    let (key, pkcs8) = SigningKey::generate(shared.deps.settings.signing_alg, now, activates_at)?;
+    let sealed = shared.deps.keystore.seal(&key.kid, &pkcs8).await?;
     let record = KeyRecord {
         kid: key.kid.clone(),
         alg: key.alg.as_str().to_string(),
@@ -89,18 +188,18 @@ async fn create_key(shared: &Shared, now: i64, activates_at: i64) -> Result<Stri
         created_at: now,
         activates_at,
     };
-    match shared.store.insert_signing_key(&record).await {
+    match shared.deps.store.insert_signing_key(&record).await {
         // Another node generated the first key at the same time: both are kept.
         Ok(()) | Err(EngineError::Conflict(_)) => Ok(key.kid),
         Err(e) => Err(e),
     }
 }
 
-async fn rotate(shared: &Shared) -> Result<String> {
+async fn rotate(shared: &Args) -> Result<String> {
     let now = shared.now_ms();
-    let kid = create_key(shared, now, now + shared.config.key_preannounce.as_millis() as i64).await?;
+    let kid = create_key(shared, now, now + shared.deps.settings.key_preannounce.as_millis() as i64).await?;
     load_ring(shared).await?;
-    if let Err(e) = shared.coord.publish(&ClusterEvent::KeysChanged).await {
+    if let Err(e) = shared.deps.coord.publish(&ClusterEvent::KeysChanged).await {
         // Other nodes still pick the key up on their next tick, well before it signs.
         tracing::warn!(error = %e, "could not announce the new signing key");
     }
@@ -110,15 +209,16 @@ async fn rotate(shared: &Shared) -> Result<String> {
 
 /// Whether the ring needs a new key now: the configured algorithm changed, or the
 /// rotation interval has passed — unless a successor is already announced.
-fn rotation_due(shared: &Shared, ring: &KeyRing) -> bool {
+fn rotation_due(shared: &Args, ring: &KeyRing) -> bool {
     let now = shared.now_ms();
     if ring.keys().any(|k| k.activates_at > now) {
         return false;
     }
     let current = ring.signing_key(now);
-    current.alg != shared.config.signing_alg
+    current.alg != shared.deps.settings.signing_alg
         || shared
-            .config
+            .deps
+            .settings
             .key_rotation_interval
             .is_some_and(|every| now >= current.activates_at + every.as_millis() as i64)
 }
@@ -126,9 +226,9 @@ fn rotation_due(shared: &Shared, ring: &KeyRing) -> bool {
 impl Actor for KeyManager {
     type Msg = Msg;
     type State = State;
-    type Arguments = Arc<Shared>;
+    type Arguments = Args;
 
-    async fn pre_start(&self, myself: ActorRef<Msg>, shared: Arc<Shared>) -> Result<State, ActorProcessingErr> {
+    async fn pre_start(&self, myself: ActorRef<Msg>, shared: Args) -> Result<State, ActorProcessingErr> {
         let ring = load_ring(&shared).await?;
         if rotation_due(&shared, &ring) {
             rotate(&shared).await?;

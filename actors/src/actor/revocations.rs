@@ -9,16 +9,76 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use dashmap::DashMap;
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use super::{ChildSpec, Slot};
+use crate::clock::Clock;
 use crate::error::Result;
-use crate::store::Revocation;
-use crate::Shared;
+use crate::store::{Revocation, Store};
 
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
+#[derive(Clone)]
 pub(crate) struct RevocationActor;
+
+/// What the actor is started with.
+#[derive(Clone)]
+pub(crate) struct Deps {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Revoked token ids and their expiry (unix seconds): written by this actor (and by the
+/// engine for a revocation it just committed), read by every authentication.
+type RevokedSet = Arc<DashMap<String, i64>>;
+
+/// The engine's handle: the set to read, and the actor to tell.
+#[derive(Clone)]
+pub(crate) struct Revocations {
+    set: RevokedSet,
+    slot: Arc<Slot<Msg>>,
+}
+
+impl Revocations {
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        self.set.contains_key(jti)
+    }
+
+    /// A revocation committed on this node: effective here at once.
+    pub fn apply_committed(&self, jti: String, expires_at: i64) {
+        self.set.insert(jti, expires_at);
+    }
+
+    /// A revocation made elsewhere (announced, or read from the change feed).
+    pub fn announced(&self, revocation: Revocation) {
+        if let Some(r) = self.slot.load_full() {
+            let _ = r.send_message(Msg::Announced(revocation));
+        }
+    }
+
+    /// Re-read the table (after a gap in what this node heard).
+    pub fn reread(&self) {
+        if let Some(r) = self.slot.load_full() {
+            let _ = r.send_message(Msg::Purge);
+        }
+    }
+}
+
+/// Register the actor: its child specification and the engine's handle.
+pub(crate) fn child(deps: Deps) -> (ChildSpec, Revocations) {
+    let handle = Revocations { set: RevokedSet::default(), slot: Arc::default() };
+    let set = handle.set.clone();
+    let spec = ChildSpec::singleton(
+        "revocations",
+        RevocationActor,
+        move || (deps.clone(), set.clone()),
+        handle.slot.clone(),
+        || Msg::Crash,
+    );
+    (spec, handle)
+}
 
 pub(crate) enum Msg {
     /// A revocation announced by another node (or re-read from the change feed).
@@ -30,24 +90,29 @@ pub(crate) enum Msg {
 }
 
 pub(crate) struct State {
-    shared: Arc<Shared>,
+    deps: Deps,
+    set: RevokedSet,
     purger: JoinHandle<()>,
 }
 
 impl Actor for RevocationActor {
     type Msg = Msg;
     type State = State;
-    type Arguments = Arc<Shared>;
+    type Arguments = (Deps, RevokedSet);
 
-    async fn pre_start(&self, myself: ActorRef<Msg>, shared: Arc<Shared>) -> Result<State, ActorProcessingErr> {
-        let now_s = shared.now_ms() / 1000;
-        let revoked = shared.store.revocations(now_s).await?;
-        shared.revoked.clear();
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Msg>,
+        (deps, set): Self::Arguments,
+    ) -> Result<State, ActorProcessingErr> {
+        let now_s = deps.clock.now_ms() / 1000;
+        let revoked = deps.store.revocations(now_s).await?;
+        set.clear();
         for r in revoked {
-            shared.revoked.insert(r.jti, r.expires_at);
+            set.insert(r.jti, r.expires_at);
         }
         let purger = myself.send_interval(PURGE_EVERY, || Msg::Purge);
-        Ok(State { shared, purger })
+        Ok(State { deps, set, purger })
     }
 
     async fn post_stop(&self, _: ActorRef<Msg>, state: &mut State) -> Result<(), ActorProcessingErr> {
@@ -56,22 +121,22 @@ impl Actor for RevocationActor {
     }
 
     async fn handle(&self, _: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
-        let shared = &state.shared;
+        let (deps, set) = (&state.deps, &state.set);
         match msg {
             Msg::Announced(r) => {
-                shared.revoked.insert(r.jti, r.expires_at);
+                set.insert(r.jti, r.expires_at);
             }
             Msg::Purge => {
-                let now_s = shared.now_ms() / 1000;
-                shared.revoked.retain(|_, exp| *exp > now_s);
+                let now_s = deps.clock.now_ms() / 1000;
+                set.retain(|_, exp| *exp > now_s);
                 // Re-reading the table also repairs an announcement this node missed.
-                match shared.store.revocations(now_s).await {
+                match deps.store.revocations(now_s).await {
                     Ok(all) => all.into_iter().for_each(|r| {
-                        shared.revoked.insert(r.jti, r.expires_at);
+                        set.insert(r.jti, r.expires_at);
                     }),
                     Err(e) => tracing::warn!(error = %e, "could not reload revocations"),
                 }
-                if let Err(e) = shared.store.purge_revocations(now_s).await {
+                if let Err(e) = deps.store.purge_revocations(now_s).await {
                     tracing::warn!(error = %e, "could not purge expired revocations");
                 }
             }

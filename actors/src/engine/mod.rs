@@ -9,13 +9,15 @@ mod tokens;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use ractor::{Actor, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorRef};
 use uuid::Uuid;
 
-use crate::actor::{audit_writer, cache_keeper, key_manager, revocations, supervisor, ActorKind, Slot};
+use crate::actor::audit_writer::AuditLog;
+use crate::actor::key_manager::{KeySettings, Keys};
+use crate::actor::revocations::Revocations;
+use crate::actor::{audit_writer, cache_keeper, key_manager, revocations, supervisor, Children};
 use crate::cache::Caches;
 use crate::config::EngineConfig;
 use crate::coord::memory::MemoryCoordinator;
@@ -32,7 +34,6 @@ use crate::policy::Policy;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Change, Commit, Store};
-use dashmap::DashMap;
 
 pub use tokens::{
     AuthenticatedClient, ClientAuth, DpopPresentation, Introspector, OAuthError, TokenRequest,
@@ -77,30 +78,21 @@ pub struct Call {
     pub request_id: Option<String>,
 }
 
-/// Actor slots, refilled by the supervisor on every (re)start.
-#[derive(Default)]
-pub(crate) struct Slots {
-    pub keys: Slot<key_manager::Msg>,
-    pub audit: Slot<audit_writer::Msg>,
-    pub keeper: Slot<cache_keeper::Msg>,
-    pub revocations: Slot<revocations::Msg>,
-}
-
-/// Everything the engine's actors and handle share.
+/// What the engine handle holds: its configuration and ports, and a handle on each
+/// registered actor family. Actors never see it; each is started with its own `Deps`.
 pub(crate) struct Shared {
     pub config: EngineConfig,
     pub store: Arc<dyn Store>,
     pub coord: Arc<dyn Coordinator>,
-    pub caches: Caches,
-    /// The key ring the KeyManager publishes.
-    pub ring: ArcSwapOption<KeyRing>,
+    pub caches: Arc<Caches>,
     pub policy: Policy,
     pub metrics: EngineMetrics,
     pub hasher: SecretHasher,
-    pub keystore: Keystore,
-    /// Revoked token ids and their expiry (seconds), owned by the RevocationActor.
-    pub revoked: DashMap<String, i64>,
-    pub slots: Slots,
+    pub keys: Keys,
+    pub audit: AuditLog,
+    pub revocations: Revocations,
+    /// Every registered child of the root supervisor.
+    pub children: Arc<Children>,
 }
 
 impl Shared {
@@ -200,56 +192,100 @@ impl Engine {
             Some(k) => k.clone(),
             None => store.setting_or_insert("secret_hash_key", &secrets::new_hash_key()?).await?,
         };
-        let keystore = Keystore::open(&config).await?;
+        let keystore = Arc::new(Keystore::open(&config).await?);
+        let metrics = EngineMetrics::new()?;
+        let caches = Arc::new(Caches::default());
+        let (clock, timeout) = (config.clock.clone(), config.call_timeout);
+
+        // The actor families, in start order: one registration each.
+        let mut children = Children::default();
+        let keys = children.register(key_manager::child(
+            key_manager::Deps {
+                store: store.clone(),
+                keystore,
+                coord: coord.clone(),
+                clock: clock.clone(),
+                settings: KeySettings::from_config(&config),
+            },
+            timeout,
+        ));
+        let audit = children.register(audit_writer::child(
+            audit_writer::Deps { store: store.clone(), metrics: metrics.clone(), batch_max: config.audit_batch_max },
+            timeout,
+        ));
+        let revocations =
+            children.register(revocations::child(revocations::Deps { store: store.clone(), clock: clock.clone() }));
+        // The keeper routes cluster events to the others, so it starts last.
+        children.register(cache_keeper::child(cache_keeper::Deps {
+            store: store.clone(),
+            coord: coord.clone(),
+            clock,
+            caches: caches.clone(),
+            revocations: revocations.clone(),
+            keys: keys.clone(),
+            feed_poll: config.feed_poll,
+        }));
+
+        let children = Arc::new(children);
+        let args = supervisor::Args { children: children.clone(), restarts: metrics.actor_restarts.clone() };
         let shared = Arc::new(Shared {
             hasher: SecretHasher::new(&hash_key),
-            keystore,
-            revoked: DashMap::new(),
             policy: Policy::load()?,
-            metrics: EngineMetrics::new()?,
-            caches: Caches::default(),
-            ring: ArcSwapOption::empty(),
-            slots: Slots::default(),
+            metrics,
+            caches,
+            keys,
+            audit,
+            revocations,
+            children,
             config,
             store,
             coord,
         });
-        let (supervisor, _) = Actor::spawn(None, supervisor::EngineSupervisor, shared.clone())
+        let (supervisor, _) = Actor::spawn(None, supervisor::EngineSupervisor, args)
             .await
             .map_err(|e| EngineError::Unavailable(format!("engine failed to start: {e}")))?;
         Ok(Engine { shared, supervisor })
     }
 
-    /// Graceful shutdown: write every pending audit event, then stop the actor tree.
+    /// Graceful shutdown: drain every family that registered a drain (the audit writer
+    /// writes every pending event), in registration order, then stop the actor tree.
     pub async fn shutdown(&self) {
-        let timeout = self.shared.config.call_timeout;
-        if let Some(audit) = self.shared.slots.audit.load_full() {
-            let drained = audit.call(audit_writer::Msg::Drain, Some(timeout)).await;
-            if !matches!(drained, Ok(ractor::rpc::CallResult::Success(()))) {
-                tracing::error!("audit writer did not drain before shutdown");
+        let within = self.shared.config.call_timeout;
+        for child in self.shared.children.iter() {
+            if !child.drain(within).await {
+                tracing::error!(actor = child.name, "did not drain before shutdown");
             }
         }
         let _ = self.supervisor.stop_and_wait(None, Some(Duration::from_secs(15))).await;
     }
 
-    /// Make a supervised actor fail on purpose; its supervisor restarts it. For
-    /// resilience tests and operator drills.
-    pub fn inject_fault(&self, actor: ActorKind) -> Result<()> {
+    /// The registered actors' names: what [`Engine::inject_fault`] takes, and the
+    /// `actor` label of `agentidp_actor_restarts_total`.
+    pub fn actor_names(&self) -> Vec<&'static str> {
+        self.shared.children.iter().map(|c| c.name).collect()
+    }
+
+    /// Make the named supervised actor fail on purpose; its supervisor restarts it. For
+    /// resilience tests and operator drills. `NotFound` if no actor has that name.
+    pub fn inject_fault(&self, actor: &str) -> Result<()> {
+        let index =
+            self.shared.children.iter().position(|c| c.name == actor).ok_or_else(|| EngineError::not_found("actor"))?;
         self.supervisor
-            .send_message(supervisor::Msg::InjectFault(actor))
+            .send_message(supervisor::Msg::InjectFault(index))
             .map_err(|_| EngineError::Unavailable("engine supervisor is not running".into()))
     }
 
     /// An operator's fault drill on a live node: the platform administrator makes the
-    /// named actor (`key_manager`, `audit_writer`, `cache_keeper`, `revocations`) fail,
-    /// to rehearse a restart. Audited (as `engine.fault_injected`) before it happens.
+    /// named actor (one of [`Engine::actor_names`]) fail, to rehearse a restart. Audited
+    /// (as `engine.fault_injected`) before it happens.
     pub async fn drill_fault(&self, call: &Call, actor: &str) -> Result<()> {
         self.shared.policy.authorize("engine.inject_fault", &call.caller.scope, false)?;
-        let kind =
-            ActorKind::ALL.into_iter().find(|k| k.name() == actor).ok_or_else(|| EngineError::not_found("actor"))?;
+        if self.shared.children.find(actor).is_none() {
+            return Err(EngineError::not_found("actor"));
+        }
         let event = self.call_event(call, call.caller.org_id, "engine.fault_injected", actor, serde_json::json!({}));
         self.audit(event).await?;
-        self.inject_fault(kind)
+        self.inject_fault(actor)
     }
 
     /// Whether the store and coordinator answer and every actor is running; the error
@@ -268,18 +304,7 @@ impl Engine {
         let bounded =
             |check| async move { matches!(tokio::time::timeout(READY_CHECK_TIMEOUT, check).await, Ok(Ok(()))) };
         let (store, coordinator) = tokio::join!(bounded(self.shared.store.ping()), bounded(self.shared.coord.ping()));
-        let s = &self.shared.slots;
-        let mut restarting = Vec::new();
-        for (name, up) in [
-            ("key_manager", s.keys.load().is_some()),
-            ("audit_writer", s.audit.load().is_some()),
-            ("cache_keeper", s.keeper.load().is_some()),
-            ("revocations", s.revocations.load().is_some()),
-        ] {
-            if !up {
-                restarting.push(name);
-            }
-        }
+        let restarting = self.shared.children.iter().filter(|c| !c.is_running()).map(|c| c.name).collect();
         Readiness {
             store,
             store_kind: if self.shared.config.database_url.is_some() { "PostgreSQL" } else { "SQLite" },
@@ -317,23 +342,7 @@ impl Engine {
     }
 
     fn ring(&self) -> Result<Arc<KeyRing>> {
-        self.shared.ring.load_full().ok_or_else(|| EngineError::Unavailable("signing keys are loading".into()))
-    }
-
-    /// Ask an actor and wait for its answer, bounded by the configured timeout.
-    async fn ask<M, T>(&self, slot: &Slot<M>, build: impl FnOnce(RpcReplyPort<Result<T>>) -> M) -> Result<T>
-    where
-        M: ractor::Message,
-        T: Send + 'static,
-    {
-        let actor = slot.load_full().ok_or_else(|| EngineError::Unavailable("engine actor is restarting".into()))?;
-        match actor.call(build, Some(self.shared.config.call_timeout)).await {
-            Ok(ractor::rpc::CallResult::Success(result)) => result,
-            Ok(ractor::rpc::CallResult::Timeout) => Err(EngineError::Unavailable("engine actor timed out".into())),
-            Ok(ractor::rpc::CallResult::SenderError) | Err(_) => {
-                Err(EngineError::Unavailable("engine actor stopped while answering".into()))
-            }
-        }
+        self.shared.keys.ring()
     }
 
     /// Append an audit event and wait until it is durable.
@@ -350,7 +359,7 @@ impl Engine {
     /// fails (or half-fails) the request.
     async fn commit(&self, event: Event, changes: Vec<Change>, announce: Option<ClusterEvent>) -> Result<()> {
         let commit = Commit { event: event.seal(), changes, announce: announce.clone() };
-        self.ask(&self.shared.slots.audit, |reply| audit_writer::Msg::Append(commit, reply)).await?;
+        self.shared.audit.append(commit).await?;
         if let Some(event) = announce {
             self.apply_here(&event);
             let coord = self.shared.coord.clone();
@@ -367,7 +376,7 @@ impl Engine {
     fn apply_here(&self, event: &ClusterEvent) {
         match event {
             ClusterEvent::TokenRevoked { jti, expires_at, .. } => {
-                self.shared.revoked.insert(jti.clone(), *expires_at);
+                self.shared.revocations.apply_committed(jti.clone(), *expires_at);
             }
             other => self.shared.caches.apply(other),
         }
@@ -375,7 +384,7 @@ impl Engine {
 
     /// Reload signing keys from the store (e.g. after another node added one).
     pub async fn reload_keys(&self) -> Result<()> {
-        self.ask(&self.shared.slots.keys, key_manager::Msg::Reload).await
+        self.shared.keys.reload().await
     }
 
     /// Create the next signing key: published now, signing after `key_preannounce`.
@@ -385,7 +394,7 @@ impl Engine {
         if let Some(call) = call {
             self.shared.policy.authorize("keys.rotate", &call.caller.scope, false)?;
         }
-        let kid = self.ask(&self.shared.slots.keys, key_manager::Msg::Rotate).await?;
+        let kid = self.shared.keys.rotate().await?;
         let ring = self.ring()?;
         let key = ring
             .keys()

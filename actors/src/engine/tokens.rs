@@ -650,7 +650,7 @@ impl Engine {
     /// (and subject) still active.
     async fn check_still_good(&self, verified: &Verified) -> Result<()> {
         let claims = &verified.claims;
-        if self.shared.revoked.contains_key(&claims.jti) {
+        if self.shared.revocations.is_revoked(&claims.jti) {
             return Err(EngineError::InvalidToken("the token was revoked".into()));
         }
         self.check_token_client(&claims.client_id, &claims.sub, claims.org_id).await
