@@ -35,6 +35,8 @@ mod policy;
 mod private_fs;
 pub mod store;
 
+pub use actor::keyed::{KeyedConfig, KeyedFamily, KeyedHost, KeyedMetrics};
+pub use actor::RestartBudget;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{EngineConfig, VaultConfig};
 pub use engine::*;

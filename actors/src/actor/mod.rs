@@ -7,11 +7,13 @@
 //! Adding a family is a new module plus one registration line in `Engine::start`
 //! (docs/architecture.md, "Adding an actor family"): the supervisor, readiness, fault
 //! injection, shutdown drains and the resilience test all iterate the registered
-//! children.
+//! children. One actor per key (organization, partner, subscription) runs in a
+//! [`keyed::KeyedHost`], which is itself one registered child.
 
 pub mod audit_writer;
 pub mod cache_keeper;
 pub mod key_manager;
+pub mod keyed;
 pub mod revocations;
 pub mod supervisor;
 
