@@ -4,9 +4,10 @@
 
 pub mod config;
 pub mod http;
+pub mod limits;
 pub mod server;
 
-pub use server::HttpLimits;
+pub use limits::HttpLimits;
 
 use std::future::Future;
 

@@ -155,7 +155,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Err(e) => return Err(e.into()),
             }
             let mut limits = resolved.http;
-            agentidp::server::fit_connection_cap(&mut limits);
+            agentidp::limits::fit_connection_cap(&mut limits);
             tracing::info!(
                 listen = %resolved.listen,
                 issuer = %engine.config().issuer,

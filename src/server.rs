@@ -26,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use warp::http::StatusCode;
 
 use crate::http::problem::Problem;
+use crate::limits::HttpLimits;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -35,42 +36,6 @@ use warp::reply::Response;
 
 /// The largest request head hyper reads at all.
 const HYPER_HEAD_CAP: usize = 64 * 1024;
-
-/// Limits of the HTTP server; every one is a setting (README, configuration table).
-#[derive(Debug, Clone, Copy)]
-pub struct HttpLimits {
-    pub max_connections: usize,
-    pub header_read_timeout: Duration,
-    pub body_read_timeout: Duration,
-    pub max_header_bytes: usize,
-}
-
-impl Default for HttpLimits {
-    fn default() -> Self {
-        HttpLimits {
-            max_connections: 10_000,
-            header_read_timeout: Duration::from_secs(10),
-            body_read_timeout: Duration::from_secs(30),
-            max_header_bytes: 16 * 1024,
-        }
-    }
-}
-
-/// Raise the soft open-files limit to the hard one and lower `max_connections` to fit
-/// under it (with room for the store's and the coordinator's sockets and files).
-pub fn fit_connection_cap(limits: &mut HttpLimits) {
-    if let Ok(files) = rlimit::increase_nofile_limit(u64::MAX) {
-        let room = files.saturating_sub(256).max(64) as usize;
-        if limits.max_connections > room {
-            tracing::warn!(
-                max_connections = limits.max_connections,
-                open_files_limit = files,
-                "max_connections lowered to fit the open-files limit"
-            );
-            limits.max_connections = room;
-        }
-    }
-}
 
 /// Serve `routes` on `listener` until `shutdown` completes, then drain.
 pub async fn run(

@@ -20,11 +20,10 @@ use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Serialize;
 
+use crate::domain::jose::{b64, thumbprint};
+pub use crate::domain::validity::{check_times, TimeClaims, LEEWAY_SECS};
 use crate::error::{EngineError, Result};
 use crate::model::Millis;
-
-/// Seconds of clock skew tolerated on `exp`, `nbf` and `iat`.
-pub const LEEWAY_SECS: i64 = 30;
 
 /// Signature algorithms AgentIdP signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -79,10 +78,6 @@ pub struct SigningKey {
     header_prefix: String,
     jwk: serde_json::Value,
     decoding: DecodingKey,
-}
-
-pub fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn key_err(what: &str) -> EngineError {
@@ -145,7 +140,7 @@ impl SigningKey {
                 (Pair::Ed(pair), core, decoding)
             }
         };
-        let kid = crate::domain::jose::thumbprint(&jwk_core);
+        let kid = thumbprint(&jwk_core);
         let mut jwk = jwk_core;
         if let Some(obj) = jwk.as_object_mut() {
             obj.insert("kid".into(), kid.clone().into());
@@ -275,24 +270,6 @@ impl KeyRing {
     pub fn keys(&self) -> impl Iterator<Item = &Arc<SigningKey>> {
         self.keys.iter()
     }
-}
-
-/// Claims whose validity window the engine checks.
-pub trait TimeClaims {
-    fn exp(&self) -> i64;
-    fn nbf(&self) -> Option<i64>;
-}
-
-/// `exp` (seconds) must be in the future and `nbf` not, within the leeway.
-pub fn check_times(exp: i64, nbf: Option<i64>, now: Millis) -> Result<()> {
-    let now_s = now / 1000;
-    if exp + LEEWAY_SECS <= now_s {
-        return Err(EngineError::InvalidToken("token expired".into()));
-    }
-    if nbf.is_some_and(|nbf| nbf - LEEWAY_SECS > now_s) {
-        return Err(EngineError::InvalidToken("token not yet valid".into()));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ pub mod keys;
 mod keystore;
 mod metrics;
 pub mod model;
+pub mod outbound;
 mod policy;
 mod private_fs;
 pub mod store;

@@ -44,7 +44,7 @@ pub type ApiResult = Result<Response, Problem>;
 pub struct AppState {
     pub engine: Engine,
     metrics: HttpMetrics,
-    limits: crate::server::HttpLimits,
+    limits: crate::limits::HttpLimits,
 }
 
 #[derive(Clone)]
@@ -54,7 +54,7 @@ struct HttpMetrics {
 }
 
 impl AppState {
-    pub fn new(engine: Engine, limits: crate::server::HttpLimits) -> anyhow::Result<AppState> {
+    pub fn new(engine: Engine, limits: crate::limits::HttpLimits) -> anyhow::Result<AppState> {
         let requests = IntCounterVec::new(
             Opts::new("http_requests_total", "HTTP requests by route, method and status"),
             &["route", "method", "status"],

@@ -31,7 +31,7 @@ pub struct Confirmation {
     pub jkt: String,
 }
 
-impl crate::keys::TimeClaims for AccessClaims {
+impl crate::domain::validity::TimeClaims for AccessClaims {
     fn exp(&self) -> i64 {
         self.exp
     }

@@ -4,11 +4,13 @@
 //! to wrap.
 
 use aws_lc_rs::digest;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
 
-use crate::keys::{b64, check_times, LEEWAY_SECS};
+use crate::domain::validity::{check_times, LEEWAY_SECS};
 use crate::model::Millis;
 
 /// Largest assertion or proof we parse.
@@ -53,10 +55,7 @@ pub fn parse_public_jwk(value: &Value) -> Result<PublicJwk, String> {
         }
         "RSA" => {
             let n = str_member(value, "n")?;
-            let bits = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, n)
-                .map_err(|_| "JWK member \"n\" is not base64url")?
-                .len()
-                * 8;
+            let bits = URL_SAFE_NO_PAD.decode(n).map_err(|_| "JWK member \"n\" is not base64url")?.len() * 8;
             if bits < 2048 {
                 return Err("RSA keys must have at least 2048 bits".into());
             }
@@ -85,6 +84,11 @@ pub fn parse_public_jwk(value: &Value) -> Result<PublicJwk, String> {
     let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("unusable JWK: {e}"))?;
     let thumbprint = thumbprint(&required);
     Ok(PublicJwk { key, algs, thumbprint, value: value.clone() })
+}
+
+/// base64url without padding (RFC 7515 §2), as every JOSE member is encoded.
+pub fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// RFC 7638 thumbprint of the required members (serde_json sorts object keys).

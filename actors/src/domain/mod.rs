@@ -6,3 +6,4 @@ pub mod claims;
 pub mod jose;
 pub mod scopes;
 pub mod secrets;
+pub mod validity;
