@@ -68,7 +68,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 }
 
 async fn list(ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/agents", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let q: ListQuery = parse_query(&q)?;
         let call = ctx.call().await?;
         let page = ctx.engine().list_agents(&call, q.org_id, q.page()).await?;
@@ -78,7 +78,7 @@ async fn list(ctx: Ctx, q: String) -> Result<Response, Infallible> {
 }
 
 async fn create(ctx: Ctx, q: String, body: Body) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/agents", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let q: OrgQuery = parse_query(&q)?;
         let call = ctx.call().await?;
         let mut new: NewAgent = body.json()?;
@@ -90,7 +90,7 @@ async fn create(ctx: Ctx, q: String, body: Body) -> Result<Response, Infallible>
 }
 
 async fn get(id: String, ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/agents/{id}", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let q: OrgQuery = parse_query(&q)?;
         let id = parse_id("id", &id)?;
         let call = ctx.call().await?;
@@ -101,7 +101,7 @@ async fn get(id: String, ctx: Ctx, q: String) -> Result<Response, Infallible> {
 }
 
 async fn update(id: String, ctx: Ctx, q: String, body: Body) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/agents/{id}", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let q: OrgQuery = parse_query(&q)?;
         let id = parse_id("id", &id)?;
         let call = ctx.call().await?;
@@ -113,7 +113,7 @@ async fn update(id: String, ctx: Ctx, q: String, body: Body) -> Result<Response,
 }
 
 async fn delete(id: String, ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/agents/{id}", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let q: OrgQuery = parse_query(&q)?;
         let id = parse_id("id", &id)?;
         let call = ctx.call().await?;
@@ -124,7 +124,7 @@ async fn delete(id: String, ctx: Ctx, q: String) -> Result<Response, Infallible>
 }
 
 async fn suspend(id: String, ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/agents/{id}/suspend", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let q: OrgQuery = parse_query(&q)?;
         let id = parse_id("id", &id)?;
         let call = ctx.call().await?;
@@ -135,7 +135,7 @@ async fn suspend(id: String, ctx: Ctx, q: String) -> Result<Response, Infallible
 }
 
 async fn reactivate(id: String, ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/agents/{id}/reactivate", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let q: OrgQuery = parse_query(&q)?;
         let id = parse_id("id", &id)?;
         let call = ctx.call().await?;
@@ -146,7 +146,7 @@ async fn reactivate(id: String, ctx: Ctx, q: String) -> Result<Response, Infalli
 }
 
 async fn list_credentials(id: String, ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/agents/{id}/credentials", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let q: OrgQuery = parse_query(&q)?;
         let id = parse_id("id", &id)?;
         let call = ctx.call().await?;
@@ -157,7 +157,7 @@ async fn list_credentials(id: String, ctx: Ctx, q: String) -> Result<Response, I
 }
 
 async fn create_credential(id: String, ctx: Ctx, q: String, body: Body) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/agents/{id}/credentials", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let q: OrgQuery = parse_query(&q)?;
         let id = parse_id("id", &id)?;
         let call = ctx.call().await?;
@@ -170,7 +170,7 @@ async fn create_credential(id: String, ctx: Ctx, q: String, body: Body) -> Resul
 }
 
 async fn rotate_credential(id: String, cid: String, ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/agents/{id}/credentials/{cid}/rotate", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let q: OrgQuery = parse_query(&q)?;
         let (id, cid) = (parse_id("id", &id)?, parse_id("cid", &cid)?);
         let call = ctx.call().await?;
@@ -181,7 +181,7 @@ async fn rotate_credential(id: String, cid: String, ctx: Ctx, q: String) -> Resu
 }
 
 async fn revoke_credential(id: String, cid: String, ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/agents/{id}/credentials/{cid}", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let q: OrgQuery = parse_query(&q)?;
         let (id, cid) = (parse_id("id", &id)?, parse_id("cid", &cid)?);
         let call = ctx.call().await?;

@@ -42,7 +42,7 @@ fn time_param(field: &str, value: Option<String>) -> Result<Option<i64>, Problem
 }
 
 async fn list(ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/audit-events", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let p: AuditParams = parse_query(&q)?;
         let outcome = p
             .outcome
@@ -65,7 +65,7 @@ async fn list(ctx: Ctx, q: String) -> Result<Response, Infallible> {
 }
 
 async fn verify(ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/audit-events/verify", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let q: OrgQuery = parse_query(&q)?;
         let call = ctx.call().await?;
         let report = ctx.engine().verify_audit(&call, q.org_id).await?;
@@ -75,7 +75,7 @@ async fn verify(ctx: Ctx, q: String) -> Result<Response, Infallible> {
 }
 
 async fn get(id: String, ctx: Ctx) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/audit-events/{id}", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let id = parse_id("id", &id)?;
         let call = ctx.call().await?;
         let event = ctx.engine().get_audit(&call, id).await?;

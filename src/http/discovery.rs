@@ -22,7 +22,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 }
 
 async fn metadata(ctx: Ctx) -> Result<Response, Infallible> {
-    ctx.respond("/.well-known/metadata", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let engine = ctx.engine();
         let issuer = engine.config().issuer.trim_end_matches('/').to_string();
         let algs = engine.signing_algorithms()?;
@@ -57,7 +57,7 @@ async fn metadata(ctx: Ctx) -> Result<Response, Infallible> {
 }
 
 async fn jwks(ctx: Ctx) -> Result<Response, Infallible> {
-    ctx.respond("/.well-known/jwks.json", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let jwks = ctx.engine().jwks()?;
         let mut resp = jwks.to_string().into_response();
         let h = resp.headers_mut();

@@ -4,7 +4,7 @@
 //! methods. Which paths take which methods is read from the OpenAPI document the server
 //! publishes, so the two cannot disagree.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use warp::filters::path::FullPath;
@@ -61,42 +61,76 @@ pub(super) fn guard(max_head: usize) -> warp::filters::BoxedFilter<()> {
         .boxed()
 }
 
-/// Path templates and their methods, from the OpenAPI document.
-pub(super) struct RouteTable {
-    routes: Vec<(Vec<String>, BTreeSet<String>)>,
+/// Path templates and their methods, from the OpenAPI document: the one declaration of
+/// every endpoint's path, which also names it in metrics and logs.
+pub(crate) struct RouteTable {
+    /// Templates without parameters, by path.
+    literal: HashMap<String, usize>,
+    routes: Vec<Route>,
 }
+
+struct Route {
+    template: String,
+    segments: Vec<String>,
+    methods: BTreeSet<String>,
+}
+
+/// The label of a request that no route has.
+pub const UNMATCHED: &str = "unmatched";
 
 impl RouteTable {
     pub fn from_openapi(doc: &str) -> anyhow::Result<RouteTable> {
         let doc: serde_json::Value = serde_json::from_str(doc)?;
         let paths = doc["paths"].as_object().ok_or_else(|| anyhow::anyhow!("openapi.json has no paths"))?;
-        let routes = paths
+        let routes: Vec<Route> = paths
             .iter()
-            .map(|(path, item)| {
-                let segments = path.trim_start_matches('/').split('/').map(String::from).collect();
-                let methods = ["get", "post", "put", "patch", "delete"]
+            .map(|(path, item)| Route {
+                template: path.clone(),
+                segments: path.trim_start_matches('/').split('/').map(String::from).collect(),
+                methods: ["get", "post", "put", "patch", "delete"]
                     .iter()
                     .filter(|m| item.get(**m).is_some())
                     .map(|m| m.to_ascii_uppercase())
-                    .collect();
-                (segments, methods)
+                    .collect(),
             })
             .collect();
-        Ok(RouteTable { routes })
+        let literal = routes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.template.contains('{'))
+            .map(|(i, r)| (r.template.clone(), i))
+            .collect();
+        Ok(RouteTable { literal, routes })
+    }
+
+    /// The templates `path` fits, most literal first (`/audit-events/verify` before
+    /// `/audit-events/{id}`).
+    fn fitting<'a>(&'a self, path: &str) -> Vec<&'a Route> {
+        if let Some(&i) = self.literal.get(path) {
+            return vec![&self.routes[i]];
+        }
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let mut fitting: Vec<&Route> = self
+            .routes
+            .iter()
+            .filter(|r| {
+                r.segments.len() == parts.len()
+                    && r.segments.iter().zip(&parts).all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
+            })
+            .collect();
+        fitting.sort_by_key(|r| std::cmp::Reverse(r.segments.iter().filter(|s| !s.starts_with('{')).count()));
+        fitting
+    }
+
+    /// The endpoint's name for metrics and logs: the contract's path template.
+    pub fn label(&self, path: &str) -> &str {
+        self.fitting(path).first().map(|r| r.template.as_str()).unwrap_or(UNMATCHED)
     }
 
     /// The methods `path` takes, or `None` if no route has it.
     fn methods(&self, path: &str) -> Option<BTreeSet<String>> {
-        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let mut found: Option<BTreeSet<String>> = None;
-        for (template, methods) in &self.routes {
-            let fits = template.len() == parts.len()
-                && template.iter().zip(&parts).all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()));
-            if fits {
-                found.get_or_insert_with(BTreeSet::new).extend(methods.iter().cloned());
-            }
-        }
-        found
+        let fitting = self.fitting(path);
+        (!fitting.is_empty()).then(|| fitting.iter().flat_map(|r| r.methods.iter().cloned()).collect())
     }
 }
 

@@ -18,7 +18,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 }
 
 async fn drill(actor: String, ctx: Ctx) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/admin/faults/{actor}", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let call = ctx.call().await?;
         ctx.engine().drill_fault(&call, &actor).await?;
         Ok(json_reply(StatusCode::ACCEPTED, &serde_json::json!({"actor": actor, "fault": "injected"})))
@@ -27,7 +27,7 @@ async fn drill(actor: String, ctx: Ctx) -> Result<Response, Infallible> {
 }
 
 async fn rotate(ctx: Ctx) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/keys/rotate", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let call = ctx.call().await?;
         let key = ctx.engine().rotate_keys(Some(&call)).await?;
         Ok(json_reply(StatusCode::CREATED, &key))

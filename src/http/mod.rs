@@ -17,6 +17,7 @@ pub use oauth::token_request;
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
 
 use agentidp_engine::{Call, DpopPresentation, Engine, EngineError, PageRequest};
@@ -45,6 +46,8 @@ pub struct AppState {
     pub engine: Engine,
     metrics: HttpMetrics,
     limits: crate::limits::HttpLimits,
+    /// Every endpoint's path and methods, from the contract (docs/openapi.json).
+    routes: Arc<edge::RouteTable>,
 }
 
 #[derive(Clone)]
@@ -66,7 +69,8 @@ impl AppState {
         )?;
         engine.metrics_registry().register(Box::new(requests.clone()))?;
         engine.metrics_registry().register(Box::new(latency.clone()))?;
-        Ok(AppState { engine, metrics: HttpMetrics { requests, latency }, limits })
+        let routes = Arc::new(edge::RouteTable::from_openapi(ops::OPENAPI)?);
+        Ok(AppState { engine, metrics: HttpMetrics { requests, latency }, limits, routes })
     }
 }
 
@@ -89,13 +93,9 @@ impl Ctx {
     }
 
     /// Authenticate the access token of this request: `Bearer`, or `DPoP` with its proof.
-    pub async fn call(&self) -> Result<Call, Problem> {
-        self.authenticate().await.map_err(Problem::from)
-    }
-
-    /// [`Ctx::call`] with the engine's error, for handlers that answer in another form
-    /// (the OAuth endpoints): an engine that is unavailable stays a 503 there too.
-    pub async fn authenticate(&self) -> Result<Call, EngineError> {
+    /// The error is the engine's: the handler's answer form (a problem, or the OAuth
+    /// error form) renders it, so an engine that is unavailable is a 503 in both.
+    pub async fn call(&self) -> Result<Call, EngineError> {
         let missing = || EngineError::InvalidToken("an access token is required".into());
         let header = self.authorization.as_deref().ok_or_else(missing)?;
         let (scheme, token) = header.split_once(' ').ok_or_else(missing)?;
@@ -127,11 +127,14 @@ impl Ctx {
         self.authorization.as_deref()
     }
 
-    /// Run a handler body in this request's span; record metrics and the access log.
-    pub async fn respond<F>(self, route: &'static str, handler: impl FnOnce(Ctx) -> F) -> Result<Response, Infallible>
+    /// Run a handler body in this request's span; record metrics and the access log,
+    /// labelled with the endpoint's path template from the contract.
+    pub async fn respond<F>(self, handler: impl FnOnce(Ctx) -> F) -> Result<Response, Infallible>
     where
         F: Future<Output = ApiResult>,
     {
+        let routes = self.state.routes.clone();
+        let route = routes.label(&self.path);
         let span = tracing::info_span!("request", request_id = %self.request_id, method = %self.method, route);
         let (state, request_id, method, started) =
             (self.state.clone(), self.request_id.clone(), self.method.clone(), self.started);
@@ -332,11 +335,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(keys::routes(state.clone()))
         .unify()
         .boxed();
-    let table = match edge::RouteTable::from_openapi(ops::OPENAPI) {
-        Ok(t) => std::sync::Arc::new(t),
-        // The document is compiled in and checked by the test suite.
-        Err(e) => panic!("docs/openapi.json is not a usable OpenAPI document: {e}"),
-    };
+    let table = state.routes.clone();
     edge::guard(state.limits.max_header_bytes)
         .and(
             discovery::routes(state.clone())

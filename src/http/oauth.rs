@@ -41,23 +41,15 @@ fn no_store(mut resp: Response) -> Response {
 }
 
 async fn token(ctx: Ctx, body: Body) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/oauth2/token", |ctx| async move { Ok(issue(&ctx, &body).await.unwrap_or_else(oauth_error)) })
-        .await
+    ctx.respond(|ctx| async move { Ok(issue(&ctx, &body).await.unwrap_or_else(oauth_error)) }).await
 }
 
 async fn introspect(ctx: Ctx, body: Body) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/oauth2/introspect", |ctx| async move {
-        Ok(introspection(&ctx, &body).await.unwrap_or_else(oauth_error))
-    })
-    .await
+    ctx.respond(|ctx| async move { Ok(introspection(&ctx, &body).await.unwrap_or_else(oauth_error)) }).await
 }
 
 async fn revoke(ctx: Ctx, body: Body) -> Result<Response, Infallible> {
-    ctx.respond(
-        "/api/v1/oauth2/revoke",
-        |ctx| async move { Ok(revocation(&ctx, &body).await.unwrap_or_else(oauth_error)) },
-    )
-    .await
+    ctx.respond(|ctx| async move { Ok(revocation(&ctx, &body).await.unwrap_or_else(oauth_error)) }).await
 }
 
 /// The form body, or an `invalid_request` when the body is not a form.
@@ -193,7 +185,7 @@ async fn introspection(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> 
         if CLIENT_PARAMS.iter().any(|p| params.contains_key(*p)) {
             return Err(oauth_invalid_request("use one client authentication method, not several"));
         }
-        let call: Call = ctx.authenticate().await?;
+        let call: Call = ctx.call().await?;
         Introspector::Caller(call)
     } else {
         Introspector::Client(client_auth(ctx.authorization(), &mut params)?)

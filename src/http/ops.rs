@@ -25,11 +25,11 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 }
 
 async fn health(ctx: Ctx) -> Result<Response, Infallible> {
-    ctx.respond("/health", |_| async { Ok(json_reply(StatusCode::OK, &json!({"status": "ok"}))) }).await
+    ctx.respond(|_| async { Ok(json_reply(StatusCode::OK, &json!({"status": "ok"}))) }).await
 }
 
 async fn ready(ctx: Ctx) -> Result<Response, Infallible> {
-    ctx.respond("/ready", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let report = ctx.engine().readiness().await;
         let checks = json!({
             "store": {"kind": report.store_kind, "up": report.store},
@@ -49,7 +49,7 @@ async fn ready(ctx: Ctx) -> Result<Response, Infallible> {
 }
 
 async fn metrics(ctx: Ctx) -> Result<Response, Infallible> {
-    ctx.respond("/metrics", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let mut buf = Vec::new();
         let encoder = prometheus::TextEncoder::new();
         encoder
@@ -65,7 +65,7 @@ async fn metrics(ctx: Ctx) -> Result<Response, Infallible> {
 }
 
 async fn openapi(ctx: Ctx) -> Result<Response, Infallible> {
-    ctx.respond("/openapi.json", |_| async {
+    ctx.respond(|_| async {
         let mut resp = OPENAPI.into_response();
         resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         Ok(resp)

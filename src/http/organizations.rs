@@ -21,7 +21,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 }
 
 async fn list(ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/organizations", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let q: ListQuery = parse_query(&q)?;
         let call = ctx.call().await?;
         let page = ctx.engine().list_orgs(&call, q.page()).await?;
@@ -31,7 +31,7 @@ async fn list(ctx: Ctx, q: String) -> Result<Response, Infallible> {
 }
 
 async fn create(ctx: Ctx, body: Body) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/organizations", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let call = ctx.call().await?;
         let new: NewOrganization = body.json()?;
         let org = ctx.engine().create_org(&call, new).await?;
@@ -41,7 +41,7 @@ async fn create(ctx: Ctx, body: Body) -> Result<Response, Infallible> {
 }
 
 async fn get(id: String, ctx: Ctx) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/organizations/{id}", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let id = parse_id("id", &id)?;
         let call = ctx.call().await?;
         let org = ctx.engine().get_org(&call, id).await?;
@@ -51,7 +51,7 @@ async fn get(id: String, ctx: Ctx) -> Result<Response, Infallible> {
 }
 
 async fn update(id: String, ctx: Ctx, body: Body) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/organizations/{id}", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let id = parse_id("id", &id)?;
         let call = ctx.call().await?;
         let patch: OrganizationPatch = body.json()?;
@@ -62,7 +62,7 @@ async fn update(id: String, ctx: Ctx, body: Body) -> Result<Response, Infallible
 }
 
 async fn delete(id: String, ctx: Ctx) -> Result<Response, Infallible> {
-    ctx.respond("/api/v1/organizations/{id}", |ctx| async move {
+    ctx.respond(|ctx| async move {
         let id = parse_id("id", &id)?;
         let call = ctx.call().await?;
         ctx.engine().delete_org(&call, id).await?;

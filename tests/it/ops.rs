@@ -10,11 +10,19 @@ each_backend!(health_ready_metrics_and_openapi_answer, |app| {
     assert_eq!(resp.status(), StatusCode::OK);
     let resp = app.http.get(app.url("/ready")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    app.admin_token().await;
+    let token = app.admin_token().await;
+    for doc in ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"] {
+        app.http.get(app.url(doc)).send().await.unwrap();
+    }
+    app.call(reqwest::Method::GET, "/api/v1/audit-events/verify", &token, None).await;
     let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    // Every endpoint is labelled with its path template from the contract, its own.
     for series in [
         "agentidp_tokens_issued_total{grant_type=\"client_credentials\"}",
         "agentidp_http_requests_total{method=\"POST\",route=\"/api/v1/oauth2/token\",status=\"200\"}",
+        "agentidp_http_requests_total{method=\"GET\",route=\"/.well-known/openid-configuration\",status=\"200\"}",
+        "agentidp_http_requests_total{method=\"GET\",route=\"/.well-known/oauth-authorization-server\",status=\"200\"}",
+        "agentidp_http_requests_total{method=\"GET\",route=\"/api/v1/audit-events/verify\",status=\"200\"}",
         "agentidp_http_request_duration_seconds_bucket",
         "agentidp_audit_events_total",
     ] {
