@@ -17,7 +17,7 @@ use agentidp_engine::domain::audit_chain::Event;
 use agentidp_engine::domain::secrets::SecretHasher;
 use agentidp_engine::keys::SigningAlg;
 use agentidp_engine::store::sqlite::SqliteStore;
-use agentidp_engine::store::{Commit, Store};
+use agentidp_engine::store::{AuditStore, Commit, Store};
 use agentidp_engine::Outcome;
 use agentidp_engine::{ClientAuth, Engine, EngineConfig, Introspector, TokenRequest};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};

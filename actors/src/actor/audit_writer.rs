@@ -16,7 +16,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use super::{ask, ChildSpec, Slot};
 use crate::error::{EngineError, Result};
 use crate::metrics::EngineMetrics;
-use crate::store::{Commit, Store};
+use crate::store::{AuditStore, Commit};
 
 #[derive(Clone)]
 pub(crate) struct AuditWriter;
@@ -24,7 +24,7 @@ pub(crate) struct AuditWriter;
 /// What the writer is started with.
 #[derive(Clone)]
 pub(crate) struct Deps {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn AuditStore>,
     pub metrics: EngineMetrics,
     /// Most entries in one group commit.
     pub batch_max: usize,

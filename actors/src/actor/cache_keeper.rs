@@ -28,7 +28,7 @@ use crate::cache::Caches;
 use crate::clock::Clock;
 use crate::coord::{ClusterEvent, Coordinator};
 use crate::model::Millis;
-use crate::store::{Revocation, Store};
+use crate::store::{FeedStore, Revocation};
 
 /// How far back each poll of the change feed reads. Feed entries are stamped by the
 /// writing node's clock and become visible at commit, which may be out of `seq` order
@@ -46,7 +46,7 @@ pub(crate) struct CacheKeeper;
 /// What the keeper is started with: where changes come from, and whom they are for.
 #[derive(Clone)]
 pub(crate) struct Deps {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn FeedStore>,
     pub coord: Arc<dyn Coordinator>,
     pub clock: Arc<dyn Clock>,
     pub caches: Arc<Caches>,

@@ -18,7 +18,7 @@ use crate::coord::{ClusterEvent, Coordinator};
 use crate::error::{EngineError, Result};
 use crate::keys::{KeyRing, SigningAlg, SigningKey, LEEWAY_SECS};
 use crate::keystore::Keystore;
-use crate::store::{KeyRecord, Store};
+use crate::store::{KeyRecord, SigningKeyStore};
 
 /// How often the ring is re-read from the store (keys rotated by another process, e.g.
 /// `agentidp keys rotate`, without a coordinator to announce it) and the schedule checked.
@@ -54,7 +54,7 @@ impl KeySettings {
 /// What the KeyManager is started with.
 #[derive(Clone)]
 pub(crate) struct Deps {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn SigningKeyStore>,
     pub keystore: Arc<Keystore>,
     pub coord: Arc<dyn Coordinator>,
     pub clock: Arc<dyn Clock>,

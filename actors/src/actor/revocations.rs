@@ -16,7 +16,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use super::{ChildSpec, Slot};
 use crate::clock::Clock;
 use crate::error::Result;
-use crate::store::{Revocation, Store};
+use crate::store::{Revocation, RevocationStore};
 
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
@@ -26,7 +26,7 @@ pub(crate) struct RevocationActor;
 /// What the actor is started with.
 #[derive(Clone)]
 pub(crate) struct Deps {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn RevocationStore>,
     pub clock: Arc<dyn Clock>,
 }
 

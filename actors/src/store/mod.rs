@@ -1,5 +1,7 @@
-//! The durable-records port and its two adapters. Domain code sees only [`Store`]; each
-//! adapter converts its driver's errors into [`EngineError`] once, here, and owns its SQL.
+//! The durable-records ports and their two adapters. Domain code and actors see only the
+//! narrow port they use ([`DirectoryStore`], [`AuditStore`], …; [`Store`] is all of them);
+//! each adapter is a folder with one file per port, converts its driver's errors into
+//! [`EngineError`] once, and owns its SQL.
 //!
 //! Both adapters store timestamps as unix milliseconds and JSON as text, so records read
 //! back identically from either (the audit hash chain depends on that).
@@ -121,17 +123,24 @@ pub struct FeedEntry {
     pub event: ClusterEvent,
 }
 
-/// The durable store.
+/// A store that answers: one cheap round trip, for readiness checks and for an actor
+/// that must not start without its store.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Apply pending migrations; returns the schema version now in force.
-    async fn migrate(&self) -> Result<u32>;
-    /// One cheap round trip, for readiness checks.
+pub trait Ping: Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
+}
 
+/// Settings the engine keeps in the store (e.g. the secret-hash key).
+#[async_trait]
+pub trait SettingsStore: Send + Sync + 'static {
     /// Store `value` under `key` unless a value is there; return the value in force.
     async fn setting_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>>;
+}
 
+/// Organizations, agents and credentials, as the engine reads them. (They change only
+/// with their audit event: see [`Change`] and [`AuditStore::append_audit`].)
+#[async_trait]
+pub trait DirectoryStore: Send + Sync + 'static {
     async fn get_org(&self, id: Uuid) -> Result<Option<Organization>>;
     async fn list_orgs(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<Organization>>;
     async fn count_orgs(&self) -> Result<u64>;
@@ -145,29 +154,58 @@ pub trait Store: Send + Sync + 'static {
     async fn list_credentials(&self, agent_id: Uuid) -> Result<Vec<Credential>>;
     async fn get_credential(&self, agent_id: Uuid, id: Uuid) -> Result<Option<Credential>>;
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
+}
 
+/// The signing keys (the KeyManager's port).
+#[async_trait]
+pub trait SigningKeyStore: Send + Sync + 'static {
     async fn insert_signing_key(&self, key: &KeyRecord) -> Result<()>;
     async fn signing_keys(&self) -> Result<Vec<KeyRecord>>;
+}
 
+/// Revoked tokens (the RevocationActor's port).
+#[async_trait]
+pub trait RevocationStore: Send + Sync + 'static {
     /// Revocations of tokens that have not expired by `now_secs`.
     async fn revocations(&self, now_secs: i64) -> Result<Vec<Revocation>>;
     /// Forget revocations of tokens expired by `now_secs`; returns how many.
     async fn purge_revocations(&self, now_secs: i64) -> Result<u64>;
+}
 
+/// The audit trail, and the group commit that writes every change with its event (the
+/// AuditWriter's port).
+#[async_trait]
+pub trait AuditStore: Ping {
     /// Apply each entry's changes, record its announcement in the change feed, link its
     /// event into its chain — all entries in one transaction (group commit). The outer
     /// error fails the whole batch (nothing written); an inner one only its entry, whose
     /// changes and event are then left out.
     async fn append_audit(&self, entries: Vec<Commit>) -> Result<Vec<Result<()>>>;
-    /// Change-feed entries created at or after `since`, oldest first.
-    async fn cluster_events_since(&self, since: Millis) -> Result<Vec<FeedEntry>>;
-    /// Forget change-feed entries created before `before`; returns how many.
-    async fn purge_cluster_events(&self, before: Millis) -> Result<u64>;
     /// Newest first (by `seq`), from before the `before_seq` cursor.
     async fn list_audit(&self, query: &AuditQuery, before_seq: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>>;
     async fn get_audit(&self, id: Uuid) -> Result<Option<AuditEvent>>;
     /// A chain's events in `seq` order, starting after `after_seq`.
     async fn audit_chain(&self, chain: Uuid, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>>;
+}
+
+/// The cluster change feed (the CacheKeeper's port).
+#[async_trait]
+pub trait FeedStore: Send + Sync + 'static {
+    /// Change-feed entries created at or after `since`, oldest first.
+    async fn cluster_events_since(&self, since: Millis) -> Result<Vec<FeedEntry>>;
+    /// Forget change-feed entries created before `before`; returns how many.
+    async fn purge_cluster_events(&self, before: Millis) -> Result<u64>;
+}
+
+/// The whole durable store: every port, and its migrations. The engine opens one and
+/// hands each actor the narrow port it uses; a new family adds its own port here (and
+/// one adapter file per backend).
+#[async_trait]
+pub trait Store:
+    Ping + SettingsStore + DirectoryStore + SigningKeyStore + RevocationStore + AuditStore + FeedStore
+{
+    /// Apply pending migrations; returns the schema version now in force.
+    async fn migrate(&self) -> Result<u32>;
 }
 
 /// Decode a JSON text column written by this crate.

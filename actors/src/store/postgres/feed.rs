@@ -1,0 +1,20 @@
+//! PostgreSQL: the cluster change feed ([`crate::store::FeedStore`]).
+
+// The adapter's connection helpers, error mapping, shared columns and imports.
+use super::*;
+use crate::store::FeedStore;
+
+#[async_trait]
+impl FeedStore for PostgresStore {
+    async fn cluster_events_since(&self, since: Millis) -> Result<Vec<FeedEntry>> {
+        self.query("SELECT seq, created_at, event FROM cluster_events WHERE created_at >= $1 ORDER BY seq", &[&since])
+            .await?
+            .iter()
+            .map(|r| Ok(FeedEntry { seq: r.get(0), created_at: r.get(1), event: json_column(r.get(2))? }))
+            .collect()
+    }
+
+    async fn purge_cluster_events(&self, before: Millis) -> Result<u64> {
+        self.execute("DELETE FROM cluster_events WHERE created_at < $1", &[&before]).await
+    }
+}

@@ -1,0 +1,32 @@
+//! SQLite: the cluster change feed ([`crate::store::FeedStore`]).
+
+// The adapter's connection helpers, error mapping, shared columns and imports.
+use super::*;
+use crate::store::FeedStore;
+
+#[async_trait]
+impl FeedStore for SqliteStore {
+    async fn cluster_events_since(&self, since: Millis) -> Result<Vec<FeedEntry>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT seq, created_at, event FROM cluster_events WHERE created_at >= ?1 ORDER BY seq")
+                .map_err(db_err)?;
+            collect(
+                &mut stmt,
+                params![since],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?)),
+                |(seq, created_at, text)| Ok(FeedEntry { seq, created_at, event: json_column(&text)? }),
+            )
+        })
+        .await
+    }
+
+    async fn purge_cluster_events(&self, before: Millis) -> Result<u64> {
+        self.write(move |conn| {
+            conn.execute("DELETE FROM cluster_events WHERE created_at < ?1", params![before])
+                .map(|n| n as u64)
+                .map_err(db_err)
+        })
+        .await
+    }
+}
