@@ -3,6 +3,7 @@
 //! message types stay private; the handle reaches actors through supervisor-kept slots.
 
 mod audit;
+mod bearer;
 mod directory;
 mod tokens;
 
