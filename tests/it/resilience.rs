@@ -32,9 +32,23 @@ async fn crashed_actors_are_restarted_and_rehydrate_from_the_store() {
         let token = app.admin_token().await;
         let jwks_before = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().text().await.unwrap();
 
-        // Every registered child, whatever families the engine has.
+        // Every registered child, whatever families the engine has — and the contract's
+        // fault drill names exactly those.
         let names = app.engine.actor_names();
         assert!(names.len() >= 4, "{names:?}");
+        let openapi: serde_json::Value =
+            app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+        let mut documented: Vec<&str> = openapi["paths"]["/api/v1/admin/faults/{actor}"]["post"]["parameters"][0]
+            ["schema"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let mut registered = names.clone();
+        documented.sort();
+        registered.sort();
+        assert_eq!(documented, registered, "docs/openapi.json's fault drill names the registered actors");
         for name in names {
             let before = restarts(&app, name).await;
             app.engine.inject_fault(name).unwrap();
