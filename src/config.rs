@@ -89,6 +89,59 @@ struct FileSettings {
     max_connections: Option<usize>,
     header_read_timeout: Option<u64>,
     body_read_timeout: Option<u64>,
+    /// `[tiers.free]`, `[tiers.pro]`, `[tiers.enterprise]`: each limit a number or
+    /// `"unlimited"`; a limit left out keeps its default. File only.
+    #[serde(default)]
+    tiers: FileTiers,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTiers {
+    free: Option<FileTierLimits>,
+    pro: Option<FileTierLimits>,
+    enterprise: Option<FileTierLimits>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTierLimits {
+    max_agents: Option<Limit>,
+    calls_per_day: Option<Limit>,
+    max_webhooks: Option<Limit>,
+}
+
+/// A limit in the file: a count, or the word `unlimited`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Limit {
+    Count(u64),
+    Word(String),
+}
+
+impl Limit {
+    fn resolve(&self, name: &str) -> anyhow::Result<Option<u64>> {
+        match self {
+            Limit::Count(n) => Ok(Some(*n)),
+            Limit::Word(w) if w == "unlimited" => Ok(None),
+            Limit::Word(w) => anyhow::bail!("{name} must be a number or \"unlimited\", not {w:?}"),
+        }
+    }
+}
+
+impl FileTierLimits {
+    fn apply(&self, tier: &str, limits: &mut agentidp_engine::domain::tiers::TierLimits) -> anyhow::Result<()> {
+        for (name, given, into) in [
+            ("max_agents", &self.max_agents, &mut limits.max_agents),
+            ("calls_per_day", &self.calls_per_day, &mut limits.calls_per_day),
+            ("max_webhooks", &self.max_webhooks, &mut limits.max_webhooks),
+        ] {
+            if let Some(limit) = given {
+                *into = limit.resolve(&format!("tiers.{tier}.{name}"))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Settings with every layer applied.
@@ -150,6 +203,16 @@ impl Settings {
             engine.master_key = Some(bytes);
         }
         engine.vault = agentidp_engine::vault_from_env();
+        let tiers = &mut engine.tiers;
+        for (name, given, limits) in [
+            ("free", &file.tiers.free, &mut tiers.free),
+            ("pro", &file.tiers.pro, &mut tiers.pro),
+            ("enterprise", &file.tiers.enterprise, &mut tiers.enterprise),
+        ] {
+            if let Some(given) = given {
+                given.apply(name, limits)?;
+            }
+        }
         let mut http = crate::HttpLimits::default();
         if let Some(n) = self.max_connections.or(file.max_connections) {
             anyhow::ensure!(n >= 1, "max_connections must be at least 1");
@@ -166,5 +229,32 @@ impl Settings {
             http.body_read_timeout = seconds("body_read_timeout", v)?;
         }
         Ok(Resolved { listen, log_json: log_format == "json", engine, http })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(toml: &str) -> anyhow::Result<Resolved> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("agentidp.toml");
+        std::fs::write(&path, toml)?;
+        Settings { config: Some(path), ..Settings::default() }.resolve()
+    }
+
+    #[test]
+    fn tier_limits_come_from_the_file_and_default_otherwise() {
+        let r = resolve(
+            "[tiers.free]\nmax_agents = 3\ncalls_per_day = \"unlimited\"\n[tiers.enterprise]\nmax_agents = 50000\n",
+        )
+        .unwrap();
+        let t = &r.engine.tiers;
+        assert_eq!((t.free.max_agents, t.free.calls_per_day, t.free.max_webhooks), (Some(3), None, Some(1)));
+        assert_eq!(t.pro, agentidp_engine::domain::tiers::TierTable::default().pro);
+        assert_eq!(t.enterprise.max_agents, Some(50_000));
+        let err = resolve("[tiers.pro]\nmax_agents = \"lots\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("tiers.pro.max_agents"), "{err:#}");
+        assert!(resolve("[tiers.gold]\nmax_agents = 1\n").is_err(), "an unknown tier is refused");
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
+use crate::domain::tiers::TierTable;
 use crate::keys::SigningAlg;
 
 /// Which durable store and coordinator to use, and the knobs of the identity core.
@@ -48,6 +49,8 @@ pub struct EngineConfig {
     /// a change made on another node (a revocation, a suspension) can go unseen here when
     /// its coordinator announcement was lost.
     pub feed_poll: Duration,
+    /// The limits of each tier (the same on every node).
+    pub tiers: TierTable,
     /// The clock every time-dependent rule reads.
     pub clock: Arc<dyn Clock>,
 }
@@ -83,6 +86,7 @@ impl EngineConfig {
             master_key: None,
             vault: None,
             feed_poll: Duration::from_secs(1),
+            tiers: TierTable::default(),
             clock: Arc::new(SystemClock),
         }
     }

@@ -21,6 +21,9 @@ pub enum EngineError {
     /// The request conflicts with current state (duplicate name, wrong status).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The organization's tier allows no more of `what` (e.g. agents): `limit` of them.
+    #[error("the {} tier allows at most {limit} {what}", .tier.as_str())]
+    TierLimit { tier: crate::model::Tier, what: &'static str, limit: u64 },
     /// The organization's quota is exhausted until `retry_after` has passed.
     #[error("quota exceeded")]
     QuotaExceeded { retry_after: Duration },

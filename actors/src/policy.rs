@@ -28,6 +28,7 @@ pub const OPERATIONS: &[&str] = &[
     "organizations.list",
     "organizations.get",
     "organizations.update",
+    "tiers.list",
     "organizations.delete",
     "agents.create",
     "agents.list",

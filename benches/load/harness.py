@@ -209,6 +209,11 @@ def main():
         wait_ready(f"{base}/ready", server)
         admin = http("POST", f"{base}/api/v1/oauth2/token", {"grant_type": "client_credentials"},
                      basic=(creds["client_id"], creds["client_secret"]), form=True)["access_token"]
+        # The first organization is on the free tier (10 agents): the platform admin
+        # moves it to enterprise (no limits) so the load can provision its agents.
+        platform = http("POST", f"{base}/api/v1/oauth2/token", {"grant_type": "client_credentials"},
+                        basic=(creds["platform_client_id"], creds["platform_client_secret"]), form=True)["access_token"]
+        http("PATCH", f"{base}/api/v1/organizations/{creds['org_id']}", {"tier": "enterprise"}, token=platform)
         t0 = time.time()
         agents = provision(base, admin, args.agents)
         print(f"provisioned {len(agents)} agents in {time.time() - t0:.1f}s", file=sys.stderr)

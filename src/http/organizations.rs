@@ -1,4 +1,5 @@
-//! `/api/v1/organizations` (the platform administrator's; an organization may read itself).
+//! `/api/v1/organizations` (the platform administrator's; an organization may read itself)
+//! and `/api/v1/tiers`, the tiers an organization can be on.
 
 use std::convert::Infallible;
 
@@ -17,7 +18,17 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let get = warp::path!("organizations" / String).and(warp::get()).and(c()).and_then(get);
     let update = warp::path!("organizations" / String).and(warp::patch()).and(c()).and(body(&state)).and_then(update);
     let delete = warp::path!("organizations" / String).and(warp::delete()).and(c()).and_then(delete);
-    list.or(create).unify().or(get).unify().or(update).unify().or(delete).unify().boxed()
+    let tiers = warp::path!("tiers").and(warp::get()).and(c()).and_then(tiers);
+    list.or(create).unify().or(get).unify().or(update).unify().or(delete).unify().or(tiers).unify().boxed()
+}
+
+async fn tiers(ctx: Ctx) -> Result<Response, Infallible> {
+    ctx.respond(|ctx| async move {
+        let call = ctx.call().await?;
+        let items = ctx.engine().tiers(&call)?;
+        Ok(json_reply(StatusCode::OK, &serde_json::json!({ "items": items })))
+    })
+    .await
 }
 
 async fn list(ctx: Ctx, q: String) -> Result<Response, Infallible> {

@@ -83,6 +83,13 @@ impl From<EngineError> for Problem {
                     .with_header(WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")
             }
             EngineError::Conflict(detail) => Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", detail),
+            EngineError::TierLimit { tier, what, limit } => {
+                let detail = format!("the {} tier allows at most {limit} {what}", tier.as_str());
+                let mut p = Problem::new(StatusCode::FORBIDDEN, "tier-limit", "Tier limit reached", detail);
+                p.extra.insert("tier".into(), tier.as_str().into());
+                p.extra.insert("limit".into(), limit.into());
+                p
+            }
             EngineError::QuotaExceeded { retry_after } => {
                 let mut p = Problem::new(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -128,6 +135,7 @@ pub fn oauth_error(e: EngineError) -> Response {
         EngineError::Invalid { message, .. } => (StatusCode::BAD_REQUEST, "invalid_request", message),
         EngineError::InvalidToken(detail) => (StatusCode::UNAUTHORIZED, "invalid_token", detail),
         EngineError::Forbidden(detail) => (StatusCode::FORBIDDEN, "insufficient_scope", detail),
+        e @ EngineError::TierLimit { .. } => (StatusCode::FORBIDDEN, "access_denied", e.to_string()),
         EngineError::Unavailable(detail) => {
             tracing::warn!(%detail, "token endpoint unavailable");
             (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "try again shortly".into())

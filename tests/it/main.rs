@@ -20,4 +20,5 @@ mod outages;
 mod resilience;
 mod support;
 mod tenancy;
+mod tiers;
 mod tokens;

@@ -6,4 +6,5 @@ pub mod claims;
 pub mod jose;
 pub mod scopes;
 pub mod secrets;
+pub mod tiers;
 pub mod validity;

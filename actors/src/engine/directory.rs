@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::{decode_cursor, next_cursor, page_limit, Call, Engine};
 use crate::coord::ClusterEvent;
+use crate::domain::tiers::TierInfo;
 use crate::domain::{jose, scopes, secrets};
 use crate::error::{EngineError, Result};
 use crate::model::*;
@@ -203,10 +204,18 @@ impl Engine {
             agent.id,
             json!({"name": agent.name, "scopes": agent.scopes}),
         );
-        self.commit(event, vec![Change::InsertAgent(agent.clone())], None)
+        // The tier's agent limit is checked in the same transaction as the insert.
+        let room = Change::HasRoomForAgent { org_id, tiers: self.shared.config.tiers.clone() };
+        self.commit(event, vec![room, Change::InsertAgent(agent.clone())], None)
             .await
             .map_err(name_taken("agent", &agent.name))?;
         Ok(agent)
+    }
+
+    /// The tiers and their limits (any caller that may read its organization).
+    pub fn tiers(&self, call: &Call) -> Result<Vec<TierInfo>> {
+        self.authorize(call, "tiers.list", call.caller.org_id)?;
+        Ok(self.shared.config.tiers.all().into_iter().map(|(tier, limits)| TierInfo { name: tier, limits }).collect())
     }
 
     pub async fn list_agents(&self, call: &Call, org: Option<Uuid>, page: PageRequest) -> Result<Page<Agent>> {

@@ -11,8 +11,11 @@ use uuid::Uuid;
 
 use crate::coord::ClusterEvent;
 use crate::domain::audit_chain::SealedEvent;
-use crate::error::Result;
-use crate::model::{Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis, Organization};
+use crate::domain::tiers::TierTable;
+use crate::error::{EngineError, Result};
+use crate::model::{
+    Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis, Organization, Tier,
+};
 
 pub mod postgres;
 pub mod sqlite;
@@ -66,6 +69,14 @@ pub enum Change {
     UpdateOrg(Organization),
     /// Deletes the organization with its agents and credentials (audit events stay).
     DeleteOrg(Uuid),
+    /// Refuse (with `TierLimit`) unless the organization, at its tier as committed, has
+    /// fewer agents than that tier allows. Checked in the transaction — under the
+    /// organization's row lock on PostgreSQL — so concurrent creations on any node
+    /// never pass the limit, and a tier change counts at once.
+    HasRoomForAgent {
+        org_id: Uuid,
+        tiers: TierTable,
+    },
     InsertAgent(Agent),
     /// `NotFound` if the agent is gone.
     UpdateAgent(Agent),
@@ -206,6 +217,15 @@ pub trait Store:
 {
     /// Apply pending migrations; returns the schema version now in force.
     async fn migrate(&self) -> Result<u32>;
+}
+
+/// `TierLimit` if an organization on `tier` with `agents` agents may not have another.
+pub(crate) fn check_agent_room(tier: &str, agents: u64, tiers: &TierTable) -> Result<()> {
+    let tier = Tier::parse(tier).ok_or_else(|| EngineError::internal(format!("bad tier column {tier:?}")))?;
+    match tiers.limits(tier).max_agents {
+        Some(limit) if agents >= limit => Err(EngineError::TierLimit { tier, what: "agents", limit }),
+        _ => Ok(()),
+    }
 }
 
 /// Decode a JSON text column written by this crate.

@@ -8,7 +8,7 @@ use super::{db_err, json_text, AGENT_COLS};
 use crate::coord::ClusterEvent;
 use crate::error::{EngineError, Result};
 use crate::model::Millis;
-use crate::store::Change;
+use crate::store::{check_agent_room, Change};
 
 /// Apply one change on the open transaction.
 pub(super) async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<()> {
@@ -34,6 +34,18 @@ pub(super) async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<()> {
         Change::DeleteOrg(id) => {
             let n = tx.execute("DELETE FROM organizations WHERE id = $1", &[id]).await.map_err(db_err)?;
             one_row(n, "organization")?;
+        }
+        Change::HasRoomForAgent { org_id, tiers } => {
+            // The organization's row lock orders concurrent creations in it, on every node.
+            let row = tx
+                .query_opt("SELECT tier FROM organizations WHERE id = $1 FOR UPDATE", &[org_id])
+                .await
+                .map_err(db_err)?
+                .ok_or_else(|| EngineError::not_found("organization"))?;
+            let tier: String = row.get(0);
+            let agents: i64 =
+                tx.query_one("SELECT COUNT(*) FROM agents WHERE org_id = $1", &[org_id]).await.map_err(db_err)?.get(0);
+            check_agent_room(&tier, agents.max(0) as u64, tiers)?;
         }
         Change::InsertAgent(a) => {
             tx.execute(

@@ -8,7 +8,7 @@ use super::{db_err, json_text};
 use crate::coord::ClusterEvent;
 use crate::error::{EngineError, Result};
 use crate::model::Millis;
-use crate::store::Change;
+use crate::store::{check_agent_room, Change};
 
 /// Apply one change on the writer's open transaction.
 pub(super) fn apply(conn: &Connection, change: &Change) -> Result<()> {
@@ -30,6 +30,21 @@ pub(super) fn apply(conn: &Connection, change: &Change) -> Result<()> {
         Change::DeleteOrg(id) => {
             let n = conn.execute("DELETE FROM organizations WHERE id = ?1", params![id.to_string()]).map_err(db_err)?;
             one_row(n, "organization")?;
+        }
+        Change::HasRoomForAgent { org_id, tiers } => {
+            // The writer connection is SQLite's only writer: nothing commits between this
+            // count and the insert that follows it.
+            let (tier, agents): (String, u64) = conn
+                .query_row(
+                    "SELECT tier, (SELECT COUNT(*) FROM agents WHERE org_id = ?1) FROM organizations WHERE id = ?1",
+                    params![org_id.to_string()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => EngineError::not_found("organization"),
+                    e => db_err(e),
+                })?;
+            check_agent_room(&tier, agents, tiers)?;
         }
         Change::InsertAgent(a) => {
             let (scopes, metadata) = (json_text(&a.scopes)?, json_text(&a.metadata)?);

@@ -1,0 +1,80 @@
+//! Tiers (issue 11, first part): the limits are listed, and an organization cannot have
+//! more agents than its tier allows — checked in the commit, so concurrent creations
+//! never pass it, and a tier change counts at once. Downgrading keeps what exists.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::{backends, spawn_app_with, App};
+
+/// A free tier of 3 agents (the default is 10), to keep the tests short.
+async fn app_with_small_free_tier(backend: &crate::support::Backend) -> App {
+    spawn_app_with(backend, |c| c.tiers.free.max_agents = Some(3)).await
+}
+
+async fn create(app: &App, token: &str, org: &str, name: &str) -> (StatusCode, Value) {
+    app.call(Method::POST, "/api/v1/agents", token, Some(json!({"name": name, "org_id": org}))).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tiers_are_listed_with_their_limits() {
+    for backend in backends() {
+        let app = app_with_small_free_tier(&backend).await;
+        let (status, body) = app.call(Method::GET, "/api/v1/tiers", &app.admin_token().await, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            body["items"],
+            json!([
+                {"name": "free", "max_agents": 3, "calls_per_day": 1000, "max_webhooks": 1},
+                {"name": "pro", "max_agents": 1000, "calls_per_day": 50000, "max_webhooks": 20},
+                {"name": "enterprise", "max_agents": null, "calls_per_day": null, "max_webhooks": null},
+            ])
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_beyond_the_tier_are_refused_and_a_tier_change_counts_at_once() {
+    for backend in backends() {
+        let app = app_with_small_free_tier(&backend).await;
+        let platform = app.platform_token().await;
+        let (_, org) = app.call(Method::POST, "/api/v1/organizations", &platform, Some(json!({"name": "small"}))).await;
+        let (org_path, org_id) = (format!("/api/v1/organizations/{}", org["id"].as_str().unwrap()), org["id"].clone());
+        let org_id = org_id.as_str().unwrap();
+        assert_eq!(org["tier"], "free");
+
+        // Concurrent creations on a free organization: exactly three get in.
+        let attempts = (0..8).map(|i| {
+            let (app, platform) = (&app, &platform);
+            async move { create(app, platform, org_id, &format!("a{i}")).await }
+        });
+        let results = futures_util::future::join_all(attempts).await;
+        let created = results.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
+        assert_eq!(created, 3, "{results:?}");
+        let (status, refused) = results.into_iter().find(|(s, _)| *s != StatusCode::CREATED).unwrap();
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(refused["type"], "urn:agentidp:problem:tier-limit", "{refused}");
+        assert_eq!((refused["tier"].as_str(), refused["limit"].as_u64()), (Some("free"), Some(3)));
+        assert_eq!(refused["detail"], "the free tier allows at most 3 agents");
+
+        // Upgraded: room at once.
+        let (status, _) = app.call(Method::PATCH, &org_path, &platform, Some(json!({"tier": "pro"}))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(create(&app, &platform, org_id, "fourth").await.0, StatusCode::CREATED);
+
+        // Downgraded: the four stay, a fifth is refused.
+        let (status, _) = app.call(Method::PATCH, &org_path, &platform, Some(json!({"tier": "free"}))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(create(&app, &platform, org_id, "fifth").await.0, StatusCode::FORBIDDEN);
+        let (_, page) = app.call(Method::GET, &format!("/api/v1/agents?org_id={org_id}"), &platform, None).await;
+        assert_eq!(page["items"].as_array().unwrap().len(), 4, "{page}");
+        // Deleting one leaves three: still at the limit, so still no room.
+        let first = page["items"][0]["id"].as_str().unwrap().to_string();
+        let (status, _) =
+            app.call(Method::DELETE, &format!("/api/v1/agents/{first}?org_id={org_id}"), &platform, None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert_eq!(create(&app, &platform, org_id, "still four").await.0, StatusCode::FORBIDDEN);
+        app.stop().await;
+    }
+}
