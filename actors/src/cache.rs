@@ -161,7 +161,7 @@ impl Caches {
                 self.bearer.clear();
             }
             // Owned by other actors; nothing cached here depends on them.
-            ClusterEvent::TokenRevoked { .. } | ClusterEvent::KeysChanged => {}
+            ClusterEvent::TokenRevoked { .. } | ClusterEvent::KeysChanged | ClusterEvent::OrgChanged { .. } => {}
         }
     }
 

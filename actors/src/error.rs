@@ -24,9 +24,10 @@ pub enum EngineError {
     /// The organization's tier allows no more of `what` (e.g. agents): `limit` of them.
     #[error("the {} tier allows at most {limit} {what}", .tier.as_str())]
     TierLimit { tier: crate::model::Tier, what: &'static str, limit: u64 },
-    /// The organization's quota is exhausted until `retry_after` has passed.
-    #[error("quota exceeded")]
-    QuotaExceeded { retry_after: Duration },
+    /// The organization's daily call quota (`limit`, on `tier`) is used up until the next
+    /// UTC midnight (`resets_at`, unix milliseconds), `retry_after` from now.
+    #[error("the {} tier allows {limit} calls a day", .tier.as_str())]
+    QuotaExceeded { tier: crate::model::Tier, limit: u64, retry_after: Duration, resets_at: i64 },
     /// A dependency (store, coordinator, actor) is unavailable; retrying may help.
     #[error("unavailable: {0}")]
     Unavailable(String),

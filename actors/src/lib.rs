@@ -37,6 +37,7 @@ mod private_fs;
 pub mod store;
 
 pub use actor::keyed::{KeyedConfig, KeyedFamily, KeyedHost, KeyedMetrics};
+pub use actor::tier_counters::QuotaState;
 pub use actor::RestartBudget;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{EngineConfig, VaultConfig};

@@ -338,6 +338,9 @@ pub struct TokenResponse {
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issued_token_type: Option<&'static str>,
+    /// The organization's daily quota after this request (for the `RateLimit` headers).
+    #[serde(skip)]
+    pub quota: Option<crate::QuotaState>,
 }
 
 /// A signing key, as reported after a rotation.

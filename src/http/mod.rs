@@ -17,10 +17,10 @@ pub use oauth::token_request;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use agentidp_engine::{Call, DpopPresentation, Engine, EngineError, PageRequest};
+use agentidp_engine::{Call, DpopPresentation, Engine, EngineError, PageRequest, QuotaState};
 use bytes::Bytes;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
 use serde::de::DeserializeOwned;
@@ -85,6 +85,9 @@ pub struct Ctx {
     /// The request path, for the `htu` a DPoP proof must name.
     path: String,
     started: Instant,
+    /// The organization's daily quota once this request was counted: its `RateLimit`
+    /// headers.
+    quota: Arc<OnceLock<QuotaState>>,
 }
 
 impl Ctx {
@@ -116,7 +119,15 @@ impl Ctx {
         } else {
             return Err(missing());
         };
-        Ok(Call { caller, request_id: Some(self.request_id.clone()) })
+        let call = Call { caller, request_id: Some(self.request_id.clone()) };
+        // An authenticated management call counts against its organization's day.
+        self.counted(self.engine().meter(&call).await?);
+        Ok(call)
+    }
+
+    /// Record the quota state of a counted request, for its `RateLimit` headers.
+    pub fn counted(&self, quota: QuotaState) {
+        let _ = self.quota.set(quota);
     }
 
     pub fn dpop(&self) -> Option<&str> {
@@ -136,8 +147,8 @@ impl Ctx {
         let routes = self.state.routes.clone();
         let route = routes.label(&self.path);
         let span = tracing::info_span!("request", request_id = %self.request_id, method = %self.method, route);
-        let (state, request_id, method, started) =
-            (self.state.clone(), self.request_id.clone(), self.method.clone(), self.started);
+        let (state, request_id, method, started, quota) =
+            (self.state.clone(), self.request_id.clone(), self.method.clone(), self.started, self.quota.clone());
         let mut resp =
             async move { handler(self).await.unwrap_or_else(Problem::into_response) }.instrument(span.clone()).await;
         let status = resp.status();
@@ -149,6 +160,12 @@ impl Ctx {
         });
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert("x-request-id", v);
+        }
+        // A refusal carries its own (nothing left, Retry-After at the reset).
+        if let Some(quota) = quota.get().filter(|_| status != StatusCode::TOO_MANY_REQUESTS) {
+            for (name, value) in problem::ratelimit_headers(quota) {
+                resp.headers_mut().insert(name, value);
+            }
         }
         Ok(resp)
     }
@@ -175,6 +192,7 @@ pub fn ctx(state: AppState) -> BoxedFilter<(Ctx,)> {
             method,
             path: path.as_str().to_string(),
             started: Instant::now(),
+            quota: Arc::default(),
         })
         .boxed()
 }

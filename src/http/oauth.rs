@@ -169,6 +169,9 @@ pub fn token_request(
 async fn issue(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> {
     let request = token_request(form_of(body)?, ctx.authorization(), ctx.dpop())?;
     let token = ctx.engine().issue_token(request, Some(ctx.request_id.clone())).await?;
+    if let Some(quota) = token.quota {
+        ctx.counted(quota);
+    }
     Ok(no_store(json_reply(StatusCode::OK, &token)))
 }
 

@@ -1,9 +1,9 @@
 //! The one place engine errors become HTTP: RFC 9457 problem documents for the
 //! management API, and the RFC 6749 §5.2 error form for OAuth endpoints.
 
-use agentidp_engine::EngineError;
+use agentidp_engine::{EngineError, QuotaState};
 use serde_json::json;
-use warp::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use warp::http::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Reply;
@@ -90,14 +90,17 @@ impl From<EngineError> for Problem {
                 p.extra.insert("limit".into(), limit.into());
                 p
             }
-            EngineError::QuotaExceeded { retry_after } => {
-                let mut p = Problem::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "quota-exceeded",
-                    "Quota exceeded",
-                    "the organization's quota is exhausted",
-                );
-                p.headers.push((RETRY_AFTER, HeaderValue::from(retry_after.as_secs())));
+            EngineError::QuotaExceeded { tier, limit, retry_after, resets_at } => {
+                let resets = agentidp_engine::model::rfc3339::format(resets_at);
+                let detail =
+                    format!("the {} tier allows {limit} calls a day; the quota resets at {resets}", tier.as_str());
+                let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "quota-exceeded", "Quota exceeded", detail);
+                p.extra.insert("tier".into(), tier.as_str().into());
+                p.extra.insert("limit".into(), limit.into());
+                p.extra.insert("resets_at".into(), resets.into());
+                for (name, value) in quota_exceeded_headers(limit, retry_after.as_secs()) {
+                    p.headers.push((name, value));
+                }
                 p
             }
             EngineError::Unavailable(detail) => {
@@ -123,9 +126,56 @@ impl From<EngineError> for Problem {
     }
 }
 
+/// The `RateLimit-Policy` and `RateLimit` headers (IETF httpapi ratelimit-headers) of
+/// a counted response; none for an unlimited tier.
+pub fn ratelimit_headers(quota: &QuotaState) -> Vec<(HeaderName, HeaderValue)> {
+    match (quota.limit, quota.remaining) {
+        (Some(limit), Some(remaining)) => rate_headers(limit, remaining, quota.reset_secs),
+        _ => Vec::new(),
+    }
+}
+
+fn rate_headers(limit: u64, remaining: u64, reset_secs: u64) -> Vec<(HeaderName, HeaderValue)> {
+    let policy = format!("\"daily\";q={limit};w=86400");
+    let state = format!("\"daily\";r={remaining};t={reset_secs}");
+    [(RATELIMIT_POLICY, policy), (RATELIMIT, state)]
+        .into_iter()
+        .filter_map(|(name, v)| Some((HeaderName::from_static(name), HeaderValue::from_str(&v).ok()?)))
+        .collect()
+}
+
+/// A refused call's headers: nothing left, and `Retry-After` at the reset (never earlier
+/// than `RateLimit`'s `t`).
+fn quota_exceeded_headers(limit: u64, retry_after: u64) -> Vec<(HeaderName, HeaderValue)> {
+    let mut headers = rate_headers(limit, 0, retry_after);
+    headers.push((RETRY_AFTER, HeaderValue::from(retry_after)));
+    headers
+}
+
+const RATELIMIT_POLICY: &str = "ratelimit-policy";
+const RATELIMIT: &str = "ratelimit";
+
 /// An RFC 6749 §5.2 error response.
 pub fn oauth_error(e: EngineError) -> Response {
     use agentidp_engine::OAuthError;
+    if let EngineError::QuotaExceeded { tier, limit, retry_after, resets_at } = e {
+        let resets = agentidp_engine::model::rfc3339::format(resets_at);
+        let body = json!({
+            "error": "quota_exceeded",
+            "error_description": format!("the {} tier allows {limit} calls a day; the quota resets at {resets}", tier.as_str()),
+            "tier": tier.as_str(),
+            "limit": limit,
+            "resets_at": resets,
+        });
+        let mut resp = warp::reply::with_status(body.to_string(), StatusCode::TOO_MANY_REQUESTS).into_response();
+        let h = resp.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        for (name, value) in quota_exceeded_headers(limit, retry_after.as_secs()) {
+            h.insert(name, value);
+        }
+        return resp;
+    }
     let (status, error, description) = match e {
         EngineError::OAuth { error, description } => {
             let status =

@@ -78,3 +78,76 @@ async fn agents_beyond_the_tier_are_refused_and_a_tier_change_counts_at_once() {
         app.stop().await;
     }
 }
+
+/// Parse an IETF Structured Field list item like `"daily";q=5;w=86400` into its
+/// parameters (the conformance suite parses them with Python's http-sfv too).
+fn sf_params(value: &str) -> std::collections::HashMap<String, u64> {
+    let (name, params) = value.split_once(';').unwrap();
+    assert_eq!(name, "\"daily\"", "{value}");
+    params
+        .split(';')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+/// The daily call quota (issue 11): token requests and management calls count; past the
+/// limit both are refused with 429 and Retry-After to the next UTC midnight, which resets
+/// it (the injected clock, no sleeping); counted responses carry RateLimit headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_quota_counts_calls_refuses_past_the_limit_and_resets_at_midnight() {
+    for backend in backends() {
+        let app = spawn_app_with(&backend, |c| c.tiers.free.calls_per_day = Some(5)).await;
+        // Mid-day (UTC), so the reset is hours away.
+        let now = agentidp_engine::Clock::now_ms(app.storage.clock.as_ref());
+        let noon = (now.div_euclid(86_400_000) + 1) * 86_400_000 + 43_200_000;
+        app.storage.clock.advance(std::time::Duration::from_millis((noon - now) as u64));
+        let (id, secret) = (app.boot.client_id.clone(), app.boot.client_secret.clone());
+
+        // 1: a token request; 2-5: management calls.
+        let (status, token) = app.token_request(&id, &secret, None).await;
+        assert_eq!(status, StatusCode::OK, "{token}");
+        let token = token["access_token"].as_str().unwrap().to_string();
+        let mut last = None;
+        for _ in 0..4 {
+            let resp = app.http.get(app.url("/api/v1/agents")).bearer_auth(&token).send().await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            let policy = sf_params(resp.headers()["ratelimit-policy"].to_str().unwrap());
+            assert_eq!((policy["q"], policy["w"]), (5, 86_400));
+            last = Some(sf_params(resp.headers()["ratelimit"].to_str().unwrap()));
+        }
+        let last = last.unwrap();
+        assert_eq!((last["r"], last["t"]), (0, 43_200), "{last:?}");
+
+        // The sixth: refused on the API and on the token endpoint.
+        let resp = app.http.get(app.url("/api/v1/agents")).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()["retry-after"], "43200");
+        assert_eq!(sf_params(resp.headers()["ratelimit"].to_str().unwrap())["r"], 0);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["type"], "urn:agentidp:problem:quota-exceeded", "{body}");
+        assert_eq!((body["tier"].as_str(), body["limit"].as_u64()), (Some("free"), Some(5)));
+        assert!(body["resets_at"].as_str().unwrap().ends_with("T00:00:00Z"), "{body}");
+        let (status, body) = app.token_request(&id, &secret, None).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("quota_exceeded")));
+        // Not counted: discovery, health, a failed client authentication.
+        assert_eq!(app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().status(), StatusCode::OK);
+        assert_eq!(app.token_request(&id, "wrong", None).await.0, StatusCode::UNAUTHORIZED);
+
+        // The platform organization (enterprise) is not limited; upgrading lifts it at once.
+        let platform = app.platform_token().await;
+        let org = format!("/api/v1/organizations/{}", app.boot.org_id);
+        let (status, _) = app.call(Method::PATCH, &org, &platform, Some(json!({"tier": "pro"}))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(app.call(Method::GET, "/api/v1/agents", &token, None).await.0, StatusCode::OK);
+        app.call(Method::PATCH, &org, &platform, Some(json!({"tier": "free"}))).await;
+
+        // Midnight: a new day, a new quota.
+        app.storage.clock.advance(std::time::Duration::from_secs(43_200));
+        let (status, _) = app.token_request(&id, &secret, None).await;
+        assert_eq!(status, StatusCode::OK, "after midnight");
+        app.stop().await;
+    }
+}

@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 
 use super::key_manager::Keys;
 use super::revocations::Revocations;
+use super::tier_counters::Quota;
 use super::{ChildSpec, Slot};
 use crate::cache::Caches;
 use crate::clock::Clock;
@@ -52,6 +53,7 @@ pub(crate) struct Deps {
     pub caches: Arc<Caches>,
     pub revocations: Revocations,
     pub keys: Keys,
+    pub quota: Quota,
     pub feed_poll: Duration,
 }
 
@@ -90,6 +92,10 @@ fn dispatch(deps: &Deps, event: ClusterEvent) {
             deps.revocations.announced(Revocation { jti, org_id, expires_at })
         }
         ClusterEvent::KeysChanged => deps.keys.changed_elsewhere(),
+        ClusterEvent::OrgChanged { org_id } => {
+            let quota = deps.quota.clone();
+            tokio::spawn(async move { quota.org_changed(org_id).await });
+        }
         other => deps.caches.apply(&other),
     }
 }

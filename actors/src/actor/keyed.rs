@@ -307,9 +307,7 @@ impl<F: KeyedFamily> KeyedHost<F> {
 }
 
 /// Register a family's host with the root supervisor: its child specification (named
-/// for the family) and the handle. (The first per-key family registers here; until it
-/// lands only the supervision test below does.)
-#[cfg_attr(not(test), allow(dead_code))]
+/// for the family) and the handle.
 pub(crate) fn child<F: KeyedFamily>(
     family: F,
     config: KeyedConfig,

@@ -16,6 +16,7 @@ pub mod key_manager;
 pub mod keyed;
 pub mod revocations;
 pub mod supervisor;
+pub mod tier_counters;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -26,6 +26,8 @@ pub enum ClusterEvent {
     TokenRevoked { jti: String, org_id: Uuid, expires_at: i64 },
     /// A signing key was created: reload the key ring.
     KeysChanged,
+    /// An organization changed (its tier, say): its quota reads it again.
+    OrgChanged { org_id: Uuid },
     /// Anything may have changed (an organization was deleted, or events were lost while
     /// a subscription was down): drop every cached entry.
     Everything,

@@ -152,7 +152,7 @@ impl Engine {
         org.updated_at = self.shared.now_ms();
         let event =
             self.call_event(call, org.id, "organization.update", org.id, json!({"name": org.name, "tier": org.tier}));
-        self.commit(event, vec![Change::UpdateOrg(org.clone())], None)
+        self.commit(event, vec![Change::UpdateOrg(org.clone())], Some(ClusterEvent::OrgChanged { org_id: org.id }))
             .await
             .map_err(name_taken("organization", &org.name))?;
         Ok(org)

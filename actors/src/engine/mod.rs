@@ -17,7 +17,9 @@ use uuid::Uuid;
 
 use crate::actor::audit_writer::AuditLog;
 use crate::actor::key_manager::{KeySettings, Keys};
+use crate::actor::keyed::{self, KeyedConfig, KeyedMetrics};
 use crate::actor::revocations::Revocations;
+use crate::actor::tier_counters::{Quota, QuotaState, TierCounters};
 use crate::actor::{audit_writer, cache_keeper, key_manager, revocations, supervisor, Children};
 use crate::cache::Caches;
 use crate::config::EngineConfig;
@@ -92,6 +94,7 @@ pub(crate) struct Shared {
     pub keys: Keys,
     pub audit: AuditLog,
     pub revocations: Revocations,
+    pub quota: Quota,
     /// Every registered child of the root supervisor.
     pub children: Arc<Children>,
 }
@@ -216,6 +219,24 @@ impl Engine {
         ));
         let revocations =
             children.register(revocations::child(revocations::Deps { store: store.clone(), clock: clock.clone() }));
+        let keyed_metrics = KeyedMetrics::new(&metrics.registry)?;
+        let leases = Arc::default();
+        let counters = TierCounters {
+            directory: store.clone(),
+            ledger: store.clone(),
+            tiers: config.tiers.clone(),
+            clock: clock.clone(),
+            leases: Arc::clone(&leases),
+        };
+        let quota = Quota::new(
+            children.register(keyed::child(
+                counters,
+                KeyedConfig { call_timeout: timeout, ..Default::default() },
+                keyed_metrics,
+            )),
+            leases,
+            clock.clone(),
+        );
         // The keeper routes cluster events to the others, so it starts last.
         children.register(cache_keeper::child(cache_keeper::Deps {
             store: store.clone(),
@@ -224,6 +245,7 @@ impl Engine {
             caches: caches.clone(),
             revocations: revocations.clone(),
             keys: keys.clone(),
+            quota: quota.clone(),
             feed_poll: config.feed_poll,
         }));
 
@@ -237,6 +259,7 @@ impl Engine {
             keys,
             audit,
             revocations,
+            quota,
             children,
             config,
             store,
@@ -363,6 +386,9 @@ impl Engine {
         self.shared.audit.append(commit).await?;
         if let Some(event) = announce {
             self.apply_here(&event);
+            if let ClusterEvent::OrgChanged { org_id } = &event {
+                self.shared.quota.org_changed(*org_id).await;
+            }
             let coord = self.shared.coord.clone();
             tokio::spawn(async move {
                 if let Err(e) = coord.publish(&event).await {
@@ -379,8 +405,16 @@ impl Engine {
             ClusterEvent::TokenRevoked { jti, expires_at, .. } => {
                 self.shared.revocations.apply_committed(jti.clone(), *expires_at);
             }
+            // Applied (and awaited) by `commit`: the change must count before it answers.
+            ClusterEvent::OrgChanged { .. } => {}
             other => self.shared.caches.apply(other),
         }
+    }
+
+    /// Count a management call against its organization's daily quota: the HTTP front-end
+    /// meters every authenticated management request. `QuotaExceeded` past the limit.
+    pub async fn meter(&self, call: &Call) -> Result<QuotaState> {
+        self.shared.quota.take(call.caller.org_id).await
     }
 
     /// Reload signing keys from the store (e.g. after another node added one).

@@ -286,6 +286,8 @@ impl Engine {
             }
         };
         let mut client = self.authenticate_client(&req.client, request_id.clone()).await?;
+        // A token request of an authenticated client counts against its organization's day.
+        let quota = self.shared.quota.take(client.org_id).await?;
         let now = self.shared.now_ms();
         let jkt = match &req.dpop {
             Some(proof) => Some(
@@ -339,6 +341,7 @@ impl Engine {
             expires_in: (claims.exp - now / 1000).max(0) as u64,
             scope: claims.scope,
             issued_token_type: exchange.then_some(TOKEN_TYPE_ACCESS_TOKEN),
+            quota: Some(quota),
         })
     }
 

@@ -208,15 +208,34 @@ pub trait FeedStore: Send + Sync + 'static {
     async fn purge_cluster_events(&self, before: Millis) -> Result<u64>;
 }
 
+/// The daily call quota's ledger (the tier counters' port): calls granted to leases per
+/// organization and UTC day, never past the limit.
+#[async_trait]
+pub trait QuotaStore: Send + Sync + 'static {
+    /// Grant up to `want` more calls to `org_id` on `day`, never making the day's total
+    /// pass `limit` (`None`: no limit). Returns (granted now, the day's total after).
+    async fn grant_calls(&self, org_id: Uuid, day: i64, want: u64, limit: Option<u64>) -> Result<(u64, u64)>;
+    /// The day's total granted so far.
+    async fn calls_granted(&self, org_id: Uuid, day: i64) -> Result<u64>;
+}
+
 /// The whole durable store: every port, and its migrations. The engine opens one and
 /// hands each actor the narrow port it uses; a new family adds its own port here (and
 /// one adapter file per backend).
 #[async_trait]
 pub trait Store:
-    Ping + SettingsStore + DirectoryStore + SigningKeyStore + RevocationStore + AuditStore + FeedStore
+    Ping + SettingsStore + DirectoryStore + SigningKeyStore + RevocationStore + AuditStore + FeedStore + QuotaStore
 {
     /// Apply pending migrations; returns the schema version now in force.
     async fn migrate(&self) -> Result<u32>;
+}
+
+/// How many of `want` calls may be granted when `granted` are and the limit is `limit`.
+pub(crate) fn grantable(granted: u64, want: u64, limit: Option<u64>) -> u64 {
+    match limit {
+        Some(limit) => want.min(limit.saturating_sub(granted)),
+        None => want,
+    }
 }
 
 /// `TierLimit` if an organization on `tier` with `agents` agents may not have another.

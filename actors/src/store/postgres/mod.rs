@@ -16,6 +16,7 @@ mod changes;
 mod directory;
 mod feed;
 mod keys;
+mod quota;
 mod revocations;
 mod settings;
 
@@ -33,6 +34,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("../../../../migrations/postgres/0002_token_lifecycle.sql")),
     (3, include_str!("../../../../migrations/postgres/0003_audit_index.sql")),
     (4, include_str!("../../../../migrations/postgres/0004_cluster_feed.sql")),
+    (5, include_str!("../../../../migrations/postgres/0005_quota.sql")),
 ];
 /// Arbitrary constant naming the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x0041_676e_7449_6450;

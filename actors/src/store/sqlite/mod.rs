@@ -18,6 +18,7 @@ mod changes;
 mod directory;
 mod feed;
 mod keys;
+mod quota;
 mod revocations;
 mod settings;
 
@@ -35,6 +36,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (2, include_str!("../../../../migrations/sqlite/0002_token_lifecycle.sql")),
     (3, include_str!("../../../../migrations/sqlite/0003_audit_index.sql")),
     (4, include_str!("../../../../migrations/sqlite/0004_cluster_feed.sql")),
+    (5, include_str!("../../../../migrations/sqlite/0005_quota.sql")),
 ];
 
 pub struct SqliteStore {

@@ -1,0 +1,41 @@
+//! PostgreSQL: the daily call quota's ledger ([`crate::store::QuotaStore`]).
+
+// The adapter's connection helpers, error mapping, shared columns and imports.
+use super::*;
+use crate::store::{grantable, QuotaStore};
+
+#[async_trait]
+impl QuotaStore for PostgresStore {
+    async fn grant_calls(&self, org_id: Uuid, day: i64, want: u64, limit: Option<u64>) -> Result<(u64, u64)> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        // The row lock orders the grants of every node for this organization and day.
+        tx.execute(
+            "INSERT INTO quota_usage (org_id, day, granted) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING",
+            &[&org_id, &day],
+        )
+        .await
+        .map_err(db_err)?;
+        let granted: i64 = tx
+            .query_one("SELECT granted FROM quota_usage WHERE org_id = $1 AND day = $2 FOR UPDATE", &[&org_id, &day])
+            .await
+            .map_err(db_err)?
+            .get(0);
+        let granted = granted.max(0) as u64;
+        let now = grantable(granted, want, limit);
+        tx.execute(
+            "UPDATE quota_usage SET granted = granted + $3 WHERE org_id = $1 AND day = $2",
+            &[&org_id, &day, &(now as i64)],
+        )
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok((now, granted + now))
+    }
+
+    async fn calls_granted(&self, org_id: Uuid, day: i64) -> Result<u64> {
+        let row =
+            self.query_opt("SELECT granted FROM quota_usage WHERE org_id = $1 AND day = $2", &[&org_id, &day]).await?;
+        Ok(row.map(|r| r.get::<_, i64>(0).max(0) as u64).unwrap_or(0))
+    }
+}
