@@ -343,6 +343,28 @@ pub struct TokenResponse {
     pub quota: Option<crate::QuotaState>,
 }
 
+/// What an organization has used of its tier today (`GET /organizations/{id}/usage`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Usage {
+    pub org_id: Uuid,
+    pub tier: Tier,
+    /// The UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    pub calls: Allowance,
+    pub agents: Allowance,
+    pub webhooks: Allowance,
+    /// The next UTC midnight, when `calls` starts again from zero.
+    #[serde(with = "rfc3339")]
+    pub resets_at: Millis,
+}
+
+/// Used, of a limit (`null`: unlimited).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Allowance {
+    pub used: u64,
+    pub limit: Option<u64>,
+}
+
 /// A signing key, as reported after a rotation.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyInfo {

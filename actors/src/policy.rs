@@ -29,6 +29,7 @@ pub const OPERATIONS: &[&str] = &[
     "organizations.get",
     "organizations.update",
     "tiers.list",
+    "organizations.usage",
     "organizations.delete",
     "agents.create",
     "agents.list",

@@ -19,7 +19,30 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let update = warp::path!("organizations" / String).and(warp::patch()).and(c()).and(body(&state)).and_then(update);
     let delete = warp::path!("organizations" / String).and(warp::delete()).and(c()).and_then(delete);
     let tiers = warp::path!("tiers").and(warp::get()).and(c()).and_then(tiers);
-    list.or(create).unify().or(get).unify().or(update).unify().or(delete).unify().or(tiers).unify().boxed()
+    let usage = warp::path!("organizations" / String / "usage").and(warp::get()).and(c()).and_then(usage);
+    list.or(create)
+        .unify()
+        .or(get)
+        .unify()
+        .or(update)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(tiers)
+        .unify()
+        .or(usage)
+        .unify()
+        .boxed()
+}
+
+async fn usage(id: String, ctx: Ctx) -> Result<Response, Infallible> {
+    ctx.respond(|ctx| async move {
+        let id = parse_id("id", &id)?;
+        let call = ctx.call().await?;
+        let usage = ctx.engine().usage(&call, id).await?;
+        Ok(json_reply(StatusCode::OK, &usage))
+    })
+    .await
 }
 
 async fn tiers(ctx: Ctx) -> Result<Response, Infallible> {

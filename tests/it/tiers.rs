@@ -151,3 +151,32 @@ async fn the_daily_quota_counts_calls_refuses_past_the_limit_and_resets_at_midni
         app.stop().await;
     }
 }
+
+/// Usage: today's calls, agents and webhooks against the tier, for the organization
+/// itself or the platform admin, and no one else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_shows_todays_calls_and_agents_against_the_tier() {
+    for backend in backends() {
+        let app = app_with_small_free_tier(&backend).await;
+        let admin = app.admin_token().await; // call 1
+        let path = format!("/api/v1/organizations/{}/usage", app.boot.org_id);
+        app.call(Method::GET, "/api/v1/agents", &admin, None).await; // call 2
+        let (status, usage) = app.call(Method::GET, &path, &admin, None).await; // call 3
+        assert_eq!(status, StatusCode::OK, "{usage}");
+        assert_eq!(usage["tier"], "free");
+        assert_eq!(usage["calls"], json!({"used": 3, "limit": 1000}));
+        assert_eq!(usage["agents"], json!({"used": 1, "limit": 3}));
+        assert_eq!(usage["webhooks"], json!({"used": 0, "limit": 1}));
+        assert!(usage["resets_at"].as_str().unwrap().ends_with("T00:00:00Z"), "{usage}");
+        // The platform admin may read it; another organization may not.
+        let platform = app.platform_token().await;
+        assert_eq!(app.call(Method::GET, &path, &platform, None).await.0, StatusCode::OK);
+        let (_, other) =
+            app.call(Method::POST, "/api/v1/organizations", &platform, Some(json!({"name": "other"}))).await;
+        let theirs = format!("/api/v1/organizations/{}/usage", other["id"].as_str().unwrap());
+        assert_eq!(app.call(Method::GET, &theirs, &admin, None).await.0, StatusCode::FORBIDDEN);
+        let bad = app.call(Method::GET, "/api/v1/organizations/not-a-uuid/usage", &admin, None).await;
+        assert_eq!(bad.0, StatusCode::BAD_REQUEST);
+        app.stop().await;
+    }
+}

@@ -280,6 +280,19 @@ impl Quota {
         self.host.call(&org_id, |reply| Msg::Refill(Some(reply))).await
     }
 
+    /// Calls of `org_id` today: this node's view (its own unused lease not counted, other
+    /// nodes' counted as used), as the day's ledger total when this node has no lease.
+    pub async fn used_today(&self, org_id: Uuid, ledger: &dyn QuotaStore) -> Result<u64> {
+        let today = utc_day(self.clock.now_ms());
+        match self.leases.get(&org_id).map(|l| l.value().clone()) {
+            Some(lease) if lease.day.load(Ordering::Acquire) == today => {
+                let left_here = lease.tokens.load(Ordering::Acquire).max(0) as u64;
+                Ok(lease.granted.load(Ordering::Acquire).saturating_sub(left_here))
+            }
+            _ => ledger.calls_granted(org_id, today).await,
+        }
+    }
+
     /// The organization changed on this node or another: once this returns, calls see its
     /// new tier here. (A failure only logs: the lease re-reads the tier at the next day or
     /// actor start, and the engine's answer about the change itself stands.)

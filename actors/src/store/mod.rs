@@ -155,6 +155,8 @@ pub trait DirectoryStore: Send + Sync + 'static {
     async fn get_org(&self, id: Uuid) -> Result<Option<Organization>>;
     async fn list_orgs(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<Organization>>;
     async fn count_orgs(&self) -> Result<u64>;
+    /// Agents of `org_id`, of any status.
+    async fn count_agents(&self, org_id: Uuid) -> Result<u64>;
 
     async fn get_agent(&self, org_id: Uuid, id: Uuid) -> Result<Option<Agent>>;
     async fn list_agents(&self, org_id: Uuid, after: Option<Uuid>, limit: u32) -> Result<Vec<Agent>>;

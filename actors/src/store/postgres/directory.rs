@@ -66,6 +66,11 @@ impl DirectoryStore for PostgresStore {
         .collect()
     }
 
+    async fn count_agents(&self, org_id: Uuid) -> Result<u64> {
+        let rows = self.query("SELECT COUNT(*) FROM agents WHERE org_id = $1", &[&org_id]).await?;
+        Ok(rows.first().map(|r| r.get::<_, i64>(0)).unwrap_or(0).max(0) as u64)
+    }
+
     async fn count_orgs(&self) -> Result<u64> {
         let rows = self.query("SELECT COUNT(*) FROM organizations", &[]).await?;
         Ok(rows.first().map(|r| r.get::<_, i64>(0)).unwrap_or(0) as u64)

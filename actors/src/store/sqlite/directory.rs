@@ -105,6 +105,17 @@ impl DirectoryStore for SqliteStore {
         .await
     }
 
+    async fn count_agents(&self, org_id: Uuid) -> Result<u64> {
+        self.read(move |conn| {
+            conn.query_row("SELECT COUNT(*) FROM agents WHERE org_id = ?1", params![org_id.to_string()], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .map_err(db_err)
+        })
+        .await
+    }
+
     async fn count_orgs(&self) -> Result<u64> {
         self.read(|conn| {
             conn.query_row("SELECT COUNT(*) FROM organizations", [], |r| r.get::<_, i64>(0))
