@@ -49,6 +49,10 @@ pub struct EngineConfig {
     /// a change made on another node (a revocation, a suspension) can go unseen here when
     /// its coordinator announcement was lost.
     pub feed_poll: Duration,
+    /// Failed client authentications of one client_id, within `lockout_window`, before
+    /// it is locked out for the window (per node).
+    pub lockout_failures: u32,
+    pub lockout_window: Duration,
     /// The limits of each tier (the same on every node).
     pub tiers: TierTable,
     /// The clock every time-dependent rule reads.
@@ -87,6 +91,8 @@ impl EngineConfig {
             vault: None,
             feed_poll: Duration::from_secs(1),
             tiers: TierTable::default(),
+            lockout_failures: 10,
+            lockout_window: Duration::from_secs(60),
             clock: Arc::new(SystemClock),
         }
     }

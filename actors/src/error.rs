@@ -28,6 +28,10 @@ pub enum EngineError {
     /// UTC midnight (`resets_at`, unix milliseconds), `retry_after` from now.
     #[error("the {} tier allows {limit} calls a day", .tier.as_str())]
     QuotaExceeded { tier: crate::model::Tier, limit: u64, retry_after: Duration, resets_at: i64 },
+    /// Too many failed authentications: refused, even with the right credentials, for
+    /// `retry_after`.
+    #[error("locked out: {reason}")]
+    LockedOut { reason: String, retry_after: Duration },
     /// A dependency (store, coordinator, actor) is unavailable; retrying may help.
     #[error("unavailable: {0}")]
     Unavailable(String),

@@ -103,6 +103,11 @@ impl From<EngineError> for Problem {
                 }
                 p
             }
+            EngineError::LockedOut { reason, retry_after } => {
+                let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "locked-out", "Locked out", reason);
+                p.headers.push((RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1))));
+                p
+            }
             EngineError::Unavailable(detail) => {
                 tracing::warn!(%detail, "service unavailable");
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", "try again shortly")
@@ -174,6 +179,15 @@ pub fn oauth_error(e: EngineError) -> Response {
         for (name, value) in quota_exceeded_headers(limit, retry_after.as_secs()) {
             h.insert(name, value);
         }
+        return resp;
+    }
+    if let EngineError::LockedOut { reason, retry_after } = e {
+        let body = json!({"error": "slow_down", "error_description": reason});
+        let mut resp = warp::reply::with_status(body.to_string(), StatusCode::TOO_MANY_REQUESTS).into_response();
+        let h = resp.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
         return resp;
     }
     let (status, error, description) = match e {

@@ -180,3 +180,45 @@ async fn usage_shows_todays_calls_and_agents_against_the_tier() {
         app.stop().await;
     }
 }
+
+/// Brute force (issue 11, item 5): twenty wrong secrets lock the client out; the right
+/// secret is refused (429, Retry-After) until the window passes (the injected clock);
+/// one auth.locked audit event records it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_wrong_secrets_lock_a_client_out_until_the_window_passes() {
+    for backend in backends() {
+        let app = crate::support::spawn_app(&backend).await;
+        let admin = app.admin_token().await;
+        let (_, id, secret) = app.agent_with_credential(&admin, json!({"name": "target"})).await;
+        let mut statuses = Vec::new();
+        for _ in 0..20 {
+            statuses.push(app.token_request(&id, "aidp_sk_wrong", None).await.0);
+        }
+        assert!(statuses[..10].iter().all(|s| *s == StatusCode::UNAUTHORIZED), "{statuses:?}");
+        assert!(statuses[11..].iter().all(|s| *s == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+        let resp = app
+            .http
+            .post(app.url("/api/v1/oauth2/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id.as_str()),
+                ("client_secret", secret.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS, "the right secret too");
+        let wait: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "slow_down", "{body}");
+        // Other clients are not affected.
+        assert_eq!(app.token_request(&app.boot.client_id, &app.boot.client_secret, None).await.0, StatusCode::OK);
+
+        let (_, events) = app.call(Method::GET, "/api/v1/audit-events?action=auth.locked", &admin, None).await;
+        assert_eq!(events["items"].as_array().unwrap().len(), 1, "{events}");
+        app.storage.clock.advance(std::time::Duration::from_secs(61));
+        assert_eq!(app.token_request(&id, &secret, None).await.0, StatusCode::OK, "after the window");
+        app.stop().await;
+    }
+}

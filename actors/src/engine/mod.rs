@@ -5,6 +5,7 @@
 mod audit;
 mod bearer;
 mod directory;
+mod lockout;
 mod tokens;
 
 use std::sync::Arc;
@@ -95,6 +96,8 @@ pub(crate) struct Shared {
     pub audit: AuditLog,
     pub revocations: Revocations,
     pub quota: Quota,
+    /// Brute-force protection at the token endpoint.
+    pub lockout: lockout::Lockout,
     /// Every registered child of the root supervisor.
     pub children: Arc<Children>,
 }
@@ -260,6 +263,7 @@ impl Engine {
             audit,
             revocations,
             quota,
+            lockout: lockout::Lockout::new(config.lockout_failures, config.lockout_window, config.clock.clone()),
             children,
             config,
             store,

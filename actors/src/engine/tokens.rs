@@ -193,6 +193,12 @@ impl Engine {
         request_id: Option<String>,
     ) -> Result<AuthenticatedClient> {
         let claimed = auth.claimed_id();
+        if let Some(wait) = self.shared.lockout.locked_for(&claimed) {
+            return Err(EngineError::LockedOut {
+                reason: "too many failed authentications of this client".into(),
+                retry_after: Duration::from_secs(wait.as_secs_f64().ceil() as u64),
+            });
+        }
         let found = if claimed.is_empty() { None } else { client_entry(self, &claimed).await? };
         let known_org = found.as_ref().map(|(_, agent)| agent.org_id);
         let verdict = match &found {
@@ -225,6 +231,15 @@ impl Engine {
                     .request_id(request_id)
                     .detail(&json!({"method": method, "reason": reason}));
                 self.audit(event).await?;
+                if !claimed.is_empty() && self.shared.lockout.failed(&claimed) {
+                    let window = self.shared.config.lockout_window.as_secs();
+                    let detail = json!({"failures": self.shared.config.lockout_failures, "window_secs": window});
+                    let event = self
+                        .event(known_org, claimed.chars().take(128).collect(), "auth.locked", Outcome::Failure)
+                        .target(claimed.chars().take(128).collect::<String>())
+                        .detail(&detail);
+                    self.audit(event).await?;
+                }
                 Err(oauth(OAuthError::InvalidClient, "client authentication failed"))
             }
         }

@@ -1,0 +1,171 @@
+//! Brute-force protection at the token endpoint (issue 11, item 5). Failed client
+//! authentications are counted per claimed client_id by a governor keyed limiter
+//! (`lockout_failures` a `lockout_window`, as a burst that refills over the window).
+//! The failure that finds the limiter empty locks that client_id out for the window:
+//! every token request naming it — with the right secret too — is refused with 429 and
+//! `Retry-After` until the window has passed, and one `auth.locked` audit event records
+//! the lockout. Limits are per node: N nodes allow N times the failures.
+//!
+//! Memory is bounded: the limiter forgets keys whose state is back to fresh
+//! (`retain_recent`, then `shrink_to_fit`) on every sweep, and past `MAX_TRACKED` keys
+//! the limiter is cleared (an attacker spraying random ids resets its own counts, not
+//! anyone's lockout; lockouts are kept in their own map, itself capped).
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+use governor::clock::Clock as GovernorClock;
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter};
+
+use crate::clock::Clock;
+use crate::model::Millis;
+
+/// Most client ids whose failures are tracked at once.
+pub const MAX_TRACKED: usize = 100_000;
+/// Most lockouts kept at once (the oldest go first past it).
+const MAX_LOCKED: usize = 100_000;
+/// Sweep after this many failures.
+const SWEEP_EVERY: u64 = 4_096;
+
+/// The engine's clock for governor, so lockout windows follow the injected clock.
+#[derive(Clone)]
+struct EngineClock(Arc<dyn Clock>);
+
+impl GovernorClock for EngineClock {
+    type Instant = Duration;
+
+    fn now(&self) -> Duration {
+        Duration::from_millis(self.0.now_ms().max(0) as u64)
+    }
+}
+
+type Limiter = RateLimiter<String, DashMapStateStore<String>, EngineClock, NoOpMiddleware<Duration>>;
+
+pub(crate) struct Lockout {
+    /// Failures per client id; replaced by a fresh one past [`MAX_TRACKED`] keys.
+    failures: ArcSwap<Limiter>,
+    quota: Quota,
+    /// Locked client ids, and when their lockout ends.
+    locked: DashMap<String, Millis>,
+    window: Duration,
+    clock: Arc<dyn Clock>,
+    seen: AtomicU64,
+}
+
+impl Lockout {
+    pub fn new(failures: u32, window: Duration, clock: Arc<dyn Clock>) -> Self {
+        let burst = NonZeroU32::new(failures.max(1)).unwrap_or(NonZeroU32::MIN);
+        let per_cell = window / burst.get();
+        let quota = Quota::with_period(per_cell.max(Duration::from_millis(1)))
+            .map(|q| q.allow_burst(burst))
+            .unwrap_or_else(|| Quota::per_minute(burst));
+        Lockout {
+            failures: ArcSwap::from_pointee(RateLimiter::dashmap_with_clock(quota, EngineClock(clock.clone()))),
+            quota,
+            locked: DashMap::new(),
+            window,
+            clock,
+            seen: AtomicU64::new(0),
+        }
+    }
+
+    /// How long `client_id` stays locked out, if it is.
+    pub fn locked_for(&self, client_id: &str) -> Option<Duration> {
+        let until = *self.locked.get(client_id)?;
+        let now = self.clock.now_ms();
+        if until > now {
+            return Some(Duration::from_millis((until - now) as u64));
+        }
+        self.locked.remove_if(client_id, |_, u| *u <= now);
+        None
+    }
+
+    /// Count a failed authentication of `client_id`; `true` when this failure starts a
+    /// lockout (the caller audits it, once).
+    pub fn failed(&self, client_id: &str) -> bool {
+        if self.seen.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            self.sweep();
+        }
+        if self.failures.load().check_key(&client_id.to_string()).is_ok() {
+            return false;
+        }
+        let until = self.clock.now_ms() + self.window.as_millis() as i64;
+        if self.locked.len() >= MAX_LOCKED {
+            let now = self.clock.now_ms();
+            self.locked.retain(|_, u| *u > now);
+        }
+        self.locked.insert(client_id.to_string(), until).is_none_or(|previous| previous <= self.clock.now_ms())
+    }
+
+    /// Forget what no longer matters; keep the tracked set under its cap.
+    fn sweep(&self) {
+        let failures = self.failures.load();
+        failures.retain_recent();
+        if failures.len() > MAX_TRACKED {
+            let fresh = RateLimiter::dashmap_with_clock(self.quota, EngineClock(self.clock.clone()));
+            self.failures.store(Arc::new(fresh));
+        } else {
+            failures.shrink_to_fit();
+        }
+        let now = self.clock.now_ms();
+        self.locked.retain(|_, until| *until > now);
+    }
+
+    /// Client ids whose failures are tracked now.
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.failures.load().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn rss() -> u64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+        statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
+    }
+
+    #[test]
+    fn ten_failures_lock_a_client_out_for_the_window_and_it_lapses() {
+        let clock = Arc::new(ManualClock::default());
+        let lockout = Lockout::new(10, Duration::from_secs(60), clock.clone());
+        let started: Vec<bool> = (0..20).map(|_| lockout.failed("aidp_ci_x")).collect();
+        assert_eq!(started.iter().filter(|s| **s).count(), 1, "one lockout, reported once: {started:?}");
+        assert!(started[10], "the eleventh failure starts it: {started:?}");
+        assert!(lockout.locked_for("aidp_ci_x").is_some_and(|d| d <= Duration::from_secs(60)));
+        assert!(lockout.locked_for("aidp_ci_other").is_none());
+        clock.advance(Duration::from_secs(61));
+        assert!(lockout.locked_for("aidp_ci_x").is_none());
+    }
+
+    /// A million distinct client ids (a spray of random names): the tracked set stays
+    /// under its cap (plus one sweep interval), and memory within a stated bound.
+    #[test]
+    fn a_million_random_client_ids_stay_within_the_bounds() {
+        let clock = Arc::new(ManualClock::default());
+        let lockout = Lockout::new(10, Duration::from_secs(60), clock.clone());
+        let before = rss();
+        let mut peak = 0;
+        for i in 0..1_000_000u64 {
+            lockout.failed(&format!("aidp_ci_{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+            if i % 10_000 == 0 {
+                peak = peak.max(lockout.tracked());
+                clock.advance(Duration::from_millis(50));
+            }
+        }
+        let grown = rss().saturating_sub(before);
+        assert!(peak <= MAX_TRACKED + SWEEP_EVERY as usize, "{peak} tracked");
+        // 100k keys of ~40 bytes with their state, and the map's slack.
+        assert!(grown < 96 << 20, "RSS grew {} MiB", grown >> 20);
+        eprintln!("1M client ids: peak {peak} tracked, RSS grew {} MiB", grown >> 20);
+    }
+}
