@@ -109,6 +109,8 @@ struct FileTierLimits {
     max_agents: Option<Limit>,
     calls_per_day: Option<Limit>,
     max_webhooks: Option<Limit>,
+    token_rate: Option<u32>,
+    token_burst: Option<u32>,
 }
 
 /// A limit in the file: a count, or the word `unlimited`.
@@ -138,6 +140,15 @@ impl FileTierLimits {
         ] {
             if let Some(limit) = given {
                 *into = limit.resolve(&format!("tiers.{tier}.{name}"))?;
+            }
+        }
+        for (name, given, into) in [
+            ("token_rate", self.token_rate, &mut limits.token_rate),
+            ("token_burst", self.token_burst, &mut limits.token_burst),
+        ] {
+            if let Some(n) = given {
+                anyhow::ensure!((1..=1_000_000).contains(&n), "tiers.{tier}.{name} must be 1 to 1000000");
+                *into = n;
             }
         }
         Ok(())

@@ -89,10 +89,21 @@ async fn serve_answers_then_stops_gracefully_on_sigterm() {
 
 /// `serve` on `data`.
 async fn serve(data: &std::path::Path) -> ServeProcess {
+    serve_configured(data, "").await
+}
+
+/// `serve` on `data` with a configuration file holding `toml`.
+async fn serve_configured(data: &std::path::Path, toml: &str) -> ServeProcess {
+    let config = data.with_extension("toml");
+    std::fs::write(&config, toml).unwrap();
     let mut cmd = agentidp();
-    cmd.args(["serve", "--data-dir"]).arg(data).env("AGENTIDP_LOG", "warn");
+    cmd.args(["serve", "--data-dir"]).arg(data).arg("--config").arg(&config).env("AGENTIDP_LOG", "warn");
     ServeProcess::start(cmd).await
 }
+
+/// The free tier without its token rate and daily quota, for tests that load one client.
+const UNLIMITED_FREE_TIER: &str =
+    "[tiers.free]\ncalls_per_day = \"unlimited\"\ntoken_rate = 100000\ntoken_burst = 100000\n";
 
 async fn get_json(http: &reqwest::Client, url: String, token: &str) -> serde_json::Value {
     http.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
@@ -131,7 +142,7 @@ async fn every_token_answered_is_audited_even_after_sigkill() {
     let (id, secret) = (boot["client_id"].as_str().unwrap(), boot["client_secret"].as_str().unwrap());
     let http = reqwest::Client::new();
 
-    let first = serve(&data).await;
+    let first = serve_configured(&data, UNLIMITED_FREE_TIER).await;
     let tokens = futures_util::future::join_all((0..256).map(|_| token(&http, &first.base, id, secret))).await;
     drop(first); // SIGKILL: no graceful drain
 
@@ -139,7 +150,7 @@ async fn every_token_answered_is_audited_even_after_sigkill() {
         tokens.iter().map(|t| crate::support::jwt_parts(t).1["jti"].as_str().unwrap().to_string()).collect();
     assert_eq!(issued.len(), 256);
 
-    let restarted = serve(&data).await;
+    let restarted = serve_configured(&data, UNLIMITED_FREE_TIER).await;
     let base = &restarted.base;
     let admin = token(&http, base, id, secret).await;
     let mut audited = std::collections::HashSet::new();

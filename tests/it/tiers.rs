@@ -25,9 +25,12 @@ async fn the_tiers_are_listed_with_their_limits() {
         assert_eq!(
             body["items"],
             json!([
-                {"name": "free", "max_agents": 3, "calls_per_day": 1000, "max_webhooks": 1},
-                {"name": "pro", "max_agents": 1000, "calls_per_day": 50000, "max_webhooks": 20},
-                {"name": "enterprise", "max_agents": null, "calls_per_day": null, "max_webhooks": null},
+                {"name": "free", "max_agents": 3, "calls_per_day": 1000, "max_webhooks": 1,
+                 "token_rate": 50, "token_burst": 100},
+                {"name": "pro", "max_agents": 1000, "calls_per_day": 50000, "max_webhooks": 20,
+                 "token_rate": 50, "token_burst": 100},
+                {"name": "enterprise", "max_agents": null, "calls_per_day": null, "max_webhooks": null,
+                 "token_rate": 500, "token_burst": 1000},
             ])
         );
         app.stop().await;
@@ -219,6 +222,41 @@ async fn twenty_wrong_secrets_lock_a_client_out_until_the_window_passes() {
         assert_eq!(events["items"].as_array().unwrap().len(), 1, "{events}");
         app.storage.clock.advance(std::time::Duration::from_secs(61));
         assert_eq!(app.token_request(&id, &secret, None).await.0, StatusCode::OK, "after the window");
+        app.stop().await;
+    }
+}
+
+/// The per-client token rate (issue 11, item 5): a free client with a rate of 1 a second
+/// in bursts of 2 gets two tokens at once, the third is 429 slow_down with Retry-After,
+/// and a second later (the injected clock) it is served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_past_its_tiers_token_rate_is_told_to_slow_down() {
+    for backend in backends() {
+        let app = spawn_app_with(&backend, |c| {
+            c.tiers.free.token_rate = 1;
+            c.tiers.free.token_burst = 2;
+        })
+        .await;
+        let (id, secret) = (app.boot.client_id.clone(), app.boot.client_secret.clone());
+        assert_eq!(app.token_request(&id, &secret, None).await.0, StatusCode::OK);
+        assert_eq!(app.token_request(&id, &secret, None).await.0, StatusCode::OK);
+        let resp = app
+            .http
+            .post(app.url("/api/v1/oauth2/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id.as_str()),
+                ("client_secret", secret.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()["retry-after"], "1");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "slow_down", "{body}");
+        app.storage.clock.advance(std::time::Duration::from_secs(1));
+        assert_eq!(app.token_request(&id, &secret, None).await.0, StatusCode::OK);
         app.stop().await;
     }
 }

@@ -253,6 +253,12 @@ impl Quota {
         Quota { host, leases, clock }
     }
 
+    /// The tier this node's lease of `org_id` knows, if it has one.
+    pub fn tier(&self, org_id: Uuid) -> Option<Tier> {
+        let lease = self.leases.get(&org_id)?;
+        (lease.day.load(Ordering::Acquire) != i64::MIN).then(|| tier_of(lease.tier.load(Ordering::Acquire)))
+    }
+
     /// Count one call of `org_id`: admitted with the quota's state, or `QuotaExceeded`.
     pub async fn take(&self, org_id: Uuid) -> Result<QuotaState> {
         let now = self.clock.now_ms();

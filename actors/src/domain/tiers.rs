@@ -16,6 +16,9 @@ pub struct TierLimits {
     pub calls_per_day: Option<u64>,
     /// Webhook subscriptions an organization may have.
     pub max_webhooks: Option<u64>,
+    /// Token requests a second one client may make (per node), in bursts of `token_burst`.
+    pub token_rate: u32,
+    pub token_burst: u32,
 }
 
 /// A tier and its limits, as `GET /api/v1/tiers` lists them (`null`: unlimited).
@@ -37,9 +40,27 @@ pub struct TierTable {
 impl Default for TierTable {
     fn default() -> Self {
         TierTable {
-            free: TierLimits { max_agents: Some(10), calls_per_day: Some(1_000), max_webhooks: Some(1) },
-            pro: TierLimits { max_agents: Some(1_000), calls_per_day: Some(50_000), max_webhooks: Some(20) },
-            enterprise: TierLimits { max_agents: None, calls_per_day: None, max_webhooks: None },
+            free: TierLimits {
+                max_agents: Some(10),
+                calls_per_day: Some(1_000),
+                max_webhooks: Some(1),
+                token_rate: 50,
+                token_burst: 100,
+            },
+            pro: TierLimits {
+                max_agents: Some(1_000),
+                calls_per_day: Some(50_000),
+                max_webhooks: Some(20),
+                token_rate: 50,
+                token_burst: 100,
+            },
+            enterprise: TierLimits {
+                max_agents: None,
+                calls_per_day: None,
+                max_webhooks: None,
+                token_rate: 500,
+                token_burst: 1_000,
+            },
         }
     }
 }

@@ -5,7 +5,7 @@
 mod audit;
 mod bearer;
 mod directory;
-mod lockout;
+mod limits;
 mod tokens;
 
 use std::sync::Arc;
@@ -97,7 +97,9 @@ pub(crate) struct Shared {
     pub revocations: Revocations,
     pub quota: Quota,
     /// Brute-force protection at the token endpoint.
-    pub lockout: lockout::Lockout,
+    pub lockout: limits::Lockout,
+    /// Each client's token rate, by tier.
+    pub client_rates: limits::ClientRates,
     /// Every registered child of the root supervisor.
     pub children: Arc<Children>,
 }
@@ -263,7 +265,8 @@ impl Engine {
             audit,
             revocations,
             quota,
-            lockout: lockout::Lockout::new(config.lockout_failures, config.lockout_window, config.clock.clone()),
+            lockout: limits::Lockout::new(config.lockout_failures, config.lockout_window, config.clock.clone()),
+            client_rates: limits::ClientRates::new(&config.tiers, &config.clock),
             children,
             config,
             store,

@@ -196,7 +196,7 @@ impl Engine {
         if let Some(wait) = self.shared.lockout.locked_for(&claimed) {
             return Err(EngineError::LockedOut {
                 reason: "too many failed authentications of this client".into(),
-                retry_after: Duration::from_secs(wait.as_secs_f64().ceil() as u64),
+                retry_after: super::limits::whole_secs(wait),
             });
         }
         let found = if claimed.is_empty() { None } else { client_entry(self, &claimed).await? };
@@ -301,8 +301,16 @@ impl Engine {
             }
         };
         let mut client = self.authenticate_client(&req.client, request_id.clone()).await?;
-        // A token request of an authenticated client counts against its organization's day.
+        // Within the client's token rate (its tier's, once this node knows the tier), then
+        // counted against its organization's day.
+        let known_tier = self.shared.quota.tier(client.org_id);
+        if let Some(tier) = known_tier {
+            self.shared.client_rates.check(tier, &client.client_id)?;
+        }
         let quota = self.shared.quota.take(client.org_id).await?;
+        if known_tier.is_none() {
+            self.shared.client_rates.check(quota.tier, &client.client_id)?;
+        }
         let now = self.shared.now_ms();
         let jkt = match &req.dpop {
             Some(proof) => Some(

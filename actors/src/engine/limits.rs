@@ -1,4 +1,10 @@
-//! Brute-force protection at the token endpoint (issue 11, item 5). Failed client
+//! Per-client limits at the token endpoint (issue 11, item 5), on governor keyed
+//! limiters bounded in memory ([`BoundedLimiter`]).
+//!
+//! **Token rate.** Each client may request tokens at its tier's rate (`token_rate`
+//! per second, bursts of `token_burst`); past it, 429 with `Retry-After`.
+//!
+//! **Brute-force protection.** Failed client
 //! authentications are counted per claimed client_id by a governor keyed limiter
 //! (`lockout_failures` a `lockout_window`, as a burst that refills over the window).
 //! The failure that finds the limiter empty locks that client_id out for the window:
@@ -24,7 +30,9 @@ use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 
 use crate::clock::Clock;
-use crate::model::Millis;
+use crate::domain::tiers::{TierLimits, TierTable};
+use crate::error::EngineError;
+use crate::model::{Millis, Tier};
 
 /// Most client ids whose failures are tracked at once.
 pub const MAX_TRACKED: usize = 100_000;
@@ -47,31 +55,118 @@ impl GovernorClock for EngineClock {
 
 type Limiter = RateLimiter<String, DashMapStateStore<String>, EngineClock, NoOpMiddleware<Duration>>;
 
-pub(crate) struct Lockout {
-    /// Failures per client id; replaced by a fresh one past [`MAX_TRACKED`] keys.
-    failures: ArcSwap<Limiter>,
+/// A keyed governor limiter whose memory is bounded: keys back to a fresh state are
+/// swept every [`SWEEP_EVERY`] checks, and past [`MAX_TRACKED`] keys it starts afresh
+/// (forgetting counts, never admitting more than a fresh limiter would).
+pub(crate) struct BoundedLimiter {
+    limiter: ArcSwap<Limiter>,
     quota: Quota,
-    /// Locked client ids, and when their lockout ends.
-    locked: DashMap<String, Millis>,
-    window: Duration,
     clock: Arc<dyn Clock>,
     seen: AtomicU64,
 }
 
+impl BoundedLimiter {
+    /// `burst` cells, refilled one every `period`.
+    pub fn new(burst: u32, period: Duration, clock: Arc<dyn Clock>) -> Self {
+        let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
+            .map(|q| q.allow_burst(burst))
+            .unwrap_or_else(|| Quota::per_second(burst));
+        let limiter = ArcSwap::from_pointee(RateLimiter::dashmap_with_clock(quota, EngineClock(clock.clone())));
+        BoundedLimiter { limiter, quota, clock, seen: AtomicU64::new(0) }
+    }
+
+    /// Take one cell for `key`; `Err(wait)` when none is left.
+    pub fn check(&self, key: &str) -> Result<(), Duration> {
+        if self.seen.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            self.sweep();
+        }
+        let limiter = self.limiter.load();
+        limiter
+            .check_key(&key.to_string())
+            .map_err(|not_until| not_until.wait_time_from(GovernorClock::now(&EngineClock(self.clock.clone()))))
+    }
+
+    fn sweep(&self) {
+        let limiter = self.limiter.load();
+        limiter.retain_recent();
+        if limiter.len() > MAX_TRACKED {
+            let fresh = RateLimiter::dashmap_with_clock(self.quota, EngineClock(self.clock.clone()));
+            self.limiter.store(Arc::new(fresh));
+        } else {
+            limiter.shrink_to_fit();
+        }
+    }
+
+    /// Keys tracked now.
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.limiter.load().len()
+    }
+}
+
+/// Whole seconds to wait, at least one.
+pub(crate) fn whole_secs(wait: Duration) -> Duration {
+    Duration::from_secs((wait.as_secs_f64().ceil() as u64).max(1))
+}
+
+/// The token rate of each tier.
+pub(crate) struct ClientRates {
+    free: BoundedLimiter,
+    pro: BoundedLimiter,
+    enterprise: BoundedLimiter,
+    tiers: TierTable,
+}
+
+impl ClientRates {
+    pub fn new(tiers: &TierTable, clock: &Arc<dyn Clock>) -> Self {
+        let limiter = |l: TierLimits| {
+            let rate = l.token_rate.max(1);
+            BoundedLimiter::new(l.token_burst, Duration::from_secs(1) / rate, clock.clone())
+        };
+        ClientRates {
+            free: limiter(tiers.free),
+            pro: limiter(tiers.pro),
+            enterprise: limiter(tiers.enterprise),
+            tiers: tiers.clone(),
+        }
+    }
+
+    /// One token request of `client_id` on `tier`: `RateLimited` past the tier's rate.
+    pub fn check(&self, tier: Tier, client_id: &str) -> crate::error::Result<()> {
+        let limiter = match tier {
+            Tier::Free => &self.free,
+            Tier::Pro => &self.pro,
+            Tier::Enterprise => &self.enterprise,
+        };
+        limiter.check(client_id).map_err(|wait| EngineError::LockedOut {
+            reason: format!(
+                "the {} tier allows a client {} token requests a second",
+                tier.as_str(),
+                self.tiers.limits(tier).token_rate
+            ),
+            retry_after: whole_secs(wait),
+        })
+    }
+}
+
+pub(crate) struct Lockout {
+    /// Failures per client id.
+    failures: BoundedLimiter,
+    /// Locked client ids, and when their lockout ends.
+    locked: DashMap<String, Millis>,
+    window: Duration,
+    clock: Arc<dyn Clock>,
+}
+
 impl Lockout {
     pub fn new(failures: u32, window: Duration, clock: Arc<dyn Clock>) -> Self {
-        let burst = NonZeroU32::new(failures.max(1)).unwrap_or(NonZeroU32::MIN);
-        let per_cell = window / burst.get();
-        let quota = Quota::with_period(per_cell.max(Duration::from_millis(1)))
-            .map(|q| q.allow_burst(burst))
-            .unwrap_or_else(|| Quota::per_minute(burst));
+        let period = window / failures.max(1);
         Lockout {
-            failures: ArcSwap::from_pointee(RateLimiter::dashmap_with_clock(quota, EngineClock(clock.clone()))),
-            quota,
+            failures: BoundedLimiter::new(failures, period, clock.clone()),
             locked: DashMap::new(),
             window,
             clock,
-            seen: AtomicU64::new(0),
         }
     }
 
@@ -89,10 +184,7 @@ impl Lockout {
     /// Count a failed authentication of `client_id`; `true` when this failure starts a
     /// lockout (the caller audits it, once).
     pub fn failed(&self, client_id: &str) -> bool {
-        if self.seen.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            self.sweep();
-        }
-        if self.failures.load().check_key(&client_id.to_string()).is_ok() {
+        if self.failures.check(client_id).is_ok() {
             return false;
         }
         let until = self.clock.now_ms() + self.window.as_millis() as i64;
@@ -103,24 +195,10 @@ impl Lockout {
         self.locked.insert(client_id.to_string(), until).is_none_or(|previous| previous <= self.clock.now_ms())
     }
 
-    /// Forget what no longer matters; keep the tracked set under its cap.
-    fn sweep(&self) {
-        let failures = self.failures.load();
-        failures.retain_recent();
-        if failures.len() > MAX_TRACKED {
-            let fresh = RateLimiter::dashmap_with_clock(self.quota, EngineClock(self.clock.clone()));
-            self.failures.store(Arc::new(fresh));
-        } else {
-            failures.shrink_to_fit();
-        }
-        let now = self.clock.now_ms();
-        self.locked.retain(|_, until| *until > now);
-    }
-
     /// Client ids whose failures are tracked now.
     #[cfg(test)]
     fn tracked(&self) -> usize {
-        self.failures.load().len()
+        self.failures.tracked()
     }
 }
 
