@@ -12,6 +12,12 @@ async fn app_with_small_free_tier(backend: &crate::support::Backend) -> App {
     spawn_app_with(backend, |c| c.tiers.free.max_agents = Some(3)).await
 }
 
+/// A client_credentials request, answered whole (for its headers).
+async fn token_response(app: &App, id: &str, secret: &str) -> reqwest::Response {
+    let form = [("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret)];
+    app.http.post(app.url("/api/v1/oauth2/token")).form(&form).send().await.unwrap()
+}
+
 async fn create(app: &App, token: &str, org: &str, name: &str) -> (StatusCode, Value) {
     app.call(Method::POST, "/api/v1/agents", token, Some(json!({"name": name, "org_id": org}))).await
 }
@@ -199,17 +205,7 @@ async fn twenty_wrong_secrets_lock_a_client_out_until_the_window_passes() {
         }
         assert!(statuses[..10].iter().all(|s| *s == StatusCode::UNAUTHORIZED), "{statuses:?}");
         assert!(statuses[11..].iter().all(|s| *s == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
-        let resp = app
-            .http
-            .post(app.url("/api/v1/oauth2/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", id.as_str()),
-                ("client_secret", secret.as_str()),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let resp = token_response(&app, &id, &secret).await;
         assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS, "the right secret too");
         let wait: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
         assert!((1..=60).contains(&wait), "{wait}");
@@ -240,17 +236,7 @@ async fn a_client_past_its_tiers_token_rate_is_told_to_slow_down() {
         let (id, secret) = (app.boot.client_id.clone(), app.boot.client_secret.clone());
         assert_eq!(app.token_request(&id, &secret, None).await.0, StatusCode::OK);
         assert_eq!(app.token_request(&id, &secret, None).await.0, StatusCode::OK);
-        let resp = app
-            .http
-            .post(app.url("/api/v1/oauth2/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", id.as_str()),
-                ("client_secret", secret.as_str()),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let resp = token_response(&app, &id, &secret).await;
         assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(resp.headers()["retry-after"], "1");
         let body: Value = resp.json().await.unwrap();
