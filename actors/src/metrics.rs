@@ -16,6 +16,11 @@ pub struct EngineMetrics {
     /// Seconds a group commit took, flush to disk included.
     pub audit_commit_seconds: Histogram,
     pub token_cache_hits: IntCounter,
+    /// Calls refused by a tier's limits, by tier and reason (`daily_quota`, `token_rate`,
+    /// `lockout`).
+    pub limit_rejections: IntCounterVec,
+    /// Chunks granted to this node's quota leases.
+    pub lease_refills: IntCounter,
 }
 
 fn reg_err(e: prometheus::Error) -> EngineError {
@@ -59,7 +64,18 @@ impl EngineMetrics {
         registry.register(Box::new(audit_batch_size.clone())).map_err(reg_err)?;
         registry.register(Box::new(audit_commit_seconds.clone())).map_err(reg_err)?;
         registry.register(Box::new(token_cache_hits.clone())).map_err(reg_err)?;
+        let limit_rejections = IntCounterVec::new(
+            Opts::new("limit_rejections_total", "Calls refused by a tier's limits, by tier and reason"),
+            &["tier", "reason"],
+        )
+        .map_err(reg_err)?;
+        let lease_refills = IntCounter::new("quota_lease_refills_total", "Chunks granted to this node's quota leases")
+            .map_err(reg_err)?;
+        registry.register(Box::new(limit_rejections.clone())).map_err(reg_err)?;
+        registry.register(Box::new(lease_refills.clone())).map_err(reg_err)?;
         Ok(EngineMetrics {
+            limit_rejections,
+            lease_refills,
             registry,
             tokens_issued,
             client_auth_failures,

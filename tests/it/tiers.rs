@@ -141,6 +141,12 @@ async fn the_daily_quota_counts_calls_refuses_past_the_limit_and_resets_at_midni
         assert!(body["resets_at"].as_str().unwrap().ends_with("T00:00:00Z"), "{body}");
         let (status, body) = app.token_request(&id, &secret, None).await;
         assert_eq!((status, body["error"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("quota_exceeded")));
+        let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(
+            metrics.contains("agentidp_limit_rejections_total{reason=\"daily_quota\",tier=\"free\"} 2"),
+            "{metrics}"
+        );
+        assert!(metrics.lines().any(|l| l.starts_with("agentidp_quota_lease_refills_total ")), "{metrics}");
         // Not counted: discovery, health, a failed client authentication.
         assert_eq!(app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().status(), StatusCode::OK);
         assert_eq!(app.token_request(&id, "wrong", None).await.0, StatusCode::UNAUTHORIZED);

@@ -134,6 +134,7 @@ pub(crate) struct TierCounters {
     pub tiers: TierTable,
     pub clock: Arc<dyn Clock>,
     pub leases: Leases,
+    pub refills: prometheus::IntCounter,
 }
 
 pub(crate) enum Msg {
@@ -168,6 +169,7 @@ impl TierCounters {
             let limit = lease.limit();
             let day = lease.day.load(Ordering::Acquire);
             let (granted_now, total) = self.ledger.grant_calls(org_id, day, chunk(limit), limit).await?;
+            self.refills.inc();
             lease.tokens.fetch_add(granted_now as i64, Ordering::AcqRel);
             lease.granted.store(total, Ordering::Release);
             if limit.is_some_and(|l| total >= l) {

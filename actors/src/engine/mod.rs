@@ -232,6 +232,7 @@ impl Engine {
             tiers: config.tiers.clone(),
             clock: clock.clone(),
             leases: Arc::clone(&leases),
+            refills: metrics.lease_refills.clone(),
         };
         let quota = Quota::new(
             children.register(keyed::child(
@@ -421,7 +422,21 @@ impl Engine {
     /// Count a management call against its organization's daily quota: the HTTP front-end
     /// meters every authenticated management request. `QuotaExceeded` past the limit.
     pub async fn meter(&self, call: &Call) -> Result<QuotaState> {
-        self.shared.quota.take(call.caller.org_id).await
+        self.shared.quota.take(call.caller.org_id).await.map_err(|e| self.quota_refusal(e))
+    }
+
+    /// Count a refusal by the daily quota in `agentidp_limit_rejections_total`.
+    fn quota_refusal(&self, e: EngineError) -> EngineError {
+        if let EngineError::QuotaExceeded { tier, .. } = &e {
+            self.rejected(tier.as_str(), "daily_quota");
+        }
+        e
+    }
+
+    /// Count a refusal by a tier's limits (`tier` is `unknown` for a lockout, which is
+    /// decided before the client is looked up).
+    fn rejected(&self, tier: &str, reason: &str) {
+        self.shared.metrics.limit_rejections.with_label_values(&[tier, reason]).inc();
     }
 
     /// Reload signing keys from the store (e.g. after another node added one).

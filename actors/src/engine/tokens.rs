@@ -194,6 +194,7 @@ impl Engine {
     ) -> Result<AuthenticatedClient> {
         let claimed = auth.claimed_id();
         if let Some(wait) = self.shared.lockout.locked_for(&claimed) {
+            self.rejected("unknown", "lockout");
             return Err(EngineError::LockedOut {
                 reason: "too many failed authentications of this client".into(),
                 retry_after: super::limits::whole_secs(wait),
@@ -304,12 +305,18 @@ impl Engine {
         // Within the client's token rate (its tier's, once this node knows the tier), then
         // counted against its organization's day.
         let known_tier = self.shared.quota.tier(client.org_id);
+        let rate = |tier: crate::model::Tier| {
+            self.shared
+                .client_rates
+                .check(tier, &client.client_id)
+                .inspect_err(|_| self.rejected(tier.as_str(), "token_rate"))
+        };
         if let Some(tier) = known_tier {
-            self.shared.client_rates.check(tier, &client.client_id)?;
+            rate(tier)?;
         }
-        let quota = self.shared.quota.take(client.org_id).await?;
+        let quota = self.shared.quota.take(client.org_id).await.map_err(|e| self.quota_refusal(e))?;
         if known_tier.is_none() {
-            self.shared.client_rates.check(quota.tier, &client.client_id)?;
+            rate(quota.tier)?;
         }
         let now = self.shared.now_ms();
         let jkt = match &req.dpop {
