@@ -124,6 +124,10 @@ impl RouteTable {
 
     /// The endpoint's name for metrics and logs: the contract's path template.
     pub fn label(&self, path: &str) -> &str {
+        // Most requests (the token endpoint above all) hit a literal path: one hash lookup.
+        if let Some(&i) = self.literal.get(path) {
+            return &self.routes[i].template;
+        }
         self.fitting(path).first().map(|r| r.template.as_str()).unwrap_or(UNMATCHED)
     }
 

@@ -92,8 +92,7 @@ impl From<EngineError> for Problem {
             }
             EngineError::QuotaExceeded { tier, limit, retry_after, resets_at } => {
                 let resets = agentidp_engine::model::rfc3339::format(resets_at);
-                let detail =
-                    format!("the {} tier allows {limit} calls a day; the quota resets at {resets}", tier.as_str());
+                let detail = quota_detail(tier, limit, &resets);
                 let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "quota-exceeded", "Quota exceeded", detail);
                 p.extra.insert("tier".into(), tier.as_str().into());
                 p.extra.insert("limit".into(), limit.into());
@@ -163,66 +162,63 @@ const RATELIMIT: &str = "ratelimit";
 /// An RFC 6749 §5.2 error response.
 pub fn oauth_error(e: EngineError) -> Response {
     use agentidp_engine::OAuthError;
-    if let EngineError::QuotaExceeded { tier, limit, retry_after, resets_at } = e {
-        let resets = agentidp_engine::model::rfc3339::format(resets_at);
-        let body = json!({
-            "error": "quota_exceeded",
-            "error_description": format!("the {} tier allows {limit} calls a day; the quota resets at {resets}", tier.as_str()),
-            "tier": tier.as_str(),
-            "limit": limit,
-            "resets_at": resets,
-        });
-        let mut resp = warp::reply::with_status(body.to_string(), StatusCode::TOO_MANY_REQUESTS).into_response();
-        let h = resp.headers_mut();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        for (name, value) in quota_exceeded_headers(limit, retry_after.as_secs()) {
-            h.insert(name, value);
-        }
-        return resp;
-    }
-    if let EngineError::LockedOut { reason, retry_after } = e {
-        let body = json!({"error": "slow_down", "error_description": reason});
-        let mut resp = warp::reply::with_status(body.to_string(), StatusCode::TOO_MANY_REQUESTS).into_response();
-        let h = resp.headers_mut();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        h.insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
-        return resp;
-    }
-    let (status, error, description) = match e {
+    let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
+    let (status, body) = match e {
         EngineError::OAuth { error, description } => {
             let status =
                 if error == OAuthError::InvalidClient { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
-            (status, error.as_str(), description)
+            if status == StatusCode::UNAUTHORIZED {
+                headers.push((WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"agentidp\"")));
+            }
+            (status, oauth_body(error.as_str(), description))
         }
-        EngineError::Invalid { message, .. } => (StatusCode::BAD_REQUEST, "invalid_request", message),
-        EngineError::InvalidToken(detail) => (StatusCode::UNAUTHORIZED, "invalid_token", detail),
-        EngineError::Forbidden(detail) => (StatusCode::FORBIDDEN, "insufficient_scope", detail),
-        e @ EngineError::TierLimit { .. } => (StatusCode::FORBIDDEN, "access_denied", e.to_string()),
+        EngineError::Invalid { message, .. } => (StatusCode::BAD_REQUEST, oauth_body("invalid_request", message)),
+        EngineError::InvalidToken(detail) => {
+            headers.push((WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\"")));
+            (StatusCode::UNAUTHORIZED, oauth_body("invalid_token", detail))
+        }
+        EngineError::Forbidden(detail) => (StatusCode::FORBIDDEN, oauth_body("insufficient_scope", detail)),
+        e @ EngineError::TierLimit { .. } => (StatusCode::FORBIDDEN, oauth_body("access_denied", e.to_string())),
+        EngineError::QuotaExceeded { tier, limit, retry_after, resets_at } => {
+            let resets = agentidp_engine::model::rfc3339::format(resets_at);
+            let mut body = oauth_body("quota_exceeded", quota_detail(tier, limit, &resets));
+            body["tier"] = tier.as_str().into();
+            body["limit"] = limit.into();
+            body["resets_at"] = resets.into();
+            headers.extend(quota_exceeded_headers(limit, retry_after.as_secs()));
+            (StatusCode::TOO_MANY_REQUESTS, body)
+        }
+        EngineError::LockedOut { reason, retry_after } => {
+            headers.push((RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1))));
+            (StatusCode::TOO_MANY_REQUESTS, oauth_body("slow_down", reason))
+        }
         EngineError::Unavailable(detail) => {
             tracing::warn!(%detail, "token endpoint unavailable");
-            (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "try again shortly".into())
+            headers.push((RETRY_AFTER, HeaderValue::from_static("1")));
+            (StatusCode::SERVICE_UNAVAILABLE, oauth_body("temporarily_unavailable", "try again shortly".into()))
         }
         other => {
             tracing::error!(error = %other, "token endpoint failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "server_error", "an internal error occurred".into())
+            (StatusCode::INTERNAL_SERVER_ERROR, oauth_body("server_error", "an internal error occurred".into()))
         }
     };
-    let body = json!({"error": error, "error_description": description});
     let mut resp = warp::reply::with_status(body.to_string(), status).into_response();
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if status == StatusCode::UNAUTHORIZED {
-        let challenge =
-            if error == "invalid_token" { "Bearer error=\"invalid_token\"" } else { "Basic realm=\"agentidp\"" };
-        h.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
-    }
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    for (name, value) in headers {
+        h.insert(name, value);
     }
     resp
+}
+
+fn oauth_body(error: &str, description: String) -> serde_json::Value {
+    json!({"error": error, "error_description": description})
+}
+
+/// What a refusal by the daily quota says, in either answer form.
+fn quota_detail(tier: agentidp_engine::Tier, limit: u64, resets: &str) -> String {
+    format!("the {} tier allows {limit} calls a day; the quota resets at {resets}", tier.as_str())
 }
 
 pub fn oauth_invalid_request(description: impl Into<String>) -> EngineError {

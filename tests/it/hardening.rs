@@ -114,26 +114,13 @@ async fn an_assertion_used_before_a_restart_is_refused_after_it() {
     let now_s = |clock: &agentidp_engine::ManualClock| agentidp_engine::Clock::now_ms(clock) / 1000;
     let issuer = app.engine.config().issuer.clone();
     let used = key.assertion(&client_id, &issuer, now_s(&app.storage.clock));
-    let send = |base: String, assertion: String| async move {
-        reqwest::Client::new()
-            .post(format!("{base}/api/v1/oauth2/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-                ("client_assertion", assertion.as_str()),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .status()
-    };
-    assert_eq!(send(app.base.clone(), used.clone()).await, StatusCode::OK);
+    assert_eq!(app.assertion_token_request(&used).await.0, StatusCode::OK);
     let App { app: server, storage, .. } = app;
     server.stop().await;
     storage.clock.advance(std::time::Duration::from_secs(2));
     let restarted = crate::support::TestApp::start_with(&storage, |c| c.issuer = issuer.clone()).await;
-    assert_eq!(send(restarted.base.clone(), used).await, StatusCode::UNAUTHORIZED, "replayed after a restart");
+    assert_eq!(restarted.assertion_token_request(&used).await.0, StatusCode::UNAUTHORIZED, "replayed after a restart");
     let fresh = key.assertion(&client_id, &issuer, now_s(&storage.clock));
-    assert_eq!(send(restarted.base.clone(), fresh).await, StatusCode::OK);
+    assert_eq!(restarted.assertion_token_request(&fresh).await.0, StatusCode::OK);
     restarted.stop().await;
 }

@@ -153,25 +153,11 @@ async fn replay_protection_survives_a_redis_restart_and_an_outage_is_a_503() {
         a.call(Method::POST, &path, &admin, Some(json!({"type": "private_key_jwt", "jwk": key.jwk}))).await;
     assert_eq!(status, StatusCode::CREATED, "{cred}");
     let client_id = cred["client_id"].as_str().unwrap().to_string();
-    let token_url = a.url("/api/v1/oauth2/token");
     let aud = ISSUER;
     let now_s = || agentidp_engine::Clock::now_ms(a.storage.clock.as_ref()) / 1000;
     let send = |assertion: String| {
-        let (http, url) = (a.http.clone(), token_url.clone());
-        async move {
-            let resp = http
-                .post(url)
-                .form(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-                    ("client_assertion", assertion.as_str()),
-                ])
-                .send()
-                .await
-                .unwrap();
-            let status = resp.status();
-            (status, resp.json::<serde_json::Value>().await.unwrap_or_default())
-        }
+        let a = &a;
+        async move { a.assertion_token_request(&assertion).await }
     };
     let used = key.assertion(&client_id, aud, now_s());
     assert_eq!(send(used.clone()).await.0, StatusCode::OK);

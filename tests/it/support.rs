@@ -176,6 +176,23 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// Client credentials with private_key_jwt (`assertion`): the status and the body.
+    pub async fn assertion_token_request(&self, assertion: &str) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .post(self.url("/api/v1/oauth2/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                ("client_assertion", assertion),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or_default())
+    }
+
     /// Client credentials with client_secret_post; panics unless 200.
     pub async fn token(&self, client_id: &str, secret: &str, scope: Option<&str>) -> String {
         let (status, body) = self.token_request(client_id, secret, scope).await;

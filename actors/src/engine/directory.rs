@@ -7,7 +7,6 @@ use uuid::Uuid;
 
 use super::{decode_cursor, next_cursor, page_limit, Call, Engine};
 use crate::coord::ClusterEvent;
-use crate::domain::tiers::TierInfo;
 use crate::domain::{jose, scopes, secrets};
 use crate::error::{EngineError, Result};
 use crate::model::*;
@@ -16,9 +15,9 @@ use crate::store::Change;
 const MAX_NAME: usize = 128;
 const MAX_DESCRIPTION: usize = 1024;
 const MAX_METADATA_BYTES: usize = 16 * 1024;
-const PLATFORM_ORG: &str = "platform";
-const PLATFORM_ADMIN: &str = "platform:admin";
-const FIRST_ORG: &str = "default";
+pub(super) const PLATFORM_ORG: &str = "platform";
+pub(super) const PLATFORM_ADMIN: &str = "platform:admin";
+pub(super) const FIRST_ORG: &str = "default";
 
 fn check_name(name: &str) -> Result<String> {
     let name = name.trim();
@@ -210,31 +209,6 @@ impl Engine {
             .await
             .map_err(name_taken("agent", &agent.name))?;
         Ok(agent)
-    }
-
-    /// What `org_id` has used of its tier today: calls, agents, webhooks (none yet exist).
-    pub async fn usage(&self, call: &Call, org_id: Uuid) -> Result<Usage> {
-        self.authorize(call, "organizations.usage", org_id)?;
-        let org = self.shared.store.get_org(org_id).await?.ok_or(EngineError::not_found("organization"))?;
-        let limits = self.shared.config.tiers.limits(org.tier);
-        let now = self.shared.now_ms();
-        let day = now.div_euclid(86_400_000);
-        let store = self.shared.store.as_ref();
-        Ok(Usage {
-            org_id,
-            tier: org.tier,
-            day: crate::model::rfc3339::format(day * 86_400_000)[..10].to_string(),
-            calls: Allowance { used: self.shared.quota.used_today(org_id, store).await?, limit: limits.calls_per_day },
-            agents: Allowance { used: store.count_agents(org_id).await?, limit: limits.max_agents },
-            webhooks: Allowance { used: 0, limit: limits.max_webhooks },
-            resets_at: (day + 1) * 86_400_000,
-        })
-    }
-
-    /// The tiers and their limits (any caller that may read its organization).
-    pub fn tiers(&self, call: &Call) -> Result<Vec<TierInfo>> {
-        self.authorize(call, "tiers.list", call.caller.org_id)?;
-        Ok(self.shared.config.tiers.all().into_iter().map(|(tier, limits)| TierInfo { name: tier, limits }).collect())
     }
 
     pub async fn list_agents(&self, call: &Call, org: Option<Uuid>, page: PageRequest) -> Result<Page<Agent>> {
@@ -430,7 +404,7 @@ impl Engine {
     }
 
     /// A new client-secret credential for `agent`, and the change that stores it.
-    fn new_credential(&self, agent: &Agent) -> Result<(IssuedCredential, Change)> {
+    pub(super) fn new_credential(&self, agent: &Agent) -> Result<(IssuedCredential, Change)> {
         let secret = secrets::new_secret()?;
         let credential = self.credential_row(agent, "client_secret", secrets::shown_prefix(&secret), None)?;
         let change =
@@ -515,142 +489,5 @@ impl Engine {
         let announce = ClusterEvent::ClientChanged { client_id: credential.client_id.clone() };
         self.commit(event, vec![Change::RevokeCredential { agent_id: agent.id, id, now }], Some(announce)).await?;
         Ok(credential)
-    }
-
-    // ---- bootstrap ------------------------------------------------------------------
-
-    /// On an empty store: create the platform organization with its administrator, and
-    /// a first organization with an org-admin agent, each with a credential. Returns the
-    /// secrets, which are not stored anywhere in clear. `Conflict` if already done.
-    pub async fn bootstrap(&self) -> Result<BootstrapOutput> {
-        if self.shared.store.count_orgs().await? > 0 {
-            return Err(EngineError::Conflict("the store is already bootstrapped".into()));
-        }
-        let catalog = &self.shared.policy.catalog;
-        let all_scopes: Vec<String> = catalog.scopes.keys().cloned().collect();
-        let (platform_org, _, platform_cred) =
-            self.bootstrap_org(PLATFORM_ORG, Tier::Enterprise, "platform-admin", all_scopes).await?;
-        let (org, agent, cred) =
-            self.bootstrap_org(FIRST_ORG, Tier::Free, "admin", catalog.org_admin_scopes.clone()).await?;
-        Ok(BootstrapOutput {
-            org_id: org.id,
-            agent_id: agent.id,
-            client_id: cred.credential.client_id,
-            client_secret: cred.client_secret.unwrap_or_default(),
-            platform_org_id: platform_org.id,
-            platform_client_id: platform_cred.credential.client_id,
-            platform_client_secret: platform_cred.client_secret.unwrap_or_default(),
-        })
-    }
-
-    /// An organization with one agent and its credential, committed with its audit event.
-    async fn bootstrap_org(
-        &self,
-        name: &str,
-        tier: Tier,
-        agent_name: &str,
-        scopes: Vec<String>,
-    ) -> Result<(Organization, Agent, IssuedCredential)> {
-        let now = self.shared.now_ms();
-        let org = Organization { id: Uuid::now_v7(), name: name.into(), tier, created_at: now, updated_at: now };
-        let agent = Agent {
-            id: Uuid::now_v7(),
-            org_id: org.id,
-            name: agent_name.into(),
-            description: Some("created by bootstrap".into()),
-            status: AgentStatus::Active,
-            scopes,
-            metadata: json!({}),
-            created_at: now,
-            updated_at: now,
-        };
-        let (cred, cred_change) = self.new_credential(&agent)?;
-        let event =
-            self.event(Some(org.id), "bootstrap".into(), "organization.bootstrap", Outcome::Success).target(agent.id);
-        let changes = vec![Change::InsertOrg(org.clone()), Change::InsertAgent(agent.clone()), cred_change];
-        self.commit(event, changes, None).await?;
-        Ok((org, agent, cred))
-    }
-
-    // ---- operator recovery ----------------------------------------------------------
-
-    /// The operator's way back in (`agentidp admin recover`), for whoever holds the store
-    /// itself: reactivate the oldest platform administrator (creating one in the platform
-    /// organization if none is left), give it every management scope again, and issue it
-    /// a fresh client secret, shown once. Audited as `admin.recover` by `operator`.
-    pub async fn recover_platform_admin(&self) -> Result<RecoveredAdmin> {
-        let now = self.shared.now_ms();
-        let all_scopes: Vec<String> = self.shared.policy.catalog.scopes.keys().cloned().collect();
-        let mut admins = self.shared.store.agents_with_scope(PLATFORM_ADMIN).await?;
-        admins.sort_by_key(|a| (a.created_at, a.id));
-        let mut changes = Vec::new();
-        let (agent, created) = match admins.into_iter().next() {
-            Some(mut agent) => {
-                agent.status = AgentStatus::Active;
-                let mut scopes = all_scopes.clone();
-                scopes.extend(agent.scopes.iter().filter(|s| !all_scopes.contains(s)).cloned());
-                agent.scopes = scopes::normalize(&scopes)?;
-                agent.updated_at = now;
-                changes.push(Change::UpdateAgent(agent.clone()));
-                (agent, false)
-            }
-            None => {
-                let org_id = match self.find_org_named(PLATFORM_ORG).await? {
-                    Some(org) => org.id,
-                    None => {
-                        let org = Organization {
-                            id: Uuid::now_v7(),
-                            name: PLATFORM_ORG.into(),
-                            tier: Tier::Enterprise,
-                            created_at: now,
-                            updated_at: now,
-                        };
-                        changes.push(Change::InsertOrg(org.clone()));
-                        org.id
-                    }
-                };
-                let agent = Agent {
-                    id: Uuid::now_v7(),
-                    org_id,
-                    name: format!("platform-admin-recovered-{}", now / 1000),
-                    description: Some("created by agentidp admin recover".into()),
-                    status: AgentStatus::Active,
-                    scopes: all_scopes,
-                    metadata: json!({}),
-                    created_at: now,
-                    updated_at: now,
-                };
-                changes.push(Change::InsertAgent(agent.clone()));
-                (agent, true)
-            }
-        };
-        let (cred, cred_change) = self.new_credential(&agent)?;
-        changes.push(cred_change);
-        let event = self
-            .event(Some(agent.org_id), "operator".into(), "admin.recover", Outcome::Success)
-            .target(agent.id)
-            .detail(&json!({"client_id": cred.credential.client_id, "created": created}));
-        self.commit(event, changes, Some(ClusterEvent::AgentChanged { agent_id: agent.id })).await?;
-        Ok(RecoveredAdmin {
-            org_id: agent.org_id,
-            agent_id: agent.id,
-            client_id: cred.credential.client_id,
-            client_secret: cred.client_secret.unwrap_or_default(),
-            created,
-        })
-    }
-
-    async fn find_org_named(&self, name: &str) -> Result<Option<Organization>> {
-        let mut after = None;
-        loop {
-            let page = self.shared.store.list_orgs(after, 200).await?;
-            if let Some(org) = page.iter().find(|o| o.name == name) {
-                return Ok(Some(org.clone()));
-            }
-            match page.last() {
-                Some(last) if page.len() == 200 => after = Some(last.id),
-                _ => return Ok(None),
-            }
-        }
     }
 }

@@ -4,8 +4,10 @@
 
 mod audit;
 mod bearer;
+mod bootstrap;
 mod directory;
 mod limits;
+mod tiers;
 mod tokens;
 
 use std::sync::Arc;
