@@ -19,8 +19,25 @@ pub struct EngineMetrics {
     /// Calls refused by a tier's limits, by tier and reason (`daily_quota`, `token_rate`,
     /// `lockout`).
     pub limit_rejections: IntCounterVec,
-    /// Chunks granted to this node's quota leases.
-    pub lease_refills: IntCounter,
+    pub quota: QuotaMetrics,
+}
+
+/// What the tier counters count.
+#[derive(Clone)]
+pub struct QuotaMetrics {
+    /// Chunks the ledger granted to this node's quota leases.
+    pub refills: IntCounter,
+    /// Refills that found the ledger unreachable.
+    pub ledger_unreachable: IntCounter,
+    /// Calls a lease granted itself while the ledger was unreachable.
+    pub outage_grants: IntCounter,
+}
+
+/// A counter, registered.
+fn counter(registry: &Registry, name: &str, help: &str) -> Result<IntCounter> {
+    let counter = IntCounter::new(name, help).map_err(reg_err)?;
+    registry.register(Box::new(counter.clone())).map_err(reg_err)?;
+    Ok(counter)
 }
 
 fn reg_err(e: prometheus::Error) -> EngineError {
@@ -69,13 +86,23 @@ impl EngineMetrics {
             &["tier", "reason"],
         )
         .map_err(reg_err)?;
-        let lease_refills = IntCounter::new("quota_lease_refills_total", "Chunks granted to this node's quota leases")
-            .map_err(reg_err)?;
         registry.register(Box::new(limit_rejections.clone())).map_err(reg_err)?;
-        registry.register(Box::new(lease_refills.clone())).map_err(reg_err)?;
+        let quota = QuotaMetrics {
+            refills: counter(&registry, "quota_lease_refills_total", "Chunks granted to this node's quota leases")?,
+            ledger_unreachable: counter(
+                &registry,
+                "quota_ledger_unreachable_total",
+                "Quota lease refills that found the ledger unreachable",
+            )?,
+            outage_grants: counter(
+                &registry,
+                "quota_outage_grants_total",
+                "Calls a quota lease granted itself while the ledger was unreachable",
+            )?,
+        };
         Ok(EngineMetrics {
             limit_rejections,
-            lease_refills,
+            quota,
             registry,
             tokens_issued,
             client_auth_failures,

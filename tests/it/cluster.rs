@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::{backends, spawn_app, App, ServeProcess, TestApp};
+use crate::support::{backends, spawn_app, App, ProcessCluster, TestApp};
 
 /// Two nodes on one PostgreSQL + Redis, or `None` where no such backend is configured.
 async fn two_nodes() -> Option<(App, TestApp)> {
@@ -77,50 +77,14 @@ async fn two_nodes_writing_one_audit_chain_keep_it_intact() {
     a.stop().await;
 }
 
-fn node_env(
-    cmd: &mut std::process::Command,
-    storage: &crate::support::Storage,
-    redis_url: &str,
-    data: &std::path::Path,
-) {
-    use base64::Engine as _;
-    for var in ["AGENTIDP_CONFIG", "AGENTIDP_LISTEN", "VAULT_ADDR"] {
-        cmd.env_remove(var);
-    }
-    cmd.env("DATABASE_URL", storage.database_url.as_deref().unwrap())
-        .env("REDIS_URL", redis_url)
-        .env("AGENTIDP_REDIS_NAMESPACE", &storage.namespace)
-        .env("AGENTIDP_MASTER_KEY", base64::engine::general_purpose::STANDARD.encode([9u8; 32]))
-        .env("AGENTIDP_ISSUER", "http://agentidp.cluster.test")
-        .env("AGENTIDP_DATA_DIR", data)
-        .env("AGENTIDP_LOG", "warn");
-}
-
-/// One of several `agentidp serve` processes on one PostgreSQL + Redis.
-async fn start_node(storage: &crate::support::Storage, redis_url: &str, data: &std::path::Path) -> ServeProcess {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_agentidp"));
-    node_env(&mut cmd, storage, redis_url, data);
-    cmd.arg("serve");
-    ServeProcess::start(cmd).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_on_one_process_is_honoured_by_another_within_100ms() {
-    let Some(backend) = backends().into_iter().find(|b| b.is_postgres()) else {
+    let Some(cluster) = ProcessCluster::new(None, None).await else {
         return; // needs PostgreSQL + Redis; CI always has them.
     };
-    let crate::support::Backend::Postgres { redis_url, .. } = &backend else { unreachable!() };
-    let storage = crate::support::Storage::new(&backend).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut boot = std::process::Command::new(env!("CARGO_BIN_EXE_agentidp"));
-    node_env(&mut boot, &storage, redis_url, &dir.path().join("boot"));
-    let out = boot.args(["bootstrap", "--json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let creds: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let (id, secret) = (creds["client_id"].as_str().unwrap(), creds["client_secret"].as_str().unwrap());
-
-    let a = start_node(&storage, redis_url, &dir.path().join("a")).await;
-    let b = start_node(&storage, redis_url, &dir.path().join("b")).await;
+    let (id, secret) = (cluster.client_id.as_str(), cluster.client_secret.as_str());
+    let a = cluster.node("a").await;
+    let b = cluster.node("b").await;
     let http = reqwest::Client::new();
     let token: serde_json::Value = http
         .post(format!("{}/api/v1/oauth2/token", a.base))

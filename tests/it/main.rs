@@ -17,6 +17,7 @@ mod keys;
 mod lifecycle;
 mod ops;
 mod outages;
+mod quota_nodes;
 mod resilience;
 mod support;
 mod tenancy;

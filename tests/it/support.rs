@@ -332,6 +332,74 @@ impl Drop for ServeProcess {
     }
 }
 
+/// `agentidp serve` processes on one PostgreSQL (a schema of their own) and one Redis,
+/// bootstrapped once: nodes of one deployment, as an operator runs them.
+pub struct ProcessCluster {
+    pub storage: Storage,
+    pub redis_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    dir: tempfile::TempDir,
+    config: Option<PathBuf>,
+}
+
+impl ProcessCluster {
+    /// On the configured PostgreSQL and `redis_url` (the configured Redis if `None`), with
+    /// a configuration file holding `toml` if given; `None` where no PostgreSQL backend is
+    /// configured (CI always has one).
+    pub async fn new(redis_url: Option<String>, toml: Option<&str>) -> Option<ProcessCluster> {
+        let backend = backends().into_iter().find(|b| b.is_postgres())?;
+        let Backend::Postgres { redis_url: shared_redis, .. } = &backend else { unreachable!() };
+        let dir = tempfile::tempdir().unwrap();
+        let config = toml.map(|toml| {
+            let path = dir.path().join("agentidp.toml");
+            std::fs::write(&path, toml).unwrap();
+            path
+        });
+        let mut cluster = ProcessCluster {
+            redis_url: redis_url.unwrap_or_else(|| shared_redis.clone()),
+            storage: Storage::new(&backend).await,
+            client_id: String::new(),
+            client_secret: String::new(),
+            dir,
+            config,
+        };
+        let out = cluster.command("boot").args(["bootstrap", "--json"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let creds: Value = serde_json::from_slice(&out.stdout).unwrap();
+        cluster.client_id = creds["client_id"].as_str().unwrap().to_string();
+        cluster.client_secret = creds["client_secret"].as_str().unwrap().to_string();
+        Some(cluster)
+    }
+
+    /// An `agentidp` command with this deployment's environment, its data dir `name`.
+    pub fn command(&self, name: &str) -> std::process::Command {
+        use base64::Engine as _;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_agentidp"));
+        for var in ["AGENTIDP_CONFIG", "AGENTIDP_LISTEN", "VAULT_ADDR"] {
+            cmd.env_remove(var);
+        }
+        if let Some(config) = &self.config {
+            cmd.env("AGENTIDP_CONFIG", config);
+        }
+        cmd.env("DATABASE_URL", self.storage.database_url.as_deref().unwrap())
+            .env("REDIS_URL", &self.redis_url)
+            .env("AGENTIDP_REDIS_NAMESPACE", &self.storage.namespace)
+            .env("AGENTIDP_MASTER_KEY", base64::engine::general_purpose::STANDARD.encode([9u8; 32]))
+            .env("AGENTIDP_ISSUER", "http://agentidp.cluster.test")
+            .env("AGENTIDP_DATA_DIR", self.dir.path().join(name))
+            .env("AGENTIDP_LOG", "warn");
+        cmd
+    }
+
+    /// Start node `name` and wait until it is ready.
+    pub async fn node(&self, name: &str) -> ServeProcess {
+        let mut cmd = self.command(name);
+        cmd.arg("serve");
+        ServeProcess::start(cmd).await
+    }
+}
+
 /// A Redis server of the test's own, on a free port (never the shared one), which the
 /// test may stop and start again on the same port — with no persistence, as the probe's
 /// was: a restart forgets everything. Killed when dropped.

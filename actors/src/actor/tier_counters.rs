@@ -15,11 +15,19 @@
 //!    call that day is refused on the spot, with no message at all.
 //!
 //! Admitted calls never pass the limit, on any number of nodes: every admitted call was
-//! granted first, and the ledger's grants are clamped under a row lock. A crash forgets
-//! no admitted call; what it loses is the unused part of its lease (at most one chunk
-//! per node), which the day then counts as used.
+//! granted first, and the ledger's grants are clamped (under a row lock in a store, in
+//! one script in Redis). A crash forgets no admitted call; what it loses is the unused
+//! part of its lease (at most one chunk per node), which the day then counts as used.
+//!
+//! When a ledger that knows how many nodes draw on it (Redis) becomes unreachable, each
+//! node grants its lease, once, its share of what it last saw left: the remainder
+//! divided by the nodes that drew lately. It then admits nothing more until the ledger
+//! answers again (calls past the share get 503), tries the ledger at most once a second,
+//! and on its return writes the calls it granted itself into the ledger first. A store
+//! ledger (which cannot answer while the store is down) grants nothing: calls past the
+//! lease get 503.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,11 +41,14 @@ use super::keyed::{KeyedFamily, KeyedHost};
 use crate::clock::Clock;
 use crate::domain::tiers::TierTable;
 use crate::error::{EngineError, Result};
+use crate::metrics::QuotaMetrics;
 use crate::model::{Millis, Tier};
-use crate::store::{DirectoryStore, QuotaStore};
+use crate::store::{DirectoryStore, GrantRequest, QuotaStore};
 
 const DAY_MS: i64 = 86_400_000;
 const UNLIMITED: u64 = u64::MAX;
+/// While the ledger is unreachable, how often a lease tries it again.
+const LEDGER_RETRY_MS: i64 = 1_000;
 
 /// The UTC day (days since the epoch) of `now`.
 pub fn utc_day(now: Millis) -> i64 {
@@ -78,6 +89,12 @@ pub(crate) struct Lease {
     exhausted: AtomicBool,
     /// A refill has been asked for and not done yet.
     refilling: AtomicBool,
+    /// Nodes drawing on the ledger at the last refill; 0: the ledger does not say.
+    nodes: AtomicU32,
+    /// Calls this node granted itself while the ledger was unreachable, not yet written to it.
+    owed: AtomicU64,
+    /// While the ledger is unreachable: when to try it again (engine ms); 0 otherwise.
+    retry_at: AtomicI64,
 }
 
 fn tier_code(t: Tier) -> u8 {
@@ -134,7 +151,7 @@ pub(crate) struct TierCounters {
     pub tiers: TierTable,
     pub clock: Arc<dyn Clock>,
     pub leases: Leases,
-    pub refills: prometheus::IntCounter,
+    pub metrics: QuotaMetrics,
 }
 
 pub(crate) enum Msg {
@@ -152,9 +169,15 @@ impl TierCounters {
         lease.tier.store(tier_code(org.tier), Ordering::Release);
         lease.limit.store(limit.unwrap_or(UNLIMITED), Ordering::Release);
         let today = utc_day(self.clock.now_ms());
-        if lease.day.swap(today, Ordering::AcqRel) != today {
+        if lease.day.load(Ordering::Acquire) != today {
+            // A new day: what every node has been granted, then the day (a lease whose day
+            // is today is one calls take from).
+            let granted = self.ledger.calls_granted(org_id, today).await?;
             lease.tokens.store(0, Ordering::Release);
-            lease.granted.store(self.ledger.calls_granted(org_id, today).await?, Ordering::Release);
+            lease.owed.store(0, Ordering::Release);
+            lease.retry_at.store(0, Ordering::Release);
+            lease.granted.store(granted, Ordering::Release);
+            lease.day.store(today, Ordering::Release);
         }
         let granted = lease.granted.load(Ordering::Acquire);
         lease.exhausted.store(limit.is_some_and(|l| granted >= l), Ordering::Release);
@@ -162,25 +185,72 @@ impl TierCounters {
     }
 
     async fn refill(&self, org_id: Uuid, lease: &Lease) -> Result<()> {
-        if lease.day.load(Ordering::Acquire) != utc_day(self.clock.now_ms()) {
-            self.hydrate(org_id, lease).await?;
-        }
-        let result = async {
-            let limit = lease.limit();
-            let day = lease.day.load(Ordering::Acquire);
-            let (granted_now, total) = self.ledger.grant_calls(org_id, day, chunk(limit), limit).await?;
-            self.refills.inc();
-            lease.tokens.fetch_add(granted_now as i64, Ordering::AcqRel);
-            lease.granted.store(total, Ordering::Release);
-            if limit.is_some_and(|l| total >= l) {
-                lease.exhausted.store(true, Ordering::Release);
-            }
-            Ok(())
-        }
-        .await;
+        let result = self.try_refill(org_id, lease).await;
         lease.refilling.store(false, Ordering::Release);
         result
     }
+
+    async fn try_refill(&self, org_id: Uuid, lease: &Lease) -> Result<()> {
+        if lease.day.load(Ordering::Acquire) != utc_day(self.clock.now_ms()) {
+            self.hydrate(org_id, lease).await?;
+        }
+        let now = self.clock.now_ms();
+        let retry_at = lease.retry_at.load(Ordering::Acquire);
+        if retry_at != 0 && now < retry_at {
+            return Err(ledger_down());
+        }
+        let (limit, day) = (lease.limit(), lease.day.load(Ordering::Acquire));
+        let owed = lease.owed.load(Ordering::Acquire);
+        let seen = lease.granted.load(Ordering::Acquire);
+        let request = GrantRequest { want: chunk(limit), limit, owed, seen };
+        match self.ledger.grant_calls(org_id, day, request).await {
+            Ok(grant) => {
+                self.metrics.refills.inc();
+                lease.owed.fetch_sub(owed, Ordering::AcqRel);
+                if retry_at != 0 {
+                    lease.retry_at.store(0, Ordering::Release);
+                    tracing::info!(org_id = %org_id, written_back = owed, "quota ledger reachable again");
+                }
+                lease.nodes.store(grant.nodes.unwrap_or(0), Ordering::Release);
+                lease.tokens.fetch_add(grant.granted as i64, Ordering::AcqRel);
+                lease.granted.store(grant.total, Ordering::Release);
+                if limit.is_some_and(|l| grant.total >= l) {
+                    lease.exhausted.store(true, Ordering::Release);
+                }
+                Ok(())
+            }
+            Err(EngineError::Unavailable(reason)) => {
+                self.metrics.ledger_unreachable.inc();
+                lease.retry_at.store(now + LEDGER_RETRY_MS, Ordering::Release);
+                let nodes = u64::from(lease.nodes.load(Ordering::Acquire));
+                // The share is granted once per outage (an unlimited tier: a chunk a try).
+                let share = match limit {
+                    _ if nodes == 0 || (retry_at != 0 && limit.is_some()) => 0,
+                    Some(l) => l.saturating_sub(lease.granted.load(Ordering::Acquire)) / nodes,
+                    None => chunk(None),
+                };
+                if retry_at == 0 {
+                    tracing::warn!(
+                        org_id = %org_id, %reason, nodes, share,
+                        "quota ledger unreachable; admitting this node's share of the day's remainder"
+                    );
+                }
+                if share == 0 {
+                    return Err(ledger_down());
+                }
+                self.metrics.outage_grants.inc_by(share);
+                lease.owed.fetch_add(share, Ordering::AcqRel);
+                lease.granted.fetch_add(share, Ordering::AcqRel);
+                lease.tokens.fetch_add(share as i64, Ordering::AcqRel);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn ledger_down() -> EngineError {
+    EngineError::Unavailable("the quota ledger is unreachable and this node's share of the day is spent".into())
 }
 
 #[async_trait]
@@ -204,6 +274,9 @@ impl KeyedFamily for TierCounters {
                     granted: AtomicU64::new(0),
                     exhausted: AtomicBool::new(false),
                     refilling: AtomicBool::new(false),
+                    nodes: AtomicU32::new(0),
+                    owed: AtomicU64::new(0),
+                    retry_at: AtomicI64::new(0),
                 })
             })
             .clone();
@@ -247,12 +320,18 @@ impl KeyedFamily for TierCounters {
 pub(crate) struct Quota {
     host: KeyedHost<TierCounters>,
     leases: Leases,
+    ledger: Arc<dyn QuotaStore>,
     clock: Arc<dyn Clock>,
 }
 
 impl Quota {
-    pub fn new(host: KeyedHost<TierCounters>, leases: Leases, clock: Arc<dyn Clock>) -> Self {
-        Quota { host, leases, clock }
+    pub fn new(
+        host: KeyedHost<TierCounters>,
+        leases: Leases,
+        ledger: Arc<dyn QuotaStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Quota { host, leases, ledger, clock }
     }
 
     /// The tier this node's lease of `org_id` knows, if it has one.
@@ -290,14 +369,14 @@ impl Quota {
 
     /// Calls of `org_id` today: this node's view (its own unused lease not counted, other
     /// nodes' counted as used), as the day's ledger total when this node has no lease.
-    pub async fn used_today(&self, org_id: Uuid, ledger: &dyn QuotaStore) -> Result<u64> {
+    pub async fn used_today(&self, org_id: Uuid) -> Result<u64> {
         let today = utc_day(self.clock.now_ms());
         match self.leases.get(&org_id).map(|l| l.value().clone()) {
             Some(lease) if lease.day.load(Ordering::Acquire) == today => {
                 let left_here = lease.tokens.load(Ordering::Acquire).max(0) as u64;
                 Ok(lease.granted.load(Ordering::Acquire).saturating_sub(left_here))
             }
-            _ => ledger.calls_granted(org_id, today).await,
+            _ => self.ledger.calls_granted(org_id, today).await,
         }
     }
 

@@ -34,8 +34,15 @@ pub struct RedisCoordinator {
     namespace: String,
 }
 
-fn redis_err(e: redis::RedisError) -> EngineError {
+pub(crate) fn redis_err(e: redis::RedisError) -> EngineError {
     EngineError::Unavailable(format!("redis: {e}"))
+}
+
+/// A connection pool on `url` of `size` connections, giving up on a connection after
+/// `timeout` (a 503 for the caller).
+pub(crate) async fn pool(url: &str, size: u32, timeout: Duration) -> Result<Pool<RedisConnectionManager>> {
+    let manager = RedisConnectionManager::new(url).map_err(|e| EngineError::invalid("redis_url", e.to_string()))?;
+    Pool::builder().max_size(size).connection_timeout(timeout).build(manager).await.map_err(redis_err)
 }
 
 impl RedisCoordinator {
@@ -59,15 +66,9 @@ impl RedisCoordinator {
             Ok(Err(e)) => return Err(redis_err(e)),
             Err(_) => return Err(EngineError::Unavailable("redis: no answer within 2 s".into())),
         }
-        let manager = RedisConnectionManager::new(url).map_err(|e| EngineError::invalid("redis_url", e.to_string()))?;
-        let pool = Pool::builder()
-            .max_size(16)
-            // Redis answers in well under a millisecond: a second without a connection
-            // means it is down, and callers should hear so (503) rather than wait.
-            .connection_timeout(Duration::from_secs(1))
-            .build(manager)
-            .await
-            .map_err(redis_err)?;
+        // Redis answers in well under a millisecond: a second without a connection means
+        // it is down, and callers should hear so (503) rather than wait.
+        let pool = pool(url, 16, Duration::from_secs(1)).await?;
         let coordinator =
             RedisCoordinator { client, pool, channel: format!("{namespace}:events"), namespace: namespace.to_string() };
         coordinator.ping().await?;

@@ -38,8 +38,9 @@ use crate::metrics::EngineMetrics;
 use crate::model::{Millis, Outcome, PageRequest};
 use crate::policy::Policy;
 use crate::store::postgres::PostgresStore;
+use crate::store::redis::RedisLedger;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Change, Commit, Store};
+use crate::store::{Change, Commit, QuotaStore, Store};
 
 pub use tokens::{
     AuthenticatedClient, ClientAuth, DpopPresentation, Introspector, OAuthError, TokenRequest,
@@ -191,13 +192,18 @@ impl Engine {
     /// Open the store (migrating it), connect the coordinator and start the actor tree.
     pub async fn start(config: EngineConfig) -> Result<Engine> {
         let store = open_store(&config).await?;
-        let coord: Arc<dyn Coordinator> = match &config.redis_url {
-            Some(url) => Arc::new(
-                RedisCoordinator::connect(url, &config.redis_namespace)
+        // With Redis, it is both the coordinator and the quota's ledger; without, the store
+        // is the ledger.
+        let (coord, ledger): (Arc<dyn Coordinator>, Arc<dyn QuotaStore>) = match &config.redis_url {
+            Some(url) => {
+                let redis_err = |e| startup_err("REDIS_URL", &RedisCoordinator::describe(url), e);
+                let coord = RedisCoordinator::connect(url, &config.redis_namespace).await.map_err(redis_err)?;
+                let ledger = RedisLedger::connect(url, &config.redis_namespace, config.clock.clone())
                     .await
-                    .map_err(|e| startup_err("REDIS_URL", &RedisCoordinator::describe(url), e))?,
-            ),
-            None => Arc::new(MemoryCoordinator::new(config.clock.now_ms())),
+                    .map_err(redis_err)?;
+                (Arc::new(coord), Arc::new(ledger))
+            }
+            None => (Arc::new(MemoryCoordinator::new(config.clock.now_ms())), store.clone()),
         };
         let hash_key = match &config.secret_hash_key {
             Some(k) => k.clone(),
@@ -230,11 +236,11 @@ impl Engine {
         let leases = Arc::default();
         let counters = TierCounters {
             directory: store.clone(),
-            ledger: store.clone(),
+            ledger: ledger.clone(),
             tiers: config.tiers.clone(),
             clock: clock.clone(),
             leases: Arc::clone(&leases),
-            refills: metrics.lease_refills.clone(),
+            metrics: metrics.quota.clone(),
         };
         let quota = Quota::new(
             children.register(keyed::child(
@@ -243,6 +249,7 @@ impl Engine {
                 keyed_metrics,
             )),
             leases,
+            ledger,
             clock.clone(),
         );
         // The keeper routes cluster events to the others, so it starts last.

@@ -20,7 +20,7 @@ impl Engine {
             org_id,
             tier: org.tier,
             day: crate::model::rfc3339::format(day * 86_400_000)[..10].to_string(),
-            calls: Allowance { used: self.shared.quota.used_today(org_id, store).await?, limit: limits.calls_per_day },
+            calls: Allowance { used: self.shared.quota.used_today(org_id).await?, limit: limits.calls_per_day },
             agents: Allowance { used: store.count_agents(org_id).await?, limit: limits.max_agents },
             webhooks: Allowance { used: 0, limit: limits.max_webhooks },
             resets_at: (day + 1) * 86_400_000,

@@ -18,6 +18,7 @@ use crate::model::{
 };
 
 pub mod postgres;
+pub mod redis;
 pub mod sqlite;
 
 /// Chain key of audit events that no organization can be named for.
@@ -211,14 +212,43 @@ pub trait FeedStore: Send + Sync + 'static {
 }
 
 /// The daily call quota's ledger (the tier counters' port): calls granted to leases per
-/// organization and UTC day, never past the limit.
+/// organization and UTC day, never past the limit. The store is the ledger of a single
+/// node or of nodes sharing PostgreSQL alone; with Redis configured, [`redis::RedisLedger`].
 #[async_trait]
 pub trait QuotaStore: Send + Sync + 'static {
-    /// Grant up to `want` more calls to `org_id` on `day`, never making the day's total
-    /// pass `limit` (`None`: no limit). Returns (granted now, the day's total after).
-    async fn grant_calls(&self, org_id: Uuid, day: i64, want: u64, limit: Option<u64>) -> Result<(u64, u64)>;
+    /// Grant more calls to `org_id` on `day` (see [`GrantRequest`]), never making the
+    /// day's total pass the limit.
+    async fn grant_calls(&self, org_id: Uuid, day: i64, request: GrantRequest) -> Result<Grant>;
     /// The day's total granted so far.
     async fn calls_granted(&self, org_id: Uuid, day: i64) -> Result<u64>;
+}
+
+/// What a lease asks of [`QuotaStore::grant_calls`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantRequest {
+    /// Calls wanted.
+    pub want: u64,
+    /// The day's limit; `None`: no limit.
+    pub limit: Option<u64>,
+    /// Calls the node admitted on its own while the ledger was unreachable: added first
+    /// and unclamped (they happened).
+    pub owed: u64,
+    /// The day's total as the node last saw it (its own outage grants included). A
+    /// ledger that can lose its memory (Redis without persistence) starts a day it has
+    /// forgotten from there instead of from zero.
+    pub seen: u64,
+}
+
+/// What [`QuotaStore::grant_calls`] granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    /// Calls granted now.
+    pub granted: u64,
+    /// The day's total granted after this grant.
+    pub total: u64,
+    /// The nodes drawing on this ledger lately, where the ledger knows (Redis does): what
+    /// a node divides the day's remainder by when the ledger becomes unreachable.
+    pub nodes: Option<u32>,
 }
 
 /// The whole durable store: every port, and its migrations. The engine opens one and

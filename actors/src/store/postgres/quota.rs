@@ -2,11 +2,13 @@
 
 // The adapter's connection helpers, error mapping, shared columns and imports.
 use super::*;
-use crate::store::{grantable, QuotaStore};
+use crate::store::{grantable, Grant, GrantRequest, QuotaStore};
 
 #[async_trait]
 impl QuotaStore for PostgresStore {
-    async fn grant_calls(&self, org_id: Uuid, day: i64, want: u64, limit: Option<u64>) -> Result<(u64, u64)> {
+    async fn grant_calls(&self, org_id: Uuid, day: i64, request: GrantRequest) -> Result<Grant> {
+        // Durable: `seen` has nothing to restore.
+        let GrantRequest { want, limit, owed, .. } = request;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
         // The row lock orders the grants of every node for this organization and day.
@@ -21,16 +23,16 @@ impl QuotaStore for PostgresStore {
             .await
             .map_err(db_err)?
             .get(0);
-        let granted = granted.max(0) as u64;
+        let granted = granted.max(0) as u64 + owed;
         let now = grantable(granted, want, limit);
         tx.execute(
             "UPDATE quota_usage SET granted = granted + $3 WHERE org_id = $1 AND day = $2",
-            &[&org_id, &day, &(now as i64)],
+            &[&org_id, &day, &((owed + now) as i64)],
         )
         .await
         .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
-        Ok((now, granted + now))
+        Ok(Grant { granted: now, total: granted + now, nodes: None })
     }
 
     async fn calls_granted(&self, org_id: Uuid, day: i64) -> Result<u64> {

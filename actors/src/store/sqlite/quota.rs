@@ -2,11 +2,13 @@
 
 // The adapter's connection helpers, error mapping, shared columns and imports.
 use super::*;
-use crate::store::{grantable, QuotaStore};
+use crate::store::{grantable, Grant, GrantRequest, QuotaStore};
 
 #[async_trait]
 impl QuotaStore for SqliteStore {
-    async fn grant_calls(&self, org_id: Uuid, day: i64, want: u64, limit: Option<u64>) -> Result<(u64, u64)> {
+    async fn grant_calls(&self, org_id: Uuid, day: i64, request: GrantRequest) -> Result<Grant> {
+        // Durable: `seen` has nothing to restore.
+        let GrantRequest { want, limit, owed, .. } = request;
         // On the one writer: nothing commits between the read and the update.
         self.write(move |conn| {
             let tx = conn.transaction().map_err(db_err)?;
@@ -17,16 +19,17 @@ impl QuotaStore for SqliteStore {
                 })
                 .optional()
                 .map_err(db_err)?
-                .unwrap_or(0);
+                .unwrap_or(0)
+                + owed;
             let now = grantable(granted, want, limit);
             tx.execute(
                 "INSERT INTO quota_usage (org_id, day, granted) VALUES (?1, ?2, ?3)
                  ON CONFLICT (org_id, day) DO UPDATE SET granted = granted + excluded.granted",
-                params![org, day, now],
+                params![org, day, owed + now],
             )
             .map_err(db_err)?;
             tx.commit().map_err(db_err)?;
-            Ok((now, granted + now))
+            Ok(Grant { granted: now, total: granted + now, nodes: None })
         })
         .await
     }
