@@ -95,7 +95,10 @@ fn fixture(rt: &Runtime, agents: usize, alg: SigningAlg) -> Fixture {
     let engine = rt.block_on(Engine::start(config)).unwrap();
     rt.block_on(async {
         for (id, secret) in &clients {
-            engine.issue_token(TokenRequest::client_credentials(id, secret, None), None).await.unwrap();
+            engine
+                .issue_token(TokenRequest::client_credentials(id, secret, None), &agentidp_engine::Origin::default())
+                .await
+                .unwrap();
         }
     });
     Fixture { engine, clients, _dir: dir }
@@ -138,8 +141,9 @@ fn bench(c: &mut Criterion) {
                     |reqs| {
                         let engine = f.engine.clone();
                         async move {
+                            let origin = agentidp_engine::Origin::default();
                             stream::iter(reqs)
-                                .map(|r| engine.issue_token(r, None))
+                                .map(|r| engine.issue_token(r, &origin))
                                 .buffer_unordered(64)
                                 .collect::<Vec<_>>()
                                 .await
@@ -153,7 +157,9 @@ fn bench(c: &mut Criterion) {
                     let mut out = Vec::new();
                     for (id, secret) in f.clients.iter().take(64) {
                         let req = TokenRequest::client_credentials(id, secret, None);
-                        out.push(f.engine.issue_token(req, None).await.unwrap().access_token);
+                        out.push(
+                            f.engine.issue_token(req, &agentidp_engine::Origin::default()).await.unwrap().access_token,
+                        );
                     }
                     out
                 });
@@ -175,7 +181,7 @@ fn bench(c: &mut Criterion) {
                         let engine = f.engine.clone();
                         async move {
                             let auth = ClientAuth::Secret { client_id: id, client_secret: secret };
-                            engine.authenticate_client(&auth, None).await.unwrap()
+                            engine.authenticate_client(&auth, &agentidp_engine::Origin::default()).await.unwrap()
                         }
                     })
                 });
@@ -188,7 +194,7 @@ fn bench(c: &mut Criterion) {
                         let engine = f.engine.clone();
                         async move {
                             let who = Introspector::Client(ClientAuth::Secret { client_id: id, client_secret: secret });
-                            engine.introspect(who, &token, None).await.unwrap()
+                            engine.introspect(who, &token, &agentidp_engine::Origin::default()).await.unwrap()
                         }
                     })
                 });

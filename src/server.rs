@@ -26,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use warp::http::StatusCode;
 
 use crate::http::problem::Problem;
+use crate::http::Peer;
 use crate::limits::HttpLimits;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -64,9 +65,9 @@ pub async fn run(
             },
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // EMFILE and friends: back off briefly instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
@@ -77,7 +78,10 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(warp::service(routes.clone()));
+        let service = WithPeer {
+            inner: hyper_util::service::TowerToHyperService::new(warp::service(routes.clone())),
+            peer: Peer(peer.ip()),
+        };
         let io = TokioIo::new(ProblemOnParseError::new(stream, limits.max_header_bytes));
         let connection = graceful.watch(builder.serve_connection(io, service));
         tokio::spawn(async move {
@@ -89,6 +93,26 @@ pub async fn run(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// A connection's service, tagging each request with the connection's peer.
+struct WithPeer<S> {
+    inner: S,
+    peer: Peer,
+}
+
+impl<S, B> hyper::service::Service<warp::http::Request<B>> for WithPeer<S>
+where
+    S: hyper::service::Service<warp::http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, mut req: warp::http::Request<B>) -> Self::Future {
+        req.extensions_mut().insert(self.peer);
+        self.inner.call(req)
+    }
 }
 
 /// A connection's bytes, passed through — except the empty error response hyper writes

@@ -52,6 +52,9 @@ pub struct EngineConfig {
     /// Failed client authentications of one client_id, within `lockout_window`, before
     /// it is locked out for the window (per node).
     pub lockout_failures: u32,
+    /// The same from one peer address, whatever client_ids it names: higher, since one
+    /// address (a NAT, a proxy) may front many agents.
+    pub lockout_address_failures: u32,
     pub lockout_window: Duration,
     /// The limits of each tier (the same on every node).
     pub tiers: TierTable,
@@ -92,6 +95,7 @@ impl EngineConfig {
             feed_poll: Duration::from_secs(1),
             tiers: TierTable::default(),
             lockout_failures: 10,
+            lockout_address_failures: 100,
             lockout_window: Duration::from_secs(60),
             clock: Arc::new(SystemClock),
         }

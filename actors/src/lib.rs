@@ -4,13 +4,13 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), agentidp_engine::EngineError> {
-//! use agentidp_engine::{Engine, EngineConfig, TokenRequest};
+//! use agentidp_engine::{Engine, EngineConfig, Origin, TokenRequest};
 //! let engine = Engine::start(EngineConfig::embedded("./agentidp-data")).await?;
 //! let admin = engine.bootstrap().await?;
 //! let token = engine
 //!     .issue_token(
 //!         TokenRequest::client_credentials(&admin.client_id, &admin.client_secret, None),
-//!         None,
+//!         &Origin::default(),
 //!     )
 //!     .await?;
 //! let caller = engine.authenticate(&token.access_token).await?;

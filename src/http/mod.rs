@@ -84,6 +84,8 @@ pub struct Ctx {
     method: Method,
     /// The request path, for the `htu` a DPoP proof must name.
     path: String,
+    /// The connection's peer address.
+    peer: Option<std::net::IpAddr>,
     started: Instant,
     /// The organization's daily quota once this request was counted: its `RateLimit`
     /// headers.
@@ -91,6 +93,11 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Where this request came from, for the engine's OAuth endpoints.
+    pub fn origin(&self) -> agentidp_engine::Origin {
+        agentidp_engine::Origin { request_id: Some(self.request_id.clone()), addr: self.peer }
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.state.engine
     }
@@ -175,6 +182,11 @@ fn valid_request_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// The TCP peer of a request's connection, in its extensions (`warp::ext::optional`):
+/// what the per-address lockout counts by.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::IpAddr);
+
 /// Extract a [`Ctx`]; never rejects.
 pub fn ctx(state: AppState) -> BoxedFilter<(Ctx,)> {
     warp::any()
@@ -184,13 +196,15 @@ pub fn ctx(state: AppState) -> BoxedFilter<(Ctx,)> {
         .and(warp::header::optional::<String>("dpop"))
         .and(warp::method())
         .and(warp::path::full())
-        .map(|state, request_id: Option<String>, authorization, dpop, method, path: FullPath| Ctx {
+        .and(warp::ext::optional::<Peer>())
+        .map(|state, request_id: Option<String>, authorization, dpop, method, path: FullPath, peer: Option<Peer>| Ctx {
             state,
             request_id: request_id.filter(|id| valid_request_id(id)).unwrap_or_else(|| Uuid::now_v7().to_string()),
             authorization,
             dpop,
             method,
             path: path.as_str().to_string(),
+            peer: peer.map(|p| p.0),
             started: Instant::now(),
             quota: Arc::default(),
         })

@@ -168,7 +168,7 @@ pub fn token_request(
 
 async fn issue(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> {
     let request = token_request(form_of(body)?, ctx.authorization(), ctx.dpop())?;
-    let token = ctx.engine().issue_token(request, Some(ctx.request_id.clone())).await?;
+    let token = ctx.engine().issue_token(request, &ctx.origin()).await?;
     if let Some(quota) = token.quota {
         ctx.counted(quota);
     }
@@ -193,7 +193,7 @@ async fn introspection(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> 
     } else {
         Introspector::Client(client_auth(ctx.authorization(), &mut params)?)
     };
-    let answer = ctx.engine().introspect(who, &token, Some(ctx.request_id.clone())).await?;
+    let answer = ctx.engine().introspect(who, &token, &ctx.origin()).await?;
     Ok(no_store(json_reply(StatusCode::OK, &answer)))
 }
 
@@ -201,7 +201,7 @@ async fn revocation(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> {
     let mut params = form_params(form_of(body)?, &TOKEN_PARAMS)?;
     let token = params.remove("token").ok_or_else(|| oauth_invalid_request("token is required"))?;
     let client = client_auth(ctx.authorization(), &mut params)?;
-    ctx.engine().revoke_token(client, &token, Some(ctx.request_id.clone())).await?;
+    ctx.engine().revoke_token(client, &token, &ctx.origin()).await?;
     Ok(no_store(StatusCode::OK.into_response()))
 }
 

@@ -12,7 +12,10 @@ use crate::support::jwt_parts;
 async fn admin_token(engine: &Engine) -> String {
     let boot = engine.bootstrap().await.unwrap();
     engine
-        .issue_token(TokenRequest::client_credentials(&boot.client_id, &boot.client_secret, None), None)
+        .issue_token(
+            TokenRequest::client_credentials(&boot.client_id, &boot.client_secret, None),
+            &agentidp_engine::Origin::default(),
+        )
         .await
         .unwrap()
         .access_token
@@ -135,11 +138,11 @@ async fn changing_the_algorithm_or_passing_the_interval_rotates_on_start() {
     let jwks: serde_json::Value = serde_json::from_str(&engine.jwks().unwrap()).unwrap();
     let algs: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["alg"].as_str().unwrap()).collect();
     assert!(algs.contains(&"ES256") && algs.contains(&"EdDSA"), "{algs:?}");
-    let token = engine.issue_token(request.clone(), None).await.unwrap().access_token;
+    let token = engine.issue_token(request.clone(), &agentidp_engine::Origin::default()).await.unwrap().access_token;
     assert_eq!(jwt_parts(&token).0["alg"], "ES256");
     // ...until the new key activates.
     clock.advance(Duration::from_secs(121));
-    let token = engine.issue_token(request.clone(), None).await.unwrap().access_token;
+    let token = engine.issue_token(request.clone(), &agentidp_engine::Origin::default()).await.unwrap().access_token;
     assert_eq!(jwt_parts(&token).0["alg"], "EdDSA");
     engine.shutdown().await;
 

@@ -228,6 +228,42 @@ async fn twenty_wrong_secrets_lock_a_client_out_until_the_window_passes() {
     }
 }
 
+/// Brute force from one address (issue 11, item 5): failures naming ever new client ids
+/// lock the peer address out (here past 15; 100 by default), so even a valid client
+/// from it is refused until the window passes; one auth.locked event names the address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spray_of_client_ids_from_one_address_locks_the_address_out() {
+    for backend in backends() {
+        let app = spawn_app_with(&backend, |c| c.lockout_address_failures = 15).await;
+        // Unknown client ids name no organization: the events are on the unattributed
+        // chain (the nil id), which the platform administrator reads.
+        let platform = app.platform_token().await;
+        let mut statuses = Vec::new();
+        for i in 0..20 {
+            statuses.push(app.token_request(&format!("aidp_ci_spray{i}"), "aidp_sk_wrong", None).await.0);
+        }
+        assert!(statuses[..15].iter().all(|s| *s == StatusCode::UNAUTHORIZED), "{statuses:?}");
+        assert!(statuses[16..].iter().all(|s| *s == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+        let resp = token_response(&app, &app.boot.client_id, &app.boot.client_secret).await;
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS, "a valid client from the address too");
+        assert!(resp.headers().contains_key("retry-after"));
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "slow_down", "{body}");
+
+        let path = "/api/v1/audit-events?action=auth.locked&org_id=00000000-0000-0000-0000-000000000000";
+        let (_, events) = app.call(Method::GET, path, &platform, None).await;
+        let events = events["items"].as_array().unwrap().clone();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(
+            (events[0]["target"].as_str(), events[0]["detail"]["kind"].as_str()),
+            (Some("127.0.0.1"), Some("address"))
+        );
+        app.storage.clock.advance(std::time::Duration::from_secs(61));
+        assert_eq!(app.token_request(&app.boot.client_id, &app.boot.client_secret, None).await.0, StatusCode::OK);
+        app.stop().await;
+    }
+}
+
 /// The per-client token rate (issue 11, item 5): a free client with a rate of 1 a second
 /// in bursts of 2 gets two tokens at once, the third is 429 slow_down with Retry-After,
 /// and a second later (the injected clock) it is served again.

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::tokens::{client_entry, oauth, token_hash};
-use super::{Caller, ClientAuth, DpopPresentation, Engine, Introspector, OAuthError};
+use super::{Caller, ClientAuth, DpopPresentation, Engine, Introspector, OAuthError, Origin};
 use crate::cache::Verified;
 use crate::coord::ClusterEvent;
 use crate::domain::claims::AccessClaims;
@@ -57,10 +57,10 @@ impl Engine {
 
     /// RFC 7662 introspection. Anything not active — expired, revoked, malformed, signed
     /// by someone else, or another organization's — is just `{"active": false}`.
-    pub async fn introspect(&self, who: Introspector, token: &str, request_id: Option<String>) -> Result<Value> {
+    pub async fn introspect(&self, who: Introspector, token: &str, origin: &Origin) -> Result<Value> {
         let (org, platform) = match who {
             Introspector::Client(auth) => {
-                let client = self.authenticate_client(&auth, request_id).await?;
+                let client = self.authenticate_client(&auth, origin).await?;
                 (client.org_id, false)
             }
             Introspector::Caller(call) => {
@@ -87,8 +87,8 @@ impl Engine {
 
     /// RFC 7009 revocation by a client: a token of the same agent is revoked at once and
     /// everywhere; anything else that is not active is ignored, as the RFC asks.
-    pub async fn revoke_token(&self, auth: ClientAuth, token: &str, request_id: Option<String>) -> Result<()> {
-        let client = self.authenticate_client(&auth, request_id.clone()).await?;
+    pub async fn revoke_token(&self, auth: ClientAuth, token: &str, origin: &Origin) -> Result<()> {
+        let client = self.authenticate_client(&auth, origin).await?;
         if token.len() > jose::MAX_JWT_LEN {
             return Ok(());
         }
@@ -108,7 +108,7 @@ impl Engine {
         let event = self
             .event(Some(client.org_id), client.agent_id.to_string(), "token.revoke", Outcome::Success)
             .target(&claims.jti)
-            .request_id(request_id)
+            .request_id(origin.request_id.clone())
             .detail(&json!({"client_id": claims.client_id, "exp": claims.exp}));
         let change = Change::RevokeToken { revocation, now: self.shared.now_ms() };
         self.commit(event, vec![change], Some(announce)).await?;

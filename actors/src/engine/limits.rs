@@ -4,13 +4,14 @@
 //! **Token rate.** Each client may request tokens at its tier's rate (`token_rate`
 //! per second, bursts of `token_burst`); past it, 429 with `Retry-After`.
 //!
-//! **Brute-force protection.** Failed client
-//! authentications are counted per claimed client_id by a governor keyed limiter
-//! (`lockout_failures` a `lockout_window`, as a burst that refills over the window).
-//! The failure that finds the limiter empty locks that client_id out for the window:
-//! every token request naming it — with the right secret too — is refused with 429 and
-//! `Retry-After` until the window has passed, and one `auth.locked` audit event records
-//! the lockout. Limits are per node: N nodes allow N times the failures.
+//! **Brute-force protection.** Failed client authentications are counted per claimed
+//! client_id and, in a second [`Lockout`], per peer address, by governor keyed limiters
+//! (`lockout_failures` / `lockout_address_failures` a `lockout_window`, as a burst that
+//! refills over the window). The failure that finds the limiter empty locks that
+//! client_id (or address) out for the window: every request naming it (or from it) —
+//! with the right secret too — is refused with 429 and `Retry-After` until the window
+//! has passed, and one `auth.locked` audit event records the lockout. Limits are per
+//! node: N nodes allow N times the failures.
 //!
 //! Memory is bounded: the limiter forgets keys whose state is back to fresh
 //! (`retain_recent`, then `shrink_to_fit`) on every sweep, and past `MAX_TRACKED` keys

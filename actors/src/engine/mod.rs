@@ -85,6 +85,15 @@ pub struct Call {
     pub request_id: Option<String>,
 }
 
+/// Where an unauthenticated request (at the OAuth endpoints) came from: its request id
+/// for the audit trail, and its peer address for the per-address lockout.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub request_id: Option<String>,
+    /// The TCP peer (forwarding headers are not trusted).
+    pub addr: Option<std::net::IpAddr>,
+}
+
 /// What the engine handle holds: its configuration and ports, and a handle on each
 /// registered actor family. Actors never see it; each is started with its own `Deps`.
 pub(crate) struct Shared {
@@ -101,6 +110,8 @@ pub(crate) struct Shared {
     pub quota: Quota,
     /// Brute-force protection at the token endpoint.
     pub lockout: limits::Lockout,
+    /// The same lockout, keyed by the peer address.
+    pub address_lockout: limits::Lockout,
     /// Each client's token rate, by tier.
     pub client_rates: limits::ClientRates,
     /// Every registered child of the root supervisor.
@@ -276,6 +287,11 @@ impl Engine {
             revocations,
             quota,
             lockout: limits::Lockout::new(config.lockout_failures, config.lockout_window, config.clock.clone()),
+            address_lockout: limits::Lockout::new(
+                config.lockout_address_failures,
+                config.lockout_window,
+                config.clock.clone(),
+            ),
             client_rates: limits::ClientRates::new(&config.tiers, &config.clock),
             children,
             config,

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Call, Engine};
+use super::{Call, Engine, Origin};
 use crate::cache::{AgentEntry, ClientEntry, ClientKey};
 use crate::coord::Claim;
 use crate::domain::claims::{self, AccessClaims, Confirmation, Grant};
@@ -186,19 +186,21 @@ impl Engine {
     }
 
     /// Authenticate a client at an OAuth endpoint. A failure is audited and answered as
-    /// `invalid_client`, never saying which part was wrong.
-    pub async fn authenticate_client(
-        &self,
-        auth: &ClientAuth,
-        request_id: Option<String>,
-    ) -> Result<AuthenticatedClient> {
+    /// `invalid_client`, never saying which part was wrong. Too many failures for the
+    /// claimed client_id, or from the request's address, lock it out for a window.
+    pub async fn authenticate_client(&self, auth: &ClientAuth, origin: &Origin) -> Result<AuthenticatedClient> {
         let claimed = auth.claimed_id();
-        if let Some(wait) = self.shared.lockout.locked_for(&claimed) {
+        let address = origin.addr.map(|a| a.to_string());
+        let locked = match self.shared.lockout.locked_for(&claimed) {
+            Some(wait) => Some((wait, "too many failed authentications of this client")),
+            None => address
+                .as_deref()
+                .and_then(|a| self.shared.address_lockout.locked_for(a))
+                .map(|wait| (wait, "too many failed authentications from this address")),
+        };
+        if let Some((wait, reason)) = locked {
             self.rejected("unknown", "lockout");
-            return Err(EngineError::LockedOut {
-                reason: "too many failed authentications of this client".into(),
-                retry_after: super::limits::whole_secs(wait),
-            });
+            return Err(EngineError::LockedOut { reason: reason.into(), retry_after: super::limits::whole_secs(wait) });
         }
         let found = if claimed.is_empty() { None } else { client_entry(self, &claimed).await? };
         let known_org = found.as_ref().map(|(_, agent)| agent.org_id);
@@ -229,17 +231,26 @@ impl Engine {
                 };
                 let event = self
                     .event(known_org, claimed.chars().take(128).collect(), "client.authenticate", Outcome::Failure)
-                    .request_id(request_id)
-                    .detail(&json!({"method": method, "reason": reason}));
+                    .request_id(origin.request_id.clone())
+                    .detail(&json!({"method": method, "reason": reason, "address": address}));
                 self.audit(event).await?;
-                if !claimed.is_empty() && self.shared.lockout.failed(&claimed) {
-                    let window = self.shared.config.lockout_window.as_secs();
-                    let detail = json!({"failures": self.shared.config.lockout_failures, "window_secs": window});
-                    let event = self
-                        .event(known_org, claimed.chars().take(128).collect(), "auth.locked", Outcome::Failure)
-                        .target(claimed.chars().take(128).collect::<String>())
-                        .detail(&detail);
-                    self.audit(event).await?;
+                let window = self.shared.config.lockout_window.as_secs();
+                let client_locked = !claimed.is_empty() && self.shared.lockout.failed(&claimed);
+                let address_locked = address.as_deref().is_some_and(|a| self.shared.address_lockout.failed(a));
+                let config = &self.shared.config;
+                for (locked, kind, target, failures) in [
+                    (client_locked, "client_id", claimed.as_str(), config.lockout_failures),
+                    (address_locked, "address", address.as_deref().unwrap_or(""), config.lockout_address_failures),
+                ] {
+                    if locked {
+                        let detail = json!({"kind": kind, "failures": failures, "window_secs": window});
+                        let event = self
+                            .event(known_org, claimed.chars().take(128).collect(), "auth.locked", Outcome::Failure)
+                            .target(target.chars().take(128).collect::<String>())
+                            .request_id(origin.request_id.clone())
+                            .detail(&detail);
+                        self.audit(event).await?;
+                    }
                 }
                 Err(oauth(OAuthError::InvalidClient, "client authentication failed"))
             }
@@ -293,7 +304,8 @@ impl Engine {
 
     /// The token endpoint. Failures are [`EngineError::OAuth`] and are audited; a
     /// returned token's audit event is durable.
-    pub async fn issue_token(&self, req: TokenRequest, request_id: Option<String>) -> Result<TokenResponse> {
+    pub async fn issue_token(&self, req: TokenRequest, origin: &Origin) -> Result<TokenResponse> {
+        let request_id = origin.request_id.clone();
         let exchange = match req.grant_type.as_str() {
             GRANT_CLIENT_CREDENTIALS => false,
             GRANT_TOKEN_EXCHANGE => true,
@@ -301,7 +313,7 @@ impl Engine {
                 return Err(oauth(OAuthError::UnsupportedGrantType, format!("grant_type {other:?} is not supported")))
             }
         };
-        let mut client = self.authenticate_client(&req.client, request_id.clone()).await?;
+        let mut client = self.authenticate_client(&req.client, origin).await?;
         // Within the client's token rate (its tier's, once this node knows the tier), then
         // counted against its organization's day.
         let known_tier = self.shared.quota.tier(client.org_id);
