@@ -21,9 +21,10 @@
 //!
 //! When a ledger that knows how many nodes draw on it (Redis) becomes unreachable, each
 //! node grants its lease, once, its share of what it last saw left: the remainder
-//! divided by the nodes that drew lately. It then admits nothing more until the ledger
-//! answers again (calls past the share get 503), tries the ledger at most once a second,
-//! and on its return writes the calls it granted itself into the ledger first. A store
+//! divided by the live nodes (they beat in Redis every few seconds). It then admits
+//! nothing more until the ledger answers again (calls past the share get 503), tries
+//! the ledger at most once a second, and on its return writes the calls it granted
+//! itself into the ledger first. A store
 //! ledger (which cannot answer while the store is down) grants nothing: calls past the
 //! lease get 503.
 
@@ -250,7 +251,7 @@ impl TierCounters {
 }
 
 fn ledger_down() -> EngineError {
-    EngineError::Unavailable("the quota ledger is unreachable and this node's share of the day is spent".into())
+    EngineError::Unavailable("the quota ledger is unreachable (and this node's outage share, if any, is spent)".into())
 }
 
 #[async_trait]
