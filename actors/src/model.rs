@@ -171,9 +171,11 @@ pub struct NewAgent {
 pub struct AgentPatch {
     #[serde(default, deserialize_with = "present")]
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub description: Option<String>,
     #[serde(default, deserialize_with = "present")]
     pub scopes: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
     pub metadata: Option<serde_json::Value>,
 }
 
