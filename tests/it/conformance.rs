@@ -90,3 +90,21 @@ async fn node_openid_client_discovers_issues_introspects_and_revokes() {
     assert_eq!(out["introspected_client_id"], id);
     assert_eq!(out["active_after_revocation"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_sfv_parses_the_ratelimit_headers_until_the_quota_refuses() {
+    let app = spawn_app_with(&backends()[0], |c| c.tiers.free.calls_per_day = Some(6)).await;
+    let script = conformance_dir().join("ratelimit_sfv.py").display().to_string();
+    let out =
+        run("python3", vec![script, app.base.clone(), app.boot.client_id.clone(), app.boot.client_secret.clone()])
+            .await;
+    // The token took one call of six; five calls were admitted, counting down to zero.
+    assert_eq!(out["quota"], 6, "{out}");
+    assert_eq!(out["remaining_seen"], json!([5, 4, 3, 2, 1, 0]), "{out}");
+    assert_eq!(
+        (out["problem"].as_str(), out["oauth_error"].as_str()),
+        (Some("urn:agentidp:problem:quota-exceeded"), Some("quota_exceeded"))
+    );
+    assert!(out["retry_after"].as_u64().unwrap() >= out["reset"].as_u64().unwrap(), "{out}");
+    app.stop().await;
+}

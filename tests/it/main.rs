@@ -18,6 +18,7 @@ mod lifecycle;
 mod ops;
 mod outages;
 mod quota_nodes;
+mod quota_property;
 mod resilience;
 mod support;
 mod tenancy;
