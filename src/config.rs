@@ -89,6 +89,8 @@ struct FileSettings {
     max_connections: Option<usize>,
     header_read_timeout: Option<u64>,
     body_read_timeout: Option<u64>,
+    /// Milliseconds between analytics flushes (100 to 60000). File only.
+    analytics_flush_ms: Option<u64>,
     /// `[tiers.free]`, `[tiers.pro]`, `[tiers.enterprise]`: each limit a number or
     /// `"unlimited"`; a limit left out keeps its default. File only.
     #[serde(default)]
@@ -214,6 +216,10 @@ impl Settings {
             engine.master_key = Some(bytes);
         }
         engine.vault = agentidp_engine::vault_from_env();
+        if let Some(ms) = file.analytics_flush_ms {
+            anyhow::ensure!((100..=60_000).contains(&ms), "analytics_flush_ms must be 100 to 60000");
+            engine.analytics_flush = Duration::from_millis(ms);
+        }
         let tiers = &mut engine.tiers;
         for (name, given, limits) in [
             ("free", &file.tiers.free, &mut tiers.free),

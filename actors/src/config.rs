@@ -49,6 +49,8 @@ pub struct EngineConfig {
     /// a change made on another node (a revocation, a suspension) can go unseen here when
     /// its coordinator announcement was lost.
     pub feed_poll: Duration,
+    /// How often the analytics aggregator writes its counts: what a crash can lose.
+    pub analytics_flush: Duration,
     /// Failed client authentications of one client_id, within `lockout_window`, before
     /// it is locked out for the window (per node).
     pub lockout_failures: u32,
@@ -93,6 +95,7 @@ impl EngineConfig {
             master_key: None,
             vault: None,
             feed_poll: Duration::from_secs(1),
+            analytics_flush: Duration::from_secs(1),
             tiers: TierTable::default(),
             lockout_failures: 10,
             lockout_address_failures: 100,

@@ -20,6 +20,18 @@ pub struct EngineMetrics {
     /// `lockout`).
     pub limit_rejections: IntCounterVec,
     pub quota: QuotaMetrics,
+    pub analytics: AnalyticsMetrics,
+}
+
+/// What the analytics aggregator's flushes do.
+#[derive(Clone)]
+pub struct AnalyticsMetrics {
+    /// Rows (organization, agent, day, metric) written per flush.
+    pub flush_rows: Histogram,
+    /// Seconds one flush's transaction took.
+    pub flush_seconds: Histogram,
+    /// Flushes the store refused (their counts are kept for the next).
+    pub flush_failures: IntCounter,
 }
 
 /// What the tier counters count.
@@ -31,6 +43,13 @@ pub struct QuotaMetrics {
     pub ledger_unreachable: IntCounter,
     /// Calls a lease granted itself while the ledger was unreachable.
     pub outage_grants: IntCounter,
+}
+
+/// A histogram, registered.
+fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Result<Histogram> {
+    let histogram = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).map_err(reg_err)?;
+    registry.register(Box::new(histogram.clone())).map_err(reg_err)?;
+    Ok(histogram)
 }
 
 /// A counter, registered.
@@ -100,7 +119,27 @@ impl EngineMetrics {
                 "Calls a quota lease granted itself while the ledger was unreachable",
             )?,
         };
+        let analytics = AnalyticsMetrics {
+            flush_rows: histogram(
+                &registry,
+                "analytics_flush_rows",
+                "Analytics rows written per flush",
+                vec![1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0],
+            )?,
+            flush_seconds: histogram(
+                &registry,
+                "analytics_flush_seconds",
+                "Time to write one analytics flush",
+                vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
+            )?,
+            flush_failures: counter(
+                &registry,
+                "analytics_flush_failures_total",
+                "Analytics flushes the store refused (kept for the next)",
+            )?,
+        };
         Ok(EngineMetrics {
+            analytics,
             limit_rejections,
             quota,
             registry,

@@ -4,6 +4,7 @@
 //! warp itself rejected (unknown path, wrong method, oversized body).
 
 mod agents;
+mod analytics;
 mod audit;
 mod discovery;
 mod edge;
@@ -363,6 +364,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(agents::routes(state.clone()))
         .unify()
         .or(audit::routes(state.clone()))
+        .unify()
+        .or(analytics::routes(state.clone()))
         .unify()
         .or(keys::routes(state.clone()))
         .unify()

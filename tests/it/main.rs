@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic loudly
 
 mod agents;
+mod analytics;
 mod audit;
 mod cli;
 mod cluster;

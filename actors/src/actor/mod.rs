@@ -10,6 +10,7 @@
 //! children. One actor per key (organization, partner, subscription) runs in a
 //! [`keyed::KeyedHost`], which is itself one registered child.
 
+pub mod analytics;
 pub mod audit_writer;
 pub mod cache_keeper;
 pub mod key_manager;

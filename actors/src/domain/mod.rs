@@ -1,6 +1,7 @@
 //! Pure domain logic: no I/O, no clock, no actors. Everything here takes `now` and its
 //! inputs as parameters and is tested without a runtime.
 
+pub mod analytics;
 pub mod audit_chain;
 pub mod claims;
 pub mod jose;

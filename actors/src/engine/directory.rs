@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::{decode_cursor, next_cursor, page_limit, Call, Engine};
 use crate::coord::ClusterEvent;
+use crate::domain::analytics::Metric;
 use crate::domain::{jose, scopes, secrets};
 use crate::error::{EngineError, Result};
 use crate::model::*;
@@ -208,6 +209,7 @@ impl Engine {
         self.commit(event, vec![room, Change::InsertAgent(agent.clone())], None)
             .await
             .map_err(name_taken("agent", &agent.name))?;
+        self.count(org_id, agent.id, Metric::AgentsCreated);
         Ok(agent)
     }
 
@@ -317,7 +319,9 @@ impl Engine {
         self.keep_a_platform_admin(&before, None).await?;
         let event = self.call_event(call, org_id, "agent.delete", id, json!({}));
         let announce = ClusterEvent::AgentChanged { agent_id: id };
-        self.commit(event, vec![Change::DeleteAgent { org_id, id }], Some(announce)).await
+        self.commit(event, vec![Change::DeleteAgent { org_id, id }], Some(announce)).await?;
+        self.count(org_id, id, Metric::AgentsDeleted);
+        Ok(())
     }
 
     // ---- credentials ----------------------------------------------------------------
@@ -378,6 +382,7 @@ impl Engine {
             json!({"agent_id": agent.id, "client_id": issued.credential.client_id, "type": issued.credential.kind}),
         );
         self.commit(event, vec![change], None).await?;
+        self.count(agent.org_id, agent.id, Metric::CredentialsCreated);
         Ok(issued)
     }
 
@@ -463,6 +468,7 @@ impl Engine {
         );
         let announce = ClusterEvent::ClientChanged { client_id: credential.client_id.clone() };
         self.commit(event, vec![change], Some(announce)).await?;
+        self.count(agent.org_id, agent.id, Metric::CredentialsRotated);
         Ok(IssuedCredential { credential, client_secret: Some(secret) })
     }
 
@@ -488,6 +494,7 @@ impl Engine {
         );
         let announce = ClusterEvent::ClientChanged { client_id: credential.client_id.clone() };
         self.commit(event, vec![Change::RevokeCredential { agent_id: agent.id, id, now }], Some(announce)).await?;
+        self.count(agent.org_id, agent.id, Metric::CredentialsRevoked);
         Ok(credential)
     }
 }

@@ -2,6 +2,7 @@
 //! coordinator, and offers every operation as a typed async method. Actor references and
 //! message types stay private; the handle reaches actors through supervisor-kept slots.
 
+mod analytics;
 mod audit;
 mod bearer;
 mod bootstrap;
@@ -18,17 +19,21 @@ use base64::Engine as _;
 use ractor::{Actor, ActorRef};
 use uuid::Uuid;
 
+use crate::actor::analytics::Analytics;
 use crate::actor::audit_writer::AuditLog;
 use crate::actor::key_manager::{KeySettings, Keys};
 use crate::actor::keyed::{self, KeyedConfig, KeyedMetrics};
 use crate::actor::revocations::Revocations;
 use crate::actor::tier_counters::{Quota, QuotaState, TierCounters};
-use crate::actor::{audit_writer, cache_keeper, key_manager, revocations, supervisor, Children};
+use crate::actor::{
+    analytics as aggregator, audit_writer, cache_keeper, key_manager, revocations, supervisor, Children,
+};
 use crate::cache::Caches;
 use crate::config::EngineConfig;
 use crate::coord::memory::MemoryCoordinator;
 use crate::coord::redis::RedisCoordinator;
 use crate::coord::{ClusterEvent, Coordinator};
+use crate::domain::analytics::Metric;
 use crate::domain::audit_chain::Event;
 use crate::domain::secrets::{self, SecretHasher};
 use crate::error::{EngineError, Result};
@@ -42,6 +47,7 @@ use crate::store::redis::RedisLedger;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Change, Commit, QuotaStore, Store};
 
+pub use analytics::AnalyticsQuery;
 pub use tokens::{
     AuthenticatedClient, ClientAuth, DpopPresentation, Introspector, OAuthError, TokenRequest,
     ASSERTION_TYPE_JWT_BEARER, GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, INTROSPECT_PATH, REVOKE_PATH,
@@ -108,6 +114,7 @@ pub(crate) struct Shared {
     pub audit: AuditLog,
     pub revocations: Revocations,
     pub quota: Quota,
+    pub analytics: Analytics,
     /// Brute-force protection at the token endpoint.
     pub lockout: limits::Lockout,
     /// The same lockout, keyed by the peer address.
@@ -241,6 +248,12 @@ impl Engine {
             audit_writer::Deps { store: store.clone(), metrics: metrics.clone(), batch_max: config.audit_batch_max },
             timeout,
         ));
+        let analytics = children.register(aggregator::child(aggregator::Deps {
+            store: store.clone(),
+            tally: Arc::default(),
+            metrics: metrics.analytics.clone(),
+            interval: config.analytics_flush,
+        }));
         let revocations =
             children.register(revocations::child(revocations::Deps { store: store.clone(), clock: clock.clone() }));
         let keyed_metrics = KeyedMetrics::new(&metrics.registry)?;
@@ -286,6 +299,7 @@ impl Engine {
             audit,
             revocations,
             quota,
+            analytics,
             lockout: limits::Lockout::new(config.lockout_failures, config.lockout_window, config.clock.clone()),
             address_lockout: limits::Lockout::new(
                 config.lockout_address_failures,
@@ -305,7 +319,8 @@ impl Engine {
     }
 
     /// Graceful shutdown: drain every family that registered a drain (the audit writer
-    /// writes every pending event), in registration order, then stop the actor tree.
+    /// writes every pending event, the analytics aggregator its counts), in registration
+    /// order, then stop the actor tree.
     pub async fn shutdown(&self) {
         let within = self.shared.config.call_timeout;
         for child in self.shared.children.iter() {
@@ -447,7 +462,25 @@ impl Engine {
     /// Count a management call against its organization's daily quota: the HTTP front-end
     /// meters every authenticated management request. `QuotaExceeded` past the limit.
     pub async fn meter(&self, call: &Call) -> Result<QuotaState> {
-        self.shared.quota.take(call.caller.org_id).await.map_err(|e| self.quota_refusal(e))
+        let (org_id, agent_id) = (call.caller.org_id, call.caller.agent_id);
+        match self.shared.quota.take(org_id).await {
+            Ok(state) => {
+                self.count(org_id, agent_id, Metric::ApiCalls);
+                Ok(state)
+            }
+            Err(e) => {
+                if matches!(e, EngineError::QuotaExceeded { .. }) {
+                    self.count(org_id, agent_id, Metric::QuotaRejections);
+                }
+                Err(self.quota_refusal(e))
+            }
+        }
+    }
+
+    /// Count one `metric` for an agent today, in the usage analytics.
+    fn count(&self, org_id: Uuid, agent_id: Uuid, metric: Metric) {
+        let day = crate::domain::analytics::day_of(self.shared.now_ms());
+        self.shared.analytics.count(org_id, agent_id, day, metric);
     }
 
     /// Count a refusal by the daily quota in `agentidp_limit_rejections_total`.

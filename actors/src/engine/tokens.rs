@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::{Call, Engine, Origin};
 use crate::cache::{AgentEntry, ClientEntry, ClientKey};
 use crate::coord::Claim;
+use crate::domain::analytics::Metric;
 use crate::domain::claims::{self, AccessClaims, Confirmation, Grant};
 use crate::domain::{jose, scopes};
 use crate::error::{EngineError, Result};
@@ -305,7 +306,6 @@ impl Engine {
     /// The token endpoint. Failures are [`EngineError::OAuth`] and are audited; a
     /// returned token's audit event is durable.
     pub async fn issue_token(&self, req: TokenRequest, origin: &Origin) -> Result<TokenResponse> {
-        let request_id = origin.request_id.clone();
         let exchange = match req.grant_type.as_str() {
             GRANT_CLIENT_CREDENTIALS => false,
             GRANT_TOKEN_EXCHANGE => true,
@@ -313,7 +313,34 @@ impl Engine {
                 return Err(oauth(OAuthError::UnsupportedGrantType, format!("grant_type {other:?} is not supported")))
             }
         };
-        let mut client = self.authenticate_client(&req.client, origin).await?;
+        let client = self.authenticate_client(&req.client, origin).await?;
+        let (org_id, agent_id) = (client.org_id, client.agent_id);
+        let outcome = self.issue_for(req, client, exchange, origin).await;
+        let count = |metric| self.count(org_id, agent_id, metric);
+        match &outcome {
+            Ok(_) => count(Metric::TokensIssued),
+            Err(e) => {
+                count(Metric::TokenRequestsRefused);
+                match e {
+                    EngineError::QuotaExceeded { .. } => count(Metric::QuotaRejections),
+                    // After authentication, the only lockout is the client's token rate.
+                    EngineError::LockedOut { .. } => count(Metric::RateLimitRejections),
+                    _ => {}
+                }
+            }
+        }
+        outcome
+    }
+
+    /// The token endpoint, once the client is authenticated.
+    async fn issue_for(
+        &self,
+        req: TokenRequest,
+        mut client: AuthenticatedClient,
+        exchange: bool,
+        origin: &Origin,
+    ) -> Result<TokenResponse> {
+        let request_id = origin.request_id.clone();
         // Within the client's token rate (its tier's, once this node knows the tier), then
         // counted against its organization's day.
         let known_tier = self.shared.quota.tier(client.org_id);

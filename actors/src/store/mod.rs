@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::coord::ClusterEvent;
+use crate::domain::analytics::{Day, DayRange, Metric};
 use crate::domain::audit_chain::SealedEvent;
 use crate::domain::tiers::TierTable;
 use crate::error::{EngineError, Result};
@@ -251,12 +252,46 @@ pub struct Grant {
     pub nodes: Option<u32>,
 }
 
+/// One analytics count to add: `count` more of `metric` for (organization, agent, day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnalyticsCount {
+    pub org_id: Uuid,
+    pub agent_id: Uuid,
+    pub day: Day,
+    pub metric: Metric,
+    pub count: u64,
+}
+
+/// The usage analytics (the AnalyticsAggregator's port, and the analytics endpoints').
+#[async_trait]
+pub trait AnalyticsStore: Send + Sync + 'static {
+    /// Add every count to its row, in one transaction: all of them or none.
+    async fn add_analytics(&self, counts: Vec<AnalyticsCount>) -> Result<()>;
+    /// The counts of `org_id` — of one agent, or all of them summed — per day and metric
+    /// over `range`, optionally of one metric only. Days with no count are left out.
+    async fn analytics(
+        &self,
+        org_id: Uuid,
+        agent_id: Option<Uuid>,
+        metric: Option<Metric>,
+        range: DayRange,
+    ) -> Result<Vec<(Metric, Day, u64)>>;
+}
+
 /// The whole durable store: every port, and its migrations. The engine opens one and
 /// hands each actor the narrow port it uses; a new family adds its own port here (and
 /// one adapter file per backend).
 #[async_trait]
 pub trait Store:
-    Ping + SettingsStore + DirectoryStore + SigningKeyStore + RevocationStore + AuditStore + FeedStore + QuotaStore
+    Ping
+    + SettingsStore
+    + DirectoryStore
+    + SigningKeyStore
+    + RevocationStore
+    + AuditStore
+    + FeedStore
+    + QuotaStore
+    + AnalyticsStore
 {
     /// Apply pending migrations; returns the schema version now in force.
     async fn migrate(&self) -> Result<u32>;

@@ -11,6 +11,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
+mod analytics;
 mod audit;
 mod changes;
 mod directory;
@@ -35,6 +36,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("../../../../migrations/postgres/0003_audit_index.sql")),
     (4, include_str!("../../../../migrations/postgres/0004_cluster_feed.sql")),
     (5, include_str!("../../../../migrations/postgres/0005_quota.sql")),
+    (6, include_str!("../../../../migrations/postgres/0006_analytics.sql")),
 ];
 /// Arbitrary constant naming the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x0041_676e_7449_6450;

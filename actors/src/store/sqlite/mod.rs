@@ -13,6 +13,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
+mod analytics;
 mod audit;
 mod changes;
 mod directory;
@@ -37,6 +38,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (3, include_str!("../../../../migrations/sqlite/0003_audit_index.sql")),
     (4, include_str!("../../../../migrations/sqlite/0004_cluster_feed.sql")),
     (5, include_str!("../../../../migrations/sqlite/0005_quota.sql")),
+    (6, include_str!("../../../../migrations/sqlite/0006_analytics.sql")),
 ];
 
 pub struct SqliteStore {
