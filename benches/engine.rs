@@ -5,6 +5,11 @@
 //! `cargo bench --bench engine` (set `AGENTIDP_BENCH_SCALES=1,100000,1000000` for the
 //! large registries; the default is `1,100000`).
 //!
+//! `quota/meter/*` is one counted call through the engine (the lease's atomic, the
+//! analytics tally), with the ledger's refills amortized in it; `quota/grant/*` is one
+//! refill's ledger round trip on its own (Redis at `AGENTIDP_BENCH_REDIS_URL`, default
+//! `redis://127.0.0.1:6379`, when it answers).
+//!
 //! `issue_token` keeps 64 requests in flight on one task: their request paths share one
 //! core, while the audit writer commits on its own thread, so its throughput compares
 //! with `sign_bound`, one core signing and nothing else.
@@ -16,10 +21,11 @@ use std::time::Duration;
 use agentidp_engine::domain::audit_chain::Event;
 use agentidp_engine::domain::secrets::SecretHasher;
 use agentidp_engine::keys::SigningAlg;
+use agentidp_engine::store::redis::RedisLedger;
 use agentidp_engine::store::sqlite::SqliteStore;
-use agentidp_engine::store::{AuditStore, Commit, Store};
-use agentidp_engine::Outcome;
-use agentidp_engine::{ClientAuth, Engine, EngineConfig, Introspector, TokenRequest};
+use agentidp_engine::store::{AuditStore, Commit, GrantRequest, QuotaStore, Store};
+use agentidp_engine::{Call, Caller, ClientAuth, Engine, EngineConfig, Introspector, TokenRequest};
+use agentidp_engine::{Outcome, SystemClock};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures_util::{stream, StreamExt};
 use tokio::runtime::Runtime;
@@ -202,6 +208,7 @@ fn bench(c: &mut Criterion) {
             rt.block_on(f.engine.shutdown());
         }
     }
+    quota(&rt, &mut group);
     audit_append(&rt, &mut group);
     signing_bound(&mut group);
     group.finish();
@@ -220,6 +227,65 @@ fn signing_bound(group: &mut criterion::BenchmarkGroup<'_, criterion::measuremen
     group.throughput(Throughput::Elements(1));
     group.bench_function(BenchmarkId::new("sign_bound/ES256", "1"), |b| b.iter(|| es256.sign(&rng, &input).unwrap()));
     group.bench_function(BenchmarkId::new("sign_bound/EdDSA", "1"), |b| b.iter(|| eddsa.sign(&input)));
+}
+
+/// The daily quota: a counted call on the lease path, for an unlimited organization and a
+/// limited one (a limit too large to run out during the bench, so its leases refill ahead
+/// of need every 1,000 calls, as a pro organization's do), and one ledger refill.
+fn quota(rt: &Runtime, group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::embedded(dir.path());
+    config.tiers.pro.calls_per_day = Some(1_000_000_000_000);
+    let (engine, first, platform) = rt.block_on(async {
+        let engine = Engine::start(config.clone()).await.unwrap();
+        let boot = engine.bootstrap().await.unwrap();
+        engine.shutdown().await;
+        (engine, (boot.org_id, boot.agent_id), boot.platform_org_id)
+    });
+    drop(engine);
+    let conn = rusqlite::Connection::open(dir.path().join("agentidp.db")).unwrap();
+    conn.execute("UPDATE organizations SET tier = 'pro' WHERE id = ?1", rusqlite::params![first.0.to_string()])
+        .unwrap();
+    drop(conn);
+    let engine = rt.block_on(Engine::start(config)).unwrap();
+    let call = |org_id, agent_id| Call {
+        caller: std::sync::Arc::new(Caller {
+            agent_id,
+            org_id,
+            client_id: "aidp_ci_bench".into(),
+            scope: "agents:read".into(),
+            token_id: "bench".into(),
+            expires_at: i64::MAX,
+            jkt: None,
+        }),
+        request_id: None,
+    };
+    group.throughput(Throughput::Elements(1));
+    for (name, call) in [("enterprise", call(platform, Uuid::now_v7())), ("pro", call(first.0, first.1))] {
+        rt.block_on(engine.meter(&call)).unwrap();
+        group.bench_function(BenchmarkId::new("quota/meter", name), |b| {
+            b.to_async(rt).iter(|| engine.meter(&call));
+        });
+    }
+    rt.block_on(engine.shutdown());
+
+    let want = GrantRequest { want: 1000, limit: Some(1_000_000_000_000), owed: 0, seen: 0 };
+    let today = agentidp_engine::Clock::now_ms(&SystemClock) / 86_400_000;
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let org = Uuid::now_v7();
+    group.bench_function(BenchmarkId::new("quota/grant", "sqlite"), |b| {
+        b.to_async(rt).iter(|| store.grant_calls(org, today, want));
+    });
+    let url = std::env::var("AGENTIDP_BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let namespace = format!("bench-{}", Uuid::now_v7().simple());
+    match rt.block_on(RedisLedger::connect(&url, &namespace, std::sync::Arc::new(SystemClock))) {
+        Ok(ledger) if rt.block_on(ledger.grant_calls(org, today, want)).is_ok() => {
+            group.bench_function(BenchmarkId::new("quota/grant", "redis"), |b| {
+                b.to_async(rt).iter(|| ledger.grant_calls(org, today, want));
+            });
+        }
+        _ => eprintln!("quota/grant/redis skipped: no Redis at {url}"),
+    }
 }
 
 /// The store's group commit on its own: 64 token-shaped events in one transaction, into

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -90,11 +91,22 @@ def rss_mb(pid):
     return 0.0
 
 
-def wrk(args, url, lines, pid):
-    """One wrk run over request `lines`; returns the parsed summary plus server CPU."""
+def quota_refusals(url):
+    """The server's count of requests refused by the daily quota (every tier)."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("agentidp_limit_rejections_total") and 'reason="daily_quota"' in line)
+
+
+def wrk(args, url, lines, pid, refusals=False):
+    """One wrk run over request `lines`; returns the parsed summary plus server CPU. With
+    `refusals`, what counts as served is a refusal by the daily quota (a 429), and any
+    other answer is an error."""
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write("\n".join(lines) + "\n")
         path = f.name
+    refused_before = quota_refusals(url) if refusals else 0
     before = cpu_ticks(pid)
     out = subprocess.run(
         ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--timeout", "10s",
@@ -104,6 +116,10 @@ def wrk(args, url, lines, pid):
     os.unlink(path)
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     ok = summary["requests"] - summary["errors"]
+    if refusals:
+        # wrk counts each refusal as a non-2xx; the server counts each as a quota refusal.
+        ok = int(quota_refusals(url) - refused_before)
+        summary["errors"] = max(0, summary["requests"] - ok)
     seconds = summary["duration_us"] / 1e6
     summary["ok_per_s"] = ok / seconds if seconds else 0.0
     summary["cpu_us_per_req"] = ((after - before) / CLK_TCK) * 1e6 / ok if ok else float("nan")
@@ -111,8 +127,8 @@ def wrk(args, url, lines, pid):
     return summary
 
 
-def median_run(args, url, lines, pid):
-    runs = [wrk(args, url, lines, pid) for _ in range(args.runs)]
+def median_run(args, url, lines, pid, refusals=False):
+    runs = [wrk(args, url, lines, pid, refusals) for _ in range(args.runs)]
     rss_in_order = [round(r["rss_mb"]) for r in runs]
     runs.sort(key=lambda r: r["ok_per_s"])
     best = runs[len(runs) // 2]
@@ -168,6 +184,9 @@ def main():
     ap.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     ap.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
     ap.add_argument("--signing-alg", default="ES256")
+    ap.add_argument("--tier", default="enterprise", choices=["enterprise", "pro"],
+                    help="the loaded organization's tier: enterprise (no limit) or pro with a limit too large "
+                    "to reach (its leases refill every 1,000 calls)")
     ap.add_argument("--log", default="warn",
                     help="the server's AGENTIDP_LOG; 'info' adds an access-log line per request (to /dev/null)")
     ap.add_argument("--no-build", action="store_true")
@@ -199,6 +218,16 @@ def main():
             env["AGENTIDP_MASTER_KEY"] = base64.b64encode(os.urandom(32)).decode()
         if args.redis_url:
             env["REDIS_URL"] = args.redis_url
+        if args.tier == "pro" or "refused" in args.scenarios.split(","):
+            # Pro: a limit the load never reaches, and room for the agents. Free (the
+            # refusal scenario): one call a day and a token rate that never trips, so
+            # what refuses is the daily quota alone.
+            config = os.path.join(work, "agentidp.toml")
+            with open(config, "w") as f:
+                f.write('[tiers.pro]\ncalls_per_day = 1000000000000\nmax_agents = "unlimited"\n'
+                        '[tiers.free]\ncalls_per_day = 1\nmax_agents = "unlimited"\n'
+                        'token_rate = 1000000\ntoken_burst = 1000000\n')
+            env["AGENTIDP_CONFIG"] = config
         binary = args.server_bin or os.path.join(TARGET, "release", "agentidp")
         boot = subprocess.run([binary, "bootstrap", "--json"], env=env, capture_output=True, text=True)
         if boot.returncode != 0:
@@ -210,10 +239,11 @@ def main():
         admin = http("POST", f"{base}/api/v1/oauth2/token", {"grant_type": "client_credentials"},
                      basic=(creds["client_id"], creds["client_secret"]), form=True)["access_token"]
         # The first organization is on the free tier (10 agents): the platform admin
-        # moves it to enterprise (no limits) so the load can provision its agents.
+        # moves it to --tier so the load can provision its agents.
         platform = http("POST", f"{base}/api/v1/oauth2/token", {"grant_type": "client_credentials"},
                         basic=(creds["platform_client_id"], creds["platform_client_secret"]), form=True)["access_token"]
-        http("PATCH", f"{base}/api/v1/organizations/{creds['org_id']}", {"tier": "enterprise"}, token=platform)
+        org_path = f"{base}/api/v1/organizations/{creds['org_id']}"
+        http("PATCH", org_path, {"tier": args.tier}, token=platform)
         t0 = time.time()
         agents = provision(base, admin, args.agents)
         print(f"provisioned {len(agents)} agents in {time.time() - t0:.1f}s", file=sys.stderr)
@@ -230,6 +260,26 @@ def main():
         if "get" in scenarios:
             lines = [f"GET\t/api/v1/agents/{a[0]}\t\tBearer {a[3]}" for a in with_tokens]
             results["scenarios"]["agentidp GET /agents/{id}"] = median_run(args, base, lines, server.pid)
+        if "refused" in scenarios:
+            # The organization moves to the free tier (one call a day, used long ago): every
+            # token request is refused by the daily quota. Only refusals by the quota count
+            # as served here, read from the server's own counter.
+            http("PATCH", org_path, {"tier": "free"}, token=platform)
+            # A downgrade counts within what the node already holds (at most a chunk of
+            # its lease): spend that first, so the load meets refusals only.
+            a = agents[0]
+            for _ in range(5000):
+                try:
+                    http("POST", f"{base}/api/v1/oauth2/token", {"grant_type": "client_credentials"},
+                         basic=(a[1], a[2]), form=True)
+                except urllib.error.HTTPError as e:
+                    if e.code == 429:
+                        break
+                    raise
+            lines = [f"POST\t/api/v1/oauth2/token\t{q({'grant_type': 'client_credentials', 'client_id': a[1], 'client_secret': a[2]})}\t"
+                     for a in agents]
+            results["scenarios"]["agentidp token refused (quota)"] = median_run(args, base, lines, server.pid,
+                                                                                 refusals=True)
         stop(server)
         procs.remove(server)
 
