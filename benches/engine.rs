@@ -257,6 +257,7 @@ fn quota(rt: &Runtime, group: &mut criterion::BenchmarkGroup<'_, criterion::meas
             token_id: "bench".into(),
             expires_at: i64::MAX,
             jkt: None,
+            delegation_id: None,
         }),
         request_id: None,
     };

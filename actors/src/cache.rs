@@ -161,7 +161,10 @@ impl Caches {
                 self.bearer.clear();
             }
             // Owned by other actors; nothing cached here depends on them.
-            ClusterEvent::TokenRevoked { .. } | ClusterEvent::KeysChanged | ClusterEvent::OrgChanged { .. } => {}
+            ClusterEvent::TokenRevoked { .. }
+            | ClusterEvent::KeysChanged
+            | ClusterEvent::OrgChanged { .. }
+            | ClusterEvent::DelegationsChanged { .. } => {}
         }
     }
 

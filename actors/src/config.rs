@@ -58,6 +58,10 @@ pub struct EngineConfig {
     /// address (a NAT, a proxy) may front many agents.
     pub lockout_address_failures: u32,
     pub lockout_window: Duration,
+    /// The most hops a delegation chain may have (a request's `max_depth` can only lower it).
+    pub delegation_max_depth: u32,
+    /// The longest a delegation may live (it never outlives the token it is made from).
+    pub delegation_max_ttl: Duration,
     /// The limits of each tier (the same on every node).
     pub tiers: TierTable,
     /// The clock every time-dependent rule reads.
@@ -97,6 +101,8 @@ impl EngineConfig {
             feed_poll: Duration::from_secs(1),
             analytics_flush: Duration::from_secs(1),
             tiers: TierTable::default(),
+            delegation_max_depth: 3,
+            delegation_max_ttl: Duration::from_secs(3600),
             lockout_failures: 10,
             lockout_address_failures: 100,
             lockout_window: Duration::from_secs(60),

@@ -243,10 +243,21 @@ impl KeyRing {
 
     /// Verify a compact JWT signed by one of this ring's published keys at `now`.
     pub fn verify<C: serde::de::DeserializeOwned + TimeClaims>(&self, token: &str, now: Millis) -> Result<C> {
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|_| EngineError::InvalidToken("malformed token".into()))?;
+        self.verify_or_fault(token, now).map_err(|fault| match fault {
+            TokenFault::Invalid(e) => e,
+            fault => EngineError::InvalidToken(fault.to_string()),
+        })
+    }
+
+    /// [`KeyRing::verify`], telling why a token fails: what `verify-delegation` reports.
+    pub fn verify_or_fault<C: serde::de::DeserializeOwned + TimeClaims>(
+        &self,
+        token: &str,
+        now: Millis,
+    ) -> std::result::Result<C, TokenFault> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenFault::Malformed)?;
         if header.typ.as_deref() != Some("at+jwt") {
-            return Err(EngineError::InvalidToken("not an access token".into()));
+            return Err(TokenFault::NotAnAccessToken);
         }
         let index = header
             .kid
@@ -254,21 +265,59 @@ impl KeyRing {
             .and_then(|kid| self.by_kid.get(kid))
             .copied()
             .filter(|&i| self.published(i, now))
-            .ok_or_else(|| EngineError::InvalidToken("unknown key".into()))?;
+            .ok_or(TokenFault::UnknownKey)?;
         let key = &self.keys[index];
         if header.alg != key.alg.jwt_alg() {
-            return Err(EngineError::InvalidToken("algorithm mismatch".into()));
+            return Err(TokenFault::BadSignature);
         }
-        let validation = self.validations.get(&key.alg).ok_or_else(|| key_err("no validation"))?;
-        let claims = jsonwebtoken::decode::<C>(token, &key.decoding, validation)
-            .map(|data| data.claims)
-            .map_err(|e| EngineError::InvalidToken(format!("{e}")))?;
-        check_times(claims.exp(), claims.nbf(), now)?;
+        let validation = self.validations.get(&key.alg).ok_or_else(|| TokenFault::Invalid(key_err("no validation")))?;
+        let claims =
+            jsonwebtoken::decode::<C>(token, &key.decoding, validation).map(|data| data.claims).map_err(|e| match e
+                .kind()
+            {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenFault::BadSignature,
+                _ => TokenFault::Invalid(EngineError::InvalidToken(format!("{e}"))),
+            })?;
+        check_times(claims.exp(), claims.nbf(), now).map_err(|_| {
+            if claims.exp() * 1000 <= now {
+                TokenFault::Expired
+            } else {
+                TokenFault::NotYetValid
+            }
+        })?;
         Ok(claims)
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &Arc<SigningKey>> {
         self.keys.iter()
+    }
+}
+
+/// Why a token does not verify.
+#[derive(Debug)]
+pub enum TokenFault {
+    Malformed,
+    NotAnAccessToken,
+    /// Signed by a key this ring does not publish (another issuer, or retired).
+    UnknownKey,
+    BadSignature,
+    Expired,
+    NotYetValid,
+    /// Anything else (claims that do not parse, say).
+    Invalid(EngineError),
+}
+
+impl std::fmt::Display for TokenFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TokenFault::Malformed => "malformed token",
+            TokenFault::NotAnAccessToken => "not an access token",
+            TokenFault::UnknownKey => "unknown key",
+            TokenFault::BadSignature => "bad signature",
+            TokenFault::Expired => "token expired",
+            TokenFault::NotYetValid => "token not yet valid",
+            TokenFault::Invalid(e) => return write!(f, "{e}"),
+        })
     }
 }
 

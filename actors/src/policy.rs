@@ -19,6 +19,7 @@ use crate::error::{EngineError, Result};
 
 const SCOPES_JSON: &str = include_str!("../../policies/scopes.json");
 const POLICY_DATALOG: &str = include_str!("../../policies/authorization.datalog");
+const DELEGATION_DATALOG: &str = include_str!("../../policies/delegation.datalog");
 /// Upper bound of memoized decisions; the memo is cleared when it is reached.
 const MEMO_LIMIT: usize = 65_536;
 
@@ -48,6 +49,10 @@ pub const OPERATIONS: &[&str] = &[
     "keys.rotate",
     "tokens.exchange",
     "engine.inject_fault",
+    "delegations.verify",
+    "delegations.list",
+    "delegations.get",
+    "delegations.revoke",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -61,6 +66,9 @@ pub struct Policy {
     pub catalog: ScopeCatalog,
     base: AuthorizerBuilder,
     memo: DashMap<(&'static str, Arc<str>, Target), bool>,
+    /// `policies/delegation.datalog`, and its memoized decisions.
+    delegation: AuthorizerBuilder,
+    delegation_memo: DashMap<(String, bool, u32), bool>,
 }
 
 /// Where the target of an operation stands relative to the caller.
@@ -92,7 +100,8 @@ impl Policy {
         // would turn into a spurious denial; the policy is ours and tiny, so the limit
         // only guards against a degenerate edit of it.
         let limits = AuthorizerLimits { max_facts: 1000, max_iterations: 100, max_time: Duration::from_millis(250) };
-        let mut base = AuthorizerBuilder::new().set_limits(limits).code(POLICY_DATALOG).map_err(policy_err)?;
+        let mut base = AuthorizerBuilder::new().set_limits(limits.clone()).code(POLICY_DATALOG).map_err(policy_err)?;
+        let delegation = AuthorizerBuilder::new().set_limits(limits).code(DELEGATION_DATALOG).map_err(policy_err)?;
         for (op, scope) in &catalog.operations {
             base = base
                 .fact(biscuit_auth::builder::fact(
@@ -101,7 +110,7 @@ impl Policy {
                 ))
                 .map_err(policy_err)?;
         }
-        Ok(Policy { catalog, base, memo: DashMap::new() })
+        Ok(Policy { catalog, base, memo: DashMap::new(), delegation, delegation_memo: DashMap::new() })
     }
 
     /// Allow or deny `operation` for a token with `scope` (space-delimited) on a target
@@ -155,6 +164,47 @@ impl Policy {
         }
     }
 
+    /// Allow or deny a new delegation hop carrying `scopes` (sorted) at `depth`, to an
+    /// agent in the delegator's organization (`same_org`) or another.
+    pub fn authorize_delegation(&self, scopes: &[String], same_org: bool, depth: u32) -> Result<()> {
+        let key = (scopes.join(" "), same_org, depth);
+        let allowed = match self.delegation_memo.get(&key) {
+            Some(hit) => *hit,
+            None => {
+                use biscuit_auth::builder::{boolean, fact, int, string};
+                let mut builder = self
+                    .delegation
+                    .clone()
+                    .fact(fact("same_org", &[boolean(same_org)]))
+                    .map_err(policy_err)?
+                    .fact(fact("depth", &[int(i64::from(depth))]))
+                    .map_err(policy_err)?;
+                for s in scopes {
+                    builder = builder.fact(fact("delegated_scope", &[string(s)])).map_err(policy_err)?;
+                }
+                let mut authorizer = builder.build_unauthenticated().map_err(policy_err)?;
+                let allowed = match authorizer.authorize() {
+                    Ok(_) => true,
+                    Err(biscuit_auth::error::Token::FailedLogic(_)) => false,
+                    Err(e) => return Err(policy_err(e)),
+                };
+                if self.delegation_memo.len() >= MEMO_LIMIT {
+                    self.delegation_memo.clear();
+                }
+                self.delegation_memo.insert(key, allowed);
+                allowed
+            }
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(EngineError::Forbidden(format!(
+                "the delegation policy does not allow delegating {:?}",
+                scopes.join(" ")
+            )))
+        }
+    }
+
     /// Scopes with management meaning (as opposed to an organization's own scopes).
     pub fn is_management_scope(&self, scope: &str) -> bool {
         self.catalog.scopes.contains_key(scope)
@@ -195,6 +245,17 @@ mod tests {
         // memoized answers are the same answers
         assert!(p.authorize("agents.create", &admin, false).is_err());
         assert!(p.authorize("agents.create", &admin, true).is_ok());
+    }
+
+    #[test]
+    fn the_delegation_policy_keeps_platform_power_and_organizations_apart() {
+        let p = Policy::load().unwrap();
+        let s = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(p.authorize_delegation(&s(&["agents:read", "search:query"]), true, 1).is_ok());
+        assert!(p.authorize_delegation(&s(&["agents:read"]), false, 1).is_err(), "across organizations");
+        assert!(p.authorize_delegation(&s(&["agents:read", "platform:admin"]), true, 1).is_err());
+        assert!(p.authorize_delegation(&s(&["credentials:write"]), true, 2).is_err());
+        assert!(p.authorize_delegation(&s(&["agents:read"]), true, 3).is_ok(), "memoized per input");
     }
 
     #[test]

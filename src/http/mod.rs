@@ -6,6 +6,7 @@
 mod agents;
 mod analytics;
 mod audit;
+mod delegations;
 mod discovery;
 mod edge;
 mod keys;
@@ -359,6 +360,8 @@ pub fn no_content() -> Response {
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let api = warp::path("api").and(warp::path("v1"));
     let v1 = oauth::routes(state.clone())
+        .or(delegations::routes(state.clone()))
+        .unify()
         .or(organizations::routes(state.clone()))
         .unify()
         .or(agents::routes(state.clone()))

@@ -63,7 +63,7 @@ async fn an_agents_day_is_counted_read_back_and_survives_a_restart() {
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(nonzero(&body), expected, "{body}");
         assert_eq!((body["agent_id"].as_str(), body["to"].as_str()), (Some(agent_id.as_str()), Some(&*today(&app))));
-        assert_eq!(body["totals"].as_object().unwrap().len(), 10, "every metric is listed: {body}");
+        assert_eq!(body["totals"].as_object().unwrap().len(), 13, "every metric is listed: {body}");
 
         // The organization's summary counts the admin too: its token, its calls.
         let (status, summary) = get(&app, &admin, "/api/v1/analytics/summary").await;

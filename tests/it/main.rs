@@ -9,6 +9,7 @@ mod cli;
 mod cluster;
 mod conformance;
 mod credentials;
+mod delegation;
 mod edges;
 mod embedder;
 mod hardening;

@@ -36,6 +36,7 @@ async fn run_case(limit: u64, bursts: Vec<Burst>, midnights: Vec<bool>) -> Resul
                 token_id: Uuid::now_v7().to_string(),
                 expires_at: i64::MAX,
                 jkt: None,
+                delegation_id: None,
             }),
             request_id: None,
         };

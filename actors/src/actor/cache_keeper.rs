@@ -21,6 +21,7 @@ use ractor::concurrency::JoinHandle as TimerHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinHandle;
 
+use super::delegations::Delegations;
 use super::key_manager::Keys;
 use super::revocations::Revocations;
 use super::tier_counters::Quota;
@@ -54,6 +55,7 @@ pub(crate) struct Deps {
     pub revocations: Revocations,
     pub keys: Keys,
     pub quota: Quota,
+    pub delegations: Delegations,
     pub feed_poll: Duration,
 }
 
@@ -96,6 +98,11 @@ fn dispatch(deps: &Deps, event: ClusterEvent) {
             let quota = deps.quota.clone();
             tokio::spawn(async move { quota.org_changed(org_id).await });
         }
+        ClusterEvent::DelegationsChanged { org_id } => deps.delegations.changed_elsewhere(org_id),
+        ClusterEvent::Everything => {
+            deps.caches.apply(&ClusterEvent::Everything);
+            deps.delegations.forget_all();
+        }
         other => deps.caches.apply(&other),
     }
 }
@@ -116,6 +123,7 @@ impl State {
             // Entries may have come and gone from the window unseen: start clean.
             tracing::warn!(gap_ms = now - self.last_read, "change feed unread for too long; dropping all caches");
             deps.caches.apply(&ClusterEvent::Everything);
+            deps.delegations.forget_all();
             deps.revocations.reread();
         }
         self.last_read = now;
@@ -151,6 +159,7 @@ impl Actor for CacheKeeper {
             .map(|e| (e.seq, e.created_at))
             .collect();
         deps.caches.apply(&ClusterEvent::Everything);
+        deps.delegations.forget_all();
         let (owners, me) = (deps.clone(), myself.clone());
         let listener = tokio::spawn(async move {
             while let Some(event) = events.recv().await {
@@ -176,7 +185,7 @@ impl Actor for CacheKeeper {
 
     async fn handle(&self, _: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
         match msg {
-            Msg::Announced(event) => state.deps.caches.apply(&event),
+            Msg::Announced(event) => dispatch(&state.deps, event),
             Msg::Poll => state.poll().await,
             Msg::Crash => panic!("cache keeper: fault injected"),
         }

@@ -13,6 +13,7 @@
 pub mod analytics;
 pub mod audit_writer;
 pub mod cache_keeper;
+pub mod delegations;
 pub mod key_manager;
 pub mod keyed;
 pub mod revocations;

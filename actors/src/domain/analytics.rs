@@ -46,11 +46,17 @@ pub enum Metric {
     CredentialsCreated,
     CredentialsRotated,
     CredentialsRevoked,
+    /// Delegation links made (counted for the delegator).
+    DelegationsCreated,
+    /// Delegation tokens found valid by `verify-delegation` (counted for the delegatee).
+    DelegationsVerified,
+    /// Delegation links revoked, cascades included (counted for each link's delegator).
+    DelegationsRevoked,
 }
 
 impl Metric {
     /// Every metric, in the order summaries list them.
-    pub const ALL: [Metric; 10] = [
+    pub const ALL: [Metric; 13] = [
         Metric::TokensIssued,
         Metric::TokenRequestsRefused,
         Metric::ApiCalls,
@@ -61,6 +67,9 @@ impl Metric {
         Metric::CredentialsCreated,
         Metric::CredentialsRotated,
         Metric::CredentialsRevoked,
+        Metric::DelegationsCreated,
+        Metric::DelegationsVerified,
+        Metric::DelegationsRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +84,9 @@ impl Metric {
             Metric::CredentialsCreated => "credentials_created",
             Metric::CredentialsRotated => "credentials_rotated",
             Metric::CredentialsRevoked => "credentials_revoked",
+            Metric::DelegationsCreated => "delegations_created",
+            Metric::DelegationsVerified => "delegations_verified",
+            Metric::DelegationsRevoked => "delegations_revoked",
         }
     }
 

@@ -23,6 +23,12 @@ pub struct AccessClaims {
     /// RFC 8693 actor: who is acting on behalf of `sub` (nested for chains).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<serde_json::Value>,
+    /// A delegation token's chain (the root link's id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_id: Option<Uuid>,
+    /// A delegation token's own link in its chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegation_id: Option<Uuid>,
 }
 
 /// RFC 9449 §6.1 `cnf` with the JWK SHA-256 thumbprint.
@@ -64,6 +70,8 @@ pub fn build(grant: &Grant<'_>, issuer: &str, audience: &str, now: i64, ttl_secs
         org_id: grant.org_id,
         cnf: None,
         act: None,
+        chain_id: None,
+        delegation_id: None,
     }
 }
 

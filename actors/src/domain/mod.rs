@@ -4,6 +4,7 @@
 pub mod analytics;
 pub mod audit_chain;
 pub mod claims;
+pub mod delegation;
 pub mod jose;
 pub mod scopes;
 pub mod secrets;

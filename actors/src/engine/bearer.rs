@@ -21,7 +21,7 @@ use crate::store::{Change, Revocation};
 
 impl Engine {
     /// The token's client must still be active, and an agent of the token's lineage.
-    async fn check_token_client(&self, client_id: &str, sub: &str, org_id: Uuid) -> Result<()> {
+    pub(super) async fn check_token_client(&self, client_id: &str, sub: &str, org_id: Uuid) -> Result<()> {
         match client_entry(self, client_id).await? {
             Some((client, agent))
                 if client.status == CredentialStatus::Active && agent.status == AgentStatus::Active =>
@@ -181,6 +181,7 @@ impl Engine {
             token_id: claims.jti.clone(),
             expires_at: claims.exp,
             jkt: claims.cnf.as_ref().map(|c| c.jkt.clone()),
+            delegation_id: claims.delegation_id,
         });
         let verified = Arc::new(Verified { claims, caller });
         self.shared.caches.remember_bearer(hash, verified.clone());
@@ -194,6 +195,13 @@ impl Engine {
         if self.shared.revocations.is_revoked(&claims.jti) {
             return Err(EngineError::InvalidToken("the token was revoked".into()));
         }
-        self.check_token_client(&claims.client_id, &claims.sub, claims.org_id).await
+        self.check_token_client(&claims.client_id, &claims.sub, claims.org_id).await?;
+        // A delegation token stands only while its whole chain does.
+        if let Some(id) = claims.delegation_id {
+            if let Err(reason) = self.check_chain(claims.org_id, id).await? {
+                return Err(EngineError::InvalidToken(format!("the token's delegation chain is {}", reason.as_str())));
+            }
+        }
+        Ok(())
     }
 }

@@ -6,6 +6,7 @@ mod analytics;
 mod audit;
 mod bearer;
 mod bootstrap;
+mod delegation;
 mod directory;
 mod limits;
 mod tiers;
@@ -21,6 +22,7 @@ use uuid::Uuid;
 
 use crate::actor::analytics::Analytics;
 use crate::actor::audit_writer::AuditLog;
+use crate::actor::delegations::{DelegationChains, Delegations};
 use crate::actor::key_manager::{KeySettings, Keys};
 use crate::actor::keyed::{self, KeyedConfig, KeyedMetrics};
 use crate::actor::revocations::Revocations;
@@ -48,6 +50,7 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::{Change, Commit, QuotaStore, Store};
 
 pub use analytics::AnalyticsQuery;
+pub use delegation::DelegationQuery;
 pub use tokens::{
     AuthenticatedClient, ClientAuth, DpopPresentation, Introspector, OAuthError, TokenRequest,
     ASSERTION_TYPE_JWT_BEARER, GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, INTROSPECT_PATH, REVOKE_PATH,
@@ -68,6 +71,8 @@ pub struct Caller {
     pub expires_at: i64,
     /// Thumbprint of the key a DPoP-bound token is bound to.
     pub jkt: Option<String>,
+    /// The link of a delegation token (its `delegation_id`).
+    pub delegation_id: Option<Uuid>,
 }
 
 impl Caller {
@@ -115,6 +120,7 @@ pub(crate) struct Shared {
     pub revocations: Revocations,
     pub quota: Quota,
     pub analytics: Analytics,
+    pub delegations: Delegations,
     /// Brute-force protection at the token endpoint.
     pub lockout: limits::Lockout,
     /// The same lockout, keyed by the peer address.
@@ -270,11 +276,26 @@ impl Engine {
             children.register(keyed::child(
                 counters,
                 KeyedConfig { call_timeout: timeout, ..Default::default() },
-                keyed_metrics,
+                keyed_metrics.clone(),
             )),
             leases,
             ledger,
             clock.clone(),
+        );
+        let snapshots = Arc::default();
+        let chains = DelegationChains {
+            store: store.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
+            snapshots: Arc::clone(&snapshots),
+        };
+        let delegations = Delegations::new(
+            children.register(keyed::child(
+                chains,
+                KeyedConfig { call_timeout: timeout, ..Default::default() },
+                keyed_metrics.clone(),
+            )),
+            snapshots,
         );
         // The keeper routes cluster events to the others, so it starts last.
         children.register(cache_keeper::child(cache_keeper::Deps {
@@ -285,6 +306,7 @@ impl Engine {
             revocations: revocations.clone(),
             keys: keys.clone(),
             quota: quota.clone(),
+            delegations: delegations.clone(),
             feed_poll: config.feed_poll,
         }));
 
@@ -300,6 +322,7 @@ impl Engine {
             revocations,
             quota,
             analytics,
+            delegations,
             lockout: limits::Lockout::new(config.lockout_failures, config.lockout_window, config.clock.clone()),
             address_lockout: limits::Lockout::new(
                 config.lockout_address_failures,
@@ -437,14 +460,20 @@ impl Engine {
             if let ClusterEvent::OrgChanged { org_id } = &event {
                 self.shared.quota.org_changed(*org_id).await;
             }
-            let coord = self.shared.coord.clone();
-            tokio::spawn(async move {
-                if let Err(e) = coord.publish(&event).await {
-                    tracing::warn!(error = %e, "announcement not published; other nodes will read it from the change feed");
-                }
-            });
+            self.announce(event);
         }
         Ok(())
+    }
+
+    /// Announce a committed change to the other nodes, in the background (the change
+    /// feed is the guarantee; this is the fast path).
+    fn announce(&self, event: ClusterEvent) {
+        let coord = self.shared.coord.clone();
+        tokio::spawn(async move {
+            if let Err(e) = coord.publish(&event).await {
+                tracing::warn!(error = %e, "announcement not published; other nodes will read it from the change feed");
+            }
+        });
     }
 
     /// Apply a committed change to this node's caches and revocation set.
@@ -455,6 +484,12 @@ impl Engine {
             }
             // Applied (and awaited) by `commit`: the change must count before it answers.
             ClusterEvent::OrgChanged { .. } => {}
+            // Applied by the organization's DelegationActor before it answered.
+            ClusterEvent::DelegationsChanged { .. } => {}
+            ClusterEvent::Everything => {
+                self.shared.caches.apply(event);
+                self.shared.delegations.forget_all();
+            }
             other => self.shared.caches.apply(other),
         }
     }

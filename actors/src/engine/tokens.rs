@@ -518,9 +518,14 @@ impl Engine {
         let ttl = self.shared.config.token_ttl.as_secs() as i64;
         let mut claims = claims::build(&grant, &self.shared.config.issuer, &audience, now / 1000, ttl, Uuid::now_v7());
         claims.exp = claims.exp.min(subject.exp);
+        // A token that names an actor is never exchanged into one that does not, and a
+        // delegation token's exchange stays in its chain (it dies with it).
+        claims.act = subject.act;
+        claims.chain_id = subject.chain_id;
+        claims.delegation_id = subject.delegation_id;
         if client.agent_id != agent_id {
             let mut act = json!({"sub": client.agent_id.to_string(), "client_id": client.client_id});
-            if let Some(prior) = subject.act {
+            if let Some(prior) = claims.act.take() {
                 act["act"] = prior;
             }
             claims.act = Some(act);

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::coord::ClusterEvent;
 use crate::domain::analytics::{Day, DayRange, Metric};
 use crate::domain::audit_chain::SealedEvent;
+use crate::domain::delegation::{Delegation, DelegationStatus};
 use crate::domain::tiers::TierTable;
 use crate::error::{EngineError, Result};
 use crate::model::{
@@ -106,6 +107,18 @@ pub enum Change {
     /// Remember a revoked token (idempotent).
     RevokeToken {
         revocation: Revocation,
+        now: Millis,
+    },
+    /// Record a delegation link; `Conflict` unless its parent (if any) is active — checked
+    /// under the parent's row lock on PostgreSQL, so a link is never added below one a
+    /// concurrent revocation is revoking.
+    InsertDelegation(Delegation),
+    /// Revoke the link `id` of `org_id` and every active link below it, at any depth
+    /// (found in the store, so links made on other nodes are included). `NotFound` if
+    /// there is no such link.
+    RevokeDelegation {
+        org_id: Uuid,
+        id: Uuid,
         now: Millis,
     },
 }
@@ -252,6 +265,32 @@ pub struct Grant {
     pub nodes: Option<u32>,
 }
 
+/// What a delegation listing is narrowed to.
+#[derive(Debug, Clone, Default)]
+pub struct DelegationFilter {
+    pub delegator_id: Option<Uuid>,
+    pub delegatee_id: Option<Uuid>,
+    /// `Expired` is an active link past its expiry at `now`; `Active` one before it.
+    pub status: Option<DelegationStatus>,
+    pub now: Millis,
+}
+
+/// Delegation chains (the DelegationActor's port; links are written as [`Change`]s).
+#[async_trait]
+pub trait DelegationStore: Send + Sync + 'static {
+    /// The links of `org_id` that have not expired by `now`, revoked ones included.
+    async fn live_delegations(&self, org_id: Uuid, now: Millis) -> Result<Vec<Delegation>>;
+    async fn get_delegation(&self, org_id: Uuid, id: Uuid) -> Result<Option<Delegation>>;
+    /// Oldest first (by id), after the `after` cursor.
+    async fn list_delegations(
+        &self,
+        org_id: Uuid,
+        filter: &DelegationFilter,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Delegation>>;
+}
+
 /// One analytics count to add: `count` more of `metric` for (organization, agent, day).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AnalyticsCount {
@@ -292,6 +331,7 @@ pub trait Store:
     + FeedStore
     + QuotaStore
     + AnalyticsStore
+    + DelegationStore
 {
     /// Apply pending migrations; returns the schema version now in force.
     async fn migrate(&self) -> Result<u32>;

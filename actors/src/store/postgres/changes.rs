@@ -136,6 +136,68 @@ pub(super) async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<()> {
                 .map_err(db_err)?;
             one_row(n, "credential")?;
         }
+        Change::InsertDelegation(d) => {
+            if let Some(parent) = d.parent_id {
+                // The parent's row lock orders this insert after (or before) a revocation
+                // of the parent on any node.
+                let row = tx
+                    .query_opt(
+                        "SELECT status FROM delegation_chains WHERE id = $1 AND org_id = $2 FOR UPDATE",
+                        &[&parent, &d.org_id],
+                    )
+                    .await
+                    .map_err(db_err)?;
+                if row.map(|r| r.get::<_, String>(0)).as_deref() != Some("active") {
+                    return Err(EngineError::Conflict("the delegation this one is made from is revoked".into()));
+                }
+            }
+            let (depth, max_depth) = (d.depth as i32, d.max_depth as i32);
+            tx.execute(
+                &format!(
+                    "INSERT INTO delegation_chains ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                    super::delegations::DELEGATION_COLS
+                ),
+                &[
+                    &d.id,
+                    &d.org_id,
+                    &d.chain_id,
+                    &d.parent_id,
+                    &d.delegator_id,
+                    &d.delegatee_id,
+                    &d.scope,
+                    &d.audience,
+                    &depth,
+                    &max_depth,
+                    &d.token_id,
+                    &d.created_at,
+                    &d.expires_at,
+                    &d.status.as_str(),
+                    &d.revoked_at,
+                ],
+            )
+            .await
+            .map_err(db_err)?;
+        }
+        Change::RevokeDelegation { org_id, id, now } => {
+            let exists = tx
+                .query_opt("SELECT 1 FROM delegation_chains WHERE id = $1 AND org_id = $2 FOR UPDATE", &[id, org_id])
+                .await
+                .map_err(db_err)?;
+            if exists.is_none() {
+                return Err(EngineError::not_found("delegation"));
+            }
+            tx.execute(
+                "WITH RECURSIVE below(id) AS (
+                     SELECT $1::uuid
+                     UNION SELECT c.id FROM delegation_chains c JOIN below b ON c.parent_id = b.id
+                 )
+                 UPDATE delegation_chains SET status = 'revoked', revoked_at = $3
+                 WHERE org_id = $2 AND status = 'active' AND id IN (SELECT id FROM below)",
+                &[id, org_id, now],
+            )
+            .await
+            .map_err(db_err)?;
+        }
         Change::RevokeToken { revocation: r, now } => {
             tx.execute(
                 "INSERT INTO token_revocations (jti, org_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4)

@@ -14,6 +14,7 @@ use uuid::Uuid;
 mod analytics;
 mod audit;
 mod changes;
+mod delegations;
 mod directory;
 mod feed;
 mod keys;
@@ -37,6 +38,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("../../../../migrations/postgres/0004_cluster_feed.sql")),
     (5, include_str!("../../../../migrations/postgres/0005_quota.sql")),
     (6, include_str!("../../../../migrations/postgres/0006_analytics.sql")),
+    (7, include_str!("../../../../migrations/postgres/0007_delegations.sql")),
 ];
 /// Arbitrary constant naming the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x0041_676e_7449_6450;

@@ -2,7 +2,7 @@
 //! group commit (see [`super::SqliteStore`]'s `append_audit`), so a change is durable
 //! exactly when its audit event is.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{db_err, json_text};
 use crate::coord::ClusterEvent;
@@ -143,6 +143,68 @@ pub(super) fn apply(conn: &Connection, change: &Change) -> Result<()> {
                 )
                 .map_err(db_err)?;
             one_row(n, "credential")?;
+        }
+        Change::InsertDelegation(d) => {
+            if let Some(parent) = d.parent_id {
+                // The one writer: nothing commits between this read and the insert.
+                let status: Option<String> = conn
+                    .query_row(
+                        "SELECT status FROM delegation_chains WHERE id = ?1 AND org_id = ?2",
+                        params![parent.to_string(), d.org_id.to_string()],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(db_err)?;
+                if status.as_deref() != Some("active") {
+                    return Err(EngineError::Conflict("the delegation this one is made from is revoked".into()));
+                }
+            }
+            conn.prepare_cached(&format!(
+                "INSERT INTO delegation_chains ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                super::delegations::DELEGATION_COLS
+            ))
+            .and_then(|mut s| {
+                s.execute(params![
+                    d.id.to_string(),
+                    d.org_id.to_string(),
+                    d.chain_id.to_string(),
+                    d.parent_id.map(|p| p.to_string()),
+                    d.delegator_id.to_string(),
+                    d.delegatee_id.to_string(),
+                    d.scope,
+                    d.audience,
+                    d.depth,
+                    d.max_depth,
+                    d.token_id,
+                    d.created_at,
+                    d.expires_at,
+                    d.status.as_str(),
+                    d.revoked_at
+                ])
+            })
+            .map_err(db_err)?;
+        }
+        Change::RevokeDelegation { org_id, id, now } => {
+            let exists: bool = conn
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM delegation_chains WHERE id = ?1 AND org_id = ?2)",
+                    params![id.to_string(), org_id.to_string()],
+                    |r| r.get(0),
+                )
+                .map_err(db_err)?;
+            if !exists {
+                return Err(EngineError::not_found("delegation"));
+            }
+            conn.execute(
+                "WITH RECURSIVE below(id) AS (
+                     SELECT ?1
+                     UNION SELECT c.id FROM delegation_chains c JOIN below b ON c.parent_id = b.id
+                 )
+                 UPDATE delegation_chains SET status = 'revoked', revoked_at = ?3
+                 WHERE org_id = ?2 AND status = 'active' AND id IN (SELECT id FROM below)",
+                params![id.to_string(), org_id.to_string(), now],
+            )
+            .map_err(db_err)?;
         }
         Change::RevokeToken { revocation: r, now } => {
             conn.prepare_cached(

@@ -16,6 +16,7 @@ use uuid::Uuid;
 mod analytics;
 mod audit;
 mod changes;
+mod delegations;
 mod directory;
 mod feed;
 mod keys;
@@ -39,6 +40,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (4, include_str!("../../../../migrations/sqlite/0004_cluster_feed.sql")),
     (5, include_str!("../../../../migrations/sqlite/0005_quota.sql")),
     (6, include_str!("../../../../migrations/sqlite/0006_analytics.sql")),
+    (7, include_str!("../../../../migrations/sqlite/0007_delegations.sql")),
 ];
 
 pub struct SqliteStore {

@@ -1,0 +1,72 @@
+//! PostgreSQL: delegation chains ([`crate::store::DelegationStore`]; links are written
+//! by `changes.rs`).
+
+// The adapter's connection helpers, error mapping, shared columns and imports.
+use super::*;
+use crate::domain::delegation::{Delegation, DelegationStatus};
+use crate::store::{DelegationFilter, DelegationStore};
+
+pub(super) const DELEGATION_COLS: &str =
+    "id, org_id, chain_id, parent_id, delegator_id, delegatee_id, scope, audience, \
+     depth, max_depth, token_id, created_at, expires_at, status, revoked_at";
+
+fn delegation_from_row(row: &Row) -> Result<Delegation> {
+    Ok(Delegation {
+        id: row.get(0),
+        org_id: row.get(1),
+        chain_id: row.get(2),
+        parent_id: row.get(3),
+        delegator_id: row.get(4),
+        delegatee_id: row.get(5),
+        scope: row.get(6),
+        audience: row.get(7),
+        depth: row.get::<_, i32>(8).max(0) as u32,
+        max_depth: row.get::<_, i32>(9).max(0) as u32,
+        token_id: row.get(10),
+        created_at: row.get(11),
+        expires_at: row.get(12),
+        status: enum_column(row.get(13), DelegationStatus::parse)?,
+        revoked_at: row.get(14),
+    })
+}
+
+#[async_trait]
+impl DelegationStore for PostgresStore {
+    async fn live_delegations(&self, org_id: Uuid, now: Millis) -> Result<Vec<Delegation>> {
+        let sql = format!("SELECT {DELEGATION_COLS} FROM delegation_chains WHERE org_id = $1 AND expires_at > $2");
+        self.query(&sql, &[&org_id, &now]).await?.iter().map(delegation_from_row).collect()
+    }
+
+    async fn get_delegation(&self, org_id: Uuid, id: Uuid) -> Result<Option<Delegation>> {
+        let sql = format!("SELECT {DELEGATION_COLS} FROM delegation_chains WHERE id = $1 AND org_id = $2");
+        self.query_opt(&sql, &[&id, &org_id]).await?.as_ref().map(delegation_from_row).transpose()
+    }
+
+    async fn list_delegations(
+        &self,
+        org_id: Uuid,
+        filter: &DelegationFilter,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Delegation>> {
+        let sql = format!(
+            "SELECT {DELEGATION_COLS} FROM delegation_chains
+             WHERE org_id = $1 AND id > $2
+               AND ($3::uuid IS NULL OR delegator_id = $3) AND ($4::uuid IS NULL OR delegatee_id = $4)
+               AND ($5::text IS NULL
+                    OR ($5 = 'revoked' AND status = 'revoked')
+                    OR ($5 = 'active' AND status = 'active' AND expires_at > $6)
+                    OR ($5 = 'expired' AND status = 'active' AND expires_at <= $6))
+             ORDER BY id LIMIT $7"
+        );
+        let after = after.unwrap_or(Uuid::nil());
+        let status = filter.status.map(DelegationStatus::as_str);
+        let rows = self
+            .query(
+                &sql,
+                &[&org_id, &after, &filter.delegator_id, &filter.delegatee_id, &status, &filter.now, &i64::from(limit)],
+            )
+            .await?;
+        rows.iter().map(delegation_from_row).collect()
+    }
+}

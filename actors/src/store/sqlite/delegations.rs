@@ -1,0 +1,107 @@
+//! SQLite: delegation chains ([`crate::store::DelegationStore`]; links are written by
+//! `changes.rs`).
+
+// The adapter's connection helpers, error mapping, shared columns and imports.
+use super::*;
+use crate::domain::delegation::{Delegation, DelegationStatus};
+use crate::store::{DelegationFilter, DelegationStore};
+
+pub(super) const DELEGATION_COLS: &str =
+    "id, org_id, chain_id, parent_id, delegator_id, delegatee_id, scope, audience, \
+     depth, max_depth, token_id, created_at, expires_at, status, revoked_at";
+
+/// A row, with its status still text (checked by [`delegation_from_row`]'s caller).
+fn delegation_from_row(row: &Row<'_>) -> rusqlite::Result<(Delegation, String)> {
+    let parent: Option<String> = row.get(3)?;
+    let parent_id = parent
+        .map(|p| Uuid::parse_str(&p))
+        .transpose()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e)))?;
+    let link = Delegation {
+        id: uuid_col(row, 0)?,
+        org_id: uuid_col(row, 1)?,
+        chain_id: uuid_col(row, 2)?,
+        parent_id,
+        delegator_id: uuid_col(row, 4)?,
+        delegatee_id: uuid_col(row, 5)?,
+        scope: row.get(6)?,
+        audience: row.get(7)?,
+        depth: row.get(8)?,
+        max_depth: row.get(9)?,
+        token_id: row.get(10)?,
+        created_at: row.get(11)?,
+        expires_at: row.get(12)?,
+        status: DelegationStatus::Active,
+        revoked_at: row.get(14)?,
+    };
+    Ok((link, row.get(13)?))
+}
+
+fn with_status((mut link, status): (Delegation, String)) -> Result<Delegation> {
+    link.status = enum_column(&status, DelegationStatus::parse)?;
+    Ok(link)
+}
+
+#[async_trait]
+impl DelegationStore for SqliteStore {
+    async fn live_delegations(&self, org_id: Uuid, now: Millis) -> Result<Vec<Delegation>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {DELEGATION_COLS} FROM delegation_chains WHERE org_id = ?1 AND expires_at > ?2"
+                ))
+                .map_err(db_err)?;
+            collect(&mut stmt, params![org_id.to_string(), now], delegation_from_row, with_status)
+        })
+        .await
+    }
+
+    async fn get_delegation(&self, org_id: Uuid, id: Uuid) -> Result<Option<Delegation>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {DELEGATION_COLS} FROM delegation_chains WHERE id = ?1 AND org_id = ?2"
+                ))
+                .map_err(db_err)?;
+            Ok(collect(&mut stmt, params![id.to_string(), org_id.to_string()], delegation_from_row, with_status)?
+                .into_iter()
+                .next())
+        })
+        .await
+    }
+
+    async fn list_delegations(
+        &self,
+        org_id: Uuid,
+        filter: &DelegationFilter,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Delegation>> {
+        let filter = filter.clone();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {DELEGATION_COLS} FROM delegation_chains
+                     WHERE org_id = ?1 AND id > ?2
+                       AND (?3 IS NULL OR delegator_id = ?3) AND (?4 IS NULL OR delegatee_id = ?4)
+                       AND (?5 IS NULL
+                            OR (?5 = 'revoked' AND status = 'revoked')
+                            OR (?5 = 'active' AND status = 'active' AND expires_at > ?6)
+                            OR (?5 = 'expired' AND status = 'active' AND expires_at <= ?6))
+                     ORDER BY id LIMIT ?7"
+                ))
+                .map_err(db_err)?;
+            let args = params![
+                org_id.to_string(),
+                after.map(|a| a.to_string()).unwrap_or_default(),
+                filter.delegator_id.map(|a| a.to_string()),
+                filter.delegatee_id.map(|a| a.to_string()),
+                filter.status.map(DelegationStatus::as_str),
+                filter.now,
+                limit
+            ];
+            collect(&mut stmt, args, delegation_from_row, with_status)
+        })
+        .await
+    }
+}
