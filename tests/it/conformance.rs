@@ -108,3 +108,36 @@ async fn http_sfv_parses_the_ratelimit_headers_until_the_quota_refuses() {
     assert!(out["retry_after"].as_u64().unwrap() >= out["reset"].as_u64().unwrap(), "{out}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pyjwt_verifies_a_delegation_token_and_reads_its_nested_act() {
+    let app = spawn_app(&backends()[0]).await;
+    let admin = app.admin_token().await;
+    let mut agents = Vec::new();
+    for name in ["a", "b", "c"] {
+        let (agent, id, secret) =
+            app.agent_with_credential(&admin, json!({"name": name, "scopes": ["search:query"]})).await;
+        agents.push((agent["id"].as_str().unwrap().to_string(), app.token(&id, &secret, None).await));
+    }
+    let delegate = |token: String, to: String| {
+        let app = &app;
+        async move {
+            let body = json!({"delegatee_id": to});
+            let (status, out) = app.call(Method::POST, "/api/v1/oauth2/token/delegate", &token, Some(body)).await;
+            assert_eq!(status, reqwest::StatusCode::CREATED, "{out}");
+            out
+        }
+    };
+    let one = delegate(agents[0].1.clone(), agents[1].0.clone()).await;
+    let two = delegate(one["token"].as_str().unwrap().to_string(), agents[2].0.clone()).await;
+    let script = conformance_dir().join("pyjwt_delegation.py").display().to_string();
+    let out = run("python3", vec![script, app.base.clone(), two["token"].as_str().unwrap().to_string()]).await;
+    assert_eq!(out["sub"], agents[2].0.as_str());
+    assert_eq!(out["actors"], json!([agents[1].0, agents[0].0]), "the latest actor first, then the one before");
+    assert_eq!(
+        (out["chain_id"].clone(), out["delegation_id"].clone()),
+        (one["chain_id"].clone(), two["delegation_id"].clone())
+    );
+    assert_eq!(out["scope"], "search:query");
+    app.stop().await;
+}
