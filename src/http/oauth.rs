@@ -60,7 +60,17 @@ fn form_of(body: &Body) -> Result<&[u8], EngineError> {
 /// The client authentication parameters every OAuth endpoint reads.
 const CLIENT_PARAMS: [&str; 4] = ["client_id", "client_secret", "client_assertion_type", "client_assertion"];
 /// The token endpoint's own parameters.
-const GRANT_PARAMS: [&str; 6] = ["grant_type", "scope", "subject_token", "subject_token_type", "audience", "resource"];
+const GRANT_PARAMS: [&str; 9] = [
+    "grant_type",
+    "scope",
+    "subject_token",
+    "subject_token_type",
+    "actor_token",
+    "actor_token_type",
+    "may_act",
+    "audience",
+    "resource",
+];
 /// Introspection's and revocation's own parameters.
 const TOKEN_PARAMS: [&str; 2] = ["token", "token_type_hint"];
 
@@ -161,6 +171,9 @@ pub fn token_request(
         scope: params.remove("scope"),
         subject_token: params.remove("subject_token"),
         subject_token_type: params.remove("subject_token_type"),
+        actor_token: params.remove("actor_token"),
+        actor_token_type: params.remove("actor_token_type"),
+        may_act: params.remove("may_act"),
         audience,
         dpop: dpop.map(String::from),
     })

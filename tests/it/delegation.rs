@@ -330,3 +330,96 @@ async fn a_revocation_on_one_node_is_refused_on_the_other_within_100_ms() {
     b.stop().await;
     a.stop().await;
 }
+
+/// RFC 8693 with an actor: the actor proves itself with its own token; a subject token's
+/// `may_act` admits that agent alone; keycloak #52691 (an actor token not checked against
+/// the requesting client) as a regression case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_exchange_with_an_actor_token_honours_may_act() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let admin = app.admin_token().await;
+        let mut agents = Vec::new();
+        for name in ["subject", "actor", "intruder"] {
+            let (agent, id, secret) = app.agent_with_credential(&admin, json!({"name": name, "scopes": SCOPES})).await;
+            agents.push((agent["id"].as_str().unwrap().to_string(), id, secret));
+        }
+        let [(subject, s_id, s_secret), (actor, a_id, a_secret), (_, i_id, i_secret)] = &agents[..] else { panic!() };
+        let form =
+            |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let post = |pairs: Vec<(String, String)>| {
+            let app = &app;
+            async move {
+                let resp = app.http.post(app.url("/api/v1/oauth2/token")).form(&pairs).send().await.unwrap();
+                (resp.status(), resp.json::<Value>().await.unwrap())
+            }
+        };
+        // The subject's token names the one agent that may act for it.
+        let (status, issued) = post(form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", s_id),
+            ("client_secret", s_secret),
+            ("may_act", actor),
+        ]))
+        .await;
+        assert_eq!(status, StatusCode::OK, "{issued}");
+        let subject_token = issued["access_token"].as_str().unwrap().to_string();
+        assert_eq!(jwt_parts(&subject_token).1["may_act"], json!({"sub": actor}));
+        let actor_token = app.token(a_id, a_secret, None).await;
+        let intruder_token = app.token(i_id, i_secret, None).await;
+        let exchange = |id: &str, secret: &str, actor_token: Option<&str>, actor_type: Option<&str>| {
+            let mut pairs = form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+                ("client_id", id),
+                ("client_secret", secret),
+                ("subject_token", &subject_token),
+                ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+                ("scope", "search:query"),
+            ]);
+            if let Some(t) = actor_token {
+                pairs.push(("actor_token".into(), t.into()));
+            }
+            if let Some(t) = actor_type {
+                pairs.push(("actor_token_type".into(), t.into()));
+            }
+            post(pairs)
+        };
+        let at = Some("urn:ietf:params:oauth:token-type:access_token");
+        // The named actor, proving itself: sub is the subject, act the actor.
+        let (status, out) = exchange(a_id, a_secret, Some(&actor_token), at).await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+        assert_eq!(out["issued_token_type"], "urn:ietf:params:oauth:token-type:access_token");
+        let (_, claims) = jwt_parts(out["access_token"].as_str().unwrap());
+        assert_eq!(
+            (claims["sub"].as_str(), claims["act"]["sub"].as_str()),
+            (Some(subject.as_str()), Some(actor.as_str()))
+        );
+        assert_eq!(claims["scope"], "search:query");
+        assert!(claims.get("may_act").is_none(), "{claims}");
+        // Anyone else is refused, whatever it presents.
+        let (status, out) = exchange(i_id, i_secret, Some(&intruder_token), at).await;
+        assert_eq!((status, out["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{out}");
+        // keycloak #52691: the intruder's client with the actor's token.
+        let (status, out) = exchange(i_id, i_secret, Some(&actor_token), at).await;
+        assert_eq!((status, out["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{out}");
+        let (status, out) = exchange(a_id, a_secret, Some("not-a-token"), at).await;
+        assert_eq!((status, out["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{out}");
+        // actor_token and actor_token_type go together.
+        let (status, out) = exchange(a_id, a_secret, Some(&actor_token), None).await;
+        assert_eq!((status, out["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")), "{out}");
+        let (status, out) = exchange(a_id, a_secret, None, at).await;
+        assert_eq!((status, out["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")), "{out}");
+        let (status, out) = exchange(a_id, a_secret, Some(&actor_token), Some("urn:x:saml")).await;
+        assert_eq!((status, out["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unsupported_token_type")));
+        // may_act must name another active agent of the organization.
+        let (status, out) = post(form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", s_id),
+            ("client_secret", s_secret),
+            ("may_act", "someone"),
+        ]))
+        .await;
+        assert_eq!((status, out["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")), "{out}");
+        app.stop().await;
+    }
+}

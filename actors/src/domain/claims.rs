@@ -23,6 +23,9 @@ pub struct AccessClaims {
     /// RFC 8693 actor: who is acting on behalf of `sub` (nested for chains).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<serde_json::Value>,
+    /// RFC 8693 §4.4: the one agent that may act for `sub` through token exchange.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub may_act: Option<serde_json::Value>,
     /// A delegation token's chain (the root link's id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain_id: Option<Uuid>,
@@ -70,6 +73,7 @@ pub fn build(grant: &Grant<'_>, issuer: &str, audience: &str, now: i64, ttl_secs
         org_id: grant.org_id,
         cnf: None,
         act: None,
+        may_act: None,
         chain_id: None,
         delegation_id: None,
     }

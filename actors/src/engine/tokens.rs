@@ -106,6 +106,13 @@ pub struct TokenRequest {
     /// Token exchange: the token acted for, and its type.
     pub subject_token: Option<String>,
     pub subject_token_type: Option<String>,
+    /// Token exchange (RFC 8693 §2.1): the acting party's own token, and its type; both
+    /// or neither.
+    pub actor_token: Option<String>,
+    pub actor_token_type: Option<String>,
+    /// Client credentials: the one agent that may act for this token's agent (RFC 8693
+    /// §4.4 `may_act`), by id.
+    pub may_act: Option<String>,
     /// Token exchange: the `aud` of the new token (`audience` or `resource`).
     pub audience: Option<String>,
     /// A DPoP proof (RFC 9449) for the token endpoint: the token is bound to its key.
@@ -120,6 +127,9 @@ impl TokenRequest {
             scope: scope.map(String::from),
             subject_token: None,
             subject_token_type: None,
+            actor_token: None,
+            actor_token_type: None,
+            may_act: None,
             audience: None,
             dpop: None,
         }
@@ -381,7 +391,9 @@ impl Engine {
                 scopes: &granted,
             };
             let c = &self.shared.config;
-            claims::build(&grant, &c.issuer, &c.audience, now / 1000, ttl, Uuid::now_v7())
+            let mut claims = claims::build(&grant, &c.issuer, &c.audience, now / 1000, ttl, Uuid::now_v7());
+            claims.may_act = self.may_act(req.may_act.as_deref(), &client).await?;
+            claims
         };
         claims.cnf = jkt.map(|jkt| Confirmation { jkt });
         let ring = self.ring()?;
@@ -412,6 +424,21 @@ impl Engine {
             issued_token_type: exchange.then_some(TOKEN_TYPE_ACCESS_TOKEN),
             quota: Some(quota),
         })
+    }
+
+    /// The `may_act` claim a client-credentials request asks for: another agent of the
+    /// organization, active.
+    async fn may_act(&self, param: Option<&str>, client: &AuthenticatedClient) -> Result<Option<serde_json::Value>> {
+        let Some(param) = param else { return Ok(None) };
+        let bad = || oauth(OAuthError::InvalidRequest, "may_act names no other active agent of the organization");
+        let agent = Uuid::parse_str(param).map_err(|_| bad())?;
+        if agent == client.agent_id {
+            return Err(bad());
+        }
+        match self.shared.store.get_agent(client.org_id, agent).await? {
+            Some(a) if a.status == AgentStatus::Active => Ok(Some(json!({"sub": agent.to_string()}))),
+            _ => Err(bad()),
+        }
     }
 
     /// Parse a requested scope and check it against what may be granted.
@@ -469,12 +496,47 @@ impl Engine {
             Err(EngineError::InvalidToken(_)) => return Err(inactive()),
             Err(e) => return Err(e),
         };
+        // The acting party: the requesting client's agent, proven by its own actor token
+        // when one is sent (keycloak #52691 accepted anyone's).
+        let actor_exp = match (req.actor_token.as_deref(), req.actor_token_type.as_deref()) {
+            (None, None) => None,
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(oauth(OAuthError::InvalidRequest, "actor_token and actor_token_type go together"))
+            }
+            (Some(actor_token), Some(kind)) => {
+                if kind != TOKEN_TYPE_ACCESS_TOKEN && kind != TOKEN_TYPE_JWT {
+                    return Err(oauth(
+                        OAuthError::UnsupportedTokenType,
+                        format!("actor_token_type {kind:?} is not supported"),
+                    ));
+                }
+                let actor = match self.active_claims(actor_token).await {
+                    Ok(c) => c,
+                    Err(EngineError::InvalidToken(_)) => {
+                        return Err(oauth(OAuthError::InvalidGrant, "the actor token is not active"))
+                    }
+                    Err(e) => return Err(e),
+                };
+                if actor.org_id != client.org_id || actor.sub != client.agent_id.to_string() {
+                    return Err(oauth(OAuthError::InvalidGrant, "the actor token is not the requesting client's own"));
+                }
+                Some(actor.exp)
+            }
+        };
+        // A subject token that names who may act for it admits that agent alone.
+        let consented = match subject.may_act.as_ref().and_then(|m| m.get("sub")).and_then(|s| s.as_str()) {
+            Some(allowed) if allowed == client.agent_id.to_string() && subject.org_id == client.org_id => true,
+            Some(_) => {
+                return Err(oauth(OAuthError::InvalidGrant, "the subject token's may_act does not name this actor"))
+            }
+            None => false,
+        };
         let target = Target {
             same_org: subject.org_id == client.org_id,
             same_agent: subject.org_id == client.org_id && subject.sub == client.agent_id.to_string(),
         };
         let held: Arc<str> = client.scopes.join(" ").into();
-        if self.shared.policy.authorize_target("tokens.exchange", &held, target).is_err() {
+        if !consented && self.shared.policy.authorize_target("tokens.exchange", &held, target).is_err() {
             // Another organization's token is reported as inactive, revealing nothing.
             return Err(if target.same_org {
                 oauth(
@@ -517,7 +579,7 @@ impl Engine {
         let grant = Grant { agent_id, org_id: subject.org_id, client_id: &client.client_id, scopes: &scopes };
         let ttl = self.shared.config.token_ttl.as_secs() as i64;
         let mut claims = claims::build(&grant, &self.shared.config.issuer, &audience, now / 1000, ttl, Uuid::now_v7());
-        claims.exp = claims.exp.min(subject.exp);
+        claims.exp = claims.exp.min(subject.exp).min(actor_exp.unwrap_or(i64::MAX));
         // A token that names an actor is never exchanged into one that does not, and a
         // delegation token's exchange stays in its chain (it dies with it).
         claims.act = subject.act;
