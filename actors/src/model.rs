@@ -100,13 +100,28 @@ pub struct OrganizationPatch {
 }
 
 /// A field that may be left out but not set to `null`: there is no "no name", and the
-/// contract gives no field a null.
-fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+/// contract gives no field a null. (`#[serde(default, deserialize_with = "present")]`.)
+pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(d)?.map(Some).ok_or_else(|| serde::de::Error::custom("may be left out but not null"))
+}
+
+/// An integer field that may be left out but not be `null`, given as JSON integer or
+/// as a float with an integral value (`5.0`: JSON Schema's `integer` admits it).
+pub fn integral<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    let n = serde_json::Number::deserialize(d)?;
+    let whole = n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64));
+    whole
+        .and_then(|i| T::try_from(i).ok())
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("{n} is not an integer in range")))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

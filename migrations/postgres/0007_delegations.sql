@@ -15,6 +15,7 @@ CREATE TABLE delegation_chains (
     audience      TEXT NOT NULL,
     depth         INTEGER NOT NULL,
     max_depth     INTEGER NOT NULL,
+    token_format  TEXT NOT NULL,
     token_id      TEXT NOT NULL,
     created_at    BIGINT NOT NULL,
     expires_at    BIGINT NOT NULL,

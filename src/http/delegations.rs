@@ -44,13 +44,17 @@ async fn delegate(ctx: Ctx, body: Body) -> Result<Response, Infallible> {
 #[serde(deny_unknown_fields)]
 struct VerifyRequest {
     token: String,
+    /// The audience the verifying service stands for (a biscuit's holder may have
+    /// narrowed it to one).
+    #[serde(default, deserialize_with = "agentidp_engine::model::present")]
+    audience: Option<String>,
 }
 
 async fn verify(ctx: Ctx, body: Body) -> Result<Response, Infallible> {
     ctx.respond(|ctx| async move {
         let req: VerifyRequest = body.json()?;
         let call = ctx.call().await?;
-        let verification = ctx.engine().verify_delegation(&call, &req.token).await?;
+        let verification = ctx.engine().verify_delegation(&call, &req.token, req.audience.as_deref()).await?;
         Ok(json_reply(StatusCode::OK, &verification))
     })
     .await

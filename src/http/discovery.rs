@@ -17,8 +17,9 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let wk = || warp::path(".well-known").and(warp::get());
     let oidc = wk().and(warp::path!("openid-configuration")).and(ctx(state.clone())).and_then(metadata);
     let oauth = wk().and(warp::path!("oauth-authorization-server")).and(ctx(state.clone())).and_then(metadata);
-    let jwks = wk().and(warp::path!("jwks.json")).and(ctx(state)).and_then(jwks);
-    oidc.or(oauth).unify().or(jwks).unify().boxed()
+    let jwks = wk().and(warp::path!("jwks.json")).and(ctx(state.clone())).and_then(jwks);
+    let biscuit = wk().and(warp::path!("biscuit-public-key")).and(ctx(state)).and_then(biscuit_key);
+    oidc.or(oauth).unify().or(jwks).unify().or(biscuit).unify().boxed()
 }
 
 async fn metadata(ctx: Ctx) -> Result<Response, Infallible> {
@@ -48,6 +49,8 @@ async fn metadata(ctx: Ctx) -> Result<Response, Infallible> {
             "access_token_signing_alg_values_supported": algs,
             "scopes_supported": scopes,
             "service_documentation": format!("{issuer}/openapi.json"),
+            "biscuit_public_key": engine.biscuit_public_key(),
+            "biscuit_public_key_uri": format!("{issuer}/.well-known/biscuit-public-key"),
         });
         let mut resp = json_reply(StatusCode::OK, &doc);
         resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
@@ -63,6 +66,18 @@ async fn jwks(ctx: Ctx) -> Result<Response, Infallible> {
         let h = resp.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
         h.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+        Ok(resp)
+    })
+    .await
+}
+
+/// The biscuit root public key: what verifies biscuit delegations offline.
+async fn biscuit_key(ctx: Ctx) -> Result<Response, Infallible> {
+    ctx.respond(|ctx| async move {
+        let public_key = ctx.engine().biscuit_public_key();
+        let doc = json!({"algorithm": "ed25519", "public_key": public_key});
+        let mut resp = json_reply(StatusCode::OK, &doc);
+        resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
         Ok(resp)
     })
     .await

@@ -141,3 +141,73 @@ async fn pyjwt_verifies_a_delegation_token_and_reads_its_nested_act() {
     assert_eq!(out["scope"], "search:query");
     app.stop().await;
 }
+
+/// A biscuit delegation in biscuit-python's hands: verified offline with the published
+/// key, attenuated offline, and the attenuated token accepted by verify-delegation with
+/// the narrower scope — then refused once the chain is revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn biscuit_python_attenuates_a_delegation_offline_and_revocation_reaches_it() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let admin = app.admin_token().await;
+        let scopes = ["agents:read", "search:query", "tokens:introspect"];
+        let (a, a_id, a_secret) = app.agent_with_credential(&admin, json!({"name": "a", "scopes": scopes})).await;
+        let (b, _, _) = app.agent_with_credential(&admin, json!({"name": "b", "scopes": scopes})).await;
+        let _ = a;
+        let a_token = app.token(&a_id, &a_secret, None).await;
+        let body = json!({"delegatee_id": b["id"], "scope": "agents:read search:query", "token_format": "biscuit"});
+        let (status, issued) = app.call(Method::POST, "/api/v1/oauth2/token/delegate", &a_token, Some(body)).await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{issued}");
+        assert_eq!(
+            (issued["token_type"].as_str(), issued["token_format"].as_str()),
+            (Some("Biscuit"), Some("biscuit"))
+        );
+        let token = issued["token"].as_str().unwrap().to_string();
+
+        let script = conformance_dir().join("biscuit_attenuate.py").display().to_string();
+        let out = run("python3", vec![script, app.base.clone(), token.clone(), "search:query".into()]).await;
+        assert_eq!(out["scopes"], json!(["agents:read", "search:query"]), "{out}");
+        assert_eq!(out["offline"], json!({"agents:read": true, "search:query": true}), "{out}");
+        assert_eq!(out["attenuated_offline"], json!({"agents:read": false, "search:query": true}), "{out}");
+        assert_eq!((out["blocks"].as_u64(), out["same_revocation_root"].as_bool()), (Some(2), Some(true)));
+        let attenuated = out["token"].as_str().unwrap().to_string();
+
+        let verify = |token: String| {
+            let (app, a_token) = (&app, &a_token);
+            async move {
+                let body = json!({"token": token});
+                let (status, v) =
+                    app.call(Method::POST, "/api/v1/oauth2/token/verify-delegation", a_token, Some(body)).await;
+                assert_eq!(status, reqwest::StatusCode::OK, "{v}");
+                v
+            }
+        };
+        let whole = verify(token.clone()).await;
+        assert_eq!((whole["valid"].as_bool(), whole["scope"].as_str()), (Some(true), Some("agents:read search:query")));
+        assert_eq!(whole["token_format"], "biscuit");
+        let narrowed = verify(attenuated.clone()).await;
+        assert_eq!(
+            (narrowed["valid"].as_bool(), narrowed["scope"].as_str()),
+            (Some(true), Some("search:query")),
+            "{narrowed}"
+        );
+        assert_eq!(narrowed["delegation_id"], issued["delegation_id"]);
+        // A tampered biscuit is refused.
+        let mut tampered: Vec<char> = attenuated.chars().collect();
+        let at = tampered.len() / 2;
+        tampered[at] = if tampered[at] == 'A' { 'B' } else { 'A' };
+        let tampered: String = tampered.into_iter().collect();
+        assert_eq!(verify(tampered).await["valid"], false);
+
+        let link = issued["delegation_id"].as_str().unwrap();
+        let (status, _) = app.call(Method::DELETE, &format!("/api/v1/delegations/{link}"), &a_token, None).await;
+        assert_eq!(status, reqwest::StatusCode::OK);
+        assert_eq!(verify(token).await, json!({"valid": false, "reason": "revoked"}));
+        assert_eq!(
+            verify(attenuated).await,
+            json!({"valid": false, "reason": "revoked"}),
+            "every attenuated descendant"
+        );
+        app.stop().await;
+    }
+}

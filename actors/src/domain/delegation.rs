@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::model::{rfc3339, Millis};
+use crate::model::{integral, present, rfc3339, Millis};
 
 /// Whether a link still stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -46,6 +46,33 @@ impl DelegationStatus {
     }
 }
 
+/// The form a delegation's token takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenFormat {
+    /// An RFC 9068 JWT, signed with the JWKS keys.
+    Jwt,
+    /// A biscuit, signed with the biscuit root key: attenuable offline by its holder.
+    Biscuit,
+}
+
+impl TokenFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenFormat::Jwt => "jwt",
+            TokenFormat::Biscuit => "biscuit",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TokenFormat> {
+        match s {
+            "jwt" => Some(TokenFormat::Jwt),
+            "biscuit" => Some(TokenFormat::Biscuit),
+            _ => None,
+        }
+    }
+}
+
 /// One hop of a chain: `delegator` handed `scope` to `delegatee` until `expires_at`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Delegation {
@@ -64,7 +91,9 @@ pub struct Delegation {
     pub depth: u32,
     /// The most hops this chain may have below and including this one.
     pub max_depth: u32,
-    /// The `jti` of the token issued for this link.
+    pub token_format: TokenFormat,
+    /// The token issued for this link: the JWT's `jti`, or the hex revocation id of the
+    /// biscuit's authority block (which every attenuated descendant carries too).
     pub token_id: String,
     #[serde(with = "rfc3339")]
     pub created_at: Millis,
@@ -104,17 +133,20 @@ pub struct DelegationView {
 pub struct DelegateRequest {
     pub delegatee_id: Uuid,
     /// Space-delimited; all of the delegator token's scope when left out.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub scope: Option<String>,
     /// Seconds; at most the delegator token's remaining life and `delegation_max_ttl`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     pub expires_in: Option<i64>,
     /// The new token's `aud`; the delegator token's when left out.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub audience: Option<String>,
     /// Lowers the chain's depth cap (for the root: sets it below the configured one).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     pub max_depth: Option<u32>,
+    /// `jwt` (the default) or `biscuit`.
+    #[serde(default, deserialize_with = "present")]
+    pub token_format: Option<String>,
 }
 
 /// The answer to a delegation: the delegatee's token and where it sits.
@@ -123,7 +155,9 @@ pub struct DelegationIssued {
     /// An RFC 9068 access token: `sub` the delegatee, `act` the delegators (the
     /// outermost the latest), `chain_id` and `delegation_id` claims.
     pub token: String,
+    /// `Bearer` for a JWT, `Biscuit` for a biscuit.
     pub token_type: &'static str,
+    pub token_format: TokenFormat,
     pub delegation_id: Uuid,
     pub chain_id: Uuid,
     pub scope: String,
@@ -172,6 +206,9 @@ pub enum Invalid {
     Revoked,
     AgentSuspended,
     AgentDeleted,
+    /// A biscuit whose holder's blocks allow none of its scopes now (or for the
+    /// audience asked about).
+    Attenuated,
 }
 
 impl Invalid {
@@ -186,6 +223,7 @@ impl Invalid {
             Invalid::Revoked => "revoked",
             Invalid::AgentSuspended => "agent_suspended",
             Invalid::AgentDeleted => "agent_deleted",
+            Invalid::Attenuated => "attenuated",
         }
     }
 }
@@ -203,6 +241,7 @@ pub enum Verification {
         expires_at: Millis,
         chain_id: Uuid,
         delegation_id: Uuid,
+        token_format: TokenFormat,
         /// Root first.
         chain: Vec<Hop>,
     },
@@ -416,6 +455,7 @@ mod tests {
             audience: "aud".into(),
             depth: plan.depth,
             max_depth: plan.max_depth,
+            token_format: TokenFormat::Jwt,
             token_id: Uuid::now_v7().to_string(),
             created_at: 0,
             expires_at: plan.expires_at,

@@ -11,10 +11,11 @@ use uuid::Uuid;
 use super::{decode_cursor, next_cursor, page_limit, Call, Engine};
 use crate::coord::ClusterEvent;
 use crate::domain::analytics::Metric;
+use crate::domain::biscuit::BiscuitFault;
 use crate::domain::claims::{self, AccessClaims, Grant};
 use crate::domain::delegation::{
     act_claim, plan_hop, DelegateRequest, Delegation, DelegationIssued, DelegationStatus, DelegationView, Hop,
-    HopRefused, HopRequest, Invalid, Verification,
+    HopRefused, HopRequest, Invalid, TokenFormat, Verification,
 };
 use crate::domain::{jose, scopes};
 use crate::error::{EngineError, Result};
@@ -128,6 +129,10 @@ impl Engine {
                 _ => Err(EngineError::invalid("scope", "a space-delimited list of scope tokens")),
             })
             .transpose()?;
+        let format = match req.token_format.as_deref() {
+            None => TokenFormat::Jwt,
+            Some(f) => TokenFormat::parse(f).ok_or_else(|| EngineError::invalid("token_format", "jwt or biscuit"))?,
+        };
         let audience = match req.audience {
             None => self.shared.config.audience.clone(),
             Some(a) if !a.is_empty() && a.len() <= 512 && !a.contains(char::is_whitespace) => a,
@@ -167,25 +172,38 @@ impl Engine {
             audience: audience.clone(),
             depth: plan.depth,
             max_depth: plan.max_depth,
+            token_format: format,
             token_id: jti.to_string(),
             created_at: now,
             expires_at: exp * 1000,
             status: DelegationStatus::Active,
             revoked_at: None,
         };
-        let grant = Grant { agent_id: delegatee.id, org_id, client_id: &caller.client_id, scopes: &plan.scopes };
-        let mut claims = claims::build(&grant, &config.issuer, &audience, now / 1000, 0, jti);
-        claims.exp = exp;
-        let mut chain: Vec<Delegation> = hops.iter().map(|h| (**h).clone()).collect();
-        chain.push(link.clone());
-        claims.act = act_claim(&chain);
-        claims.chain_id = Some(link.chain_id);
-        claims.delegation_id = Some(id);
-        let token = self.ring()?.signing_key(now).sign(&claims)?;
+        let mut link = link;
+        let token = match format {
+            TokenFormat::Jwt => {
+                let grant =
+                    Grant { agent_id: delegatee.id, org_id, client_id: &caller.client_id, scopes: &plan.scopes };
+                let mut claims = claims::build(&grant, &config.issuer, &audience, now / 1000, 0, jti);
+                claims.exp = exp;
+                let mut chain: Vec<Delegation> = hops.iter().map(|h| (**h).clone()).collect();
+                chain.push(link.clone());
+                claims.act = act_claim(&chain);
+                claims.chain_id = Some(link.chain_id);
+                claims.delegation_id = Some(id);
+                self.ring()?.signing_key(now).sign(&claims)?
+            }
+            TokenFormat::Biscuit => {
+                let (token, revocation_id) = self.shared.biscuit.issue(&link)?;
+                link.token_id = revocation_id;
+                token
+            }
+        };
 
         let detail = json!({
             "chain_id": link.chain_id, "parent_id": link.parent_id, "delegatee_id": link.delegatee_id,
-            "scope": link.scope, "depth": link.depth, "exp": exp, "jti": link.token_id,
+            "scope": link.scope, "depth": link.depth, "exp": exp, "token_format": format.as_str(),
+            "token_id": link.token_id,
         });
         let event = self.call_event(call, org_id, "delegation.create", id, detail);
         let announce = ClusterEvent::DelegationsChanged { org_id };
@@ -199,7 +217,11 @@ impl Engine {
         self.count(org_id, caller.agent_id, Metric::DelegationsCreated);
         Ok(DelegationIssued {
             token,
-            token_type: "Bearer",
+            token_type: match format {
+                TokenFormat::Jwt => "Bearer",
+                TokenFormat::Biscuit => "Biscuit",
+            },
+            token_format: format,
             delegation_id: id,
             chain_id: link.chain_id,
             scope: link.scope,
@@ -210,9 +232,14 @@ impl Engine {
 
     /// Whether `token` is a delegation token that stands now, for a service of the
     /// caller's organization: its chain, or why not. A refusal is audited.
-    pub async fn verify_delegation(&self, call: &Call, token: &str) -> Result<Verification> {
+    pub async fn verify_delegation(&self, call: &Call, token: &str, audience: Option<&str>) -> Result<Verification> {
         self.authorize(call, "delegations.verify", call.caller.org_id)?;
-        let outcome = self.check_delegation_token(call, token).await?;
+        // A JWT has dots; a biscuit (URL-safe base64) has none.
+        let outcome = if token.contains('.') {
+            self.check_delegation_token(call, token).await?
+        } else {
+            self.check_biscuit(call, token, audience).await?
+        };
         match &outcome {
             Ok((claims, _)) => {
                 if let Ok(delegatee) = Uuid::parse_str(&claims.sub) {
@@ -243,6 +270,7 @@ impl Engine {
                     expires_at: claims.exp * 1000,
                     chain_id: last.chain_id,
                     delegation_id: last.id,
+                    token_format: last.token_format,
                     chain: hops.iter().map(|h| Hop::from(h.as_ref())).collect(),
                 }
             }
@@ -290,6 +318,44 @@ impl Engine {
             Err(EngineError::InvalidToken(_)) => Ok(Err(Invalid::Revoked)),
             Err(e) => Err(e),
         }
+    }
+
+    /// A biscuit delegation: its signature and the holder's blocks (offline checks), then
+    /// its chain as for a JWT. Answers claims as a JWT's would be, with the scope the
+    /// blocks leave.
+    async fn check_biscuit(
+        &self,
+        call: &Call,
+        token: &str,
+        audience: Option<&str>,
+    ) -> Result<std::result::Result<(AccessClaims, Vec<Arc<Delegation>>), Invalid>> {
+        let grant = match self.shared.biscuit.verify(token, self.shared.now_ms(), audience) {
+            Ok(grant) => grant,
+            Err(fault) => {
+                return Ok(Err(match fault {
+                    BiscuitFault::Malformed => Invalid::Malformed,
+                    BiscuitFault::BadSignature => Invalid::BadSignature,
+                    BiscuitFault::Expired => Invalid::Expired,
+                    BiscuitFault::Attenuated => Invalid::Attenuated,
+                }))
+            }
+        };
+        if grant.org_id != call.caller.org_id && !call.caller.is_platform_admin() {
+            return Ok(Err(Invalid::UnknownChain));
+        }
+        let hops = match self.check_chain(grant.org_id, grant.delegation_id).await? {
+            Ok(hops) => hops,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let Some(link) = hops.last().filter(|l| l.delegatee_id == grant.delegatee_id) else {
+            return Ok(Err(Invalid::UnknownChain));
+        };
+        let delegatee =
+            Grant { agent_id: grant.delegatee_id, org_id: grant.org_id, client_id: "", scopes: &grant.scopes };
+        let c = &self.shared.config;
+        let mut claims = claims::build(&delegatee, &c.issuer, &link.audience, link.created_at / 1000, 0, Uuid::nil());
+        claims.exp = link.expires_at / 1000;
+        Ok(Ok((claims, hops)))
     }
 
     /// The organization's delegation links, oldest first, narrowed by `query`.

@@ -121,6 +121,8 @@ pub(crate) struct Shared {
     pub quota: Quota,
     pub analytics: Analytics,
     pub delegations: Delegations,
+    /// The root key of biscuit delegations.
+    pub biscuit: Arc<crate::domain::biscuit::BiscuitKeys>,
     /// Brute-force protection at the token endpoint.
     pub lockout: limits::Lockout,
     /// The same lockout, keyed by the peer address.
@@ -234,6 +236,7 @@ impl Engine {
             None => store.setting_or_insert("secret_hash_key", &secrets::new_hash_key()?).await?,
         };
         let keystore = Arc::new(Keystore::open(&config).await?);
+        let biscuit = Arc::new(bootstrap::biscuit_keys(store.as_ref(), &keystore).await?);
         let metrics = EngineMetrics::new()?;
         let caches = Arc::new(Caches::default());
         let (clock, timeout) = (config.clock.clone(), config.call_timeout);
@@ -323,6 +326,7 @@ impl Engine {
             quota,
             analytics,
             delegations,
+            biscuit,
             lockout: limits::Lockout::new(config.lockout_failures, config.lockout_window, config.clock.clone()),
             address_lockout: limits::Lockout::new(
                 config.lockout_address_failures,
@@ -416,6 +420,12 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.shared.config
+    }
+
+    /// The biscuit root public key delegations in biscuit form are signed with, as
+    /// biscuit tools print it (`ed25519/<hex>`).
+    pub fn biscuit_public_key(&self) -> String {
+        self.shared.biscuit.public_key()
     }
 
     /// The published JWKS document (RFC 7517), serialized.

@@ -161,6 +161,8 @@ pub trait Ping: Send + Sync + 'static {
 pub trait SettingsStore: Send + Sync + 'static {
     /// Store `value` under `key` unless a value is there; return the value in force.
     async fn setting_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>>;
+    /// The value under `key`, if any.
+    async fn setting(&self, key: &str) -> Result<Option<Vec<u8>>>;
 }
 
 /// Organizations, agents and credentials, as the engine reads them. (They change only

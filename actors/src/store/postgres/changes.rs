@@ -154,7 +154,7 @@ pub(super) async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<()> {
             let (depth, max_depth) = (d.depth as i32, d.max_depth as i32);
             tx.execute(
                 &format!(
-                    "INSERT INTO delegation_chains ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                    "INSERT INTO delegation_chains ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
                     super::delegations::DELEGATION_COLS
                 ),
                 &[
@@ -168,6 +168,7 @@ pub(super) async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<()> {
                     &d.audience,
                     &depth,
                     &max_depth,
+                    &d.token_format.as_str(),
                     &d.token_id,
                     &d.created_at,
                     &d.expires_at,

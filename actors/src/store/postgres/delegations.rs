@@ -3,12 +3,12 @@
 
 // The adapter's connection helpers, error mapping, shared columns and imports.
 use super::*;
-use crate::domain::delegation::{Delegation, DelegationStatus};
+use crate::domain::delegation::{Delegation, DelegationStatus, TokenFormat};
 use crate::store::{DelegationFilter, DelegationStore};
 
 pub(super) const DELEGATION_COLS: &str =
     "id, org_id, chain_id, parent_id, delegator_id, delegatee_id, scope, audience, \
-     depth, max_depth, token_id, created_at, expires_at, status, revoked_at";
+     depth, max_depth, token_format, token_id, created_at, expires_at, status, revoked_at";
 
 fn delegation_from_row(row: &Row) -> Result<Delegation> {
     Ok(Delegation {
@@ -22,11 +22,12 @@ fn delegation_from_row(row: &Row) -> Result<Delegation> {
         audience: row.get(7),
         depth: row.get::<_, i32>(8).max(0) as u32,
         max_depth: row.get::<_, i32>(9).max(0) as u32,
-        token_id: row.get(10),
-        created_at: row.get(11),
-        expires_at: row.get(12),
-        status: enum_column(row.get(13), DelegationStatus::parse)?,
-        revoked_at: row.get(14),
+        token_format: enum_column(row.get(10), TokenFormat::parse)?,
+        token_id: row.get(11),
+        created_at: row.get(12),
+        expires_at: row.get(13),
+        status: enum_column(row.get(14), DelegationStatus::parse)?,
+        revoked_at: row.get(15),
     })
 }
 

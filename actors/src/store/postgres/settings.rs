@@ -15,4 +15,8 @@ impl SettingsStore for PostgresStore {
             .ok_or_else(|| EngineError::internal("setting vanished"))?;
         Ok(row.get(0))
     }
+
+    async fn setting(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.query_opt("SELECT value FROM settings WHERE key = $1", &[&key]).await?.map(|r| r.get(0)))
+    }
 }

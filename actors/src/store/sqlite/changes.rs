@@ -160,7 +160,7 @@ pub(super) fn apply(conn: &Connection, change: &Change) -> Result<()> {
                 }
             }
             conn.prepare_cached(&format!(
-                "INSERT INTO delegation_chains ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                "INSERT INTO delegation_chains ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 super::delegations::DELEGATION_COLS
             ))
             .and_then(|mut s| {
@@ -175,6 +175,7 @@ pub(super) fn apply(conn: &Connection, change: &Change) -> Result<()> {
                     d.audience,
                     d.depth,
                     d.max_depth,
+                    d.token_format.as_str(),
                     d.token_id,
                     d.created_at,
                     d.expires_at,

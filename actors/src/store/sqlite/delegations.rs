@@ -3,15 +3,15 @@
 
 // The adapter's connection helpers, error mapping, shared columns and imports.
 use super::*;
-use crate::domain::delegation::{Delegation, DelegationStatus};
+use crate::domain::delegation::{Delegation, DelegationStatus, TokenFormat};
 use crate::store::{DelegationFilter, DelegationStore};
 
 pub(super) const DELEGATION_COLS: &str =
     "id, org_id, chain_id, parent_id, delegator_id, delegatee_id, scope, audience, \
-     depth, max_depth, token_id, created_at, expires_at, status, revoked_at";
+     depth, max_depth, token_format, token_id, created_at, expires_at, status, revoked_at";
 
-/// A row, with its status still text (checked by [`delegation_from_row`]'s caller).
-fn delegation_from_row(row: &Row<'_>) -> rusqlite::Result<(Delegation, String)> {
+/// A row, with its format and status still text (checked by [`with_status`]).
+fn delegation_from_row(row: &Row<'_>) -> rusqlite::Result<(Delegation, String, String)> {
     let parent: Option<String> = row.get(3)?;
     let parent_id = parent
         .map(|p| Uuid::parse_str(&p))
@@ -28,16 +28,18 @@ fn delegation_from_row(row: &Row<'_>) -> rusqlite::Result<(Delegation, String)> 
         audience: row.get(7)?,
         depth: row.get(8)?,
         max_depth: row.get(9)?,
-        token_id: row.get(10)?,
-        created_at: row.get(11)?,
-        expires_at: row.get(12)?,
+        token_format: TokenFormat::Jwt,
+        token_id: row.get(11)?,
+        created_at: row.get(12)?,
+        expires_at: row.get(13)?,
         status: DelegationStatus::Active,
-        revoked_at: row.get(14)?,
+        revoked_at: row.get(15)?,
     };
-    Ok((link, row.get(13)?))
+    Ok((link, row.get(10)?, row.get(14)?))
 }
 
-fn with_status((mut link, status): (Delegation, String)) -> Result<Delegation> {
+fn with_status((mut link, format, status): (Delegation, String, String)) -> Result<Delegation> {
+    link.token_format = enum_column(&format, TokenFormat::parse)?;
     link.status = enum_column(&status, DelegationStatus::parse)?;
     Ok(link)
 }

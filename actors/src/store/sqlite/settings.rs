@@ -18,4 +18,14 @@ impl SettingsStore for SqliteStore {
         })
         .await
     }
+
+    async fn setting(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let key = key.to_string();
+        self.read(move |conn| {
+            conn.query_row("SELECT value FROM settings WHERE key = ?1", params![key], |r| r.get(0))
+                .optional()
+                .map_err(db_err)
+        })
+        .await
+    }
 }
