@@ -209,6 +209,7 @@ fn bench(c: &mut Criterion) {
         }
     }
     quota(&rt, &mut group);
+    delegation(&rt, &mut group);
     audit_append(&rt, &mut group);
     signing_bound(&mut group);
     group.finish();
@@ -287,6 +288,61 @@ fn quota(rt: &Runtime, group: &mut criterion::BenchmarkGroup<'_, criterion::meas
         }
         _ => eprintln!("quota/grant/redis skipped: no Redis at {url}"),
     }
+}
+
+/// Delegation through the engine: making a hop (its link and audit event committed),
+/// verifying a delegation token in both forms, and introspecting the same JWT beside
+/// them (the issue's yardstick: the JWT form verifies at least as fast).
+fn delegation(rt: &Runtime, group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    use agentidp_engine::domain::delegation::DelegateRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = rt.block_on(Engine::start(EngineConfig::embedded(dir.path()))).unwrap();
+    let origin = agentidp_engine::Origin::default();
+    let (a_call, b_id, admin_call) = rt.block_on(async {
+        let boot = engine.bootstrap().await.unwrap();
+        let token = |id: String, secret: String| {
+            let engine = engine.clone();
+            async move {
+                let req = TokenRequest::client_credentials(&id, &secret, None);
+                let token = engine.issue_token(req, &agentidp_engine::Origin::default()).await.unwrap().access_token;
+                Call { caller: engine.authenticate(&token).await.unwrap(), request_id: None }
+            }
+        };
+        let admin = token(boot.client_id.clone(), boot.client_secret.clone()).await;
+        let mut made = Vec::new();
+        for name in ["delegator", "delegatee"] {
+            let new = serde_json::from_value(serde_json::json!({"name": name, "scopes": ["search:query"]})).unwrap();
+            let agent = engine.create_agent(&admin, new).await.unwrap();
+            let cred = engine.create_credential(&admin, None, agent.id, Default::default()).await.unwrap();
+            made.push((agent.id, cred.credential.client_id, cred.client_secret.unwrap()));
+        }
+        let a = token(made[0].1.clone(), made[0].2.clone()).await;
+        (a, made[1].0, admin)
+    });
+    let request = |format: &str| DelegateRequest {
+        delegatee_id: b_id,
+        scope: None,
+        expires_in: Some(600),
+        audience: None,
+        max_depth: None,
+        token_format: Some(format.into()),
+    };
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(BenchmarkId::new("delegate", "jwt"), |b| {
+        b.to_async(rt).iter(|| engine.delegate(&a_call, request("jwt")));
+    });
+    let jwt = rt.block_on(engine.delegate(&a_call, request("jwt"))).unwrap().token;
+    let biscuit = rt.block_on(engine.delegate(&a_call, request("biscuit"))).unwrap().token;
+    group.bench_function(BenchmarkId::new("verify_delegation", "jwt"), |b| {
+        b.to_async(rt).iter(|| engine.verify_delegation(&admin_call, &jwt, None));
+    });
+    group.bench_function(BenchmarkId::new("verify_delegation", "biscuit"), |b| {
+        b.to_async(rt).iter(|| engine.verify_delegation(&admin_call, &biscuit, None));
+    });
+    group.bench_function(BenchmarkId::new("introspect", "caller/delegation-jwt"), |b| {
+        b.to_async(rt).iter(|| engine.introspect(Introspector::Caller(admin_call.clone()), &jwt, &origin));
+    });
+    rt.block_on(engine.shutdown());
 }
 
 /// The store's group commit on its own: 64 token-shaped events in one transaction, into

@@ -1,10 +1,11 @@
 //! Delegation chains: one DelegationActor per organization (a keyed family) owns that
 //! organization's chains — it makes each new link and each revocation durable (with its
-//! audit event, through the AuditWriter) one at a time, and publishes the organization's
-//! [`ChainIndex`] of unexpired links as an immutable snapshot after every change.
+//! audit event, through the AuditWriter) one at a time, and keeps the organization's
+//! published [`ChainIndex`] of unexpired links: a new link is added to it in place, a
+//! revocation replaces it with one re-read from the store.
 //!
 //! Verification (of a delegation token, at `verify-delegation` and on every use of one)
-//! reads the snapshot and never waits on the mailbox. Only a link the snapshot does not
+//! reads the index and never waits on the mailbox. Only a link the index does not
 //! know — made a moment ago on another node — makes it ask the actor to re-read the
 //! store once. A restarted (or idle-stopped and restarted) actor re-hydrates the index
 //! from `delegation_chains`; changes made on other nodes arrive as
@@ -71,8 +72,7 @@ impl KeyedFamily for DelegationChains {
             Msg::Create { link, commit, reply } => {
                 let outcome = self.audit.append(commit).await;
                 if outcome.is_ok() {
-                    *index = Arc::new(index.with(*link));
-                    self.snapshots.insert(*org_id, index.clone());
+                    index.insert(*link);
                 }
                 let _ = reply.send(outcome);
             }
@@ -84,7 +84,7 @@ impl KeyedFamily for DelegationChains {
                         // What this revocation turned from active to revoked.
                         let was_active =
                             |id: &Uuid| before.get(id).is_none_or(|l| l.status == DelegationStatus::Active);
-                        after.revoked_ids().filter(|id| was_active(id)).collect()
+                        after.revoked_ids().into_iter().filter(|id| was_active(id)).collect()
                     }),
                     Err(e) => Err(e),
                 };

@@ -9,8 +9,9 @@
 //! 4. the depth cap is the smallest of the configured cap, the root's `max_depth` and
 //!    every later hop's.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use dashmap::DashMap;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -361,11 +362,13 @@ pub fn plan_hop(req: &HopRequest<'_>) -> Result<HopPlan, HopRefused> {
     Ok(HopPlan { scopes, expires_at, depth, max_depth })
 }
 
-/// An organization's links that have not expired: what verification reads. Immutable;
-/// its owner publishes a new one for every change.
+/// An organization's links that have not expired: what verification reads. Its owner
+/// (the organization's actor, the one writer) adds links in place; readers look links up
+/// without locking one another. A revocation replaces the whole index (re-read from the
+/// store, which did the cascade).
 #[derive(Debug, Default)]
 pub struct ChainIndex {
-    links: HashMap<Uuid, Arc<Delegation>>,
+    links: DashMap<Uuid, Arc<Delegation>>,
 }
 
 impl ChainIndex {
@@ -373,8 +376,8 @@ impl ChainIndex {
         ChainIndex { links: links.into_iter().map(|l| (l.id, Arc::new(l))).collect() }
     }
 
-    pub fn get(&self, id: &Uuid) -> Option<&Arc<Delegation>> {
-        self.links.get(id)
+    pub fn get(&self, id: &Uuid) -> Option<Arc<Delegation>> {
+        self.links.get(id).map(|l| l.clone())
     }
 
     /// The hops from the root to `id`, root first; `None` if any is unknown.
@@ -382,9 +385,9 @@ impl ChainIndex {
         let mut out = Vec::new();
         let mut next = Some(id);
         while let Some(id) = next {
-            let link = self.links.get(&id)?;
-            out.push(link.clone());
+            let link = self.get(&id)?;
             next = link.parent_id;
+            out.push(link);
             if out.len() > 64 {
                 return None;
             }
@@ -399,37 +402,21 @@ impl ChainIndex {
         let mut i = 0;
         while i < out.len() {
             let parent = out[i];
-            out.extend(self.links.values().filter(|l| l.parent_id == Some(parent)).map(|l| l.id));
+            out.extend(self.links.iter().filter(|l| l.parent_id == Some(parent)).map(|l| l.id));
             i += 1;
         }
-        out.retain(|id| self.links.get(id).is_none_or(|l| l.status == DelegationStatus::Active));
+        out.retain(|id| self.get(id).is_none_or(|l| l.status == DelegationStatus::Active));
         out
     }
 
     /// The ids of the revoked links.
-    pub fn revoked_ids(&self) -> impl Iterator<Item = Uuid> + '_ {
-        self.links.values().filter(|l| l.status == DelegationStatus::Revoked).map(|l| l.id)
+    pub fn revoked_ids(&self) -> Vec<Uuid> {
+        self.links.iter().filter(|l| l.status == DelegationStatus::Revoked).map(|l| l.id).collect()
     }
 
-    /// A copy with `link` added (or replaced).
-    pub fn with(&self, link: Delegation) -> ChainIndex {
-        let mut links = self.links.clone();
-        links.insert(link.id, Arc::new(link));
-        ChainIndex { links }
-    }
-
-    /// A copy with `ids` revoked at `now`.
-    pub fn revoked(&self, ids: &[Uuid], now: Millis) -> ChainIndex {
-        let mut links = self.links.clone();
-        for id in ids {
-            if let Some(link) = links.get_mut(id) {
-                let mut l = (**link).clone();
-                l.status = DelegationStatus::Revoked;
-                l.revoked_at = l.revoked_at.or(Some(now));
-                *link = Arc::new(l);
-            }
-        }
-        ChainIndex { links }
+    /// Add (or replace) a link, in place.
+    pub fn insert(&self, link: Delegation) {
+        self.links.insert(link.id, Arc::new(link));
     }
 }
 
@@ -526,16 +513,18 @@ mod tests {
         let root = link(None, a[0], r.delegatee, &plan);
         let child = link(Some(&root), root.delegatee_id, Uuid::now_v7(), &HopPlan { depth: 2, ..plan.clone() });
         let other = link(None, a[0], Uuid::now_v7(), &plan);
-        let index = ChainIndex::new([root.clone(), child.clone(), other.clone()]);
+        let index = ChainIndex::new([root.clone(), other.clone()]);
+        assert!(index.hops(child.id).is_none(), "an unknown link has no hops");
+        index.insert(child.clone());
         assert_eq!(index.hops(child.id).unwrap().iter().map(|l| l.id).collect::<Vec<_>>(), vec![root.id, child.id]);
         let mut down = index.downstream(root.id);
         down.sort();
         let mut want = vec![root.id, child.id];
         want.sort();
         assert_eq!(down, want);
-        let index = index.revoked(&[child.id], 5);
+        index.insert(Delegation { status: DelegationStatus::Revoked, revoked_at: Some(5), ..child.clone() });
         assert_eq!(index.downstream(root.id), vec![root.id], "a revoked link is not revoked again");
-        assert_eq!(index.get(&child.id).unwrap().revoked_at, Some(5));
+        assert_eq!(index.revoked_ids(), vec![child.id]);
     }
 
     proptest! {
