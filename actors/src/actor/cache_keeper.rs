@@ -98,7 +98,7 @@ fn dispatch(deps: &Deps, event: ClusterEvent) {
             let quota = deps.quota.clone();
             tokio::spawn(async move { quota.org_changed(org_id).await });
         }
-        ClusterEvent::DelegationsChanged { org_id } => deps.delegations.changed_elsewhere(org_id),
+        ClusterEvent::DelegationsChanged { org_id, origin } => deps.delegations.changed_elsewhere(org_id, origin),
         ClusterEvent::Everything => {
             deps.caches.apply(&ClusterEvent::Everything);
             deps.delegations.forget_all();

@@ -28,12 +28,17 @@ use crate::store::{Commit, DelegationStore};
 /// Every organization's published index on this node.
 pub(crate) type Snapshots = Arc<DashMap<Uuid, Arc<ChainIndex>>>;
 
+/// Organizations whose re-read is already asked for (so a burst of changes elsewhere
+/// costs one re-read, not one each).
+pub(crate) type Pending = Arc<dashmap::DashSet<Uuid>>;
+
 /// The family: what each organization's actor is started with.
 pub(crate) struct DelegationChains {
     pub store: Arc<dyn DelegationStore>,
     pub audit: AuditLog,
     pub clock: Arc<dyn Clock>,
     pub snapshots: Snapshots,
+    pub pending: Pending,
 }
 
 pub(crate) enum Msg {
@@ -91,6 +96,8 @@ impl KeyedFamily for DelegationChains {
                 let _ = reply.send(outcome);
             }
             Msg::Reload(reply) => {
+                // Changes announced from now on ask again; those before are in this read.
+                self.pending.remove(org_id);
                 let outcome = self.load(*org_id).await;
                 if let Ok(fresh) = &outcome {
                     *index = fresh.clone();
@@ -114,11 +121,19 @@ impl KeyedFamily for DelegationChains {
 pub(crate) struct Delegations {
     host: KeyedHost<DelegationChains>,
     snapshots: Snapshots,
+    pending: Pending,
+    /// This node, as announcements name it.
+    node: Uuid,
 }
 
 impl Delegations {
-    pub fn new(host: KeyedHost<DelegationChains>, snapshots: Snapshots) -> Self {
-        Delegations { host, snapshots }
+    pub fn new(host: KeyedHost<DelegationChains>, snapshots: Snapshots, pending: Pending) -> Self {
+        Delegations { host, snapshots, pending, node: Uuid::now_v7() }
+    }
+
+    /// The id this node's announcements carry as their origin.
+    pub fn node(&self) -> Uuid {
+        self.node
     }
 
     /// The organization's published index; the first use on this node loads it.
@@ -143,12 +158,15 @@ impl Delegations {
         self.host.call(&org_id, |reply| Msg::Revoke { commit, reply }).await
     }
 
-    /// Another node changed `org_id`'s chains: re-read them, if this node holds them.
-    pub fn changed_elsewhere(&self, org_id: Uuid) {
-        if self.snapshots.contains_key(&org_id) {
-            let host = self.host.clone();
+    /// `origin` changed `org_id`'s chains: re-read them, if this node holds them and did
+    /// not make the change itself (its own changes are in its index already), and no
+    /// re-read is pending yet.
+    pub fn changed_elsewhere(&self, org_id: Uuid, origin: Uuid) {
+        if origin != self.node && self.snapshots.contains_key(&org_id) && self.pending.insert(org_id) {
+            let (host, pending) = (self.host.clone(), self.pending.clone());
             tokio::spawn(async move {
                 if let Err(e) = host.send(&org_id, Msg::Reload(None)).await {
+                    pending.remove(&org_id);
                     tracing::warn!(org_id = %org_id, error = %e, "delegation index not re-read");
                 }
             });
@@ -158,5 +176,6 @@ impl Delegations {
     /// Anything may have changed: every index is loaded again on its next use.
     pub fn forget_all(&self) {
         self.snapshots.clear();
+        self.pending.clear();
     }
 }

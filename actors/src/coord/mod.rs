@@ -28,9 +28,9 @@ pub enum ClusterEvent {
     KeysChanged,
     /// An organization changed (its tier, say): its quota reads it again.
     OrgChanged { org_id: Uuid },
-    /// An organization's delegation chains changed (a link made or revoked): its index
-    /// is read again.
-    DelegationsChanged { org_id: Uuid },
+    /// An organization's delegation chains changed (a link made or revoked) on the node
+    /// `origin`: the other nodes read its index again (the origin already has it).
+    DelegationsChanged { org_id: Uuid, origin: Uuid },
     /// Anything may have changed (an organization was deleted, or events were lost while
     /// a subscription was down): drop every cached entry.
     Everything,

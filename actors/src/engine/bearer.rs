@@ -158,7 +158,7 @@ impl Engine {
 
     /// Verify a token's signature and claims, or find it verified in the cache: an
     /// ES256 verify costs ~65 µs, a repeated token should not pay it again.
-    fn verified(&self, token: &str) -> Result<Arc<Verified>> {
+    pub(super) fn verified(&self, token: &str) -> Result<Arc<Verified>> {
         if token.len() > jose::MAX_JWT_LEN {
             return Err(EngineError::InvalidToken("token too large".into()));
         }

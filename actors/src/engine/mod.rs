@@ -285,12 +285,13 @@ impl Engine {
             ledger,
             clock.clone(),
         );
-        let snapshots = Arc::default();
+        let (snapshots, pending) = (Arc::default(), Arc::default());
         let chains = DelegationChains {
             store: store.clone(),
             audit: audit.clone(),
             clock: clock.clone(),
             snapshots: Arc::clone(&snapshots),
+            pending: Arc::clone(&pending),
         };
         let delegations = Delegations::new(
             children.register(keyed::child(
@@ -299,6 +300,7 @@ impl Engine {
                 keyed_metrics.clone(),
             )),
             snapshots,
+            pending,
         );
         // The keeper routes cluster events to the others, so it starts last.
         children.register(cache_keeper::child(cache_keeper::Deps {
