@@ -179,7 +179,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--duration", type=int, default=15, help="seconds per run")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--scenarios", default="token,introspect,get")
+    ap.add_argument("--scenarios", default="token,introspect,get",
+                    help="token, introspect, verify (verify-delegation), get, refused (an organization over its quota)")
     ap.add_argument("--peers", default="reference,oidc-provider")
     ap.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     ap.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
@@ -257,6 +258,17 @@ def main():
             lines = [f"POST\t/api/v1/oauth2/introspect\t{q({'client_id': a[1], 'client_secret': a[2], 'token': a[3]})}\t"
                      for a in with_tokens]
             results["scenarios"]["agentidp introspect"] = median_run(args, base, lines, server.pid)
+        if "verify" in scenarios:
+            # Each agent with a token delegates to the next; a service (the org admin,
+            # tokens:introspect) verifies the delegation tokens.
+            def delegation(i):
+                a, b = with_tokens[i], with_tokens[(i + 1) % len(with_tokens)]
+                return http("POST", f"{base}/api/v1/oauth2/token/delegate", {"delegatee_id": b[0]}, token=a[3])["token"]
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                delegations = list(pool.map(delegation, range(len(with_tokens))))
+            lines = [f"POST\t/api/v1/oauth2/token/verify-delegation\t{json.dumps({'token': t})}\tBearer {admin}"
+                     for t in delegations]
+            results["scenarios"]["agentidp verify-delegation"] = median_run(args, base, lines, server.pid)
         if "get" in scenarios:
             lines = [f"GET\t/api/v1/agents/{a[0]}\t\tBearer {a[3]}" for a in with_tokens]
             results["scenarios"]["agentidp GET /agents/{id}"] = median_run(args, base, lines, server.pid)

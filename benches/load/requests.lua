@@ -1,5 +1,6 @@
 -- wrk script of the AgentIdP load harness. Each line of the file named by the first
--- script argument is one request: METHOD <tab> PATH <tab> BODY <tab> AUTHORIZATION.
+-- script argument is one request: METHOD <tab> PATH <tab> BODY <tab> AUTHORIZATION
+-- (a BODY starting with { is sent as JSON, any other as a form).
 -- Threads walk the lines round-robin from different offsets. done() prints one JSON
 -- line the harness parses; wrk's own error counts (socket errors and non-2xx/3xx
 -- statuses) are reported so failed requests are never counted as throughput.
@@ -17,7 +18,11 @@ function init(args)
   for line in io.lines(args[1]) do
     local method, path, body, auth = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$")
     local headers = {}
-    if body ~= "" then headers["Content-Type"] = "application/x-www-form-urlencoded" end
+    if body:sub(1, 1) == "{" then
+      headers["Content-Type"] = "application/json"
+    elseif body ~= "" then
+      headers["Content-Type"] = "application/x-www-form-urlencoded"
+    end
     if auth ~= "" then headers["Authorization"] = auth end
     lines[#lines + 1] = wrk.format(method, path, headers, body ~= "" and body or nil)
   end
