@@ -18,8 +18,9 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let oidc = wk().and(warp::path!("openid-configuration")).and(ctx(state.clone())).and_then(metadata);
     let oauth = wk().and(warp::path!("oauth-authorization-server")).and(ctx(state.clone())).and_then(metadata);
     let jwks = wk().and(warp::path!("jwks.json")).and(ctx(state.clone())).and_then(jwks);
-    let biscuit = wk().and(warp::path!("biscuit-public-key")).and(ctx(state)).and_then(biscuit_key);
-    oidc.or(oauth).unify().or(jwks).unify().or(biscuit).unify().boxed()
+    let biscuit = wk().and(warp::path!("biscuit-public-key")).and(ctx(state.clone())).and_then(biscuit_key);
+    let revoked = wk().and(warp::path!("biscuit-revocations")).and(ctx(state)).and_then(biscuit_revocations);
+    oidc.or(oauth).unify().or(jwks).unify().or(biscuit).unify().or(revoked).unify().boxed()
 }
 
 async fn metadata(ctx: Ctx) -> Result<Response, Infallible> {
@@ -51,6 +52,7 @@ async fn metadata(ctx: Ctx) -> Result<Response, Infallible> {
             "service_documentation": format!("{issuer}/openapi.json"),
             "biscuit_public_key": engine.biscuit_public_key(),
             "biscuit_public_key_uri": format!("{issuer}/.well-known/biscuit-public-key"),
+            "biscuit_revocations_uri": format!("{issuer}/.well-known/biscuit-revocations"),
         });
         let mut resp = json_reply(StatusCode::OK, &doc);
         resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
@@ -78,6 +80,19 @@ async fn biscuit_key(ctx: Ctx) -> Result<Response, Infallible> {
         let doc = json!({"algorithm": "ed25519", "public_key": public_key});
         let mut resp = json_reply(StatusCode::OK, &doc);
         resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+        Ok(resp)
+    })
+    .await
+}
+
+/// Revoked biscuit delegations, for services that verify biscuits offline: refuse a
+/// token any of whose revocation ids is listed (every attenuation of a revoked link
+/// carries its authority block's id).
+async fn biscuit_revocations(ctx: Ctx) -> Result<Response, Infallible> {
+    ctx.respond(|ctx| async move {
+        let ids = ctx.engine().revoked_biscuits().await?;
+        let mut resp = json_reply(StatusCode::OK, &json!({ "revocation_ids": ids }));
+        resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=5"));
         Ok(resp)
     })
     .await

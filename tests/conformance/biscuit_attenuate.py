@@ -46,5 +46,6 @@ print(json.dumps({
     "attenuated_offline": {s: allowed(attenuated, s) for s in scopes},
     "blocks": attenuated.block_count(),
     "same_revocation_root": attenuated.revocation_ids[0] == biscuit.revocation_ids[0],
+    "revocation_ids": attenuated.revocation_ids,
     "token": attenuated.to_base64(),
 }))

@@ -199,9 +199,17 @@ async fn biscuit_python_attenuates_a_delegation_offline_and_revocation_reaches_i
         let tampered: String = tampered.into_iter().collect();
         assert_eq!(verify(tampered).await["valid"], false);
 
+        let revocations = || async {
+            let url = app.url("/.well-known/biscuit-revocations");
+            app.http.get(url).send().await.unwrap().json::<Value>().await.unwrap()["revocation_ids"].clone()
+        };
+        assert_eq!(revocations().await, json!([]));
         let link = issued["delegation_id"].as_str().unwrap();
         let (status, _) = app.call(Method::DELETE, &format!("/api/v1/delegations/{link}"), &a_token, None).await;
         assert_eq!(status, reqwest::StatusCode::OK);
+        // Offline verifiers learn it too: the authority block's id, which the attenuated
+        // token carries first.
+        assert_eq!(revocations().await, json!([out["revocation_ids"][0]]), "{out}");
         assert_eq!(verify(token).await, json!({"valid": false, "reason": "revoked"}));
         assert_eq!(
             verify(attenuated).await,

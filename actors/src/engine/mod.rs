@@ -430,6 +430,12 @@ impl Engine {
         self.shared.biscuit.public_key()
     }
 
+    /// The revocation ids of revoked biscuit delegations that have not expired: what a
+    /// service verifying biscuits offline must refuse (any token whose block carries one).
+    pub async fn revoked_biscuits(&self) -> Result<Vec<String>> {
+        self.shared.store.revoked_biscuits(self.shared.now_ms()).await
+    }
+
     /// The published JWKS document (RFC 7517), serialized.
     pub fn jwks(&self) -> Result<String> {
         Ok(self.ring()?.jwks(self.shared.now_ms()))

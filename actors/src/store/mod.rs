@@ -283,6 +283,9 @@ pub trait DelegationStore: Send + Sync + 'static {
     /// The links of `org_id` that have not expired by `now`, revoked ones included.
     async fn live_delegations(&self, org_id: Uuid, now: Millis) -> Result<Vec<Delegation>>;
     async fn get_delegation(&self, org_id: Uuid, id: Uuid) -> Result<Option<Delegation>>;
+    /// The authority-block revocation ids of revoked biscuit links (of every
+    /// organization) that have not expired by `now`: what offline verifiers refuse.
+    async fn revoked_biscuits(&self, now: Millis) -> Result<Vec<String>>;
     /// Oldest first (by id), after the `after` cursor.
     async fn list_delegations(
         &self,

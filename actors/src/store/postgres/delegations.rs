@@ -43,6 +43,17 @@ impl DelegationStore for PostgresStore {
         self.query_opt(&sql, &[&id, &org_id]).await?.as_ref().map(delegation_from_row).transpose()
     }
 
+    async fn revoked_biscuits(&self, now: Millis) -> Result<Vec<String>> {
+        let rows = self
+            .query(
+                "SELECT token_id FROM delegation_chains
+                 WHERE token_format = 'biscuit' AND status = 'revoked' AND expires_at > $1 ORDER BY token_id",
+                &[&now],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     async fn list_delegations(
         &self,
         org_id: Uuid,

@@ -72,6 +72,20 @@ impl DelegationStore for SqliteStore {
         .await
     }
 
+    async fn revoked_biscuits(&self, now: Millis) -> Result<Vec<String>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT token_id FROM delegation_chains
+                     WHERE token_format = 'biscuit' AND status = 'revoked' AND expires_at > ?1 ORDER BY token_id",
+                )
+                .map_err(db_err)?;
+            let ids = stmt.query_map(params![now], |r| r.get(0)).map_err(db_err)?;
+            ids.collect::<rusqlite::Result<Vec<String>>>().map_err(db_err)
+        })
+        .await
+    }
+
     async fn list_delegations(
         &self,
         org_id: Uuid,
