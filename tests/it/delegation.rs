@@ -259,6 +259,17 @@ async fn bad_delegation_requests_get_a_clear_4xx() {
             assert_eq!(answer["field"].as_str(), field, "{body}: {answer}");
             assert!(answer["type"].as_str().unwrap().starts_with("urn:agentidp:problem:"), "{answer}");
         }
+        // A delegation ends at its expiry (the engine's clock), in both forms.
+        let (_, short) = delegate(&app, &a_token, json!({"delegatee_id": b, "expires_in": 60})).await;
+        let (_, short_biscuit) =
+            delegate(&app, &a_token, json!({"delegatee_id": b, "expires_in": 60, "token_format": "biscuit"})).await;
+        assert_eq!(verify(&app, &a_token, &token_of(&short)).await["valid"], true);
+        app.storage.clock.advance(Duration::from_secs(120));
+        assert_eq!(verify(&app, &a_token, &token_of(&short)).await, json!({"valid": false, "reason": "expired"}));
+        let biscuit = token_of(&short_biscuit);
+        assert_eq!(verify(&app, &a_token, &biscuit).await, json!({"valid": false, "reason": "expired"}));
+        let (status, _) = app.call(Method::GET, "/api/v1/agents", &token_of(&short), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "an expired delegation token is refused on the API");
         // The platform's power is never delegable (policies/delegation.datalog).
         let platform = app.platform_token().await;
         let (_, platform_agent) = app
