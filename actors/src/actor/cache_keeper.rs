@@ -99,12 +99,16 @@ fn dispatch(deps: &Deps, event: ClusterEvent) {
             tokio::spawn(async move { quota.org_changed(org_id).await });
         }
         ClusterEvent::DelegationsChanged { org_id, origin } => deps.delegations.changed_elsewhere(org_id, origin),
-        ClusterEvent::Everything => {
-            deps.caches.apply(&ClusterEvent::Everything);
-            deps.delegations.forget_all();
-        }
+        ClusterEvent::Everything => forget_everything(deps),
         other => deps.caches.apply(&other),
     }
+}
+
+/// Drop every cached entry and every organization's delegation index: they re-hydrate
+/// from the store on their next use.
+fn forget_everything(deps: &Deps) {
+    deps.caches.apply(&ClusterEvent::Everything);
+    deps.delegations.forget_all();
 }
 
 impl State {
@@ -122,8 +126,7 @@ impl State {
         if now - self.last_read > window / 2 {
             // Entries may have come and gone from the window unseen: start clean.
             tracing::warn!(gap_ms = now - self.last_read, "change feed unread for too long; dropping all caches");
-            deps.caches.apply(&ClusterEvent::Everything);
-            deps.delegations.forget_all();
+            forget_everything(deps);
             deps.revocations.reread();
         }
         self.last_read = now;
@@ -158,8 +161,7 @@ impl Actor for CacheKeeper {
             .into_iter()
             .map(|e| (e.seq, e.created_at))
             .collect();
-        deps.caches.apply(&ClusterEvent::Everything);
-        deps.delegations.forget_all();
+        forget_everything(&deps);
         let (owners, me) = (deps.clone(), myself.clone());
         let listener = tokio::spawn(async move {
             while let Some(event) = events.recv().await {

@@ -41,18 +41,20 @@ impl Engine {
     }
 
     async fn agent_active(&self, org_id: Uuid, agent_id: Uuid) -> Result<bool> {
+        Ok(self.agent_status(org_id, agent_id).await? == Some(AgentStatus::Active))
+    }
+
+    /// An agent's status in `org_id` (cached), `None` if it is gone.
+    pub(super) async fn agent_status(&self, org_id: Uuid, agent_id: Uuid) -> Result<Option<AgentStatus>> {
         let caches = &self.shared.caches;
         if let Some(agent) = caches.agent(agent_id) {
-            return Ok(agent.status == AgentStatus::Active && agent.org_id == org_id);
+            return Ok((agent.org_id == org_id).then_some(agent.status));
         }
         let epoch = caches.epoch();
-        match self.shared.store.get_agent(org_id, agent_id).await? {
-            Some(agent) => {
-                caches.fill_agent(epoch, &agent);
-                Ok(agent.status == AgentStatus::Active)
-            }
-            None => Ok(false),
-        }
+        Ok(self.shared.store.get_agent(org_id, agent_id).await?.map(|agent| {
+            caches.fill_agent(epoch, &agent);
+            agent.status
+        }))
     }
 
     /// RFC 7662 introspection. Anything not active — expired, revoked, malformed, signed

@@ -20,7 +20,7 @@ use crate::domain::delegation::{
 use crate::domain::{jose, scopes};
 use crate::error::{EngineError, Result};
 use crate::keys::TokenFault;
-use crate::model::{AgentStatus, Outcome, Page, PageRequest};
+use crate::model::{AgentStatus, Millis, Outcome, Page, PageRequest};
 use crate::policy::Target;
 use crate::store::{Change, Commit, DelegationFilter};
 
@@ -32,6 +32,17 @@ pub struct DelegationQuery {
     pub status: Option<DelegationStatus>,
     pub page: PageRequest,
 }
+
+/// A delegation token that stands: the scope it carries now, its expiry, its chain.
+struct Standing {
+    scope: String,
+    expires_at: Millis,
+    /// Root first; the last is the token's own link.
+    hops: Vec<Arc<Delegation>>,
+}
+
+/// A token's standing, or why it does not stand.
+type Checked = std::result::Result<Standing, Invalid>;
 
 fn refused(r: HopRefused) -> EngineError {
     match r {
@@ -50,19 +61,6 @@ fn refused(r: HopRefused) -> EngineError {
 }
 
 impl Engine {
-    /// An agent's status in `org_id` (cached), `None` if it is gone.
-    async fn agent_status(&self, org_id: Uuid, agent_id: Uuid) -> Result<Option<AgentStatus>> {
-        let caches = &self.shared.caches;
-        if let Some(agent) = caches.agent(agent_id) {
-            return Ok((agent.org_id == org_id).then_some(agent.status));
-        }
-        let epoch = caches.epoch();
-        Ok(self.shared.store.get_agent(org_id, agent_id).await?.map(|agent| {
-            caches.fill_agent(epoch, &agent);
-            agent.status
-        }))
-    }
-
     /// The hops (root first) of the link `id` of `org_id` if the chain stands: every hop
     /// unrevoked and every agent in it active. Reads the published index; a link it does
     /// not know (made a moment ago elsewhere) makes it re-read the store once.
@@ -161,7 +159,7 @@ impl Engine {
         let id = Uuid::now_v7();
         let jti = Uuid::now_v7();
         let exp = plan.expires_at / 1000;
-        let link = Delegation {
+        let mut link = Delegation {
             id,
             org_id,
             chain_id: parent.map(|p| p.chain_id).unwrap_or(id),
@@ -179,7 +177,6 @@ impl Engine {
             status: DelegationStatus::Active,
             revoked_at: None,
         };
-        let mut link = link;
         let token = match format {
             TokenFormat::Jwt => {
                 let grant =
@@ -241,9 +238,9 @@ impl Engine {
             self.check_biscuit(call, token, audience).await?
         };
         match &outcome {
-            Ok((claims, _)) => {
-                if let Ok(delegatee) = Uuid::parse_str(&claims.sub) {
-                    self.count(claims.org_id, delegatee, Metric::DelegationsVerified);
+            Ok(standing) => {
+                if let Some(link) = standing.hops.last() {
+                    self.count(link.org_id, link.delegatee_id, Metric::DelegationsVerified);
                 }
             }
             Err(reason) => {
@@ -260,14 +257,14 @@ impl Engine {
             }
         }
         Ok(match outcome {
-            Ok((claims, hops)) => {
+            Ok(Standing { scope, expires_at, hops }) => {
                 let last = hops.last().ok_or_else(|| EngineError::internal("a chain without hops"))?;
                 Verification::Valid {
                     valid: true,
                     delegator_id: last.delegator_id,
                     delegatee_id: last.delegatee_id,
-                    scope: claims.scope.clone(),
-                    expires_at: claims.exp * 1000,
+                    scope,
+                    expires_at,
                     chain_id: last.chain_id,
                     delegation_id: last.id,
                     token_format: last.token_format,
@@ -278,11 +275,7 @@ impl Engine {
         })
     }
 
-    async fn check_delegation_token(
-        &self,
-        call: &Call,
-        token: &str,
-    ) -> Result<std::result::Result<(AccessClaims, Vec<Arc<Delegation>>), Invalid>> {
+    async fn check_delegation_token(&self, call: &Call, token: &str) -> Result<Checked> {
         if token.len() > jose::MAX_JWT_LEN {
             return Ok(Err(Invalid::Malformed));
         }
@@ -321,21 +314,15 @@ impl Engine {
         }
         // The root delegator's credential (the token's client) must still stand.
         match self.check_token_client(&claims.client_id, &claims.sub, claims.org_id).await {
-            Ok(()) => Ok(Ok((claims, hops))),
+            Ok(()) => Ok(Ok(Standing { scope: claims.scope, expires_at: claims.exp * 1000, hops })),
             Err(EngineError::InvalidToken(_)) => Ok(Err(Invalid::Revoked)),
             Err(e) => Err(e),
         }
     }
 
     /// A biscuit delegation: its signature and the holder's blocks (offline checks), then
-    /// its chain as for a JWT. Answers claims as a JWT's would be, with the scope the
-    /// blocks leave.
-    async fn check_biscuit(
-        &self,
-        call: &Call,
-        token: &str,
-        audience: Option<&str>,
-    ) -> Result<std::result::Result<(AccessClaims, Vec<Arc<Delegation>>), Invalid>> {
+    /// its chain as for a JWT; it stands with the scope the blocks leave.
+    async fn check_biscuit(&self, call: &Call, token: &str, audience: Option<&str>) -> Result<Checked> {
         let grant = match self.shared.biscuit.verify(token, self.shared.now_ms(), audience) {
             Ok(grant) => grant,
             Err(fault) => {
@@ -354,15 +341,11 @@ impl Engine {
             Ok(hops) => hops,
             Err(reason) => return Ok(Err(reason)),
         };
-        let Some(link) = hops.last().filter(|l| l.delegatee_id == grant.delegatee_id) else {
+        let Some(expires_at) = hops.last().filter(|l| l.delegatee_id == grant.delegatee_id).map(|l| l.expires_at)
+        else {
             return Ok(Err(Invalid::UnknownChain));
         };
-        let delegatee =
-            Grant { agent_id: grant.delegatee_id, org_id: grant.org_id, client_id: "", scopes: &grant.scopes };
-        let c = &self.shared.config;
-        let mut claims = claims::build(&delegatee, &c.issuer, &link.audience, link.created_at / 1000, 0, Uuid::nil());
-        claims.exp = link.expires_at / 1000;
-        Ok(Ok((claims, hops)))
+        Ok(Ok(Standing { scope: grant.scopes.join(" "), expires_at, hops }))
     }
 
     /// The organization's delegation links, oldest first, narrowed by `query`.

@@ -435,8 +435,8 @@ impl Engine {
         if agent == client.agent_id {
             return Err(bad());
         }
-        match self.shared.store.get_agent(client.org_id, agent).await? {
-            Some(a) if a.status == AgentStatus::Active => Ok(Some(json!({"sub": agent.to_string()}))),
+        match self.agent_status(client.org_id, agent).await? {
+            Some(AgentStatus::Active) => Ok(Some(json!({"sub": agent.to_string()}))),
             _ => Err(bad()),
         }
     }
