@@ -76,10 +76,26 @@ pub struct Organization {
     pub id: Uuid,
     pub name: String,
     pub tier: Tier,
+    /// What the organization keeps from being delegated (on top of the shipped policy).
+    pub delegation: DelegationSettings,
     #[serde(with = "rfc3339")]
     pub created_at: Millis,
     #[serde(with = "rfc3339")]
     pub updated_at: Millis,
+}
+
+/// An organization's own delegation rules. They reach the delegation policy
+/// (`policies/delegation.datalog`) as facts, and can only narrow what it allows. Set by
+/// the organization's admin with `PUT /organizations/{id}/delegation`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelegationSettings {
+    /// Scopes no agent of the organization may hand on, whatever its token holds.
+    #[serde(default)]
+    pub non_delegable_scopes: Vec<String>,
+    /// A depth cap below the configured one; absent, the configured cap alone applies.
+    #[serde(default, deserialize_with = "integral", skip_serializing_if = "Option::is_none")]
+    pub max_depth: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -16,6 +16,7 @@ use dashmap::DashMap;
 use serde::Deserialize;
 
 use crate::error::{EngineError, Result};
+use crate::model::DelegationSettings;
 
 const SCOPES_JSON: &str = include_str!("../../policies/scopes.json");
 const POLICY_DATALOG: &str = include_str!("../../policies/authorization.datalog");
@@ -29,6 +30,7 @@ pub const OPERATIONS: &[&str] = &[
     "organizations.list",
     "organizations.get",
     "organizations.update",
+    "organizations.delegation",
     "tiers.list",
     "organizations.usage",
     "organizations.delete",
@@ -68,7 +70,7 @@ pub struct Policy {
     memo: DashMap<(&'static str, Arc<str>, Target), bool>,
     /// `policies/delegation.datalog`, and its memoized decisions.
     delegation: AuthorizerBuilder,
-    delegation_memo: DashMap<(String, bool, u32), bool>,
+    delegation_memo: DashMap<(String, bool, u32, DelegationSettings), Option<Arc<str>>>,
 }
 
 /// Where the target of an operation stands relative to the caller.
@@ -165,43 +167,71 @@ impl Policy {
     }
 
     /// Allow or deny a new delegation hop carrying `scopes` (sorted) at `depth`, to an
-    /// agent in the delegator's organization (`same_org`) or another.
-    pub fn authorize_delegation(&self, scopes: &[String], same_org: bool, depth: u32) -> Result<()> {
-        let key = (scopes.join(" "), same_org, depth);
-        let allowed = match self.delegation_memo.get(&key) {
-            Some(hit) => *hit,
+    /// agent in the delegator's organization (`same_org`) or another, under the
+    /// organization's own `settings`. A refusal names the policy line that refused.
+    pub fn authorize_delegation(
+        &self,
+        scopes: &[String],
+        same_org: bool,
+        depth: u32,
+        settings: &DelegationSettings,
+    ) -> Result<()> {
+        let key = (scopes.join(" "), same_org, depth, settings.clone());
+        let refusal = match self.delegation_memo.get(&key) {
+            Some(hit) => hit.clone(),
             None => {
-                use biscuit_auth::builder::{boolean, fact, int, string};
-                let mut builder = self
-                    .delegation
-                    .clone()
-                    .fact(fact("same_org", &[boolean(same_org)]))
-                    .map_err(policy_err)?
-                    .fact(fact("depth", &[int(i64::from(depth))]))
-                    .map_err(policy_err)?;
-                for s in scopes {
-                    builder = builder.fact(fact("delegated_scope", &[string(s)])).map_err(policy_err)?;
-                }
-                let mut authorizer = builder.build_unauthenticated().map_err(policy_err)?;
-                let allowed = match authorizer.authorize() {
-                    Ok(_) => true,
-                    Err(biscuit_auth::error::Token::FailedLogic(_)) => false,
-                    Err(e) => return Err(policy_err(e)),
-                };
+                let refusal = self.evaluate_delegation(scopes, same_org, depth, settings)?;
                 if self.delegation_memo.len() >= MEMO_LIMIT {
                     self.delegation_memo.clear();
                 }
-                self.delegation_memo.insert(key, allowed);
-                allowed
+                self.delegation_memo.insert(key, refusal.clone());
+                refusal
             }
         };
-        if allowed {
-            Ok(())
-        } else {
-            Err(EngineError::Forbidden(format!(
-                "the delegation policy does not allow delegating {:?}",
+        match refusal {
+            None => Ok(()),
+            Some(rule) => Err(EngineError::Forbidden(format!(
+                "the delegation policy does not allow delegating {:?} at depth {depth} (refused by `{rule}`)",
                 scopes.join(" ")
-            )))
+            ))),
+        }
+    }
+
+    /// `None` when the delegation policy allows the hop; else the policy that refused it.
+    fn evaluate_delegation(
+        &self,
+        scopes: &[String],
+        same_org: bool,
+        depth: u32,
+        settings: &DelegationSettings,
+    ) -> Result<Option<Arc<str>>> {
+        use biscuit_auth::builder::{boolean, fact, int, string};
+        use biscuit_auth::error::{Logic, MatchedPolicy, Token};
+        let mut builder = self
+            .delegation
+            .clone()
+            .fact(fact("same_org", &[boolean(same_org)]))
+            .map_err(policy_err)?
+            .fact(fact("depth", &[int(i64::from(depth))]))
+            .map_err(policy_err)?;
+        for s in scopes {
+            builder = builder.fact(fact("delegated_scope", &[string(s)])).map_err(policy_err)?;
+        }
+        for s in &settings.non_delegable_scopes {
+            builder = builder.fact(fact("org_non_delegable", &[string(s)])).map_err(policy_err)?;
+        }
+        if let Some(cap) = settings.max_depth {
+            builder = builder.fact(fact("org_max_depth", &[int(i64::from(cap))])).map_err(policy_err)?;
+        }
+        let mut authorizer = builder.build_unauthenticated().map_err(policy_err)?;
+        match authorizer.authorize() {
+            Ok(_) => Ok(None),
+            Err(Token::FailedLogic(Logic::Unauthorized { policy: MatchedPolicy::Deny(i), .. })) => {
+                let rule = authorizer.dump().3.get(i).map(|p| p.to_string()).unwrap_or_else(|| "deny".into());
+                Ok(Some(rule.into()))
+            }
+            Err(Token::FailedLogic(_)) => Ok(Some("no allow policy".into())),
+            Err(e) => Err(policy_err(e)),
         }
     }
 
@@ -251,11 +281,27 @@ mod tests {
     fn the_delegation_policy_keeps_platform_power_and_organizations_apart() {
         let p = Policy::load().unwrap();
         let s = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(p.authorize_delegation(&s(&["agents:read", "search:query"]), true, 1).is_ok());
-        assert!(p.authorize_delegation(&s(&["agents:read"]), false, 1).is_err(), "across organizations");
-        assert!(p.authorize_delegation(&s(&["agents:read", "platform:admin"]), true, 1).is_err());
-        assert!(p.authorize_delegation(&s(&["credentials:write"]), true, 2).is_err());
-        assert!(p.authorize_delegation(&s(&["agents:read"]), true, 3).is_ok(), "memoized per input");
+        let none = DelegationSettings::default();
+        assert!(p.authorize_delegation(&s(&["agents:read", "search:query"]), true, 1, &none).is_ok());
+        assert!(p.authorize_delegation(&s(&["agents:read"]), false, 1, &none).is_err(), "across organizations");
+        assert!(p.authorize_delegation(&s(&["agents:read", "platform:admin"]), true, 1, &none).is_err());
+        assert!(p.authorize_delegation(&s(&["credentials:write"]), true, 2, &none).is_err());
+        assert!(p.authorize_delegation(&s(&["agents:read"]), true, 3, &none).is_ok(), "memoized per input");
+    }
+
+    #[test]
+    fn an_organization_narrows_delegation_with_its_own_settings() {
+        let p = Policy::load().unwrap();
+        let s = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let org = DelegationSettings { non_delegable_scopes: s(&["billing:pay"]), max_depth: Some(2) };
+        assert!(p.authorize_delegation(&s(&["search:query"]), true, 2, &org).is_ok());
+        let err = p.authorize_delegation(&s(&["billing:pay", "search:query"]), true, 1, &org).unwrap_err();
+        assert!(err.to_string().contains("org_non_delegable"), "{err}");
+        let err = p.authorize_delegation(&s(&["search:query"]), true, 3, &org).unwrap_err();
+        assert!(err.to_string().contains("org_max_depth"), "{err}");
+        // the same inputs under the shipped policy alone are allowed: the memo tells them apart
+        let none = DelegationSettings::default();
+        assert!(p.authorize_delegation(&s(&["billing:pay"]), true, 3, &none).is_ok());
     }
 
     #[test]

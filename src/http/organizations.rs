@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 
-use agentidp_engine::{NewOrganization, OrganizationPatch};
+use agentidp_engine::{DelegationSettings, NewOrganization, OrganizationPatch};
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -20,6 +20,11 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let delete = warp::path!("organizations" / String).and(warp::delete()).and(c()).and_then(delete);
     let tiers = warp::path!("tiers").and(warp::get()).and(c()).and_then(tiers);
     let usage = warp::path!("organizations" / String / "usage").and(warp::get()).and(c()).and_then(usage);
+    let delegation = warp::path!("organizations" / String / "delegation")
+        .and(warp::put())
+        .and(c())
+        .and(body(&state))
+        .and_then(set_delegation);
     list.or(create)
         .unify()
         .or(get)
@@ -31,6 +36,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(tiers)
         .unify()
         .or(usage)
+        .unify()
+        .or(delegation)
         .unify()
         .boxed()
 }
@@ -90,6 +97,17 @@ async fn update(id: String, ctx: Ctx, body: Body) -> Result<Response, Infallible
         let call = ctx.call().await?;
         let patch: OrganizationPatch = body.json()?;
         let org = ctx.engine().update_org(&call, id, patch).await?;
+        Ok(json_reply(StatusCode::OK, &org))
+    })
+    .await
+}
+
+async fn set_delegation(id: String, ctx: Ctx, body: Body) -> Result<Response, Infallible> {
+    ctx.respond(|ctx| async move {
+        let id = parse_id("id", &id)?;
+        let call = ctx.call().await?;
+        let settings: DelegationSettings = body.json()?;
+        let org = ctx.engine().set_org_delegation(&call, id, settings).await?;
         Ok(json_reply(StatusCode::OK, &org))
     })
     .await

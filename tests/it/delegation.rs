@@ -236,6 +236,72 @@ async fn a_chain_stands_only_while_its_agents_are_active_and_in_its_organization
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organization_marks_scopes_non_delegable_and_lowers_the_depth_cap() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let admin = app.admin_token().await;
+        let org = format!("/api/v1/organizations/{}", app.boot.org_id);
+        let settings_of = format!("{org}/delegation");
+        let (_, a_token) = agent(&app, &admin, "a", &SCOPES).await;
+        let (b, _) = agent(&app, &admin, "b", &SCOPES).await;
+        let (c, _) = agent(&app, &admin, "c", &SCOPES).await;
+
+        // The organization keeps files:read to itself and allows one hop.
+        let settings = json!({"non_delegable_scopes": ["files:read", "files:read"], "max_depth": 1});
+        let (status, body) = app.call(Method::PUT, &settings_of, &admin, Some(settings)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["delegation"], json!({"non_delegable_scopes": ["files:read"], "max_depth": 1}));
+        let (_, read) = app.call(Method::GET, &org, &admin, None).await;
+        assert_eq!(read["delegation"], body["delegation"], "stored as answered");
+
+        let (status, refused) = delegate(&app, &a_token, json!({"delegatee_id": b, "scope": "files:read"})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+        assert!(refused["detail"].as_str().unwrap().contains("org_non_delegable"), "{refused}");
+        let (status, one) = delegate(&app, &a_token, json!({"delegatee_id": b, "scope": "search:query"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{one}");
+        let (status, deep) = delegate(&app, &token_of(&one), json!({"delegatee_id": c})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{deep}");
+        assert!(deep["detail"].as_str().unwrap().contains("org_max_depth"), "{deep}");
+
+        // Lifting the settings (an empty object) lets the second hop through; the
+        // memoized refusal was for the old settings only.
+        let (status, body) = app.call(Method::PUT, &settings_of, &admin, Some(json!({}))).await;
+        assert_eq!((status, body["delegation"].clone()), (StatusCode::OK, json!({"non_delegable_scopes": []})));
+        let (status, two) = delegate(&app, &token_of(&one), json!({"delegatee_id": c})).await;
+        assert_eq!(status, StatusCode::CREATED, "{two}");
+        // max_depth 0 turns delegation off.
+        app.call(Method::PUT, &settings_of, &admin, Some(json!({"max_depth": 0}))).await;
+        let (status, off) = delegate(&app, &a_token, json!({"delegatee_id": c, "scope": "agents:read"})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{off}");
+
+        // Bad settings are a 400 naming the field, and change nothing.
+        for bad in [
+            json!({"non_delegable_scopes": ["two words"]}),
+            json!({"max_depth": -1}),
+            json!({"max_depth": 1.5}),
+            json!({"max_depth": null}),
+            json!({"other": true}),
+            json!(null),
+        ] {
+            let (status, body) = app.call(Method::PUT, &settings_of, &admin, Some(bad.clone())).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad} → {body}");
+        }
+        // Not another organization's to set, and a tier change beside it keeps them.
+        let platform = app.platform_token().await;
+        let (_, other) =
+            app.call(Method::POST, "/api/v1/organizations", &platform, Some(json!({"name": "other"}))).await;
+        let other_settings = format!("/api/v1/organizations/{}/delegation", other["id"].as_str().unwrap());
+        let (status, _) = app.call(Method::PUT, &other_settings, &admin, Some(json!({"max_depth": 1}))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _) = app.call(Method::PATCH, &org, &platform, Some(json!({"tier": "pro"}))).await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, read) = app.call(Method::GET, &org, &admin, None).await;
+        assert_eq!(read["delegation"], json!({"non_delegable_scopes": [], "max_depth": 0}));
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_delegation_requests_get_a_clear_4xx() {
     for backend in backends() {
         let app = spawn_app(&backend).await;

@@ -46,7 +46,14 @@ impl Engine {
         scopes: Vec<String>,
     ) -> Result<(Organization, Agent, IssuedCredential)> {
         let now = self.shared.now_ms();
-        let org = Organization { id: Uuid::now_v7(), name: name.into(), tier, created_at: now, updated_at: now };
+        let org = Organization {
+            id: Uuid::now_v7(),
+            name: name.into(),
+            tier,
+            delegation: Default::default(),
+            created_at: now,
+            updated_at: now,
+        };
         let agent = Agent {
             id: Uuid::now_v7(),
             org_id: org.id,
@@ -96,6 +103,7 @@ impl Engine {
                             id: Uuid::now_v7(),
                             name: PLATFORM_ORG.into(),
                             tier: Tier::Enterprise,
+                            delegation: Default::default(),
                             created_at: now,
                             updated_at: now,
                         };

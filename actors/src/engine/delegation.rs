@@ -154,7 +154,8 @@ impl Engine {
             depth_cap: config.delegation_max_depth,
         })
         .map_err(refused)?;
-        self.shared.policy.authorize_delegation(&plan.scopes, true, plan.depth)?;
+        let org = self.shared.store.get_org(org_id).await?.ok_or(EngineError::not_found("organization"))?;
+        self.shared.policy.authorize_delegation(&plan.scopes, true, plan.depth, &org.delegation)?;
 
         let id = Uuid::now_v7();
         let jti = Uuid::now_v7();

@@ -28,6 +28,16 @@ fn check_name(name: &str) -> Result<String> {
     Ok(name.to_string())
 }
 
+/// An organization's delegation settings, normalized (scopes sorted and unique). A depth
+/// cap above the configured one is kept but has no effect; 0 turns delegation off.
+fn check_delegation(settings: DelegationSettings) -> Result<DelegationSettings> {
+    let non_delegable_scopes = scopes::normalize(&settings.non_delegable_scopes).map_err(|e| match e {
+        EngineError::Invalid { message, .. } => EngineError::invalid("delegation.non_delegable_scopes", message),
+        e => e,
+    })?;
+    Ok(DelegationSettings { non_delegable_scopes, ..settings })
+}
+
 /// Turn a store conflict into a message that names what is taken.
 fn name_taken<'a>(kind: &'static str, name: &'a str) -> impl FnOnce(EngineError) -> EngineError + 'a {
     move |e| match e {
@@ -116,6 +126,7 @@ impl Engine {
             id: Uuid::now_v7(),
             name: check_name(&new.name)?,
             tier: new.tier.unwrap_or(Tier::Free),
+            delegation: DelegationSettings::default(),
             created_at: now,
             updated_at: now,
         };
@@ -155,6 +166,24 @@ impl Engine {
         self.commit(event, vec![Change::UpdateOrg(org.clone())], Some(ClusterEvent::OrgChanged { org_id: org.id }))
             .await
             .map_err(name_taken("organization", &org.name))?;
+        Ok(org)
+    }
+
+    /// Replace the organization's own delegation rules (its admin's, or the platform's).
+    pub async fn set_org_delegation(
+        &self,
+        call: &Call,
+        id: Uuid,
+        settings: DelegationSettings,
+    ) -> Result<Organization> {
+        self.authorize(call, "organizations.delegation", id)?;
+        let settings = check_delegation(settings)?;
+        let mut org = self.shared.store.get_org(id).await?.ok_or(EngineError::not_found("organization"))?;
+        org.delegation = settings;
+        org.updated_at = self.shared.now_ms();
+        let event = self.call_event(call, org.id, "organization.delegation", org.id, json!(org.delegation));
+        let change = Change::SetOrgDelegation { org_id: org.id, settings: org.delegation.clone(), at: org.updated_at };
+        self.commit(event, vec![change], None).await?;
         Ok(org)
     }
 

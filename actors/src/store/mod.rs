@@ -68,8 +68,14 @@ pub struct Revocation {
 #[derive(Debug, Clone)]
 pub enum Change {
     InsertOrg(Organization),
-    /// `NotFound` if the organization is gone.
+    /// Name, tier and `updated_at`; `NotFound` if the organization is gone.
     UpdateOrg(Organization),
+    /// The organization's delegation settings alone (a tier change beside it is kept).
+    SetOrgDelegation {
+        org_id: Uuid,
+        settings: crate::model::DelegationSettings,
+        at: crate::model::Millis,
+    },
     /// Deletes the organization with its agents and credentials (audit events stay).
     DeleteOrg(Uuid),
     /// Refuse (with `TierLimit`) unless the organization, at its tier as committed, has

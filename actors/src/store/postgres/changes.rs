@@ -15,8 +15,9 @@ pub(super) async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<()> {
     match change {
         Change::InsertOrg(o) => {
             tx.execute(
-                "INSERT INTO organizations (id, name, tier, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
-                &[&o.id, &o.name, &o.tier.as_str(), &o.created_at, &o.updated_at],
+                "INSERT INTO organizations (id, name, tier, created_at, updated_at, delegation)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&o.id, &o.name, &o.tier.as_str(), &o.created_at, &o.updated_at, &json_text(&o.delegation)?],
             )
             .await
             .map_err(db_err)?;
@@ -26,6 +27,16 @@ pub(super) async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<()> {
                 .execute(
                     "UPDATE organizations SET name = $2, tier = $3, updated_at = $4 WHERE id = $1",
                     &[&o.id, &o.name, &o.tier.as_str(), &o.updated_at],
+                )
+                .await
+                .map_err(db_err)?;
+            one_row(n, "organization")?;
+        }
+        Change::SetOrgDelegation { org_id, settings, at } => {
+            let n = tx
+                .execute(
+                    "UPDATE organizations SET delegation = $2, updated_at = $3 WHERE id = $1",
+                    &[org_id, &json_text(settings)?, at],
                 )
                 .await
                 .map_err(db_err)?;

@@ -9,6 +9,7 @@ pub(super) fn org(row: &Row) -> Result<Organization> {
         id: row.get(0),
         name: row.get(1),
         tier: enum_column(row.get(2), Tier::parse)?,
+        delegation: json_column(row.get(5))?,
         created_at: row.get(3),
         updated_at: row.get(4),
     })

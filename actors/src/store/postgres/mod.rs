@@ -39,6 +39,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("../../../../migrations/postgres/0005_quota.sql")),
     (6, include_str!("../../../../migrations/postgres/0006_analytics.sql")),
     (7, include_str!("../../../../migrations/postgres/0007_delegations.sql")),
+    (8, include_str!("../../../../migrations/postgres/0008_org_delegation.sql")),
 ];
 /// Arbitrary constant naming the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x0041_676e_7449_6450;
@@ -135,7 +136,7 @@ impl PostgresStore {
     }
 }
 
-const ORG_COLS: &str = "id, name, tier, created_at, updated_at";
+const ORG_COLS: &str = "id, name, tier, created_at, updated_at, delegation";
 const AGENT_COLS: &str = "id, org_id, name, description, status, scopes, metadata, created_at, updated_at";
 const CRED_COLS: &str =
     "id, agent_id, org_id, client_id, kind, status, secret_prefix, created_at, rotated_at, revoked_at, public_jwk";

@@ -14,16 +14,28 @@ use crate::store::{check_agent_room, Change};
 pub(super) fn apply(conn: &Connection, change: &Change) -> Result<()> {
     match change {
         Change::InsertOrg(o) => {
+            let delegation = json_text(&o.delegation)?;
             conn.prepare_cached(
-                "INSERT INTO organizations (id, name, tier, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO organizations (id, name, tier, created_at, updated_at, delegation)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
-            .and_then(|mut s| s.execute(params![o.id.to_string(), o.name, o.tier.as_str(), o.created_at, o.updated_at]))
+            .and_then(|mut s| {
+                s.execute(params![o.id.to_string(), o.name, o.tier.as_str(), o.created_at, o.updated_at, delegation])
+            })
             .map_err(db_err)?;
         }
         Change::UpdateOrg(o) => {
             let n = conn
                 .prepare_cached("UPDATE organizations SET name = ?2, tier = ?3, updated_at = ?4 WHERE id = ?1")
                 .and_then(|mut s| s.execute(params![o.id.to_string(), o.name, o.tier.as_str(), o.updated_at]))
+                .map_err(db_err)?;
+            one_row(n, "organization")?;
+        }
+        Change::SetOrgDelegation { org_id, settings, at } => {
+            let settings = json_text(settings)?;
+            let n = conn
+                .prepare_cached("UPDATE organizations SET delegation = ?2, updated_at = ?3 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![org_id.to_string(), settings, at]))
                 .map_err(db_err)?;
             one_row(n, "organization")?;
         }

@@ -4,12 +4,21 @@
 use super::*;
 use crate::store::DirectoryStore;
 
-pub(super) fn org_from_row(row: &Row<'_>) -> rusqlite::Result<(Uuid, String, String, i64, i64)> {
-    Ok((uuid_col(row, 0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+pub(super) type OrgParts = (Uuid, String, String, i64, i64, String);
+
+pub(super) fn org_from_row(row: &Row<'_>) -> rusqlite::Result<OrgParts> {
+    Ok((uuid_col(row, 0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
 }
 
-pub(super) fn org_from_parts(p: (Uuid, String, String, i64, i64)) -> Result<Organization> {
-    Ok(Organization { id: p.0, name: p.1, tier: enum_column(&p.2, Tier::parse)?, created_at: p.3, updated_at: p.4 })
+pub(super) fn org_from_parts(p: OrgParts) -> Result<Organization> {
+    Ok(Organization {
+        id: p.0,
+        name: p.1,
+        tier: enum_column(&p.2, Tier::parse)?,
+        delegation: json_column(&p.5)?,
+        created_at: p.3,
+        updated_at: p.4,
+    })
 }
 
 pub(super) type AgentParts = (Uuid, Uuid, String, Option<String>, String, String, String, i64, i64);

@@ -41,6 +41,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (5, include_str!("../../../../migrations/sqlite/0005_quota.sql")),
     (6, include_str!("../../../../migrations/sqlite/0006_analytics.sql")),
     (7, include_str!("../../../../migrations/sqlite/0007_delegations.sql")),
+    (8, include_str!("../../../../migrations/sqlite/0008_org_delegation.sql")),
 ];
 
 pub struct SqliteStore {
@@ -151,7 +152,7 @@ impl SqliteStore {
     }
 }
 
-const ORG_COLS: &str = "id, name, tier, created_at, updated_at";
+const ORG_COLS: &str = "id, name, tier, created_at, updated_at, delegation";
 const AGENT_COLS: &str = "id, org_id, name, description, status, scopes, metadata, created_at, updated_at";
 const CRED_COLS: &str =
     "id, agent_id, org_id, client_id, kind, status, secret_prefix, created_at, rotated_at, revoked_at, public_jwk";
