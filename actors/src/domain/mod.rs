@@ -11,3 +11,4 @@ pub mod scopes;
 pub mod secrets;
 pub mod tiers;
 pub mod validity;
+pub mod webhooks;

@@ -40,6 +40,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (6, include_str!("../../../../migrations/postgres/0006_analytics.sql")),
     (7, include_str!("../../../../migrations/postgres/0007_delegations.sql")),
     (8, include_str!("../../../../migrations/postgres/0008_org_delegation.sql")),
+    (9, include_str!("../../../../migrations/postgres/0009_webhooks.sql")),
 ];
 /// Arbitrary constant naming the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x0041_676e_7449_6450;

@@ -42,6 +42,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (6, include_str!("../../../../migrations/sqlite/0006_analytics.sql")),
     (7, include_str!("../../../../migrations/sqlite/0007_delegations.sql")),
     (8, include_str!("../../../../migrations/sqlite/0008_org_delegation.sql")),
+    (9, include_str!("../../../../migrations/sqlite/0009_webhooks.sql")),
 ];
 
 pub struct SqliteStore {
