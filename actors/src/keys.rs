@@ -21,7 +21,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Serialize;
 
 use crate::domain::jose::{b64, thumbprint};
-pub use crate::domain::validity::{check_times, TimeClaims, LEEWAY_SECS};
+pub use crate::domain::validity::{check_times, TimeClaims, LEEWAY_SECS, OWN_EXP_LEEWAY_SECS};
 use crate::error::{EngineError, Result};
 use crate::model::Millis;
 
@@ -278,7 +278,7 @@ impl KeyRing {
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenFault::BadSignature,
                 _ => TokenFault::Invalid(EngineError::InvalidToken(format!("{e}"))),
             })?;
-        check_times(claims.exp(), claims.nbf(), now).map_err(|_| {
+        check_times(claims.exp(), claims.nbf(), now, OWN_EXP_LEEWAY_SECS).map_err(|_| {
             if claims.exp() * 1000 <= now {
                 TokenFault::Expired
             } else {

@@ -53,9 +53,16 @@ each_backend!(introspection_reports_active_tokens_and_nothing_else, |app| {
         let (status, body) = form(&app, "/api/v1/oauth2/introspect", &[auth[0], auth[1], ("token", t)]).await;
         assert_eq!((status, body), (StatusCode::OK, json!({"active": false})));
     }
-    app.storage.clock.advance(Duration::from_secs(900 + 31));
+    // Our own tokens are judged by our own clock, with no leeway: alive one second
+    // before `exp`, dead at it — to introspection and to the API alike.
+    app.storage.clock.advance(Duration::from_secs(899));
+    let (_, body) = form(&app, "/api/v1/oauth2/introspect", &[auth[0], auth[1], ("token", &token)]).await;
+    assert_eq!(body["active"], true, "{body}");
+    app.storage.clock.advance(Duration::from_secs(1));
     let (_, body) = form(&app, "/api/v1/oauth2/introspect", &[auth[0], auth[1], ("token", &token)]).await;
     assert_eq!(body, json!({"active": false}));
+    let resp = app.http.get(app.url("/api/v1/agents")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "the API refuses it at exp too");
 
     // an unauthenticated introspection is refused
     let (status, body) = form(&app, "/api/v1/oauth2/introspect", &[("token", &token)]).await;

@@ -159,7 +159,8 @@ pub fn verify_client_assertion(
     }
     let exp = claims.get("exp").and_then(Value::as_i64).ok_or("exp must be a number")?;
     let nbf = claims.get("nbf").and_then(Value::as_i64);
-    check_times(exp, nbf, now).map_err(|_| "the client assertion is expired or not yet valid".to_string())?;
+    check_times(exp, nbf, now, LEEWAY_SECS)
+        .map_err(|_| "the client assertion is expired or not yet valid".to_string())?;
     // Many clients (Authlib, for one) ask for exactly an hour; allow their clock skew.
     if exp > now / 1000 + MAX_ASSERTION_LIFETIME_SECS + LEEWAY_SECS {
         return Err("the client assertion expires too far in the future".into());

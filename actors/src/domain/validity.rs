@@ -4,8 +4,14 @@
 use crate::error::{EngineError, Result};
 use crate::model::Millis;
 
-/// Seconds of clock skew tolerated on `exp`, `nbf` and `iat`.
+/// Seconds of clock skew tolerated on what others sign (client assertions, DPoP proofs,
+/// subject tokens of partners): `exp`, `nbf` and `iat`.
 pub const LEEWAY_SECS: i64 = 30;
+
+/// AgentIdP judges the expiry of its own tokens by its own clock: a token is dead the
+/// second its `exp` is reached. (`nbf` keeps [`LEEWAY_SECS`]: another node's clock may run
+/// a little ahead of this one's.)
+pub const OWN_EXP_LEEWAY_SECS: i64 = 0;
 
 /// Claims whose validity window the engine checks.
 pub trait TimeClaims {
@@ -13,10 +19,11 @@ pub trait TimeClaims {
     fn nbf(&self) -> Option<i64>;
 }
 
-/// `exp` (seconds) must be in the future and `nbf` not, within the leeway.
-pub fn check_times(exp: i64, nbf: Option<i64>, now: Millis) -> Result<()> {
+/// `exp` (seconds) must be in the future (within `exp_leeway` seconds) and `nbf` not
+/// (within [`LEEWAY_SECS`]).
+pub fn check_times(exp: i64, nbf: Option<i64>, now: Millis, exp_leeway: i64) -> Result<()> {
     let now_s = now / 1000;
-    if exp + LEEWAY_SECS <= now_s {
+    if exp + exp_leeway <= now_s {
         return Err(EngineError::InvalidToken("token expired".into()));
     }
     if nbf.is_some_and(|nbf| nbf - LEEWAY_SECS > now_s) {

@@ -24,9 +24,17 @@ pub struct EventType {
 /// frequent; analytics counts it).
 pub const EVENT_TYPES: &[EventType] = &[
     EventType { name: "agent.created", action: "agent.create", description: "An agent was registered" },
-    EventType { name: "agent.updated", action: "agent.update", description: "An agent's name, scopes or metadata changed" },
+    EventType {
+        name: "agent.updated",
+        action: "agent.update",
+        description: "An agent's name, scopes or metadata changed",
+    },
     EventType { name: "agent.suspended", action: "agent.suspend", description: "An agent was suspended" },
-    EventType { name: "agent.reactivated", action: "agent.reactivate", description: "A suspended agent was reactivated" },
+    EventType {
+        name: "agent.reactivated",
+        action: "agent.reactivate",
+        description: "A suspended agent was reactivated",
+    },
     EventType { name: "agent.deleted", action: "agent.delete", description: "An agent was deleted" },
     EventType { name: "credential.created", action: "credential.create", description: "A credential was issued" },
     EventType { name: "credential.rotated", action: "credential.rotate", description: "A credential was rotated" },
@@ -35,7 +43,8 @@ pub const EVENT_TYPES: &[EventType] = &[
     EventType {
         name: "key.rotated",
         action: "keys.rotate",
-        description: "The signing key was rotated (audited in the platform organization, so delivered to its subscriptions)",
+        description:
+            "The signing key was rotated (audited in the platform organization, so delivered to its subscriptions)",
     },
     EventType { name: "delegation.created", action: "delegation.create", description: "A delegation hop was made" },
     EventType {
@@ -249,7 +258,9 @@ impl Destinations {
         }
         let url = url::Url::parse(text).map_err(|e| format!("not an absolute URL ({e})"))?;
         if !url.username().is_empty() || url.password().is_some() {
-            return Err("a URL with credentials in it is refused: put them nowhere (the signature authenticates us)".into());
+            return Err(
+                "a URL with credentials in it is refused: put them nowhere (the signature authenticates us)".into()
+            );
         }
         if url.fragment().is_some() {
             return Err("a URL may not have a fragment".into());

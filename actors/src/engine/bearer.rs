@@ -14,7 +14,7 @@ use crate::cache::Verified;
 use crate::coord::ClusterEvent;
 use crate::domain::claims::AccessClaims;
 use crate::domain::jose;
-use crate::domain::validity::check_times;
+use crate::domain::validity::{check_times, OWN_EXP_LEEWAY_SECS};
 use crate::error::{EngineError, Result};
 use crate::model::{AgentStatus, CredentialStatus, Outcome};
 use crate::store::{Change, Revocation};
@@ -167,7 +167,7 @@ impl Engine {
         let hash = token_hash(token);
         let now = self.shared.now_ms();
         if let Some(hit) = self.shared.caches.bearer(&hash) {
-            if check_times(hit.claims.exp, Some(hit.claims.nbf), now).is_ok() {
+            if check_times(hit.claims.exp, Some(hit.claims.nbf), now, OWN_EXP_LEEWAY_SECS).is_ok() {
                 self.shared.metrics.token_cache_hits.inc();
                 return Ok(hit);
             }
