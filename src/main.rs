@@ -74,14 +74,27 @@ enum AdminAction {
     },
 }
 
-fn init_logs(json: bool) {
-    let filter = EnvFilter::try_from_env("AGENTIDP_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+/// Logs to stderr: coloured only when stderr is a terminal (a file or a journal gets
+/// plain text), filtered by `AGENTIDP_LOG` — a filter that does not parse is an error
+/// naming the variable, not a silent fall-back to `info`.
+fn init_logs(json: bool) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let filter = match std::env::var("AGENTIDP_LOG") {
+        Ok(text) => EnvFilter::try_new(&text).map_err(|e| {
+            anyhow::anyhow!("AGENTIDP_LOG={text:?} is not a log filter (e.g. info, or agentidp=debug,warn): {e}")
+        })?,
+        Err(_) => EnvFilter::new("info"),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if json {
         builder.json().init();
     } else {
         builder.init();
     }
+    Ok(())
 }
 
 fn print_bootstrap(out: &agentidp_engine::BootstrapOutput, json: bool) -> anyhow::Result<()> {
@@ -144,7 +157,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { settings } => {
             let resolved = settings.resolve()?;
-            init_logs(resolved.log_json);
+            init_logs(resolved.log_json)?;
             let listener = tokio::net::TcpListener::bind(resolved.listen)
                 .await
                 .with_context(|| format!("binding {}", resolved.listen))?;
@@ -166,13 +179,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate { settings } => {
             let resolved = settings.resolve()?;
-            init_logs(resolved.log_json);
+            init_logs(resolved.log_json)?;
             let version = Engine::migrate(&resolved.engine).await?;
             println!("schema at version {version}");
         }
         Command::Keys { action: KeysAction::Rotate { settings } } => {
             let resolved = settings.resolve()?;
-            init_logs(resolved.log_json);
+            init_logs(resolved.log_json)?;
             let engine = Engine::start(resolved.engine).await?;
             let result = engine.rotate_keys(None).await;
             engine.shutdown().await;
@@ -181,7 +194,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bootstrap { settings, json } => {
             let resolved = settings.resolve()?;
-            init_logs(resolved.log_json);
+            init_logs(resolved.log_json)?;
             let engine = Engine::start(resolved.engine).await?;
             let result = engine.bootstrap().await;
             engine.shutdown().await;
@@ -196,7 +209,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin { action: AdminAction::Recover { settings, json } } => {
             let resolved = settings.resolve()?;
-            init_logs(resolved.log_json);
+            init_logs(resolved.log_json)?;
             let engine = Engine::start(resolved.engine).await?;
             let result = engine.recover_platform_admin().await;
             engine.shutdown().await;

@@ -65,12 +65,14 @@ async fn serve_answers_then_stops_gracefully_on_sigterm() {
         format!("listen = \"127.0.0.1:1\"\ndata_dir = {:?}\ntoken_ttl = 60\n", dir.path().join("data")),
     )
     .unwrap();
+    let log_path = dir.path().join("serve.log");
     let mut child = agentidp()
         .args(["serve", "--config"])
         .arg(&config)
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env_remove("AGENTIDP_LOG")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
@@ -85,6 +87,10 @@ async fn serve_answers_then_stops_gracefully_on_sigterm() {
     assert!(status.success());
     let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
     assert!(exit.success(), "serve exited with {exit:?} on SIGTERM");
+    // stderr was a file: plain text, no ANSI colour codes.
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!log.is_empty(), "serve logged nothing at info");
+    assert!(!log.contains('\u{1b}'), "ANSI escapes in a log file: {log:?}");
 }
 
 /// `serve` on `data`.
@@ -303,4 +309,15 @@ fn startup_errors_name_the_setting_and_the_cause() {
     assert!(!out.status.success());
     assert!(stderr.contains("REDIS_URL (127.0.0.1:1)") && stderr.contains("refused"), "{stderr}");
     assert!(started.elapsed() < std::time::Duration::from_secs(3), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn a_log_filter_that_does_not_parse_is_an_error_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out =
+        agentidp().args(["migrate", "--data-dir"]).arg(&data).env("AGENTIDP_LOG", "agentidp=loud").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("AGENTIDP_LOG=\"agentidp=loud\" is not a log filter"), "{err}");
 }
