@@ -111,6 +111,11 @@ where
 
     fn call(&self, mut req: warp::http::Request<B>) -> Self::Future {
         req.extensions_mut().insert(self.peer);
+        // HEAD is GET without the body (RFC 9110 §9.3.2): every GET route answers it.
+        // hyper remembers the request was HEAD and sends the head only, Content-Length kept.
+        if req.method() == warp::http::Method::HEAD {
+            *req.method_mut() = warp::http::Method::GET;
+        }
         self.inner.call(req)
     }
 }

@@ -87,9 +87,11 @@ impl RouteTable {
             .map(|(path, item)| Route {
                 template: path.clone(),
                 segments: path.trim_start_matches('/').split('/').map(String::from).collect(),
+                // HEAD wherever GET is (the server answers it as a GET without the body).
                 methods: ["get", "post", "put", "patch", "delete"]
                     .iter()
                     .filter(|m| item.get(**m).is_some())
+                    .flat_map(|m| if *m == "get" { vec!["GET", "HEAD"] } else { vec![*m] })
                     .map(|m| m.to_ascii_uppercase())
                     .collect(),
             })

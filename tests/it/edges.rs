@@ -118,18 +118,30 @@ async fn edge_cases_get_problems_that_agree_with_the_contract() {
     assert!(is_problem(&resp));
     // Wrong methods: 405 with Allow, also on the documents.
     for (method, path, allow) in [
-        (Method::POST, "/.well-known/jwks.json", "GET"),
-        (Method::PUT, "/.well-known/openid-configuration", "GET"),
-        (Method::DELETE, "/.well-known/oauth-authorization-server", "GET"),
-        (Method::TRACE, "/health", "GET"),
+        (Method::POST, "/.well-known/jwks.json", "GET, HEAD"),
+        (Method::PUT, "/.well-known/openid-configuration", "GET, HEAD"),
+        (Method::DELETE, "/.well-known/oauth-authorization-server", "GET, HEAD"),
+        (Method::TRACE, "/health", "GET, HEAD"),
         (Method::GET, "/api/v1/oauth2/token", "POST"),
-        (Method::PUT, "/api/v1/agents/00000000-0000-0000-0000-000000000000", "DELETE, GET, PATCH"),
+        (Method::HEAD, "/api/v1/oauth2/token", "POST"),
+        (Method::PUT, "/api/v1/agents/00000000-0000-0000-0000-000000000000", "DELETE, GET, HEAD, PATCH"),
     ] {
         let resp = app.http.request(method.clone(), app.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         assert_eq!(resp.headers()["allow"], allow, "{method} {path}");
         assert!(is_problem(&resp));
     }
+    // HEAD on a GET route: the GET's status and headers, no body.
+    for path in ["/.well-known/jwks.json", "/.well-known/openid-configuration", "/health"] {
+        let get = app.http.get(app.url(path)).send().await.unwrap();
+        let length = get.bytes().await.unwrap().len();
+        let resp = app.http.head(app.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "HEAD {path}");
+        assert_eq!(resp.headers()["content-length"], length.to_string().as_str(), "HEAD {path}");
+        assert!(resp.bytes().await.unwrap().is_empty(), "HEAD {path} sent a body");
+    }
+    let resp = app.http.head(app.url("/api/v1/agents")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
     let resp = app.http.get(app.url("/api/v1/nothing-here")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     // Query and body rules as the contract states them.
