@@ -67,6 +67,20 @@ pub struct Settings {
     /// Seconds a request body may take to arrive (1-300) [default: 30].
     #[arg(long, env = "AGENTIDP_BODY_READ_TIMEOUT")]
     pub body_read_timeout: Option<u64>,
+    /// Development only: webhooks may go over plain http to loopback addresses
+    /// [default: false].
+    #[arg(long, env = "AGENTIDP_WEBHOOK_ALLOW_LOOPBACK_HTTP", num_args = 0..=1, default_missing_value = "true")]
+    pub webhook_allow_loopback_http: Option<bool>,
+    /// Milliseconds between a node's looks for webhook work (50-60000) [default: 1000].
+    #[arg(long, env = "AGENTIDP_WEBHOOK_POLL_MS")]
+    pub webhook_poll_ms: Option<u64>,
+    /// Seconds a node's lease on a subscription lasts: a dead node's subscriptions move
+    /// after it (1-3600) [default: 30].
+    #[arg(long, env = "AGENTIDP_WEBHOOK_LEASE")]
+    pub webhook_lease: Option<u64>,
+    /// Seconds one delivery attempt may take (1-60) [default: 15].
+    #[arg(long, env = "AGENTIDP_WEBHOOK_TIMEOUT")]
+    pub webhook_timeout: Option<u64>,
 }
 
 /// The TOML file: the same keys, snake_case.
@@ -89,6 +103,10 @@ struct FileSettings {
     max_connections: Option<usize>,
     header_read_timeout: Option<u64>,
     body_read_timeout: Option<u64>,
+    webhook_allow_loopback_http: Option<bool>,
+    webhook_poll_ms: Option<u64>,
+    webhook_lease: Option<u64>,
+    webhook_timeout: Option<u64>,
     /// Milliseconds between analytics flushes (100 to 60000). File only.
     analytics_flush_ms: Option<u64>,
     /// `[tiers.free]`, `[tiers.pro]`, `[tiers.enterprise]`: each limit a number or
@@ -219,6 +237,22 @@ impl Settings {
         if let Some(ms) = file.analytics_flush_ms {
             anyhow::ensure!((100..=60_000).contains(&ms), "analytics_flush_ms must be 100 to 60000");
             engine.analytics_flush = Duration::from_millis(ms);
+        }
+        let hooks = &mut engine.webhooks;
+        if let Some(allow) = self.webhook_allow_loopback_http.or(file.webhook_allow_loopback_http) {
+            hooks.destinations.allow_loopback_http = allow;
+        }
+        if let Some(ms) = self.webhook_poll_ms.or(file.webhook_poll_ms) {
+            anyhow::ensure!((50..=60_000).contains(&ms), "webhook poll must be 50 to 60000 milliseconds");
+            hooks.poll = Duration::from_millis(ms);
+        }
+        if let Some(secs) = self.webhook_lease.or(file.webhook_lease) {
+            anyhow::ensure!((1..=3600).contains(&secs), "webhook lease must be 1 to 3600 seconds");
+            hooks.lease = Duration::from_secs(secs);
+        }
+        if let Some(secs) = self.webhook_timeout.or(file.webhook_timeout) {
+            anyhow::ensure!((1..=60).contains(&secs), "webhook timeout must be 1 to 60 seconds");
+            hooks.timeout = Duration::from_secs(secs);
         }
         let tiers = &mut engine.tiers;
         for (name, given, limits) in [

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
 use crate::domain::tiers::TierTable;
+use crate::domain::webhooks::Destinations;
 use crate::keys::SigningAlg;
+use crate::outbound::{Resolver, SystemResolver};
 
 /// Which durable store and coordinator to use, and the knobs of the identity core.
 #[derive(Debug, Clone)]
@@ -66,6 +68,42 @@ pub struct EngineConfig {
     pub tiers: TierTable,
     /// The clock every time-dependent rule reads.
     pub clock: Arc<dyn Clock>,
+    /// How webhooks are delivered.
+    pub webhooks: WebhookSettings,
+    /// How outbound requests resolve host names (the system's resolver unless injected).
+    pub resolver: Arc<dyn Resolver>,
+}
+
+/// How webhook deliveries run.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookSettings {
+    /// How often a node claims (or keeps) subscriptions' leases and looks for due
+    /// deliveries and events committed on other nodes.
+    pub poll: Duration,
+    /// How long a claimed lease lasts: a dead node's subscriptions move to another node
+    /// this long after its last renewal.
+    pub lease: Duration,
+    /// One delivery attempt's whole exchange.
+    pub timeout: Duration,
+    /// A subscription failing for this long without one success is disabled.
+    pub disable_after: Duration,
+    /// After a secret rotation, the old secret signs beside the new one this long.
+    pub secret_overlap: Duration,
+    /// Where deliveries may go (development: plain http to loopback too).
+    pub destinations: Destinations,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            poll: Duration::from_secs(1),
+            lease: Duration::from_secs(30),
+            timeout: Duration::from_secs(15),
+            disable_after: Duration::from_secs(5 * 24 * 3600),
+            secret_overlap: Duration::from_secs(24 * 3600),
+            destinations: Destinations::default(),
+        }
+    }
 }
 
 /// Where Vault is and where our secrets live in it.
@@ -107,6 +145,8 @@ impl EngineConfig {
             lockout_address_failures: 100,
             lockout_window: Duration::from_secs(60),
             clock: Arc::new(SystemClock),
+            webhooks: WebhookSettings::default(),
+            resolver: Arc::new(SystemResolver),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Engine metrics, registered in a registry the front-end extends with its own and
 //! serves at `/metrics`.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 use crate::error::{EngineError, Result};
 
@@ -21,6 +21,21 @@ pub struct EngineMetrics {
     pub limit_rejections: IntCounterVec,
     pub quota: QuotaMetrics,
     pub analytics: AnalyticsMetrics,
+    pub webhooks: WebhookMetrics,
+}
+
+/// The webhook deliveries' metrics.
+#[derive(Clone)]
+pub struct WebhookMetrics {
+    /// Attempts by outcome: `delivered`, `retry` (failed, tried again later), `failed`
+    /// (the schedule is spent, or 410), `refused` (the SSRF guard stopped it).
+    pub attempts: IntCounterVec,
+    /// Pending deliveries of the subscriptions this node drives.
+    pub queue_depth: IntGauge,
+    /// From the event's commit to its successful delivery.
+    pub latency_seconds: Histogram,
+    /// Subscriptions the engine disabled, by reason (`gone`, `failing`).
+    pub disabled: IntCounterVec,
 }
 
 /// What the analytics aggregator's flushes do.
@@ -138,7 +153,35 @@ impl EngineMetrics {
                 "Analytics flushes the store refused (kept for the next)",
             )?,
         };
+        let attempts = IntCounterVec::new(
+            Opts::new("webhook_attempts_total", "Webhook delivery attempts, by outcome"),
+            &["outcome"],
+        )
+        .map_err(reg_err)?;
+        let disabled = IntCounterVec::new(
+            Opts::new("webhooks_disabled_total", "Webhook subscriptions the engine disabled, by reason"),
+            &["reason"],
+        )
+        .map_err(reg_err)?;
+        let queue_depth =
+            IntGauge::new("webhook_queue_depth", "Pending deliveries of the subscriptions this node drives")
+                .map_err(reg_err)?;
+        registry.register(Box::new(attempts.clone())).map_err(reg_err)?;
+        registry.register(Box::new(disabled.clone())).map_err(reg_err)?;
+        registry.register(Box::new(queue_depth.clone())).map_err(reg_err)?;
+        let webhooks = WebhookMetrics {
+            attempts,
+            queue_depth,
+            disabled,
+            latency_seconds: histogram(
+                &registry,
+                "webhook_delivery_latency_seconds",
+                "From an event's commit to its successful delivery",
+                vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 600.0],
+            )?,
+        };
         Ok(EngineMetrics {
+            webhooks,
             analytics,
             limit_rejections,
             quota,

@@ -14,6 +14,7 @@ mod oauth;
 mod ops;
 mod organizations;
 pub mod problem;
+mod webhooks;
 
 pub use oauth::token_request;
 
@@ -371,6 +372,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(analytics::routes(state.clone()))
         .unify()
         .or(keys::routes(state.clone()))
+        .unify()
+        .or(webhooks::routes(state.clone()))
         .unify()
         .boxed();
     let table = state.routes.clone();

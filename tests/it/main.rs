@@ -26,3 +26,4 @@ mod support;
 mod tenancy;
 mod tiers;
 mod tokens;
+mod webhooks;

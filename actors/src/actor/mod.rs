@@ -19,6 +19,7 @@ pub mod keyed;
 pub mod revocations;
 pub mod supervisor;
 pub mod tier_counters;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::model::{rfc3339, Millis};
+use crate::model::{rfc3339, AuditEvent, Millis, Outcome};
 
 /// An event type: its name, the audit action it is derived from, what it means.
 pub struct EventType {
@@ -52,6 +52,11 @@ pub const EVENT_TYPES: &[EventType] = &[
         action: "delegation.revoke",
         description: "A delegation link was revoked, with every link below it",
     },
+    EventType {
+        name: "webhook.disabled",
+        action: "webhook.disable",
+        description: "The engine disabled a subscription (410 Gone, or failing for days); sent to the others",
+    },
     EventType { name: "webhook.test", action: "webhook.test", description: "Sent by POST /webhooks/{id}/test" },
 ];
 
@@ -60,8 +65,75 @@ pub fn event_for(action: &str) -> Option<&'static str> {
     EVENT_TYPES.iter().find(|e| e.action == action).map(|e| e.name)
 }
 
-/// The most bytes a payload may have; a larger one is sent with its ids only.
+/// The most bytes a payload may have; a larger one is sent without its `detail`.
 pub const MAX_PAYLOAD: usize = 20 * 1024;
+
+/// The delivery of audit event `event` to subscription `webhook`, if it wants it: a
+/// successful act of a catalogued type (a test event only to the subscription tested).
+/// The payload is `{type, timestamp, data}`, `data` naming the organization, the audit
+/// event (id and seq), who acted, on what, and the event's detail.
+pub fn derive(webhook: &Webhook, event: &AuditEvent, now: Millis) -> Option<Delivery> {
+    if event.outcome != Outcome::Success {
+        return None;
+    }
+    let event_type = event_for(&event.action)?;
+    let to_this = |target: &Option<String>| target.as_deref() == Some(webhook.id.to_string().as_str());
+    if !webhook.wants(event_type) || (event_type == "webhook.test" && !to_this(&event.target)) {
+        return None;
+    }
+    if event_type == "webhook.disabled" && to_this(&event.target) {
+        return None;
+    }
+    let timestamp = rfc3339::format(event.occurred_at);
+    let mut data = serde_json::json!({
+        "organization_id": event.org_id,
+        "audit_event_id": event.id,
+        "audit_seq": event.seq,
+        "actor": event.actor,
+        "target": event.target,
+        "request_id": event.request_id,
+        "detail": event.detail,
+    });
+    let mut payload = serde_json::json!({"type": event_type, "timestamp": timestamp, "data": data}).to_string();
+    if payload.len() > MAX_PAYLOAD {
+        data["detail"] = serde_json::Value::Null;
+        data["truncated"] = serde_json::Value::Bool(true);
+        payload = serde_json::json!({"type": event_type, "timestamp": timestamp, "data": data}).to_string();
+    }
+    Some(Delivery {
+        id: Uuid::now_v7(),
+        webhook_id: webhook.id,
+        audit_seq: event.seq,
+        event_type: event_type.to_string(),
+        payload,
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_attempt_at: Some(now),
+        response_status: None,
+        last_error: None,
+        latency_ms: None,
+        created_at: event.occurred_at,
+        delivered_at: None,
+    })
+}
+
+/// Check a subscription's event types: a non-empty list of catalogued names, or `*`.
+/// Answers them sorted, without repeats.
+pub fn check_event_types(types: &[String]) -> std::result::Result<Vec<String>, String> {
+    if types.is_empty() {
+        return Err("name at least one event type, or \"*\" for all".into());
+    }
+    if let Some(bad) = types.iter().find(|t| *t != "*" && !EVENT_TYPES.iter().any(|e| e.name == t.as_str())) {
+        return Err(format!("{bad:?} is not an event type (GET /api/v1/webhooks/event-types lists them)"));
+    }
+    if types.iter().any(|t| t == "*") {
+        return Ok(vec!["*".into()]);
+    }
+    let mut out = types.to_vec();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
 
 /// A subscription: where to send, which events, whether it is on.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -171,6 +243,7 @@ pub struct Delivery {
     pub last_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<i64>,
+    /// When its event was committed.
     #[serde(with = "rfc3339")]
     pub created_at: Millis,
     #[serde(with = "rfc3339::option", skip_serializing_if = "Option::is_none")]

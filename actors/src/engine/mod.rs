@@ -11,6 +11,7 @@ mod directory;
 mod limits;
 mod tiers;
 mod tokens;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,7 @@ use crate::actor::key_manager::{KeySettings, Keys};
 use crate::actor::keyed::{self, KeyedConfig, KeyedMetrics};
 use crate::actor::revocations::Revocations;
 use crate::actor::tier_counters::{Quota, QuotaState, TierCounters};
+use crate::actor::webhooks::{self as webhook_queues, DeliveryQueues, Webhooks};
 use crate::actor::{
     analytics as aggregator, audit_writer, cache_keeper, key_manager, revocations, supervisor, Children,
 };
@@ -121,6 +123,9 @@ pub(crate) struct Shared {
     pub quota: Quota,
     pub analytics: Analytics,
     pub delegations: Delegations,
+    pub webhooks: Webhooks,
+    /// Seals webhook secrets (as it seals signing keys).
+    pub keystore: Arc<Keystore>,
     /// The root key of biscuit delegations.
     pub biscuit: Arc<crate::domain::biscuit::BiscuitKeys>,
     /// Brute-force protection at the token endpoint.
@@ -246,7 +251,7 @@ impl Engine {
         let keys = children.register(key_manager::child(
             key_manager::Deps {
                 store: store.clone(),
-                keystore,
+                keystore: keystore.clone(),
                 coord: coord.clone(),
                 clock: clock.clone(),
                 settings: KeySettings::from_config(&config),
@@ -302,6 +307,37 @@ impl Engine {
             snapshots,
             pending,
         );
+        let queued = Arc::default();
+        let http =
+            crate::outbound::reqwest::ReqwestClient::guarded(config.webhooks.destinations, config.resolver.clone())?;
+        let queues = DeliveryQueues {
+            webhooks: store.clone(),
+            chain: store.clone(),
+            audit: audit.clone(),
+            keystore: keystore.clone(),
+            http: Arc::new(http),
+            resolver: config.resolver.clone(),
+            clock: clock.clone(),
+            settings: config.webhooks,
+            metrics: metrics.webhooks.clone(),
+            queued: Arc::clone(&queued),
+            depths: Arc::default(),
+        };
+        let queue_host = children.register(keyed::child(
+            queues,
+            KeyedConfig { call_timeout: timeout, ..Default::default() },
+            keyed_metrics.clone(),
+        ));
+        let webhooks = children.register(webhook_queues::dispatcher(
+            queue_host,
+            queued,
+            webhook_queues::DispatchDeps {
+                webhooks: store.clone(),
+                clock: clock.clone(),
+                settings: config.webhooks,
+                node: Uuid::now_v7().to_string(),
+            },
+        ));
         // The keeper routes cluster events to the others, so it starts last.
         children.register(cache_keeper::child(cache_keeper::Deps {
             store: store.clone(),
@@ -328,6 +364,8 @@ impl Engine {
             quota,
             analytics,
             delegations,
+            webhooks,
+            keystore,
             biscuit,
             lockout: limits::Lockout::new(config.lockout_failures, config.lockout_window, config.clock.clone()),
             address_lockout: limits::Lockout::new(
@@ -471,8 +509,11 @@ impl Engine {
     /// subscription) reads the feed within `feed_poll`, so a failed announcement never
     /// fails (or half-fails) the request.
     async fn commit(&self, event: Event, changes: Vec<Change>, announce: Option<ClusterEvent>) -> Result<()> {
+        let org_id = event.org_id;
+        let action = event.action.clone();
         let commit = Commit { event: event.seal(), changes, announce: announce.clone() };
         self.shared.audit.append(commit).await?;
+        self.committed(org_id, &action);
         if let Some(event) = announce {
             self.apply_here(&event);
             if let ClusterEvent::OrgChanged { org_id } = &event {
@@ -481,6 +522,15 @@ impl Engine {
             self.announce(event);
         }
         Ok(())
+    }
+
+    /// An audit event of `action` in `org_id` is durable: if it is a webhook event, its
+    /// organization's subscriptions this node drives deliver it now (the others' nodes
+    /// find it on their next tick).
+    fn committed(&self, org_id: Option<Uuid>, action: &str) {
+        if let Some(org_id) = org_id.filter(|_| crate::domain::webhooks::event_for(action).is_some()) {
+            self.shared.webhooks.nudge(org_id);
+        }
     }
 
     /// Announce a committed change to the other nodes, in the background (the change

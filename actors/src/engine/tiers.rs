@@ -8,7 +8,7 @@ use crate::error::{EngineError, Result};
 use crate::model::{Allowance, Usage};
 
 impl Engine {
-    /// What `org_id` has used of its tier today: calls, agents, webhooks (none yet exist).
+    /// What `org_id` has used of its tier today: calls, agents, webhook subscriptions.
     pub async fn usage(&self, call: &Call, org_id: Uuid) -> Result<Usage> {
         self.authorize(call, "organizations.usage", org_id)?;
         let org = self.shared.store.get_org(org_id).await?.ok_or(EngineError::not_found("organization"))?;
@@ -22,7 +22,7 @@ impl Engine {
             day: crate::model::rfc3339::format(day * 86_400_000)[..10].to_string(),
             calls: Allowance { used: self.shared.quota.used_today(org_id).await?, limit: limits.calls_per_day },
             agents: Allowance { used: store.count_agents(org_id).await?, limit: limits.max_agents },
-            webhooks: Allowance { used: 0, limit: limits.max_webhooks },
+            webhooks: Allowance { used: store.count_webhooks(org_id).await?, limit: limits.max_webhooks },
             resets_at: (day + 1) * 86_400_000,
         })
     }

@@ -88,35 +88,35 @@ impl Keystore {
 
     /// Recover the PKCS#8 DER of a stored key.
     pub async fn unseal(&self, record: &KeyRecord) -> Result<Vec<u8>> {
-        match record.key_ref.as_deref() {
-            Some(PLAIN_REF) => Ok(record.private_key.clone()),
+        self.unseal_bytes(&record.kid, &record.private_key, record.key_ref.as_deref()).await
+    }
+
+    /// Recover the bytes [`Keystore::seal`] protected under `kid` (a signing key, a
+    /// webhook secret): `sealed` as stored, or the Vault reference in `key_ref`.
+    pub async fn unseal_bytes(&self, kid: &str, sealed: &[u8], key_ref: Option<&str>) -> Result<Vec<u8>> {
+        match key_ref {
+            Some(PLAIN_REF) => Ok(sealed.to_vec()),
             Some(r) if r.starts_with(VAULT_PREFIX) => {
                 let vault = self.vault.as_ref().ok_or_else(|| {
-                    EngineError::Unavailable(format!(
-                        "signing key {} is in Vault, but VAULT_ADDR is not set",
-                        record.kid
-                    ))
+                    EngineError::Unavailable(format!("key {kid} is in Vault, but VAULT_ADDR is not set"))
                 })?;
                 vault.get(&r[VAULT_PREFIX.len()..]).await
             }
             Some(other) => Err(seal_err(format!("unknown key reference {other:?}"))),
             None => {
-                let body = record
-                    .private_key
+                let body = sealed
                     .strip_prefix(SEALED_V1)
                     .filter(|b| b.len() > NONCE_LEN)
                     .ok_or_else(|| seal_err("sealed key is malformed"))?;
                 let (nonce, ciphertext) = body.split_at(NONCE_LEN);
                 let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| seal_err("nonce"))?;
                 let mut data = ciphertext.to_vec();
-                let plain =
-                    self.master.open_in_place(nonce, Aad::from(record.kid.as_bytes()), &mut data).map_err(|_| {
-                        EngineError::Unavailable(format!(
-                            "cannot decrypt signing key {}: every node must use the same master key \
-                             (AGENTIDP_MASTER_KEY or data_dir/master.key)",
-                            record.kid
-                        ))
-                    })?;
+                let plain = self.master.open_in_place(nonce, Aad::from(kid.as_bytes()), &mut data).map_err(|_| {
+                    EngineError::Unavailable(format!(
+                        "cannot decrypt key {kid}: every node must use the same master key \
+                         (AGENTIDP_MASTER_KEY or data_dir/master.key)"
+                    ))
+                })?;
                 Ok(plain.to_vec())
             }
         }

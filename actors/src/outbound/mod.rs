@@ -10,10 +10,12 @@
 
 pub mod reqwest;
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::domain::webhooks::Destinations;
 use crate::error::Result;
 
 /// One outbound request.
@@ -82,4 +84,54 @@ impl OutboundResponse {
 #[async_trait]
 pub trait HttpClient: Send + Sync + 'static {
     async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse>;
+}
+
+/// How host names become addresses: the system resolver, or one a test or embedder
+/// injects (to see what a guarded client does when a name's answer changes).
+#[async_trait]
+pub trait Resolver: std::fmt::Debug + Send + Sync + 'static {
+    async fn resolve(&self, host: &str) -> std::io::Result<Vec<IpAddr>>;
+}
+
+/// The operating system's resolver.
+#[derive(Debug, Default)]
+pub struct SystemResolver;
+
+#[async_trait]
+impl Resolver for SystemResolver {
+    async fn resolve(&self, host: &str) -> std::io::Result<Vec<IpAddr>> {
+        Ok(tokio::net::lookup_host((host, 0)).await?.map(|a| a.ip()).collect())
+    }
+}
+
+/// `host`'s addresses, if every one is allowed by `destinations`. (One refused address
+/// refuses the name: a name answering both a public and a private address is an attack.)
+pub async fn allowed_addresses(
+    destinations: Destinations,
+    resolver: &dyn Resolver,
+    host: &str,
+) -> std::io::Result<Vec<IpAddr>> {
+    let refused = |why: String| std::io::Error::new(std::io::ErrorKind::PermissionDenied, why);
+    let ips = resolver.resolve(host).await?;
+    if ips.is_empty() {
+        return Err(refused(format!("{host} has no address")));
+    }
+    if let Some(bad) = ips.iter().find(|ip| !destinations.allows(**ip)) {
+        return Err(refused(format!("{host} resolves to {bad}, which is not a public address")));
+    }
+    Ok(ips)
+}
+
+/// Check `url` as a guarded client does before it connects: its form and literal
+/// address, and every address its name resolves to now. The refusal says why.
+pub async fn check_destination(
+    destinations: Destinations,
+    resolver: &dyn Resolver,
+    url: &str,
+) -> std::result::Result<(), String> {
+    let parsed = destinations.check_url(url)?;
+    if let Some(url::Host::Domain(host)) = parsed.host() {
+        allowed_addresses(destinations, resolver, host).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }

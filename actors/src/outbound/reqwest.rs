@@ -1,41 +1,91 @@
 //! The outbound HTTP adapter on reqwest, over rustls (the TLS stack the Vault client
 //! already brings). The no-redirect client and its connection pool are built once; a
 //! request that allows redirects gets a client of its own.
+//!
+//! A *guarded* client ([`ReqwestClient::guarded`]) connects only to the addresses its
+//! [`Destinations`] allow: it resolves every name itself and hands the connector only
+//! the addresses that passed, so the connection goes to an address that was checked
+//! (no second lookup an attacker's DNS could answer differently). It uses no proxy and
+//! follows no redirect.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
 
-use super::{HttpClient, Method, OutboundRequest, OutboundResponse};
+use super::{HttpClient, Method, OutboundRequest, OutboundResponse, Resolver};
+use crate::domain::webhooks::Destinations;
 use crate::error::{EngineError, Result};
 
 /// Outbound HTTP through reqwest.
 pub struct ReqwestClient {
     direct: reqwest::Client,
     connect_timeout: Duration,
+    /// A guarded client's rules (it never follows redirects).
+    guard: Option<Guard>,
+}
+
+#[derive(Clone)]
+struct Guard {
+    destinations: Destinations,
+    resolver: Arc<dyn Resolver>,
+}
+
+impl reqwest::dns::Resolve for Guard {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let guard = self.clone();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let allowed = super::allowed_addresses(guard.destinations, guard.resolver.as_ref(), &host).await?;
+            let addrs: reqwest::dns::Addrs = Box::new(allowed.into_iter().map(|ip| SocketAddr::new(ip, 0)));
+            Ok(addrs)
+        })
+    }
 }
 
 impl ReqwestClient {
     pub fn new() -> Result<Self> {
         let connect_timeout = Duration::from_secs(3);
-        let direct = Self::build(reqwest::redirect::Policy::none(), connect_timeout)?;
-        Ok(ReqwestClient { direct, connect_timeout })
+        let direct = Self::build(reqwest::redirect::Policy::none(), connect_timeout, None)?;
+        Ok(ReqwestClient { direct, connect_timeout, guard: None })
     }
 
-    fn build(redirects: reqwest::redirect::Policy, connect_timeout: Duration) -> Result<reqwest::Client> {
-        reqwest::Client::builder()
+    /// A client that connects only where `destinations` allow, resolving names with
+    /// `resolver`; no proxy, no redirects.
+    pub fn guarded(destinations: Destinations, resolver: Arc<dyn Resolver>) -> Result<Self> {
+        let connect_timeout = Duration::from_secs(3);
+        let guard = Guard { destinations, resolver };
+        let direct = Self::build(reqwest::redirect::Policy::none(), connect_timeout, Some(&guard))?;
+        Ok(ReqwestClient { direct, connect_timeout, guard: Some(guard) })
+    }
+
+    fn build(
+        redirects: reqwest::redirect::Policy,
+        connect_timeout: Duration,
+        guard: Option<&Guard>,
+    ) -> Result<reqwest::Client> {
+        let mut builder = reqwest::Client::builder()
             .redirect(redirects)
             .connect_timeout(connect_timeout)
-            .user_agent(concat!("agentidp/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| EngineError::internal(format!("outbound HTTP client: {e}")))
+            .user_agent(concat!("agentidp/", env!("CARGO_PKG_VERSION")));
+        if let Some(guard) = guard {
+            builder = builder.no_proxy().dns_resolver(Arc::new(guard.clone()));
+        }
+        builder.build().map_err(|e| EngineError::internal(format!("outbound HTTP client: {e}")))
     }
 
     async fn exchange(&self, request: OutboundRequest) -> Result<OutboundResponse> {
-        let client = match request.max_redirects {
-            0 => self.direct.clone(),
-            n => Self::build(reqwest::redirect::Policy::limited(n), self.connect_timeout)?,
+        if let Some(guard) = &self.guard {
+            // A literal address never reaches the resolver: the URL check covers it.
+            guard.destinations.check_url(&request.url).map_err(|why| {
+                EngineError::Unavailable(format!("outbound request to {} refused: {why}", request.url))
+            })?;
+        }
+        let client = match (request.max_redirects, &self.guard) {
+            (0, _) | (_, Some(_)) => self.direct.clone(),
+            (n, None) => Self::build(reqwest::redirect::Policy::limited(n), self.connect_timeout, None)?,
         };
         let method = match request.method {
             Method::Get => reqwest::Method::GET,
@@ -72,6 +122,16 @@ impl ReqwestClient {
 }
 
 fn unavailable(url: &str, e: &reqwest::Error) -> EngineError {
+    // A guarded client's refusal is the most useful thing to say: find it in the chain.
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::PermissionDenied {
+                return EngineError::Unavailable(format!("outbound request to {url} refused: {io}"));
+            }
+        }
+        source = cause.source();
+    }
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

@@ -14,6 +14,7 @@ use crate::domain::analytics::{Day, DayRange, Metric};
 use crate::domain::audit_chain::SealedEvent;
 use crate::domain::delegation::{Delegation, DelegationStatus};
 use crate::domain::tiers::TierTable;
+use crate::domain::webhooks::{Delivery, Webhook};
 use crate::error::{EngineError, Result};
 use crate::model::{
     Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis, Organization, Tier,
@@ -126,6 +127,32 @@ pub enum Change {
         org_id: Uuid,
         id: Uuid,
         now: Millis,
+    },
+    /// Refuse (with `TierLimit`) unless the organization, at its tier as committed, has
+    /// fewer webhook subscriptions than that tier allows (checked as for agents).
+    HasRoomForWebhook {
+        org_id: Uuid,
+        tiers: TierTable,
+    },
+    /// A new subscription. Its `audit_cursor` is set to its organization's chain head as
+    /// committed (it receives what happens from now on), whatever the record says.
+    InsertWebhook(Box<WebhookRecord>),
+    /// URL, event types, description, enabled, disabled reason and `updated_at`;
+    /// re-enabling clears `failing_since`. `NotFound` if the subscription is gone.
+    UpdateWebhook(Webhook),
+    /// A new signing secret; the one in force becomes the previous one, still signing
+    /// beside it until `previous_until`.
+    RotateWebhookSecret {
+        org_id: Uuid,
+        id: Uuid,
+        secret: SealedSecret,
+        previous_until: Millis,
+        at: Millis,
+    },
+    /// Deletes the subscription with its deliveries.
+    DeleteWebhook {
+        org_id: Uuid,
+        id: Uuid,
     },
 }
 
@@ -302,6 +329,62 @@ pub trait DelegationStore: Send + Sync + 'static {
     ) -> Result<Vec<Delegation>>;
 }
 
+/// A webhook signing secret as stored: sealed by the keystore under `kid` (or a
+/// reference into Vault in `key_ref`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SealedSecret {
+    pub kid: String,
+    pub sealed: Vec<u8>,
+    pub key_ref: Option<String>,
+}
+
+/// A subscription as stored: the record, its sealed secrets and where its queue stands.
+#[derive(Debug, Clone)]
+pub struct WebhookRecord {
+    pub webhook: Webhook,
+    pub secret: SealedSecret,
+    /// The secret rotated away and until when it still signs.
+    pub previous: Option<(SealedSecret, Millis)>,
+    /// The last seq of the organization's audit chain turned into deliveries.
+    pub audit_cursor: i64,
+    /// When the current run of failed attempts began.
+    pub failing_since: Option<Millis>,
+}
+
+/// Webhook subscriptions' queues (the DeliveryQueue actors' port, and the webhook
+/// endpoints'). Subscriptions themselves change as [`Change`]s, with their audit events.
+#[async_trait]
+pub trait WebhookStore: Send + Sync + 'static {
+    /// The subscription `id` (of `org_id`, when given).
+    async fn webhook(&self, org_id: Option<Uuid>, id: Uuid) -> Result<Option<WebhookRecord>>;
+    /// Oldest first (by id), after the `after` cursor.
+    async fn list_webhooks(&self, org_id: Uuid, after: Option<Uuid>, limit: u32) -> Result<Vec<Webhook>>;
+    async fn count_webhooks(&self, org_id: Uuid) -> Result<u64>;
+    /// Take or keep the lease on every enabled subscription whose lease is free, expired
+    /// at `now`, or `node`'s own, until `until`; at most `limit` of them. Answers
+    /// (subscription, organization) for every lease `node` holds now.
+    async fn claim_webhooks(&self, node: &str, now: Millis, until: Millis, limit: u32) -> Result<Vec<(Uuid, Uuid)>>;
+    /// Give up `node`'s leases (a graceful shutdown: another node takes over at once).
+    async fn release_webhooks(&self, node: &str) -> Result<()>;
+    /// Queue `deliveries` (ignoring any already queued for their audit event) and move the
+    /// subscription's cursor to `cursor`, in one transaction.
+    async fn enqueue_deliveries(&self, webhook_id: Uuid, deliveries: Vec<Delivery>, cursor: i64) -> Result<()>;
+    /// The pending delivery with the lowest audit seq: the head of the queue.
+    async fn next_delivery(&self, webhook_id: Uuid) -> Result<Option<Delivery>>;
+    /// Pending deliveries.
+    async fn queue_depth(&self, webhook_id: Uuid) -> Result<u64>;
+    /// Store an attempt's outcome (status, attempts, next attempt, response, latency) and
+    /// the subscription's run of failures: begun at `now` if `failed` and not yet begun,
+    /// ended if not `failed`. Answers when the run began, if it goes on.
+    async fn record_attempt(&self, delivery: &Delivery, failed: bool, now: Millis) -> Result<Option<Millis>>;
+    /// Newest first (by id), before the `before` cursor.
+    async fn list_deliveries(&self, webhook_id: Uuid, before: Option<Uuid>, limit: u32) -> Result<Vec<Delivery>>;
+    async fn get_delivery(&self, webhook_id: Uuid, id: Uuid) -> Result<Option<Delivery>>;
+    /// Make a delivery pending again, due at `now`, its attempts counted from zero.
+    /// `NotFound` if there is no such delivery.
+    async fn redeliver(&self, webhook_id: Uuid, id: Uuid, now: Millis) -> Result<Delivery>;
+}
+
 /// One analytics count to add: `count` more of `metric` for (organization, agent, day).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AnalyticsCount {
@@ -343,6 +426,7 @@ pub trait Store:
     + QuotaStore
     + AnalyticsStore
     + DelegationStore
+    + WebhookStore
 {
     /// Apply pending migrations; returns the schema version now in force.
     async fn migrate(&self) -> Result<u32>;
@@ -358,9 +442,19 @@ pub(crate) fn grantable(granted: u64, want: u64, limit: Option<u64>) -> u64 {
 
 /// `TierLimit` if an organization on `tier` with `agents` agents may not have another.
 pub(crate) fn check_agent_room(tier: &str, agents: u64, tiers: &TierTable) -> Result<()> {
+    check_room(tier, agents, "agents", |t| tiers.limits(t).max_agents)
+}
+
+/// `TierLimit` if an organization on `tier` with `webhooks` subscriptions may not have
+/// another.
+pub(crate) fn check_webhook_room(tier: &str, webhooks: u64, tiers: &TierTable) -> Result<()> {
+    check_room(tier, webhooks, "webhook subscriptions", |t| tiers.limits(t).max_webhooks)
+}
+
+fn check_room(tier: &str, have: u64, what: &'static str, limit: impl Fn(Tier) -> Option<u64>) -> Result<()> {
     let tier = Tier::parse(tier).ok_or_else(|| EngineError::internal(format!("bad tier column {tier:?}")))?;
-    match tiers.limits(tier).max_agents {
-        Some(limit) if agents >= limit => Err(EngineError::TierLimit { tier, what: "agents", limit }),
+    match limit(tier) {
+        Some(limit) if have >= limit => Err(EngineError::TierLimit { tier, what, limit }),
         _ => Ok(()),
     }
 }

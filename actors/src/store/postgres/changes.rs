@@ -8,7 +8,7 @@ use super::{db_err, json_text, AGENT_COLS};
 use crate::coord::ClusterEvent;
 use crate::error::{EngineError, Result};
 use crate::model::Millis;
-use crate::store::{check_agent_room, Change};
+use crate::store::{check_agent_room, check_webhook_room, Change};
 
 /// Apply one change on the open transaction.
 pub(super) async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<()> {
@@ -46,17 +46,14 @@ pub(super) async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<()> {
             let n = tx.execute("DELETE FROM organizations WHERE id = $1", &[id]).await.map_err(db_err)?;
             one_row(n, "organization")?;
         }
+        // The organization's row lock orders concurrent creations in it, on every node.
         Change::HasRoomForAgent { org_id, tiers } => {
-            // The organization's row lock orders concurrent creations in it, on every node.
-            let row = tx
-                .query_opt("SELECT tier FROM organizations WHERE id = $1 FOR UPDATE", &[org_id])
-                .await
-                .map_err(db_err)?
-                .ok_or_else(|| EngineError::not_found("organization"))?;
-            let tier: String = row.get(0);
-            let agents: i64 =
-                tx.query_one("SELECT COUNT(*) FROM agents WHERE org_id = $1", &[org_id]).await.map_err(db_err)?.get(0);
-            check_agent_room(&tier, agents.max(0) as u64, tiers)?;
+            let (tier, agents) = tier_and_count(tx, org_id, "agents").await?;
+            check_agent_room(&tier, agents, tiers)?;
+        }
+        Change::HasRoomForWebhook { org_id, tiers } => {
+            let (tier, webhooks) = tier_and_count(tx, org_id, "webhook_subscriptions").await?;
+            check_webhook_room(&tier, webhooks, tiers)?;
         }
         Change::InsertAgent(a) => {
             tx.execute(
@@ -210,6 +207,73 @@ pub(super) async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<()> {
             .await
             .map_err(db_err)?;
         }
+        Change::InsertWebhook(r) => {
+            let w = &r.webhook;
+            tx.execute(
+                "INSERT INTO webhook_subscriptions (id, org_id, url, event_types, description, enabled, disabled_reason,
+                     secret_kid, secret, secret_ref, audit_cursor, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                     COALESCE((SELECT seq FROM audit_heads WHERE chain = $2), 0), $11, $12)",
+                &[
+                    &w.id,
+                    &w.org_id,
+                    &w.url,
+                    &json_text(&w.event_types)?,
+                    &w.description,
+                    &w.enabled,
+                    &w.disabled_reason,
+                    &r.secret.kid,
+                    &r.secret.sealed,
+                    &r.secret.key_ref,
+                    &w.created_at,
+                    &w.updated_at,
+                ],
+            )
+            .await
+            .map_err(db_err)?;
+        }
+        Change::UpdateWebhook(w) => {
+            let n = tx
+                .execute(
+                    "UPDATE webhook_subscriptions SET url = $3, event_types = $4, description = $5, enabled = $6,
+                         disabled_reason = $7, updated_at = $8,
+                         failing_since = CASE WHEN $6 AND NOT enabled THEN NULL ELSE failing_since END
+                     WHERE id = $1 AND org_id = $2",
+                    &[
+                        &w.id,
+                        &w.org_id,
+                        &w.url,
+                        &json_text(&w.event_types)?,
+                        &w.description,
+                        &w.enabled,
+                        &w.disabled_reason,
+                        &w.updated_at,
+                    ],
+                )
+                .await
+                .map_err(db_err)?;
+            one_row(n, "webhook")?;
+        }
+        Change::RotateWebhookSecret { org_id, id, secret, previous_until, at } => {
+            let n = tx
+                .execute(
+                    "UPDATE webhook_subscriptions SET previous_kid = secret_kid, previous = secret,
+                         previous_ref = secret_ref, previous_until = $3,
+                         secret_kid = $4, secret = $5, secret_ref = $6, updated_at = $7
+                     WHERE id = $1 AND org_id = $2",
+                    &[id, org_id, previous_until, &secret.kid, &secret.sealed, &secret.key_ref, at],
+                )
+                .await
+                .map_err(db_err)?;
+            one_row(n, "webhook")?;
+        }
+        Change::DeleteWebhook { org_id, id } => {
+            let n = tx
+                .execute("DELETE FROM webhook_subscriptions WHERE id = $1 AND org_id = $2", &[id, org_id])
+                .await
+                .map_err(db_err)?;
+            one_row(n, "webhook")?;
+        }
         Change::RevokeToken { revocation: r, now } => {
             tx.execute(
                 "INSERT INTO token_revocations (jti, org_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4)
@@ -221,6 +285,22 @@ pub(super) async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The organization's committed tier, under its row lock, and how many rows of `table`
+/// it has.
+async fn tier_and_count(tx: &Transaction<'_>, org_id: &uuid::Uuid, table: &str) -> Result<(String, u64)> {
+    let row = tx
+        .query_opt("SELECT tier FROM organizations WHERE id = $1 FOR UPDATE", &[org_id])
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| EngineError::not_found("organization"))?;
+    let count: i64 = tx
+        .query_one(&format!("SELECT COUNT(*) FROM {table} WHERE org_id = $1"), &[org_id])
+        .await
+        .map_err(db_err)?
+        .get(0);
+    Ok((row.get(0), count.max(0) as u64))
 }
 
 fn one_row(n: u64, kind: &'static str) -> Result<()> {

@@ -21,6 +21,7 @@ mod keys;
 mod quota;
 mod revocations;
 mod settings;
+mod webhooks;
 
 use super::{
     enum_column, json_column, ClientRecord, Commit, FeedEntry, KeyRecord, Ping, Revocation, Store, UNATTRIBUTED_CHAIN,

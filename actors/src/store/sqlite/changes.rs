@@ -8,7 +8,7 @@ use super::{db_err, json_text};
 use crate::coord::ClusterEvent;
 use crate::error::{EngineError, Result};
 use crate::model::Millis;
-use crate::store::{check_agent_room, Change};
+use crate::store::{check_agent_room, check_webhook_room, Change};
 
 /// Apply one change on the writer's open transaction.
 pub(super) fn apply(conn: &Connection, change: &Change) -> Result<()> {
@@ -43,20 +43,95 @@ pub(super) fn apply(conn: &Connection, change: &Change) -> Result<()> {
             let n = conn.execute("DELETE FROM organizations WHERE id = ?1", params![id.to_string()]).map_err(db_err)?;
             one_row(n, "organization")?;
         }
+        // The writer connection is SQLite's only writer: nothing commits between these
+        // counts and the inserts that follow them.
         Change::HasRoomForAgent { org_id, tiers } => {
-            // The writer connection is SQLite's only writer: nothing commits between this
-            // count and the insert that follows it.
-            let (tier, agents): (String, u64) = conn
-                .query_row(
-                    "SELECT tier, (SELECT COUNT(*) FROM agents WHERE org_id = ?1) FROM organizations WHERE id = ?1",
-                    params![org_id.to_string()],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .map_err(|e| match e {
-                    rusqlite::Error::QueryReturnedNoRows => EngineError::not_found("organization"),
-                    e => db_err(e),
-                })?;
+            let (tier, agents) = tier_and_count(conn, *org_id, "agents")?;
             check_agent_room(&tier, agents, tiers)?;
+        }
+        Change::HasRoomForWebhook { org_id, tiers } => {
+            let (tier, webhooks) = tier_and_count(conn, *org_id, "webhook_subscriptions")?;
+            check_webhook_room(&tier, webhooks, tiers)?;
+        }
+        Change::InsertWebhook(r) => {
+            let w = &r.webhook;
+            let types = json_text(&w.event_types)?;
+            conn.prepare_cached(
+                "INSERT INTO webhook_subscriptions (id, org_id, url, event_types, description, enabled, disabled_reason,
+                     secret_kid, secret, secret_ref, audit_cursor, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
+                     COALESCE((SELECT seq FROM audit_heads WHERE chain = ?2), 0), ?11, ?12)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    w.id.to_string(),
+                    w.org_id.to_string(),
+                    w.url,
+                    types,
+                    w.description,
+                    w.enabled,
+                    w.disabled_reason,
+                    r.secret.kid,
+                    r.secret.sealed,
+                    r.secret.key_ref,
+                    w.created_at,
+                    w.updated_at
+                ])
+            })
+            .map_err(db_err)?;
+        }
+        Change::UpdateWebhook(w) => {
+            let types = json_text(&w.event_types)?;
+            let n = conn
+                .prepare_cached(
+                    "UPDATE webhook_subscriptions SET url = ?3, event_types = ?4, description = ?5, enabled = ?6,
+                         disabled_reason = ?7, updated_at = ?8,
+                         failing_since = CASE WHEN ?6 AND NOT enabled THEN NULL ELSE failing_since END
+                     WHERE id = ?1 AND org_id = ?2",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        w.id.to_string(),
+                        w.org_id.to_string(),
+                        w.url,
+                        types,
+                        w.description,
+                        w.enabled,
+                        w.disabled_reason,
+                        w.updated_at
+                    ])
+                })
+                .map_err(db_err)?;
+            one_row(n, "webhook")?;
+        }
+        Change::RotateWebhookSecret { org_id, id, secret, previous_until, at } => {
+            let n = conn
+                .execute(
+                    "UPDATE webhook_subscriptions SET previous_kid = secret_kid, previous = secret,
+                         previous_ref = secret_ref, previous_until = ?3,
+                         secret_kid = ?4, secret = ?5, secret_ref = ?6, updated_at = ?7
+                     WHERE id = ?1 AND org_id = ?2",
+                    params![
+                        id.to_string(),
+                        org_id.to_string(),
+                        previous_until,
+                        secret.kid,
+                        secret.sealed,
+                        secret.key_ref,
+                        at
+                    ],
+                )
+                .map_err(db_err)?;
+            one_row(n, "webhook")?;
+        }
+        Change::DeleteWebhook { org_id, id } => {
+            let n = conn
+                .execute(
+                    "DELETE FROM webhook_subscriptions WHERE id = ?1 AND org_id = ?2",
+                    params![id.to_string(), org_id.to_string()],
+                )
+                .map_err(db_err)?;
+            one_row(n, "webhook")?;
         }
         Change::InsertAgent(a) => {
             let (scopes, metadata) = (json_text(&a.scopes)?, json_text(&a.metadata)?);
@@ -229,6 +304,19 @@ pub(super) fn apply(conn: &Connection, change: &Change) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The organization's committed tier and how many rows of `table` it has.
+fn tier_and_count(conn: &Connection, org_id: uuid::Uuid, table: &str) -> Result<(String, u64)> {
+    conn.query_row(
+        &format!("SELECT tier, (SELECT COUNT(*) FROM {table} WHERE org_id = ?1) FROM organizations WHERE id = ?1"),
+        params![org_id.to_string()],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .map_err(|e| match e {
+        rusqlite::Error::QueryReturnedNoRows => EngineError::not_found("organization"),
+        e => db_err(e),
+    })
 }
 
 fn one_row(n: usize, kind: &'static str) -> Result<()> {

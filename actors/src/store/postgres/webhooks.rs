@@ -1,0 +1,266 @@
+//! PostgreSQL: webhook subscriptions' queues ([`crate::store::WebhookStore`];
+//! subscriptions are written by `changes.rs`).
+
+// The adapter's connection helpers, error mapping, shared columns and imports.
+use super::*;
+use crate::domain::webhooks::{Delivery, DeliveryStatus, Webhook};
+use crate::store::{SealedSecret, WebhookRecord, WebhookStore};
+
+const WEBHOOK_COLS: &str = "id, org_id, url, event_types, description, enabled, disabled_reason, created_at, \
+     updated_at, secret_kid, secret, secret_ref, previous_kid, previous, previous_ref, previous_until, \
+     audit_cursor, failing_since";
+const DELIVERY_COLS: &str = "id, subscription_id, audit_seq, event_type, payload, status, attempts, \
+     next_attempt_at, response_status, last_error, latency_ms, created_at, delivered_at";
+
+fn webhook(row: &Row) -> Result<Webhook> {
+    Ok(Webhook {
+        id: row.get(0),
+        org_id: row.get(1),
+        url: row.get(2),
+        event_types: json_column(row.get(3))?,
+        description: row.get(4),
+        enabled: row.get(5),
+        disabled_reason: row.get(6),
+        created_at: row.get(7),
+        updated_at: row.get(8),
+    })
+}
+
+fn record(row: &Row) -> Result<WebhookRecord> {
+    let previous = match (row.get::<_, Option<String>>(12), row.get::<_, Option<i64>>(15)) {
+        (Some(kid), Some(until)) => Some((
+            SealedSecret { kid, sealed: row.get::<_, Option<Vec<u8>>>(13).unwrap_or_default(), key_ref: row.get(14) },
+            until,
+        )),
+        _ => None,
+    };
+    Ok(WebhookRecord {
+        webhook: webhook(row)?,
+        secret: SealedSecret { kid: row.get(9), sealed: row.get(10), key_ref: row.get(11) },
+        previous,
+        audit_cursor: row.get(16),
+        failing_since: row.get(17),
+    })
+}
+
+fn delivery(row: &Row) -> Result<Delivery> {
+    Ok(Delivery {
+        id: row.get(0),
+        webhook_id: row.get(1),
+        audit_seq: row.get(2),
+        event_type: row.get(3),
+        payload: row.get(4),
+        status: enum_column(row.get(5), DeliveryStatus::parse)?,
+        attempts: row.get::<_, i32>(6).max(0) as u32,
+        next_attempt_at: row.get(7),
+        response_status: row.get::<_, Option<i32>>(8).map(|s| s.clamp(0, 999) as u16),
+        last_error: row.get(9),
+        latency_ms: row.get(10),
+        created_at: row.get(11),
+        delivered_at: row.get(12),
+    })
+}
+
+#[async_trait]
+impl WebhookStore for PostgresStore {
+    async fn webhook(&self, org_id: Option<Uuid>, id: Uuid) -> Result<Option<WebhookRecord>> {
+        self.query_opt(
+            &format!(
+                "SELECT {WEBHOOK_COLS} FROM webhook_subscriptions WHERE id = $1 AND ($2::uuid IS NULL OR org_id = $2)"
+            ),
+            &[&id, &org_id],
+        )
+        .await?
+        .as_ref()
+        .map(record)
+        .transpose()
+    }
+
+    async fn list_webhooks(&self, org_id: Uuid, after: Option<Uuid>, limit: u32) -> Result<Vec<Webhook>> {
+        self.query(
+            &format!(
+                "SELECT {WEBHOOK_COLS} FROM webhook_subscriptions
+                 WHERE org_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3"
+            ),
+            &[&org_id, &after, &i64::from(limit)],
+        )
+        .await?
+        .iter()
+        .map(webhook)
+        .collect()
+    }
+
+    async fn count_webhooks(&self, org_id: Uuid) -> Result<u64> {
+        let row = self.query_opt("SELECT COUNT(*) FROM webhook_subscriptions WHERE org_id = $1", &[&org_id]).await?;
+        Ok(row.map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
+    }
+
+    async fn claim_webhooks(&self, node: &str, now: Millis, until: Millis, limit: u32) -> Result<Vec<(Uuid, Uuid)>> {
+        // SKIP LOCKED: a row another node is claiming right now is left to it; a row whose
+        // lease is live and not ours is not taken.
+        self.query(
+            "UPDATE webhook_subscriptions SET lease_owner = $1, lease_until = $3
+             WHERE id IN (
+                 SELECT id FROM webhook_subscriptions
+                 WHERE enabled AND (lease_owner = $1 OR lease_until <= $2)
+                 ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED
+             )
+             RETURNING id, org_id",
+            &[&node, &now, &until, &i64::from(limit)],
+        )
+        .await
+        .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn release_webhooks(&self, node: &str) -> Result<()> {
+        self.execute(
+            "UPDATE webhook_subscriptions SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = $1",
+            &[&node],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn enqueue_deliveries(&self, webhook_id: Uuid, deliveries: Vec<Delivery>, cursor: i64) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        let insert = tx
+            .prepare_cached(&format!(
+                "INSERT INTO webhook_deliveries ({DELIVERY_COLS})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                 ON CONFLICT (subscription_id, audit_seq) DO NOTHING"
+            ))
+            .await
+            .map_err(db_err)?;
+        try_join_all(deliveries.iter().map(|d| {
+            let (tx, insert) = (&tx, &insert);
+            async move {
+                tx.execute(
+                    insert,
+                    &[
+                        &d.id,
+                        &d.webhook_id,
+                        &d.audit_seq,
+                        &d.event_type,
+                        &d.payload,
+                        &d.status.as_str(),
+                        &(d.attempts as i32),
+                        &d.next_attempt_at,
+                        &d.response_status.map(i32::from),
+                        &d.last_error,
+                        &d.latency_ms,
+                        &d.created_at,
+                        &d.delivered_at,
+                    ],
+                )
+                .await
+            }
+        }))
+        .await
+        .map_err(db_err)?;
+        tx.execute(
+            "UPDATE webhook_subscriptions SET audit_cursor = GREATEST(audit_cursor, $2) WHERE id = $1",
+            &[&webhook_id, &cursor],
+        )
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn next_delivery(&self, webhook_id: Uuid) -> Result<Option<Delivery>> {
+        self.query_opt(
+            &format!(
+                "SELECT {DELIVERY_COLS} FROM webhook_deliveries
+                 WHERE subscription_id = $1 AND status = 'pending' ORDER BY audit_seq LIMIT 1"
+            ),
+            &[&webhook_id],
+        )
+        .await?
+        .as_ref()
+        .map(delivery)
+        .transpose()
+    }
+
+    async fn queue_depth(&self, webhook_id: Uuid) -> Result<u64> {
+        let row = self
+            .query_opt(
+                "SELECT COUNT(*) FROM webhook_deliveries WHERE subscription_id = $1 AND status = 'pending'",
+                &[&webhook_id],
+            )
+            .await?;
+        Ok(row.map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
+    }
+
+    async fn record_attempt(&self, d: &Delivery, failed: bool, now: Millis) -> Result<Option<Millis>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        tx.execute(
+            "UPDATE webhook_deliveries SET status = $2, attempts = $3, next_attempt_at = $4, response_status = $5,
+                 last_error = $6, latency_ms = $7, delivered_at = $8
+             WHERE id = $1",
+            &[
+                &d.id,
+                &d.status.as_str(),
+                &(d.attempts as i32),
+                &d.next_attempt_at,
+                &d.response_status.map(i32::from),
+                &d.last_error,
+                &d.latency_ms,
+                &d.delivered_at,
+            ],
+        )
+        .await
+        .map_err(db_err)?;
+        let row = tx
+            .query_opt(
+                "UPDATE webhook_subscriptions
+                 SET failing_since = CASE WHEN $2 THEN COALESCE(failing_since, $3) ELSE NULL END
+                 WHERE id = $1 RETURNING failing_since",
+                &[&d.webhook_id, &failed, &now],
+            )
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(row.and_then(|r| r.get(0)))
+    }
+
+    async fn list_deliveries(&self, webhook_id: Uuid, before: Option<Uuid>, limit: u32) -> Result<Vec<Delivery>> {
+        self.query(
+            &format!(
+                "SELECT {DELIVERY_COLS} FROM webhook_deliveries
+                 WHERE subscription_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+            ),
+            &[&webhook_id, &before, &i64::from(limit)],
+        )
+        .await?
+        .iter()
+        .map(delivery)
+        .collect()
+    }
+
+    async fn get_delivery(&self, webhook_id: Uuid, id: Uuid) -> Result<Option<Delivery>> {
+        self.query_opt(
+            &format!("SELECT {DELIVERY_COLS} FROM webhook_deliveries WHERE subscription_id = $1 AND id = $2"),
+            &[&webhook_id, &id],
+        )
+        .await?
+        .as_ref()
+        .map(delivery)
+        .transpose()
+    }
+
+    async fn redeliver(&self, webhook_id: Uuid, id: Uuid, now: Millis) -> Result<Delivery> {
+        self.query_opt(
+            &format!(
+                "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = $3
+                 WHERE subscription_id = $1 AND id = $2 RETURNING {DELIVERY_COLS}"
+            ),
+            &[&webhook_id, &id, &now],
+        )
+        .await?
+        .as_ref()
+        .map(delivery)
+        .transpose()?
+        .ok_or_else(|| EngineError::not_found("delivery"))
+    }
+}
