@@ -46,6 +46,10 @@ enum Command {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Write the JSON to this file instead (created owner-only, 0600; an existing
+        /// file is never overwritten, so re-running a quick start loses nothing).
+        #[arg(long, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
     },
 }
 
@@ -95,6 +99,22 @@ fn init_logs(json: bool) -> anyhow::Result<()> {
         builder.init();
     }
     Ok(())
+}
+
+/// Create `path` for the bootstrap credentials: new (never overwriting), owner-only.
+fn claim_output(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
+            "{} exists and was left as it is (it may hold the credentials of an earlier bootstrap); \
+             use it, or name another file; nothing was changed",
+            path.display()
+        ),
+        _ => anyhow::anyhow!("cannot create {}: {e}", path.display()),
+    })
 }
 
 fn print_bootstrap(out: &agentidp_engine::BootstrapOutput, json: bool) -> anyhow::Result<()> {
@@ -192,14 +212,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let key = result?;
             println!("{}", serde_json::to_string(&key)?);
         }
-        Command::Bootstrap { settings, json } => {
+        Command::Bootstrap { settings, json, output } => {
             let resolved = settings.resolve()?;
             init_logs(resolved.log_json)?;
-            let engine = Engine::start(resolved.engine).await?;
-            let result = engine.bootstrap().await;
-            engine.shutdown().await;
+            // The file is claimed before anything changes: an existing one is refused
+            // untouched, and the credentials never exist without a place to go.
+            let file = output.as_deref().map(claim_output).transpose()?;
+            let result = match Engine::start(resolved.engine).await {
+                Ok(engine) => {
+                    let result = engine.bootstrap().await;
+                    engine.shutdown().await;
+                    result
+                }
+                Err(e) => Err(e),
+            };
+            if result.is_err() {
+                if let Some(path) = &output {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
             match result {
-                Ok(out) => print_bootstrap(&out, json)?,
+                Ok(out) => match (file, &output) {
+                    (Some(mut file), Some(path)) => {
+                        use std::io::Write;
+                        writeln!(file, "{}", serde_json::to_string(&out)?)?;
+                        file.sync_all()?;
+                        eprintln!("bootstrapped: the credentials are in {} (owner-only); keep it safe", path.display());
+                    }
+                    _ => print_bootstrap(&out, json)?,
+                },
                 Err(EngineError::Conflict(msg)) => anyhow::bail!(
                     "{msg}; nothing was changed. The credentials were printed when it was bootstrapped; \
                      if they are lost, `agentidp admin recover` issues a fresh platform-admin credential"

@@ -262,6 +262,42 @@ fn a_second_bootstrap_says_what_to_do_without_a_backtrace() {
     assert!(out.stdout.is_empty(), "nothing on stdout to truncate a file with");
 }
 
+/// Issue 15, item 1: the quick start's `bootstrap --output` writes an owner-only file,
+/// never overwrites one (a re-run keeps the credentials), and leaves no file behind when
+/// the store is bootstrapped already.
+#[test]
+fn bootstrap_output_is_owner_only_and_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("admin.json");
+    let out = agentidp().args(["bootstrap", "--output"]).arg(&file).arg("--data-dir").arg(&data).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty(), "the secrets go to the file only");
+    let saved = std::fs::read_to_string(&file).unwrap();
+    let boot: Value = serde_json::from_str(&saved).unwrap();
+    assert!(boot["client_secret"].as_str().is_some_and(|s| !s.is_empty()), "{saved}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    // Re-running the quick start: refused, the file as it was.
+    let again = agentidp().args(["bootstrap", "--output"]).arg(&file).arg("--data-dir").arg(&data).output().unwrap();
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("left as it is"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), saved);
+    // Another file on a bootstrapped store: refused, and no empty file left behind.
+    let other = dir.path().join("other.json");
+    let out = agentidp().args(["bootstrap", "--output"]).arg(&other).arg("--data-dir").arg(&data).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("admin recover"));
+    assert!(!other.exists(), "no file is left when nothing was bootstrapped");
+}
+
 /// Defect 10: under umask 022 the data directory was 0755 and the database (which holds
 /// the secret-hash key beside the hashes) and its -wal/-shm files 0644.
 #[cfg(unix)]

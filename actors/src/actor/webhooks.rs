@@ -18,6 +18,7 @@
 //! subscriptions at once; events committed on other nodes are found on the next tick.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -335,6 +336,8 @@ pub(crate) struct DispatchDeps {
     pub settings: WebhookSettings,
     /// This node, as leases name it.
     pub node: String,
+    /// Set by the shutdown drain: claim nothing more (the leases are being given up).
+    pub stopping: Arc<AtomicBool>,
 }
 
 #[derive(Clone)]
@@ -383,6 +386,7 @@ impl Actor for Dispatcher {
         state: &mut DispatchState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
+            DispatchMsg::Tick if state.deps.stopping.load(Ordering::Acquire) => {}
             DispatchMsg::Tick => {
                 let deps = &state.deps;
                 let now = deps.clock.now_ms();
@@ -417,7 +421,7 @@ pub(crate) fn dispatcher(
 ) -> (ChildSpec, Webhooks) {
     let slot: Arc<Slot<DispatchMsg>> = Arc::default();
     let handle = Webhooks { host: host.clone(), queued: queued.clone(), dispatcher: slot.clone() };
-    let (store, node) = (deps.webhooks.clone(), deps.node.clone());
+    let (store, node, stopping) = (deps.webhooks.clone(), deps.node.clone(), deps.stopping.clone());
     let spec = ChildSpec::singleton(
         "webhook_dispatcher",
         Dispatcher { host, queued },
@@ -427,6 +431,7 @@ pub(crate) fn dispatcher(
     )
     .with_drain(move |within| {
         let (store, node) = (store.clone(), node.clone());
+        stopping.store(true, Ordering::Release);
         Box::pin(async move { matches!(tokio::time::timeout(within, store.release_webhooks(&node)).await, Ok(Ok(()))) })
     });
     (spec, handle)

@@ -336,6 +336,7 @@ impl Engine {
                 clock: clock.clone(),
                 settings: config.webhooks,
                 node: Uuid::now_v7().to_string(),
+                stopping: Arc::default(),
             },
         ));
         // The keeper routes cluster events to the others, so it starts last.
