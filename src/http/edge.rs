@@ -37,6 +37,11 @@ impl warp::reject::Reject for WrongMethod {}
 pub(super) struct NoSuchPath;
 impl warp::reject::Reject for NoSuchPath {}
 
+/// The path ends in a slash: no endpoint's does (the canonical path is without it).
+#[derive(Debug)]
+pub(super) struct TrailingSlash(pub String);
+impl warp::reject::Reject for TrailingSlash {}
+
 /// Refuse requests that no route should see.
 pub(super) fn guard(max_head: usize) -> warp::filters::BoxedFilter<()> {
     warp::header::headers_cloned()
@@ -54,6 +59,11 @@ pub(super) fn guard(max_head: usize) -> warp::filters::BoxedFilter<()> {
             }
             if path.as_str().len() + query.len() > MAX_URI {
                 return Err(warp::reject::custom(UriTooLong));
+            }
+            // One rule for every path, rather than whatever each route's matcher does:
+            // a trailing slash is a 404 that names the path without it.
+            if path.as_str().len() > 1 && path.as_str().ends_with('/') {
+                return Err(warp::reject::custom(TrailingSlash(path.as_str().trim_end_matches('/').to_string())));
             }
             Ok::<_, Rejection>(())
         })

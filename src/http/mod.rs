@@ -421,6 +421,9 @@ async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
             p = p.with_header_value(warp::http::header::ALLOW, v);
         }
         p
+    } else if let Some(edge::TrailingSlash(canonical)) = rejection.find() {
+        let detail = format!("no such endpoint: paths take no trailing slash (did you mean {canonical}?)");
+        Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
     } else if rejection.is_not_found() || rejection.find::<edge::NoSuchPath>().is_some() {
         Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such endpoint")
     } else if rejection.find::<BodyTimeout>().is_some() {

@@ -144,6 +144,20 @@ async fn edge_cases_get_problems_that_agree_with_the_contract() {
     assert_eq!(resp.status(), StatusCode::OK);
     let resp = app.http.get(app.url("/api/v1/nothing-here")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    // A trailing slash is a 404 naming the canonical path, on every kind of route.
+    for (method, path) in [
+        (Method::GET, "/.well-known/jwks.json/"),
+        (Method::GET, "/health/"),
+        (Method::GET, "/api/v1/agents/"),
+        (Method::POST, "/api/v1/oauth2/token/"),
+        (Method::GET, "/api/v1/webhooks/event-types/"),
+    ] {
+        let resp = app.http.request(method.clone(), app.url(path)).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        assert!(is_problem(&resp));
+        let body: Value = resp.json().await.unwrap();
+        assert!(body["detail"].as_str().unwrap().contains(path.trim_end_matches('/')), "{body}");
+    }
     // Query and body rules as the contract states them.
     let (status, body) = app.call(Method::GET, "/api/v1/agents?limit=201", &admin, None).await;
     assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("limit")), "{body}");
