@@ -72,6 +72,15 @@ impl AppState {
         )?;
         engine.metrics_registry().register(Box::new(requests.clone()))?;
         engine.metrics_registry().register(Box::new(latency.clone()))?;
+        let build = prometheus::IntGaugeVec::new(
+            Opts::new("build_info", "The running build: always 1, its version in the label"),
+            &["version"],
+        )?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        engine.metrics_registry().register(Box::new(build))?;
+        // CPU seconds, resident memory, open and maximum file descriptors, threads, start time.
+        #[cfg(target_os = "linux")]
+        engine.metrics_registry().register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         let routes = Arc::new(edge::RouteTable::from_openapi(ops::OPENAPI)?);
         Ok(AppState { engine, metrics: HttpMetrics { requests, latency }, limits, routes })
     }
@@ -377,7 +386,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .boxed();
     let table = state.routes.clone();
-    edge::guard(state.limits.max_header_bytes)
+    let routed = edge::guard(state.limits.max_header_bytes)
         .and(
             discovery::routes(state.clone())
                 .or(ops::routes(state.clone()))
@@ -388,9 +397,26 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 .unify(),
         )
         .recover(recover)
-        .unify()
+        .unify();
+    // What no handler answered (rejected at the edge, or no such route) is counted here,
+    // labelled `unmatched` when the contract has no such path; handlers count their own.
+    warp::path::full()
+        .and(warp::method())
+        .and(routed)
+        .map(move |path: warp::filters::path::FullPath, method: Method, resp: Response| {
+            if resp.extensions().get::<Recovered>().is_some() {
+                let route = state.routes.label(path.as_str());
+                let status = resp.status();
+                state.metrics.requests.with_label_values(&[route, method.as_str(), status.as_str()]).inc();
+            }
+            resp
+        })
         .boxed()
 }
+
+/// Marks a response [`recover`] rendered (no handler counted it).
+#[derive(Clone, Copy)]
+struct Recovered;
 
 /// Render what warp rejected before any handler ran.
 async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
@@ -455,5 +481,7 @@ async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     } else {
         Problem::bad_request(format!("{rejection:?}"))
     };
-    Ok(problem.into_response())
+    let mut resp = problem.into_response();
+    resp.extensions_mut().insert(Recovered);
+    Ok(resp)
 }

@@ -15,6 +15,7 @@ each_backend!(health_ready_metrics_and_openapi_answer, |app| {
         app.http.get(app.url(doc)).send().await.unwrap();
     }
     app.call(reqwest::Method::GET, "/api/v1/audit-events/verify", &token, None).await;
+    app.http.get(app.url("/no/such/path")).send().await.unwrap();
     let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     // Every endpoint is labelled with its path template from the contract, its own.
     for series in [
@@ -25,6 +26,12 @@ each_backend!(health_ready_metrics_and_openapi_answer, |app| {
         "agentidp_http_requests_total{method=\"GET\",route=\"/api/v1/audit-events/verify\",status=\"200\"}",
         "agentidp_http_request_duration_seconds_bucket",
         "agentidp_audit_events_total",
+        "agentidp_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"}",
+        concat!("agentidp_build_info{version=\"", env!("CARGO_PKG_VERSION"), "\"} 1"),
+        "agentidp_process_cpu_seconds_total",
+        "agentidp_process_resident_memory_bytes",
+        "agentidp_process_open_fds",
+        "agentidp_webhook_queue_depth",
     ] {
         assert!(metrics.contains(series), "{series} missing from /metrics");
     }

@@ -7,9 +7,10 @@
 //! delivery per audit event at most, so a re-read after a crash adds nothing twice).
 //! Then it delivers the pending ones in audit order, one at a time: the head of the
 //! queue waits for its retry before anything behind it goes, so a receiver sees a
-//! subscription's events in the order they happened. Each attempt is stored before the
-//! next begins. A crash between an attempt and its record means the attempt is made
-//! again, with the same `webhook-id`: duplicates are possible, loss is not.
+//! subscription's events in the order they happened. Outcomes are stored a batch at a
+//! time (one transaction per batch of up to 32 attempts). A crash between an attempt and
+//! its record means the attempt is made again, with the same `webhook-id`: duplicates
+//! are possible, loss is not.
 //!
 //! The dispatcher ticks every `webhooks.poll`: it claims (or keeps) the lease of every
 //! enabled subscription it can — a lease lasts `webhooks.lease`, so a dead node's
@@ -45,7 +46,9 @@ use crate::store::{AuditStore, Change, Commit, SealedSecret, WebhookRecord, Webh
 /// Audit events read per page while deriving deliveries.
 const DERIVE_PAGE: u32 = 200;
 /// Deliveries attempted per pump (the next pump goes on).
-const PUMP_MAX: usize = 100;
+const PUMP_MAX: usize = 256;
+/// Deliveries read, attempted and recorded together.
+const BATCH: usize = 32;
 /// Subscriptions one node claims per tick.
 const CLAIM_MAX: u32 = 10_000;
 /// The most response bytes read from a receiver (the body is not used).
@@ -165,63 +168,89 @@ impl DeliveryQueues {
     }
 
     /// Deliver the due head of the queue, and what follows it, until one must wait.
+    /// Attempts go out one at a time, in order; their outcomes are stored a batch at a
+    /// time (one transaction, so one fsync, per batch rather than per delivery) — a crash
+    /// before the batch is stored repeats its attempts, with the same ids.
     async fn deliver(&self, state: &mut QueueState, record: &WebhookRecord) -> Result<()> {
         let id = record.webhook.id;
-        for _ in 0..PUMP_MAX {
-            let Some(mut delivery) = self.webhooks.next_delivery(id).await? else { break };
-            let now = self.clock.now_ms();
-            if delivery.next_attempt_at.is_some_and(|at| at > now) {
+        let mut attempted = 0;
+        while attempted < PUMP_MAX {
+            let batch = self.webhooks.pending_deliveries(id, BATCH as u32).await?;
+            let full = batch.len() == BATCH;
+            let (mut done, mut wait, mut gone, mut last_failed) =
+                (Vec::with_capacity(batch.len()), false, false, false);
+            for mut delivery in batch {
+                let now = self.clock.now_ms();
+                if delivery.next_attempt_at.is_some_and(|at| at > now) {
+                    wait = true;
+                    break;
+                }
+                let keys = self.signing_keys(state, record, now).await?;
+                let attempt = self.attempt(&record.webhook, &keys, &delivery).await;
+                self.settle(&mut delivery, &attempt);
+                last_failed = attempt.error.is_some();
+                gone = attempt.status == Some(410);
+                let pending = delivery.status == DeliveryStatus::Pending;
+                done.push(delivery);
+                if gone || pending {
+                    wait = true;
+                    break;
+                }
+            }
+            if done.is_empty() {
                 break;
             }
-            let keys = self.signing_keys(state, record, now).await?;
-            let attempt = self.attempt(&record.webhook, &keys, &delivery).await;
             let now = self.clock.now_ms();
-            let ok = attempt.error.is_none();
-            let gone = attempt.status == Some(410);
-            delivery.attempts += 1;
-            delivery.response_status = attempt.status;
-            delivery.latency_ms = Some(attempt.latency_ms);
-            delivery.last_error = attempt.error.clone();
-            let outcome = if ok {
-                delivery.status = DeliveryStatus::Delivered;
-                delivery.delivered_at = Some(now);
-                delivery.next_attempt_at = None;
-                let waited = (now - delivery.created_at).max(0) as f64 / 1000.0;
-                self.metrics.latency_seconds.observe(waited);
-                "delivered"
-            } else {
-                let retry = (!gone).then(|| webhooks::next_retry(delivery.attempts, jitter(), attempt.retry_after));
-                match retry.flatten() {
-                    Some(wait) => {
-                        delivery.next_attempt_at = Some(now + wait.as_millis() as i64);
-                        "retry"
-                    }
-                    None => {
-                        delivery.status = DeliveryStatus::Failed;
-                        delivery.next_attempt_at = None;
-                        "failed"
-                    }
-                }
-            };
-            let refused = attempt.error.as_deref().is_some_and(|e| e.contains(" refused: "));
-            self.metrics.attempts.with_label_values(&[if refused { "refused" } else { outcome }]).inc();
-            let failing_since = self.webhooks.record_attempt(&delivery, !ok, now).await?;
+            let failing_since = self.webhooks.record_attempts(&done, last_failed, now).await?;
             if gone {
                 return self.disable(&record.webhook, "gone", "the receiver answered 410 Gone").await;
             }
             if let Some(since) = failing_since {
-                let limit = self.settings.disable_after.as_millis() as i64;
-                if now - since >= limit {
+                if now - since >= self.settings.disable_after.as_millis() as i64 {
                     let days = self.settings.disable_after.as_secs_f64() / 86_400.0;
                     let why = format!("every delivery attempt failed for {days:.1} days");
                     return self.disable(&record.webhook, "failing", &why).await;
                 }
             }
-            if delivery.status == DeliveryStatus::Pending {
+            attempted += done.len();
+            if wait || !full {
                 break;
             }
         }
         Ok(())
+    }
+
+    /// Record an attempt's outcome on its delivery: delivered, due again later, or failed
+    /// for good (the schedule spent, or 410).
+    fn settle(&self, delivery: &mut Delivery, attempt: &Attempt) {
+        let now = self.clock.now_ms();
+        let gone = attempt.status == Some(410);
+        delivery.attempts += 1;
+        delivery.response_status = attempt.status;
+        delivery.latency_ms = Some(attempt.latency_ms);
+        delivery.last_error = attempt.error.clone();
+        let outcome = if attempt.error.is_none() {
+            delivery.status = DeliveryStatus::Delivered;
+            delivery.delivered_at = Some(now);
+            delivery.next_attempt_at = None;
+            self.metrics.latency_seconds.observe((now - delivery.created_at).max(0) as f64 / 1000.0);
+            "delivered"
+        } else {
+            let retry = (!gone).then(|| webhooks::next_retry(delivery.attempts, jitter(), attempt.retry_after));
+            match retry.flatten() {
+                Some(wait) => {
+                    delivery.next_attempt_at = Some(now + wait.as_millis() as i64);
+                    "retry"
+                }
+                None => {
+                    delivery.status = DeliveryStatus::Failed;
+                    delivery.next_attempt_at = None;
+                    "failed"
+                }
+            }
+        };
+        let refused = attempt.error.as_deref().is_some_and(|e| e.contains(" refused: "));
+        self.metrics.attempts.with_label_values(&[if refused { "refused" } else { outcome }]).inc();
     }
 
     /// Turn the subscription off, with its audit event (`webhook.disable`, which the

@@ -369,14 +369,16 @@ pub trait WebhookStore: Send + Sync + 'static {
     /// Queue `deliveries` (ignoring any already queued for their audit event) and move the
     /// subscription's cursor to `cursor`, in one transaction.
     async fn enqueue_deliveries(&self, webhook_id: Uuid, deliveries: Vec<Delivery>, cursor: i64) -> Result<()>;
-    /// The pending delivery with the lowest audit seq: the head of the queue.
-    async fn next_delivery(&self, webhook_id: Uuid) -> Result<Option<Delivery>>;
+    /// The pending deliveries with the lowest audit seqs, in that order: the head of the
+    /// queue, at most `limit`.
+    async fn pending_deliveries(&self, webhook_id: Uuid, limit: u32) -> Result<Vec<Delivery>>;
     /// Pending deliveries.
     async fn queue_depth(&self, webhook_id: Uuid) -> Result<u64>;
-    /// Store an attempt's outcome (status, attempts, next attempt, response, latency) and
-    /// the subscription's run of failures: begun at `now` if `failed` and not yet begun,
-    /// ended if not `failed`. Answers when the run began, if it goes on.
-    async fn record_attempt(&self, delivery: &Delivery, failed: bool, now: Millis) -> Result<Option<Millis>>;
+    /// Store the outcomes of consecutive attempts (status, attempts, next attempt,
+    /// response, latency) in one transaction, and the subscription's run of failures:
+    /// begun at `now` if the last attempt `failed` and it had not begun, ended if not.
+    /// Answers when the run began, if it goes on.
+    async fn record_attempts(&self, deliveries: &[Delivery], failed: bool, now: Millis) -> Result<Option<Millis>>;
     /// Newest first (by id), before the `before` cursor.
     async fn list_deliveries(&self, webhook_id: Uuid, before: Option<Uuid>, limit: u32) -> Result<Vec<Delivery>>;
     async fn get_delivery(&self, webhook_id: Uuid, id: Uuid) -> Result<Option<Delivery>>;

@@ -167,18 +167,18 @@ impl WebhookStore for PostgresStore {
         tx.commit().await.map_err(db_err)
     }
 
-    async fn next_delivery(&self, webhook_id: Uuid) -> Result<Option<Delivery>> {
-        self.query_opt(
+    async fn pending_deliveries(&self, webhook_id: Uuid, limit: u32) -> Result<Vec<Delivery>> {
+        self.query(
             &format!(
                 "SELECT {DELIVERY_COLS} FROM webhook_deliveries
-                 WHERE subscription_id = $1 AND status = 'pending' ORDER BY audit_seq LIMIT 1"
+                 WHERE subscription_id = $1 AND status = 'pending' ORDER BY audit_seq LIMIT $2"
             ),
-            &[&webhook_id],
+            &[&webhook_id, &i64::from(limit)],
         )
         .await?
-        .as_ref()
+        .iter()
         .map(delivery)
-        .transpose()
+        .collect()
     }
 
     async fn queue_depth(&self, webhook_id: Uuid) -> Result<u64> {
@@ -191,24 +191,37 @@ impl WebhookStore for PostgresStore {
         Ok(row.map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
     }
 
-    async fn record_attempt(&self, d: &Delivery, failed: bool, now: Millis) -> Result<Option<Millis>> {
+    async fn record_attempts(&self, deliveries: &[Delivery], failed: bool, now: Millis) -> Result<Option<Millis>> {
+        let Some(last) = deliveries.last() else { return Ok(None) };
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
-        tx.execute(
-            "UPDATE webhook_deliveries SET status = $2, attempts = $3, next_attempt_at = $4, response_status = $5,
-                 last_error = $6, latency_ms = $7, delivered_at = $8
-             WHERE id = $1",
-            &[
-                &d.id,
-                &d.status.as_str(),
-                &(d.attempts as i32),
-                &d.next_attempt_at,
-                &d.response_status.map(i32::from),
-                &d.last_error,
-                &d.latency_ms,
-                &d.delivered_at,
-            ],
-        )
+        let update = tx
+            .prepare_cached(
+                "UPDATE webhook_deliveries SET status = $2, attempts = $3, next_attempt_at = $4, response_status = $5,
+                     last_error = $6, latency_ms = $7, delivered_at = $8
+                 WHERE id = $1",
+            )
+            .await
+            .map_err(db_err)?;
+        try_join_all(deliveries.iter().map(|d| {
+            let (tx, update) = (&tx, &update);
+            async move {
+                tx.execute(
+                    update,
+                    &[
+                        &d.id,
+                        &d.status.as_str(),
+                        &(d.attempts as i32),
+                        &d.next_attempt_at,
+                        &d.response_status.map(i32::from),
+                        &d.last_error,
+                        &d.latency_ms,
+                        &d.delivered_at,
+                    ],
+                )
+                .await
+            }
+        }))
         .await
         .map_err(db_err)?;
         let row = tx
@@ -216,7 +229,7 @@ impl WebhookStore for PostgresStore {
                 "UPDATE webhook_subscriptions
                  SET failing_since = CASE WHEN $2 THEN COALESCE(failing_since, $3) ELSE NULL END
                  WHERE id = $1 RETURNING failing_since",
-                &[&d.webhook_id, &failed, &now],
+                &[&last.webhook_id, &failed, &now],
             )
             .await
             .map_err(db_err)?;

@@ -185,15 +185,15 @@ impl WebhookStore for SqliteStore {
         .await
     }
 
-    async fn next_delivery(&self, webhook_id: Uuid) -> Result<Option<Delivery>> {
+    async fn pending_deliveries(&self, webhook_id: Uuid, limit: u32) -> Result<Vec<Delivery>> {
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(&format!(
                     "SELECT {DELIVERY_COLS} FROM webhook_deliveries
-                     WHERE subscription_id = ?1 AND status = 'pending' ORDER BY audit_seq LIMIT 1"
+                     WHERE subscription_id = ?1 AND status = 'pending' ORDER BY audit_seq LIMIT ?2"
                 ))
                 .map_err(db_err)?;
-            Ok(one(collect(&mut stmt, params![webhook_id.to_string()], delivery_from_row, with_status)?))
+            collect(&mut stmt, params![webhook_id.to_string(), limit], delivery_from_row, with_status)
         })
         .await
     }
@@ -209,32 +209,40 @@ impl WebhookStore for SqliteStore {
         .await
     }
 
-    async fn record_attempt(&self, d: &Delivery, failed: bool, now: Millis) -> Result<Option<Millis>> {
-        let d = d.clone();
+    async fn record_attempts(&self, deliveries: &[Delivery], failed: bool, now: Millis) -> Result<Option<Millis>> {
+        let Some(webhook_id) = deliveries.last().map(|d| d.webhook_id) else { return Ok(None) };
+        let deliveries = deliveries.to_vec();
         self.write(move |conn| {
             let tx = conn.transaction().map_err(db_err)?;
-            tx.execute(
-                "UPDATE webhook_deliveries SET status = ?2, attempts = ?3, next_attempt_at = ?4, response_status = ?5,
-                     last_error = ?6, latency_ms = ?7, delivered_at = ?8
-                 WHERE id = ?1",
-                params![
-                    d.id.to_string(),
-                    d.status.as_str(),
-                    d.attempts,
-                    d.next_attempt_at,
-                    d.response_status,
-                    d.last_error,
-                    d.latency_ms,
-                    d.delivered_at
-                ],
-            )
-            .map_err(db_err)?;
+            {
+                let mut update = tx
+                    .prepare_cached(
+                        "UPDATE webhook_deliveries SET status = ?2, attempts = ?3, next_attempt_at = ?4,
+                             response_status = ?5, last_error = ?6, latency_ms = ?7, delivered_at = ?8
+                         WHERE id = ?1",
+                    )
+                    .map_err(db_err)?;
+                for d in &deliveries {
+                    update
+                        .execute(params![
+                            d.id.to_string(),
+                            d.status.as_str(),
+                            d.attempts,
+                            d.next_attempt_at,
+                            d.response_status,
+                            d.last_error,
+                            d.latency_ms,
+                            d.delivered_at
+                        ])
+                        .map_err(db_err)?;
+                }
+            }
             let since: Option<Option<i64>> = tx
                 .query_row(
                     "UPDATE webhook_subscriptions
                      SET failing_since = CASE WHEN ?2 THEN COALESCE(failing_since, ?3) ELSE NULL END
                      WHERE id = ?1 RETURNING failing_since",
-                    params![d.webhook_id.to_string(), failed, now],
+                    params![webhook_id.to_string(), failed, now],
                     |r| r.get(0),
                 )
                 .optional()
