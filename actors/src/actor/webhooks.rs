@@ -41,10 +41,12 @@ use crate::keystore::Keystore;
 use crate::metrics::WebhookMetrics;
 use crate::model::{Millis, Outcome};
 use crate::outbound::{HttpClient, OutboundRequest, Resolver};
-use crate::store::{AuditStore, Change, Commit, SealedSecret, WebhookRecord, WebhookStore};
+use crate::store::{Change, Commit, SealedSecret, WebhookRecord, WebhookStore};
 
 /// Audit events read per page while deriving deliveries.
 const DERIVE_PAGE: u32 = 200;
+/// How often a cursor that moved without a delivery is stored.
+const CURSOR_EVERY: Duration = Duration::from_secs(30);
 /// Deliveries attempted per pump (the next pump goes on).
 const PUMP_MAX: usize = 256;
 /// Deliveries read, attempted and recorded together.
@@ -57,7 +59,6 @@ const RESPONSE_CAP: usize = 64 * 1024;
 /// The family: what each subscription's queue actor works with.
 pub(crate) struct DeliveryQueues {
     pub webhooks: Arc<dyn WebhookStore>,
-    pub chain: Arc<dyn AuditStore>,
     pub audit: AuditLog,
     pub keystore: Arc<Keystore>,
     pub http: Arc<dyn HttpClient>,
@@ -78,10 +79,13 @@ pub(crate) enum Msg {
     Pump,
 }
 
-/// A queue actor's state: the signing keys it has unsealed, by kid.
+/// A queue actor's state: the signing keys it has unsealed, by kid, and how far it has
+/// read its organization's chain (which may be ahead of the stored cursor).
 #[derive(Default)]
 pub(crate) struct QueueState {
     keys: HashMap<String, Vec<u8>>,
+    cursor: Option<i64>,
+    cursor_stored: Option<Instant>,
 }
 
 /// What one attempt came to.
@@ -118,16 +122,28 @@ impl DeliveryQueues {
         Ok(keys)
     }
 
-    /// Turn the audit events after the cursor into deliveries, page by page.
-    async fn derive(&self, record: &mut WebhookRecord) -> Result<()> {
+    /// Turn the audit events after the cursor into deliveries, page by page. Only the
+    /// actions the subscription wants are read; the rest of the chain (token issuance
+    /// above all) is stepped over in the store. A cursor that moved without a delivery is
+    /// written at most every `CURSOR_EVERY` (a crash re-reads from the stored one, and
+    /// finds nothing new to queue).
+    async fn derive(&self, state: &mut QueueState, record: &WebhookRecord) -> Result<()> {
+        let webhook = &record.webhook;
+        let actions: Vec<String> =
+            webhooks::EVENT_TYPES.iter().filter(|t| webhook.wants(t.name)).map(|t| t.action.to_string()).collect();
+        let mut cursor = state.cursor.unwrap_or(record.audit_cursor).max(record.audit_cursor);
         loop {
-            let events = self.chain.audit_chain(record.webhook.org_id, record.audit_cursor, DERIVE_PAGE).await?;
-            let Some(last) = events.last().map(|e| e.seq) else { return Ok(()) };
+            let (events, reach) =
+                self.webhooks.webhook_events(webhook.org_id, cursor, actions.clone(), DERIVE_PAGE).await?;
             let now = self.clock.now_ms();
-            let deliveries: Vec<Delivery> =
-                events.iter().filter_map(|e| webhooks::derive(&record.webhook, e, now)).collect();
-            self.webhooks.enqueue_deliveries(record.webhook.id, deliveries, last).await?;
-            record.audit_cursor = last;
+            let deliveries: Vec<Delivery> = events.iter().filter_map(|e| webhooks::derive(webhook, e, now)).collect();
+            let stale = state.cursor_stored.is_none_or(|at| at.elapsed() >= CURSOR_EVERY);
+            if !deliveries.is_empty() || (reach > record.audit_cursor && stale) {
+                self.webhooks.enqueue_deliveries(webhook.id, deliveries, reach).await?;
+                state.cursor_stored = Some(Instant::now());
+            }
+            cursor = reach;
+            state.cursor = Some(cursor);
             if events.len() < DERIVE_PAGE as usize {
                 return Ok(());
             }
@@ -273,7 +289,7 @@ impl DeliveryQueues {
     }
 
     async fn pump(&self, id: Uuid, state: &mut QueueState) -> Result<()> {
-        let Some(mut record) = self.webhooks.webhook(None, id).await? else {
+        let Some(record) = self.webhooks.webhook(None, id).await? else {
             self.depths.remove(&id);
             return Ok(());
         };
@@ -281,7 +297,7 @@ impl DeliveryQueues {
             self.depths.remove(&id);
             return Ok(());
         }
-        self.derive(&mut record).await?;
+        self.derive(state, &record).await?;
         self.deliver(state, &record).await?;
         self.depths.insert(id, self.webhooks.queue_depth(id).await?);
         self.metrics.queue_depth.set(self.depths.iter().map(|d| *d.value() as i64).sum());

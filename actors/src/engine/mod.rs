@@ -312,7 +312,6 @@ impl Engine {
             crate::outbound::reqwest::ReqwestClient::guarded(config.webhooks.destinations, config.resolver.clone())?;
         let queues = DeliveryQueues {
             webhooks: store.clone(),
-            chain: store.clone(),
             audit: audit.clone(),
             keystore: keystore.clone(),
             http: Arc::new(http),

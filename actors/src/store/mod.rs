@@ -366,6 +366,17 @@ pub trait WebhookStore: Send + Sync + 'static {
     async fn claim_webhooks(&self, node: &str, now: Millis, until: Millis, limit: u32) -> Result<Vec<(Uuid, Uuid)>>;
     /// Give up `node`'s leases (a graceful shutdown: another node takes over at once).
     async fn release_webhooks(&self, node: &str) -> Result<()>;
+    /// The audit events of `org_id`'s chain after `after_seq` whose action is one of
+    /// `actions`, oldest first, at most `limit`; and how far that read reaches: the last
+    /// event's seq if the page is full, else the chain's head (every event up to it was
+    /// committed and read, so a cursor may move there).
+    async fn webhook_events(
+        &self,
+        org_id: Uuid,
+        after_seq: i64,
+        actions: Vec<String>,
+        limit: u32,
+    ) -> Result<(Vec<AuditEvent>, i64)>;
     /// Queue `deliveries` (ignoring any already queued for their audit event) and move the
     /// subscription's cursor to `cursor`, in one transaction.
     async fn enqueue_deliveries(&self, webhook_id: Uuid, deliveries: Vec<Delivery>, cursor: i64) -> Result<()>;
