@@ -189,13 +189,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let mut limits = resolved.http;
             agentidp::limits::fit_connection_cap(&mut limits);
+            let config = engine.config();
+            let store = match &config.database_url {
+                Some(url) => format!("PostgreSQL ({})", agentidp_engine::store::postgres::PostgresStore::describe(url)),
+                None => format!("SQLite ({})", config.data_dir.display()),
+            };
+            let coordinator = match &config.redis_url {
+                Some(url) => format!("Redis ({})", agentidp_engine::coord::redis::RedisCoordinator::describe(url)),
+                None => "in-process (one node)".to_string(),
+            };
             tracing::info!(
+                version = env!("CARGO_PKG_VERSION"),
                 listen = %resolved.listen,
-                issuer = %engine.config().issuer,
+                issuer = %config.issuer,
+                store = %store,
+                coordinator = %coordinator,
                 max_connections = limits.max_connections,
                 "serving"
             );
             agentidp::serve_with(listener, engine, limits, shutdown_signal()).await?;
+            tracing::info!("stopped: every request answered, the audit trail and analytics written");
         }
         Command::Migrate { settings } => {
             let resolved = settings.resolve()?;

@@ -91,6 +91,12 @@ async fn serve_answers_then_stops_gracefully_on_sigterm() {
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(!log.is_empty(), "serve logged nothing at info");
     assert!(!log.contains('\u{1b}'), "ANSI escapes in a log file: {log:?}");
+    // The first line says what runs where; the last that it stopped cleanly.
+    let serving = log.lines().find(|l| l.contains("serving")).unwrap_or_else(|| panic!("no startup line: {log}"));
+    for part in [env!("CARGO_PKG_VERSION"), "SQLite", "in-process", &base, &format!("127.0.0.1:{port}")] {
+        assert!(serving.contains(part), "{part} missing from the startup line: {serving}");
+    }
+    assert!(log.lines().last().is_some_and(|l| l.contains("stopped")), "no final stopped line: {log}");
 }
 
 /// `serve` on `data`.
