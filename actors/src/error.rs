@@ -15,6 +15,9 @@ pub enum EngineError {
     /// The caller is authenticated but the policy denies the operation.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The caller's token lacks the scope the call needs (RFC 6750 §3.1).
+    #[error("this call needs the scope {scope}, which the token does not hold")]
+    InsufficientScope { scope: String },
     /// A Bearer token or client credential was missing, malformed, expired or wrong.
     #[error("invalid token: {0}")]
     InvalidToken(String),

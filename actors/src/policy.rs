@@ -55,6 +55,16 @@ pub const OPERATIONS: &[&str] = &[
     "delegations.list",
     "delegations.get",
     "delegations.revoke",
+    "webhooks.create",
+    "webhooks.list",
+    "webhooks.event_types",
+    "webhooks.get",
+    "webhooks.update",
+    "webhooks.delete",
+    "webhooks.deliveries",
+    "webhooks.redeliver",
+    "webhooks.test",
+    "webhooks.rotate_secret",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -136,9 +146,18 @@ impl Policy {
             }
         };
         if allowed {
-            Ok(())
-        } else {
-            Err(EngineError::Forbidden(format!("the token does not permit {operation}")))
+            return Ok(());
+        }
+        // Name what is missing: the scope, if the token lacks it (RFC 6750 §3.1), else
+        // that the scope it holds does not reach this target.
+        match self.catalog.operations.get(operation) {
+            Some(needed) if !scope.split(' ').any(|s| s == needed) => {
+                Err(EngineError::InsufficientScope { scope: needed.clone() })
+            }
+            Some(needed) => Err(EngineError::Forbidden(format!(
+                "the token's {needed} scope does not reach this target (another organization's, or another agent's)"
+            ))),
+            None => Err(EngineError::Forbidden("the token does not permit this call".into())),
         }
     }
 

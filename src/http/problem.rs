@@ -78,6 +78,16 @@ impl From<EngineError> for Problem {
                 Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("{kind} not found"))
             }
             EngineError::Forbidden(detail) => Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail),
+            EngineError::InsufficientScope { scope } => {
+                let detail = EngineError::InsufficientScope { scope: scope.clone() }.to_string();
+                let challenge = format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"");
+                let mut p = Problem::new(StatusCode::FORBIDDEN, "insufficient-scope", "Insufficient scope", detail);
+                p.extra.insert("scope".into(), scope.into());
+                match HeaderValue::from_str(&challenge) {
+                    Ok(v) => p.with_header_value(WWW_AUTHENTICATE, v),
+                    Err(_) => p,
+                }
+            }
             EngineError::InvalidToken(detail) => {
                 Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail)
                     .with_header(WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")
@@ -178,6 +188,9 @@ pub fn oauth_error(e: EngineError) -> Response {
             (StatusCode::UNAUTHORIZED, oauth_body("invalid_token", detail))
         }
         EngineError::Forbidden(detail) => (StatusCode::FORBIDDEN, oauth_body("insufficient_scope", detail)),
+        e @ EngineError::InsufficientScope { .. } => {
+            (StatusCode::FORBIDDEN, oauth_body("insufficient_scope", e.to_string()))
+        }
         e @ EngineError::TierLimit { .. } => (StatusCode::FORBIDDEN, oauth_body("access_denied", e.to_string())),
         EngineError::QuotaExceeded { tier, limit, retry_after, resets_at } => {
             let resets = agentidp_engine::model::rfc3339::format(resets_at);

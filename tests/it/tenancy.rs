@@ -105,3 +105,33 @@ each_backend!(no_one_grants_a_scope_it_does_not_hold, |app| {
     let (status, _) = app.call(Method::GET, "/api/v1/agents", &narrow, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 });
+
+// A token without the scope a call needs: 403 naming the scope, with the RFC 6750 §3.1
+// challenge (issue 15, item 4 in part).
+each_backend!(a_missing_scope_is_named_with_an_insufficient_scope_challenge, |app| {
+    let admin = app.admin_token().await;
+    let (_, id, secret) = app.agent_with_credential(&admin, json!({"name": "reader", "scopes": ["agents:read"]})).await;
+    let reader = app.token(&id, &secret, None).await;
+    for (method, path, needed) in [
+        (Method::POST, "/api/v1/agents", "agents:write"),
+        (Method::GET, "/api/v1/webhooks", "webhooks:read"),
+        (Method::GET, "/api/v1/audit-events", "audit:read"),
+    ] {
+        let resp = app
+            .http
+            .request(method.clone(), app.url(path))
+            .bearer_auth(&reader)
+            .json(&json!({"name": "x"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{method} {path}");
+        let challenge = resp.headers()["www-authenticate"].to_str().unwrap().to_string();
+        assert_eq!(challenge, format!("Bearer error=\"insufficient_scope\", scope=\"{needed}\""));
+        let problem: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(problem["type"], "urn:agentidp:problem:insufficient-scope", "{problem}");
+        assert_eq!(problem["scope"], needed);
+        assert!(problem["detail"].as_str().unwrap().contains(needed), "{problem}");
+    }
+    app.stop().await;
+});
