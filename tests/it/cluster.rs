@@ -86,16 +86,7 @@ async fn a_revocation_on_one_process_is_honoured_by_another_within_100ms() {
     let a = cluster.node("a").await;
     let b = cluster.node("b").await;
     let http = reqwest::Client::new();
-    let token: serde_json::Value = http
-        .post(format!("{}/api/v1/oauth2/token", a.base))
-        .form(&[("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_string();
+    let token = cluster.admin_token(&a.base).await;
     let on_b = || http.get(format!("{}/api/v1/agents", b.base)).bearer_auth(&token).send();
     assert_eq!(on_b().await.unwrap().status(), StatusCode::OK, "node B accepts node A's token");
 

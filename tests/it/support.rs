@@ -392,6 +392,24 @@ impl ProcessCluster {
         cmd
     }
 
+    /// A token of the bootstrapped org admin, from the node at `base`.
+    pub async fn admin_token(&self, base: &str) -> String {
+        let body: Value = reqwest::Client::new()
+            .post(format!("{base}/api/v1/oauth2/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", self.client_id.as_str()),
+                ("client_secret", self.client_secret.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["access_token"].as_str().expect("access_token").to_string()
+    }
+
     /// Start node `name` and wait until it is ready.
     pub async fn node(&self, name: &str) -> ServeProcess {
         let mut cmd = self.command(name);

@@ -475,25 +475,9 @@ async fn a_killed_delivering_node_is_taken_over_with_the_same_webhook_id() {
     };
     let a = node("a").await;
     let http = reqwest::Client::new();
-    let token = |base: String| {
-        let http = http.clone();
-        let (id, secret) = (cluster.client_id.clone(), cluster.client_secret.clone());
-        async move {
-            let body: Value = http
-                .post(format!("{base}/api/v1/oauth2/token"))
-                .form(&[("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", &secret)])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            body["access_token"].as_str().unwrap().to_string()
-        }
-    };
     let receiver = Receiver::default();
     let url = receiver.start().await;
-    let admin = token(a.base.clone()).await;
+    let admin = cluster.admin_token(&a.base).await;
     let created: Value = http
         .post(format!("{}/api/v1/webhooks", a.base))
         .bearer_auth(&admin)
@@ -509,7 +493,7 @@ async fn a_killed_delivering_node_is_taken_over_with_the_same_webhook_id() {
     http.post(format!("{}/api/v1/webhooks/{hook}/test", a.base)).bearer_auth(&admin).send().await.unwrap();
     until("node A's first delivery", || receiver.count() == 1).await;
     let b = node("b").await;
-    let b_admin = token(b.base.clone()).await;
+    let b_admin = cluster.admin_token(&b.base).await;
     // The next request hangs at the receiver; meanwhile node A dies.
     receiver.plan(&[Reply::Hang(Duration::from_secs(30))]);
     let status = http

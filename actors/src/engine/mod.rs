@@ -9,6 +9,8 @@ mod bootstrap;
 mod delegation;
 mod directory;
 mod limits;
+mod operations;
+mod signing;
 mod tiers;
 mod tokens;
 mod webhooks;
@@ -41,7 +43,6 @@ use crate::domain::analytics::Metric;
 use crate::domain::audit_chain::Event;
 use crate::domain::secrets::{self, SecretHasher};
 use crate::error::{EngineError, Result};
-use crate::keys::KeyRing;
 use crate::keystore::Keystore;
 use crate::metrics::EngineMetrics;
 use crate::model::{Millis, Outcome, PageRequest};
@@ -53,6 +54,7 @@ use crate::store::{Change, Commit, QuotaStore, Store};
 
 pub use analytics::AnalyticsQuery;
 pub use delegation::DelegationQuery;
+pub use operations::{Readiness, READY_CHECK_TIMEOUT};
 pub use tokens::{
     AuthenticatedClient, ClientAuth, DpopPresentation, Introspector, OAuthError, TokenRequest,
     ASSERTION_TYPE_JWT_BEARER, GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, INTROSPECT_PATH, REVOKE_PATH,
@@ -152,38 +154,6 @@ pub struct Engine {
 }
 
 const DEFAULT_PAGE: u32 = 50;
-/// How long a readiness check waits for one dependency.
-pub const READY_CHECK_TIMEOUT: Duration = Duration::from_millis(800);
-
-/// What `/ready` reports: each dependency up or not, and actors being restarted.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Readiness {
-    pub store: bool,
-    pub store_kind: &'static str,
-    pub coordinator: bool,
-    pub coordinator_kind: &'static str,
-    pub restarting: Vec<&'static str>,
-}
-
-impl Readiness {
-    /// What is wrong, one sentence each, naming the setting to look at.
-    pub fn problems(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if !self.store {
-            out.push(match self.store_kind {
-                "PostgreSQL" => "PostgreSQL (DATABASE_URL) is not answering".to_string(),
-                _ => "the SQLite store (data_dir) is not answering".to_string(),
-            });
-        }
-        if !self.coordinator {
-            out.push("Redis (REDIS_URL) is not answering".to_string());
-        }
-        for actor in &self.restarting {
-            out.push(format!("the engine's {actor} is restarting"));
-        }
-        out
-    }
-}
 const MAX_PAGE: u32 = 200;
 
 /// A start-up failure, naming the setting to look at and where it points.
@@ -398,61 +368,6 @@ impl Engine {
         let _ = self.supervisor.stop_and_wait(None, Some(Duration::from_secs(15))).await;
     }
 
-    /// The registered actors' names: what [`Engine::inject_fault`] takes, and the
-    /// `actor` label of `agentidp_actor_restarts_total`.
-    pub fn actor_names(&self) -> Vec<&'static str> {
-        self.shared.children.iter().map(|c| c.name).collect()
-    }
-
-    /// Make the named supervised actor fail on purpose; its supervisor restarts it. For
-    /// resilience tests and operator drills. `NotFound` if no actor has that name.
-    pub fn inject_fault(&self, actor: &str) -> Result<()> {
-        let index =
-            self.shared.children.iter().position(|c| c.name == actor).ok_or_else(|| EngineError::not_found("actor"))?;
-        self.supervisor
-            .send_message(supervisor::Msg::InjectFault(index))
-            .map_err(|_| EngineError::Unavailable("engine supervisor is not running".into()))
-    }
-
-    /// An operator's fault drill on a live node: the platform administrator makes the
-    /// named actor (one of [`Engine::actor_names`]) fail, to rehearse a restart. Audited
-    /// (as `engine.fault_injected`) before it happens.
-    pub async fn drill_fault(&self, call: &Call, actor: &str) -> Result<()> {
-        self.shared.policy.authorize("engine.inject_fault", &call.caller.scope, false)?;
-        if self.shared.children.find(actor).is_none() {
-            return Err(EngineError::not_found("actor"));
-        }
-        let event = self.call_event(call, call.caller.org_id, "engine.fault_injected", actor, serde_json::json!({}));
-        self.audit(event).await?;
-        self.inject_fault(actor)
-    }
-
-    /// Whether the store and coordinator answer and every actor is running; the error
-    /// says which is not, in an operator's words.
-    pub async fn ready(&self) -> Result<()> {
-        let report = self.readiness().await;
-        match report.problems().first() {
-            None => Ok(()),
-            Some(problem) => Err(EngineError::Unavailable(problem.clone())),
-        }
-    }
-
-    /// Check every dependency at once, each bounded by [`READY_CHECK_TIMEOUT`], so the
-    /// answer comes within about a second whatever is down.
-    pub async fn readiness(&self) -> Readiness {
-        let bounded =
-            |check| async move { matches!(tokio::time::timeout(READY_CHECK_TIMEOUT, check).await, Ok(Ok(()))) };
-        let (store, coordinator) = tokio::join!(bounded(self.shared.store.ping()), bounded(self.shared.coord.ping()));
-        let restarting = self.shared.children.iter().filter(|c| !c.is_running()).map(|c| c.name).collect();
-        Readiness {
-            store,
-            store_kind: if self.shared.config.database_url.is_some() { "PostgreSQL" } else { "SQLite" },
-            coordinator,
-            coordinator_kind: if self.shared.config.redis_url.is_some() { "Redis" } else { "in-process" },
-            restarting,
-        }
-    }
-
     /// The registry holding the engine's metrics; the front-end adds its own to it.
     pub fn metrics_registry(&self) -> &prometheus::Registry {
         &self.shared.metrics.registry
@@ -462,38 +377,9 @@ impl Engine {
         &self.shared.config
     }
 
-    /// The biscuit root public key delegations in biscuit form are signed with, as
-    /// biscuit tools print it (`ed25519/<hex>`).
-    pub fn biscuit_public_key(&self) -> String {
-        self.shared.biscuit.public_key()
-    }
-
-    /// The revocation ids of revoked biscuit delegations that have not expired: what a
-    /// service verifying biscuits offline must refuse (any token whose block carries one).
-    pub async fn revoked_biscuits(&self) -> Result<Vec<String>> {
-        self.shared.store.revoked_biscuits(self.shared.now_ms()).await
-    }
-
-    /// The published JWKS document (RFC 7517), serialized.
-    pub fn jwks(&self) -> Result<String> {
-        Ok(self.ring()?.jwks(self.shared.now_ms()))
-    }
-
-    /// Signature algorithms of the keys in the JWKS.
-    pub fn signing_algorithms(&self) -> Result<Vec<&'static str>> {
-        let mut algs: Vec<&'static str> = self.ring()?.keys().map(|k| k.alg.as_str()).collect();
-        algs.sort();
-        algs.dedup();
-        Ok(algs)
-    }
-
     /// Every scope with management meaning, with its description.
     pub fn scope_catalog(&self) -> impl Iterator<Item = (&str, &str)> {
         self.shared.policy.catalog.scopes.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-
-    fn ring(&self) -> Result<Arc<KeyRing>> {
-        self.shared.keys.ring()
     }
 
     /// Append an audit event and wait until it is durable.
@@ -509,11 +395,11 @@ impl Engine {
     /// subscription) reads the feed within `feed_poll`, so a failed announcement never
     /// fails (or half-fails) the request.
     async fn commit(&self, event: Event, changes: Vec<Change>, announce: Option<ClusterEvent>) -> Result<()> {
-        let org_id = event.org_id;
-        let action = event.action.clone();
+        // Read before sealing: no copy of the action on the token path.
+        let webhook_org = webhook_event_org(event.org_id, &event.action);
         let commit = Commit { event: event.seal(), changes, announce: announce.clone() };
         self.shared.audit.append(commit).await?;
-        self.committed(org_id, &action);
+        self.nudge_webhooks(webhook_org);
         if let Some(event) = announce {
             self.apply_here(&event);
             if let ClusterEvent::OrgChanged { org_id } = &event {
@@ -524,11 +410,11 @@ impl Engine {
         Ok(())
     }
 
-    /// An audit event of `action` in `org_id` is durable: if it is a webhook event, its
+    /// A webhook event of `org_id` is durable (see [`webhook_event_org`]): the
     /// organization's subscriptions this node drives deliver it now (the others' nodes
     /// find it on their next tick).
-    fn committed(&self, org_id: Option<Uuid>, action: &str) {
-        if let Some(org_id) = org_id.filter(|_| crate::domain::webhooks::event_for(action).is_some()) {
+    fn nudge_webhooks(&self, org_id: Option<Uuid>) {
+        if let Some(org_id) = org_id {
             self.shared.webhooks.nudge(org_id);
         }
     }
@@ -600,36 +486,6 @@ impl Engine {
         self.shared.metrics.limit_rejections.with_label_values(&[tier, reason]).inc();
     }
 
-    /// Reload signing keys from the store (e.g. after another node added one).
-    pub async fn reload_keys(&self) -> Result<()> {
-        self.shared.keys.reload().await
-    }
-
-    /// Create the next signing key: published now, signing after `key_preannounce`.
-    /// `call` is the platform administrator's; `None` is the operator on the machine
-    /// (the `agentidp keys rotate` command), who already holds the store.
-    pub async fn rotate_keys(&self, call: Option<&Call>) -> Result<crate::model::KeyInfo> {
-        if let Some(call) = call {
-            self.shared.policy.authorize("keys.rotate", &call.caller.scope, false)?;
-        }
-        let kid = self.shared.keys.rotate().await?;
-        let ring = self.ring()?;
-        let key = ring
-            .keys()
-            .find(|k| k.kid == kid)
-            .ok_or_else(|| EngineError::internal("the rotated key is not in the ring"))?;
-        if let Some(call) = call {
-            let detail = serde_json::json!({"alg": key.alg.as_str()});
-            self.audit(self.call_event(call, call.caller.org_id, "keys.rotate", &kid, detail)).await?;
-        }
-        Ok(crate::model::KeyInfo {
-            kid: kid.clone(),
-            alg: key.alg.as_str(),
-            created_at: key.created_at,
-            activates_at: key.activates_at,
-        })
-    }
-
     /// A new audit event stamped with the current time.
     fn event(&self, org_id: Option<Uuid>, actor: String, action: &str, outcome: Outcome) -> Event {
         Event::new(self.shared.now_ms(), org_id, actor, action, outcome)
@@ -654,6 +510,12 @@ impl Engine {
     fn authorize(&self, call: &Call, operation: &'static str, target_org: Uuid) -> Result<()> {
         self.shared.policy.authorize(operation, &call.caller.scope, target_org == call.caller.org_id)
     }
+}
+
+/// The organization whose subscriptions an audit event of `action` in `org_id` concerns,
+/// if it is a webhook event.
+fn webhook_event_org(org_id: Option<Uuid>, action: &str) -> Option<Uuid> {
+    crate::domain::webhooks::event_for(action).and(org_id)
 }
 
 fn page_limit(page: &PageRequest) -> Result<u32> {

@@ -1,0 +1,96 @@
+//! Operating the engine: readiness (what `/ready` reports) and fault injection (the
+//! resilience tests' and operators' drills).
+
+use std::time::Duration;
+
+use super::{supervisor, Call, Engine};
+use crate::error::{EngineError, Result};
+
+/// How long a readiness check waits for one dependency.
+pub const READY_CHECK_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// What `/ready` reports: each dependency up or not, and actors being restarted.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Readiness {
+    pub store: bool,
+    pub store_kind: &'static str,
+    pub coordinator: bool,
+    pub coordinator_kind: &'static str,
+    pub restarting: Vec<&'static str>,
+}
+
+impl Readiness {
+    /// What is wrong, one sentence each, naming the setting to look at.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.store {
+            out.push(match self.store_kind {
+                "PostgreSQL" => "PostgreSQL (DATABASE_URL) is not answering".to_string(),
+                _ => "the SQLite store (data_dir) is not answering".to_string(),
+            });
+        }
+        if !self.coordinator {
+            out.push("Redis (REDIS_URL) is not answering".to_string());
+        }
+        for actor in &self.restarting {
+            out.push(format!("the engine's {actor} is restarting"));
+        }
+        out
+    }
+}
+impl Engine {
+    /// The registered actors' names: what [`Engine::inject_fault`] takes, and the
+    /// `actor` label of `agentidp_actor_restarts_total`.
+    pub fn actor_names(&self) -> Vec<&'static str> {
+        self.shared.children.iter().map(|c| c.name).collect()
+    }
+
+    /// Make the named supervised actor fail on purpose; its supervisor restarts it. For
+    /// resilience tests and operator drills. `NotFound` if no actor has that name.
+    pub fn inject_fault(&self, actor: &str) -> Result<()> {
+        let index =
+            self.shared.children.iter().position(|c| c.name == actor).ok_or_else(|| EngineError::not_found("actor"))?;
+        self.supervisor
+            .send_message(supervisor::Msg::InjectFault(index))
+            .map_err(|_| EngineError::Unavailable("engine supervisor is not running".into()))
+    }
+
+    /// An operator's fault drill on a live node: the platform administrator makes the
+    /// named actor (one of [`Engine::actor_names`]) fail, to rehearse a restart. Audited
+    /// (as `engine.fault_injected`) before it happens.
+    pub async fn drill_fault(&self, call: &Call, actor: &str) -> Result<()> {
+        self.shared.policy.authorize("engine.inject_fault", &call.caller.scope, false)?;
+        if self.shared.children.find(actor).is_none() {
+            return Err(EngineError::not_found("actor"));
+        }
+        let event = self.call_event(call, call.caller.org_id, "engine.fault_injected", actor, serde_json::json!({}));
+        self.audit(event).await?;
+        self.inject_fault(actor)
+    }
+
+    /// Whether the store and coordinator answer and every actor is running; the error
+    /// says which is not, in an operator's words.
+    pub async fn ready(&self) -> Result<()> {
+        let report = self.readiness().await;
+        match report.problems().first() {
+            None => Ok(()),
+            Some(problem) => Err(EngineError::Unavailable(problem.clone())),
+        }
+    }
+
+    /// Check every dependency at once, each bounded by [`READY_CHECK_TIMEOUT`], so the
+    /// answer comes within about a second whatever is down.
+    pub async fn readiness(&self) -> Readiness {
+        let bounded =
+            |check| async move { matches!(tokio::time::timeout(READY_CHECK_TIMEOUT, check).await, Ok(Ok(()))) };
+        let (store, coordinator) = tokio::join!(bounded(self.shared.store.ping()), bounded(self.shared.coord.ping()));
+        let restarting = self.shared.children.iter().filter(|c| !c.is_running()).map(|c| c.name).collect();
+        Readiness {
+            store,
+            store_kind: if self.shared.config.database_url.is_some() { "PostgreSQL" } else { "SQLite" },
+            coordinator,
+            coordinator_kind: if self.shared.config.redis_url.is_some() { "Redis" } else { "in-process" },
+            restarting,
+        }
+    }
+}
