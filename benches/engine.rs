@@ -210,6 +210,7 @@ fn bench(c: &mut Criterion) {
     }
     quota(&rt, &mut group);
     delegation(&rt, &mut group);
+    federation(&rt, &mut group);
     audit_append(&rt, &mut group);
     signing_bound(&mut group);
     group.finish();
@@ -341,6 +342,50 @@ fn delegation(rt: &Runtime, group: &mut criterion::BenchmarkGroup<'_, criterion:
     });
     group.bench_function(BenchmarkId::new("introspect", "caller/delegation-jwt"), |b| {
         b.to_async(rt).iter(|| engine.introspect(Introspector::Caller(admin_call.clone()), &jwt, &origin));
+    });
+    rt.block_on(engine.shutdown());
+}
+
+/// A federation partner's JWT verified from a warm key snapshot (`/federation/verify`'s
+/// path: the issuer index, the cheap checks, one ES256 verification, the subject's
+/// agent looked up), beside introspecting one of our own tokens.
+fn federation(rt: &Runtime, group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    use agentidp_engine::keys::SigningKey;
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig::embedded(dir.path());
+    let issuer = config.issuer.clone();
+    let engine = rt.block_on(Engine::start(config)).unwrap();
+    let origin = agentidp_engine::Origin::default();
+    let (partner_key, _) = SigningKey::generate(SigningAlg::Es256, 0, 0).unwrap();
+    let (admin, own) = rt.block_on(async {
+        let boot = engine.bootstrap().await.unwrap();
+        let req = TokenRequest::client_credentials(&boot.client_id, &boot.client_secret, None);
+        let own = engine.issue_token(req, &origin).await.unwrap().access_token;
+        let admin = Call { caller: engine.authenticate(&own).await.unwrap(), request_id: None };
+        let new = serde_json::from_value(serde_json::json!({
+            "issuer": "https://partner.example",
+            "jwks": {"keys": [partner_key.jwk()]},
+            "subject_mapping": {"kind": "table", "table": {"partner-agent": boot.agent_id}},
+            "allowed_scopes": ["agents:read"],
+        }))
+        .unwrap();
+        engine.create_partner(&admin, new).await.unwrap();
+        (admin, own)
+    });
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let jwt = partner_key
+        .sign(&serde_json::json!({
+            "iss": "https://partner.example", "sub": "partner-agent", "aud": format!("{issuer}/api/v1/oauth2/token"),
+            "iat": now, "exp": now + 290, "jti": Uuid::now_v7().to_string(),
+        }))
+        .unwrap();
+    assert!(rt.block_on(engine.verify_federated(&admin, &jwt)).unwrap().valid);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(BenchmarkId::new("verify_federated", "warm"), |b| {
+        b.to_async(rt).iter(|| engine.verify_federated(&admin, &jwt));
+    });
+    group.bench_function(BenchmarkId::new("introspect", "caller/own-token"), |b| {
+        b.to_async(rt).iter(|| engine.introspect(Introspector::Caller(admin.clone()), &own, &origin));
     });
     rt.block_on(engine.shutdown());
 }

@@ -71,6 +71,14 @@ pub struct Settings {
     /// [default: false].
     #[arg(long, env = "AGENTIDP_WEBHOOK_ALLOW_LOOPBACK_HTTP", num_args = 0..=1, default_missing_value = "true")]
     pub webhook_allow_loopback_http: Option<bool>,
+    /// Development only: a federation partner's jwks_uri may be plain http to a loopback
+    /// address [default: false].
+    #[arg(long, env = "AGENTIDP_FEDERATION_ALLOW_LOOPBACK_HTTP", num_args = 0..=1, default_missing_value = "true")]
+    pub federation_allow_loopback_http: Option<bool>,
+    /// Seconds before a partner's JWKS is refetched for another unknown kid (10-3600)
+    /// [default: 10].
+    #[arg(long, env = "AGENTIDP_FEDERATION_REFETCH_COOLDOWN")]
+    pub federation_refetch_cooldown: Option<u64>,
     /// Milliseconds between a node's looks for webhook work (50-60000) [default: 1000].
     #[arg(long, env = "AGENTIDP_WEBHOOK_POLL_MS")]
     pub webhook_poll_ms: Option<u64>,
@@ -104,6 +112,8 @@ struct FileSettings {
     header_read_timeout: Option<u64>,
     body_read_timeout: Option<u64>,
     webhook_allow_loopback_http: Option<bool>,
+    federation_allow_loopback_http: Option<bool>,
+    federation_refetch_cooldown: Option<u64>,
     webhook_poll_ms: Option<u64>,
     webhook_lease: Option<u64>,
     webhook_timeout: Option<u64>,
@@ -237,6 +247,13 @@ impl Settings {
         if let Some(ms) = file.analytics_flush_ms {
             anyhow::ensure!((100..=60_000).contains(&ms), "analytics_flush_ms must be 100 to 60000");
             engine.analytics_flush = Duration::from_millis(ms);
+        }
+        if let Some(allow) = self.federation_allow_loopback_http.or(file.federation_allow_loopback_http) {
+            engine.federation.destinations.allow_loopback_http = allow;
+        }
+        if let Some(secs) = self.federation_refetch_cooldown.or(file.federation_refetch_cooldown) {
+            anyhow::ensure!((10..=3600).contains(&secs), "federation refetch cooldown must be 10 to 3600 seconds");
+            engine.federation.refetch_cooldown = Duration::from_secs(secs);
         }
         let hooks = &mut engine.webhooks;
         if let Some(allow) = self.webhook_allow_loopback_http.or(file.webhook_allow_loopback_http) {

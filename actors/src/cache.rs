@@ -164,7 +164,8 @@ impl Caches {
             ClusterEvent::TokenRevoked { .. }
             | ClusterEvent::KeysChanged
             | ClusterEvent::OrgChanged { .. }
-            | ClusterEvent::DelegationsChanged { .. } => {}
+            | ClusterEvent::DelegationsChanged { .. }
+            | ClusterEvent::PartnersChanged => {}
         }
     }
 

@@ -40,7 +40,7 @@ pub use actor::keyed::{KeyedConfig, KeyedFamily, KeyedHost, KeyedMetrics};
 pub use actor::tier_counters::QuotaState;
 pub use actor::RestartBudget;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{EngineConfig, VaultConfig, WebhookSettings};
+pub use config::{EngineConfig, FederationSettings, VaultConfig, WebhookSettings};
 pub use engine::*;
 pub use error::{EngineError, Result};
 pub use keystore::vault_from_env;

@@ -22,6 +22,19 @@ pub struct EngineMetrics {
     pub quota: QuotaMetrics,
     pub analytics: AnalyticsMetrics,
     pub webhooks: WebhookMetrics,
+    pub federation: FederationMetrics,
+}
+
+/// What the JwksCache actors and partner JWT checks do.
+#[derive(Clone)]
+pub struct FederationMetrics {
+    /// Fetches of partners' JWKS documents, by outcome (`ok`, `error`) and why they were
+    /// made (`first`, `scheduled`, `unknown_kid`, `forced`).
+    pub fetches: IntCounterVec,
+    /// Refetches for an unknown kid not made (`cooldown`, `global_cap`).
+    pub refetches_skipped: IntCounterVec,
+    /// Partner JWTs checked, by use (`grant`, `verify`) and outcome (`accepted`, `refused`).
+    pub assertions: IntCounterVec,
 }
 
 /// The webhook deliveries' metrics.
@@ -180,7 +193,27 @@ impl EngineMetrics {
                 vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 600.0],
             )?,
         };
+        let fetches = IntCounterVec::new(
+            Opts::new("federation_jwks_fetches_total", "Fetches of partners' JWKS documents, by outcome and reason"),
+            &["outcome", "reason"],
+        )
+        .map_err(reg_err)?;
+        let refetches_skipped = IntCounterVec::new(
+            Opts::new("federation_refetches_skipped_total", "Unknown-kid refetches not made, by why"),
+            &["why"],
+        )
+        .map_err(reg_err)?;
+        let assertions = IntCounterVec::new(
+            Opts::new("federation_assertions_total", "Partner JWTs checked, by use and outcome"),
+            &["use", "outcome"],
+        )
+        .map_err(reg_err)?;
+        registry.register(Box::new(fetches.clone())).map_err(reg_err)?;
+        registry.register(Box::new(refetches_skipped.clone())).map_err(reg_err)?;
+        registry.register(Box::new(assertions.clone())).map_err(reg_err)?;
+        let federation = FederationMetrics { fetches, refetches_skipped, assertions };
         Ok(EngineMetrics {
+            federation,
             webhooks,
             analytics,
             limit_rejections,

@@ -65,6 +65,13 @@ pub const OPERATIONS: &[&str] = &[
     "webhooks.redeliver",
     "webhooks.test",
     "webhooks.rotate_secret",
+    "federation.create",
+    "federation.list",
+    "federation.get",
+    "federation.update",
+    "federation.delete",
+    "federation.refresh",
+    "federation.verify",
 ];
 
 #[derive(Debug, Deserialize)]

@@ -3,7 +3,9 @@
 
 use std::convert::Infallible;
 
-use agentidp_engine::{GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH};
+use agentidp_engine::{
+    GRANT_CLIENT_CREDENTIALS, GRANT_JWT_BEARER, GRANT_TOKEN_EXCHANGE, INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH,
+};
 use serde_json::json;
 use warp::filters::BoxedFilter;
 use warp::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
@@ -37,7 +39,7 @@ async fn metadata(ctx: Ctx) -> Result<Response, Infallible> {
             "introspection_endpoint": format!("{issuer}{INTROSPECT_PATH}"),
             "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),
             "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-            "grant_types_supported": [GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE],
+            "grant_types_supported": [GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, GRANT_JWT_BEARER],
             "token_endpoint_auth_methods_supported": auth_methods,
             "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
             "introspection_endpoint_auth_methods_supported": auth_methods,

@@ -9,6 +9,7 @@ mod audit;
 mod delegations;
 mod discovery;
 mod edge;
+mod federation;
 mod keys;
 mod oauth;
 mod ops;
@@ -383,6 +384,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(keys::routes(state.clone()))
         .unify()
         .or(webhooks::routes(state.clone()))
+        .unify()
+        .or(federation::routes(state.clone()))
         .unify()
         .boxed();
     let table = state.routes.clone();

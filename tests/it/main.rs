@@ -12,6 +12,7 @@ mod credentials;
 mod delegation;
 mod edges;
 mod embedder;
+mod federation;
 mod hardening;
 mod interop;
 mod jose;

@@ -50,7 +50,11 @@ each_backend!(discovery_documents_describe_the_server, |app| {
         assert_eq!(meta["jwks_uri"], format!("{}/.well-known/jwks.json", app.base));
         assert_eq!(
             meta["grant_types_supported"],
-            serde_json::json!(["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"])
+            serde_json::json!([
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+            ])
         );
         assert_eq!(
             meta["token_endpoint_auth_methods_supported"],

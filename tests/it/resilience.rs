@@ -63,6 +63,9 @@ async fn crashed_actors_are_restarted_and_rehydrate_from_the_store() {
             let (status, body) =
                 app.call(Method::POST, "/api/v1/agents", &token, Some(json!({"name": format!("after-{name}")}))).await;
             assert_eq!(status, StatusCode::CREATED, "after {name} restart: {body}");
+            // Within the free tier's agents, however many actors there are.
+            let path = format!("/api/v1/agents/{}", body["id"].as_str().unwrap());
+            assert_eq!(app.call(Method::DELETE, &path, &token, None).await.0, StatusCode::NO_CONTENT);
             app.admin_token().await;
         }
         // The KeyManager re-hydrated the same keys: same JWKS, and the old token verifies.

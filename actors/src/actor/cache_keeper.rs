@@ -22,6 +22,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinHandle;
 
 use super::delegations::Delegations;
+use super::federation::Federation;
 use super::key_manager::Keys;
 use super::revocations::Revocations;
 use super::tier_counters::Quota;
@@ -56,6 +57,7 @@ pub(crate) struct Deps {
     pub keys: Keys,
     pub quota: Quota,
     pub delegations: Delegations,
+    pub federation: Federation,
     pub feed_poll: Duration,
 }
 
@@ -99,16 +101,18 @@ fn dispatch(deps: &Deps, event: ClusterEvent) {
             tokio::spawn(async move { quota.org_changed(org_id).await });
         }
         ClusterEvent::DelegationsChanged { org_id, origin } => deps.delegations.changed_elsewhere(org_id, origin),
+        ClusterEvent::PartnersChanged => deps.federation.changed_elsewhere(),
         ClusterEvent::Everything => forget_everything(deps),
         other => deps.caches.apply(&other),
     }
 }
 
-/// Drop every cached entry and every organization's delegation index: they re-hydrate
-/// from the store on their next use.
+/// Drop every cached entry and every organization's delegation index (they re-hydrate
+/// from the store on their next use), and read the federation partners again.
 fn forget_everything(deps: &Deps) {
     deps.caches.apply(&ClusterEvent::Everything);
     deps.delegations.forget_all();
+    deps.federation.changed_elsewhere();
 }
 
 impl State {

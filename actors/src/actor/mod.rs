@@ -14,6 +14,7 @@ pub mod analytics;
 pub mod audit_writer;
 pub mod cache_keeper;
 pub mod delegations;
+pub mod federation;
 pub mod key_manager;
 pub mod keyed;
 pub mod revocations;

@@ -31,6 +31,8 @@ pub enum ClusterEvent {
     /// An organization's delegation chains changed (a link made or revoked) on the node
     /// `origin`: the other nodes read its index again (the origin already has it).
     DelegationsChanged { org_id: Uuid, origin: Uuid },
+    /// A federation partner was created, changed or deleted: rebuild the partner index.
+    PartnersChanged,
     /// Anything may have changed (an organization was deleted, or events were lost while
     /// a subscription was down): drop every cached entry.
     Everything,

@@ -8,6 +8,7 @@ mod bearer;
 mod bootstrap;
 mod delegation;
 mod directory;
+mod federation;
 mod limits;
 mod operations;
 mod signing;
@@ -26,6 +27,7 @@ use uuid::Uuid;
 use crate::actor::analytics::Analytics;
 use crate::actor::audit_writer::AuditLog;
 use crate::actor::delegations::{DelegationChains, Delegations};
+use crate::actor::federation::{Federation, JwksCaches};
 use crate::actor::key_manager::{KeySettings, Keys};
 use crate::actor::keyed::{self, KeyedConfig, KeyedMetrics};
 use crate::actor::revocations::Revocations;
@@ -54,11 +56,12 @@ use crate::store::{Change, Commit, QuotaStore, Store};
 
 pub use analytics::AnalyticsQuery;
 pub use delegation::DelegationQuery;
+pub use federation::{FederatedVerification, JwksStatus, PartnerView};
 pub use operations::{Readiness, READY_CHECK_TIMEOUT};
 pub use tokens::{
     AuthenticatedClient, ClientAuth, DpopPresentation, Introspector, OAuthError, TokenRequest,
-    ASSERTION_TYPE_JWT_BEARER, GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, INTROSPECT_PATH, REVOKE_PATH,
-    TOKEN_PATH, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT,
+    ASSERTION_TYPE_JWT_BEARER, GRANT_CLIENT_CREDENTIALS, GRANT_JWT_BEARER, GRANT_TOKEN_EXCHANGE, INTROSPECT_PATH,
+    REVOKE_PATH, TOKEN_PATH, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT,
 };
 
 /// The verified identity behind a management call: who, in which organization, with
@@ -126,6 +129,7 @@ pub(crate) struct Shared {
     pub analytics: Analytics,
     pub delegations: Delegations,
     pub webhooks: Webhooks,
+    pub federation: Federation,
     /// Seals webhook secrets (as it seals signing keys).
     pub keystore: Arc<Keystore>,
     /// The root key of biscuit delegations.
@@ -308,6 +312,31 @@ impl Engine {
                 stopping: Arc::default(),
             },
         ));
+        let registry: Arc<crate::actor::federation::Registry> = Arc::default();
+        let jwks = JwksCaches {
+            registry: registry.clone(),
+            http: Arc::new(crate::outbound::reqwest::ReqwestClient::guarded(
+                config.federation.destinations,
+                config.resolver.clone(),
+            )?),
+            clock: clock.clone(),
+            settings: config.federation,
+            metrics: metrics.federation.clone(),
+        };
+        let federation = Federation::new(
+            children.register(keyed::child(
+                jwks,
+                // Idle actors hold nothing (the snapshots are the registry's): stop them soon.
+                KeyedConfig { call_timeout: timeout, idle_after: Duration::from_secs(60), ..Default::default() },
+                keyed_metrics.clone(),
+            )),
+            registry,
+            store.clone(),
+            clock.clone(),
+            config.federation,
+            metrics.federation.clone(),
+        );
+        federation.reload().await?;
         // The keeper routes cluster events to the others, so it starts last.
         children.register(cache_keeper::child(cache_keeper::Deps {
             store: store.clone(),
@@ -318,6 +347,7 @@ impl Engine {
             keys: keys.clone(),
             quota: quota.clone(),
             delegations: delegations.clone(),
+            federation: federation.clone(),
             feed_poll: config.feed_poll,
         }));
 
@@ -335,6 +365,7 @@ impl Engine {
             analytics,
             delegations,
             webhooks,
+            federation,
             keystore,
             biscuit,
             lockout: limits::Lockout::new(config.lockout_failures, config.lockout_window, config.clock.clone()),
@@ -402,8 +433,11 @@ impl Engine {
         self.nudge_webhooks(webhook_org);
         if let Some(event) = announce {
             self.apply_here(&event);
-            if let ClusterEvent::OrgChanged { org_id } = &event {
-                self.shared.quota.org_changed(*org_id).await;
+            match &event {
+                ClusterEvent::OrgChanged { org_id } => self.shared.quota.org_changed(*org_id).await,
+                // A partner change counts on this node before it is answered.
+                ClusterEvent::PartnersChanged => self.shared.federation.reload().await?,
+                _ => {}
             }
             self.announce(event);
         }
@@ -440,9 +474,12 @@ impl Engine {
             ClusterEvent::OrgChanged { .. } => {}
             // Applied by the organization's DelegationActor before it answered.
             ClusterEvent::DelegationsChanged { .. } => {}
+            // Applied (and awaited) by `commit`.
+            ClusterEvent::PartnersChanged => {}
             ClusterEvent::Everything => {
                 self.shared.caches.apply(event);
                 self.shared.delegations.forget_all();
+                self.shared.federation.changed_elsewhere();
             }
             other => self.shared.caches.apply(other),
         }

@@ -33,6 +33,8 @@ pub const REVOKE_PATH: &str = "/api/v1/oauth2/revoke";
 
 pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
 pub const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// RFC 7523 §2.1: a federation partner's JWT as the authorization grant.
+pub const GRANT_JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 pub const ASSERTION_TYPE_JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -84,6 +86,9 @@ pub enum ClientAuth {
     Secret { client_id: String, client_secret: String },
     /// private_key_jwt (RFC 7523): a JWT signed with the client's registered key.
     Assertion { client_id: Option<String>, assertion: String },
+    /// No client authentication: refused everywhere but the JWT-bearer grant, whose
+    /// assertion is the proof (RFC 7523 §3.1 makes client authentication optional).
+    None,
 }
 
 impl ClientAuth {
@@ -92,6 +97,7 @@ impl ClientAuth {
             ClientAuth::Secret { client_id, .. } => client_id.clone(),
             ClientAuth::Assertion { client_id: Some(id), .. } => id.clone(),
             ClientAuth::Assertion { assertion, .. } => jose::assertion_issuer(assertion).unwrap_or_default(),
+            ClientAuth::None => String::new(),
         }
     }
 }
@@ -117,6 +123,8 @@ pub struct TokenRequest {
     pub audience: Option<String>,
     /// A DPoP proof (RFC 9449) for the token endpoint: the token is bound to its key.
     pub dpop: Option<String>,
+    /// JWT-bearer grant (RFC 7523 §2.1): the partner's JWT.
+    pub assertion: Option<String>,
 }
 
 impl TokenRequest {
@@ -132,6 +140,7 @@ impl TokenRequest {
             may_act: None,
             audience: None,
             dpop: None,
+            assertion: None,
         }
     }
 }
@@ -178,11 +187,23 @@ struct IssueDetail<'a> {
     aud: &'a str,
     dpop: bool,
     exp: i64,
+    /// A JWT-bearer grant's partner and the subject it asserted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    federation: Option<serde_json::Value>,
     grant_type: &'a str,
     jti: &'a str,
     kid: &'a str,
     scope: &'a str,
     sub: &'a str,
+}
+
+/// What kind of issuance a token is, for its audit event and metrics.
+pub(super) struct Issued {
+    pub grant_type: &'static str,
+    /// The `tokens_issued_total` label.
+    pub label: &'static str,
+    pub exchange: bool,
+    pub detail: Option<serde_json::Value>,
 }
 
 pub(super) fn token_hash(token: &str) -> [u8; 32] {
@@ -200,6 +221,9 @@ impl Engine {
     /// `invalid_client`, never saying which part was wrong. Too many failures for the
     /// claimed client_id, or from the request's address, lock it out for a window.
     pub async fn authenticate_client(&self, auth: &ClientAuth, origin: &Origin) -> Result<AuthenticatedClient> {
+        if matches!(auth, ClientAuth::None) {
+            return Err(oauth(OAuthError::InvalidClient, "client authentication is required"));
+        }
         let claimed = auth.claimed_id();
         let address = origin.addr.map(|a| a.to_string());
         let locked = match self.shared.lockout.locked_for(&claimed) {
@@ -237,7 +261,7 @@ impl Engine {
                 self.shared.metrics.client_auth_failures.inc();
                 let reason = verdict.err().unwrap_or_default();
                 let method = match auth {
-                    ClientAuth::Secret { .. } => "client_secret",
+                    ClientAuth::Secret { .. } | ClientAuth::None => "client_secret",
                     ClientAuth::Assertion { .. } => "private_key_jwt",
                 };
                 let event = self
@@ -319,6 +343,7 @@ impl Engine {
         let exchange = match req.grant_type.as_str() {
             GRANT_CLIENT_CREDENTIALS => false,
             GRANT_TOKEN_EXCHANGE => true,
+            GRANT_JWT_BEARER => return self.issue_jwt_bearer(req, origin).await,
             other => {
                 return Err(oauth(OAuthError::UnsupportedGrantType, format!("grant_type {other:?} is not supported")))
             }
@@ -326,8 +351,14 @@ impl Engine {
         let client = self.authenticate_client(&req.client, origin).await?;
         let (org_id, agent_id) = (client.org_id, client.agent_id);
         let outcome = self.issue_for(req, client, exchange, origin).await;
+        self.count_outcome(org_id, agent_id, &outcome);
+        outcome
+    }
+
+    /// Count a token request's outcome in its organization's analytics.
+    pub(super) fn count_outcome(&self, org_id: Uuid, agent_id: Uuid, outcome: &Result<TokenResponse>) {
         let count = |metric| self.count(org_id, agent_id, metric);
-        match &outcome {
+        match outcome {
             Ok(_) => count(Metric::TokensIssued),
             Err(e) => {
                 count(Metric::TokenRequestsRefused);
@@ -339,7 +370,35 @@ impl Engine {
                 }
             }
         }
-        outcome
+    }
+
+    /// Within the client's token rate (its tier's, once this node knows the tier), then
+    /// counted against its organization's day.
+    pub(super) async fn admit(&self, org_id: Uuid, client_id: &str) -> Result<crate::QuotaState> {
+        let known_tier = self.shared.quota.tier(org_id);
+        let rate = |tier: crate::model::Tier| {
+            self.shared.client_rates.check(tier, client_id).inspect_err(|_| self.rejected(tier.as_str(), "token_rate"))
+        };
+        if let Some(tier) = known_tier {
+            rate(tier)?;
+        }
+        let quota = self.shared.quota.take(org_id).await.map_err(|e| self.quota_refusal(e))?;
+        if known_tier.is_none() {
+            rate(quota.tier)?;
+        }
+        Ok(quota)
+    }
+
+    /// The thumbprint of the request's DPoP proof for the token endpoint, if it has one.
+    pub(super) async fn token_endpoint_proof(&self, req: &TokenRequest) -> Result<Option<String>> {
+        match &req.dpop {
+            Some(proof) => Ok(Some(
+                self.verify_proof(proof, "POST", &self.url(TOKEN_PATH), None)
+                    .await?
+                    .map_err(|e| oauth(OAuthError::InvalidDpopProof, e))?,
+            )),
+            None => Ok(None),
+        }
     }
 
     /// The token endpoint, once the client is authenticated.
@@ -351,31 +410,9 @@ impl Engine {
         origin: &Origin,
     ) -> Result<TokenResponse> {
         let request_id = origin.request_id.clone();
-        // Within the client's token rate (its tier's, once this node knows the tier), then
-        // counted against its organization's day.
-        let known_tier = self.shared.quota.tier(client.org_id);
-        let rate = |tier: crate::model::Tier| {
-            self.shared
-                .client_rates
-                .check(tier, &client.client_id)
-                .inspect_err(|_| self.rejected(tier.as_str(), "token_rate"))
-        };
-        if let Some(tier) = known_tier {
-            rate(tier)?;
-        }
-        let quota = self.shared.quota.take(client.org_id).await.map_err(|e| self.quota_refusal(e))?;
-        if known_tier.is_none() {
-            rate(quota.tier)?;
-        }
+        let quota = self.admit(client.org_id, &client.client_id).await?;
         let now = self.shared.now_ms();
-        let jkt = match &req.dpop {
-            Some(proof) => Some(
-                self.verify_proof(proof, "POST", &self.url(TOKEN_PATH), None)
-                    .await?
-                    .map_err(|e| oauth(OAuthError::InvalidDpopProof, e))?,
-            ),
-            None => None,
-        };
+        let jkt = self.token_endpoint_proof(&req).await?;
         let ttl = self.shared.config.token_ttl.as_secs() as i64;
         let mut claims = if exchange {
             self.exchange_claims(&req, &client, jkt.as_deref(), now).await?
@@ -396,32 +433,51 @@ impl Engine {
             claims
         };
         claims.cnf = jkt.map(|jkt| Confirmation { jkt });
+        let (grant_type, label) = if exchange {
+            (GRANT_TOKEN_EXCHANGE, "token_exchange")
+        } else {
+            (GRANT_CLIENT_CREDENTIALS, GRANT_CLIENT_CREDENTIALS)
+        };
+        let issued = Issued { grant_type, label, exchange, detail: None };
+        self.sign_and_record(claims, &client.client_id, issued, request_id, quota, now).await
+    }
+
+    /// Sign `claims`, make the `token.issue` event durable, and answer the token.
+    pub(super) async fn sign_and_record(
+        &self,
+        claims: AccessClaims,
+        client_id: &str,
+        issued: Issued,
+        request_id: Option<String>,
+        quota: crate::QuotaState,
+        now: i64,
+    ) -> Result<TokenResponse> {
         let ring = self.ring()?;
         let key = ring.signing_key(now);
         let access_token = key.sign(&claims)?;
         let event = self
-            .event(Some(client.org_id), client.agent_id.to_string(), "token.issue", Outcome::Success)
-            .target(&client.client_id)
+            .event(Some(claims.org_id), claims.sub.clone(), "token.issue", Outcome::Success)
+            .target(client_id)
             .request_id(request_id)
             .detail(&IssueDetail {
                 aud: &claims.aud,
                 dpop: claims.cnf.is_some(),
                 exp: claims.exp,
-                grant_type: &req.grant_type,
+                federation: issued.detail,
+                grant_type: issued.grant_type,
                 jti: &claims.jti,
                 kid: &key.kid,
                 scope: &claims.scope,
                 sub: &claims.sub,
             });
         self.audit(event).await?;
-        let grant_label = if exchange { "token_exchange" } else { GRANT_CLIENT_CREDENTIALS };
-        self.shared.metrics.tokens_issued.with_label_values(&[grant_label]).inc();
+        self.shared.metrics.tokens_issued.with_label_values(&[issued.label]).inc();
         Ok(TokenResponse {
             access_token,
             token_type: if claims.cnf.is_some() { "DPoP" } else { "Bearer" },
             expires_in: (claims.exp - now / 1000).max(0) as u64,
             scope: claims.scope,
-            issued_token_type: exchange.then_some(TOKEN_TYPE_ACCESS_TOKEN),
+            issued_token_type: issued.exchange.then_some(TOKEN_TYPE_ACCESS_TOKEN),
             quota: Some(quota),
         })
     }

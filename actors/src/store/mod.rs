@@ -13,6 +13,7 @@ use crate::coord::ClusterEvent;
 use crate::domain::analytics::{Day, DayRange, Metric};
 use crate::domain::audit_chain::SealedEvent;
 use crate::domain::delegation::{Delegation, DelegationStatus};
+use crate::domain::federation::Partner;
 use crate::domain::tiers::TierTable;
 use crate::domain::webhooks::{Delivery, Webhook};
 use crate::error::{EngineError, Result};
@@ -151,6 +152,14 @@ pub enum Change {
     },
     /// Deletes the subscription with its deliveries.
     DeleteWebhook {
+        org_id: Uuid,
+        id: Uuid,
+    },
+    /// A new federation partner; `Conflict` if the organization has one with its issuer.
+    InsertPartner(Box<Partner>),
+    /// Everything but the ids and `created_at`; `NotFound` if the partner is gone.
+    UpdatePartner(Box<Partner>),
+    DeletePartner {
         org_id: Uuid,
         id: Uuid,
     },
@@ -398,6 +407,17 @@ pub trait WebhookStore: Send + Sync + 'static {
     async fn redeliver(&self, webhook_id: Uuid, id: Uuid, now: Millis) -> Result<Delivery>;
 }
 
+/// Federation partners (written by changes).
+#[async_trait]
+pub trait FederationStore: Send + Sync + 'static {
+    /// Every partner of every organization (the node's index of issuers is built from it).
+    async fn all_partners(&self) -> Result<Vec<Partner>>;
+    /// One partner; `org_id` confines the lookup to an organization.
+    async fn partner(&self, org_id: Option<Uuid>, id: Uuid) -> Result<Option<Partner>>;
+    /// An organization's partners by id, after `after`.
+    async fn list_partners(&self, org_id: Uuid, after: Option<Uuid>, limit: u32) -> Result<Vec<Partner>>;
+}
+
 /// One analytics count to add: `count` more of `metric` for (organization, agent, day).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AnalyticsCount {
@@ -440,6 +460,7 @@ pub trait Store:
     + AnalyticsStore
     + DelegationStore
     + WebhookStore
+    + FederationStore
 {
     /// Apply pending migrations; returns the schema version now in force.
     async fn migrate(&self) -> Result<u32>;
@@ -469,6 +490,16 @@ fn check_room(tier: &str, have: u64, what: &'static str, limit: impl Fn(Tier) ->
     match limit(tier) {
         Some(limit) if have >= limit => Err(EngineError::TierLimit { tier, what, limit }),
         _ => Ok(()),
+    }
+}
+
+/// A partner's unique (organization, issuer) pair was taken: say so in the API's words.
+pub(crate) fn same_issuer(e: EngineError) -> EngineError {
+    match e {
+        EngineError::Conflict(_) => {
+            EngineError::Conflict("the organization already has a federation partner with this issuer".into())
+        }
+        e => e,
     }
 }
 

@@ -8,7 +8,7 @@ use super::{db_err, json_text, AGENT_COLS};
 use crate::coord::ClusterEvent;
 use crate::error::{EngineError, Result};
 use crate::model::Millis;
-use crate::store::{check_agent_room, check_webhook_room, Change};
+use crate::store::{check_agent_room, check_webhook_room, same_issuer, Change};
 
 /// Apply one change on the open transaction.
 pub(super) async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<()> {
@@ -273,6 +273,34 @@ pub(super) async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<()> {
                 .await
                 .map_err(db_err)?;
             one_row(n, "webhook")?;
+        }
+        Change::InsertPartner(p) => {
+            tx.execute(
+                "INSERT INTO federation_partners (id, org_id, issuer, rules, enabled, expires_at, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[&p.id, &p.org_id, &p.issuer, &json_text(&p.rules)?, &p.enabled, &p.expires_at, &p.created_at, &p.updated_at],
+            )
+            .await
+            .map_err(|e| same_issuer(db_err(e)))?;
+        }
+        Change::UpdatePartner(p) => {
+            let n = tx
+                .execute(
+                    "UPDATE federation_partners SET issuer = $3, rules = $4, enabled = $5, expires_at = $6,
+                         updated_at = $7
+                     WHERE id = $1 AND org_id = $2",
+                    &[&p.id, &p.org_id, &p.issuer, &json_text(&p.rules)?, &p.enabled, &p.expires_at, &p.updated_at],
+                )
+                .await
+                .map_err(|e| same_issuer(db_err(e)))?;
+            one_row(n, "federation partner")?;
+        }
+        Change::DeletePartner { org_id, id } => {
+            let n = tx
+                .execute("DELETE FROM federation_partners WHERE id = $1 AND org_id = $2", &[id, org_id])
+                .await
+                .map_err(db_err)?;
+            one_row(n, "federation partner")?;
         }
         Change::RevokeToken { revocation: r, now } => {
             tx.execute(

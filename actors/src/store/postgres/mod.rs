@@ -16,6 +16,7 @@ mod audit;
 mod changes;
 mod delegations;
 mod directory;
+mod federation;
 mod feed;
 mod keys;
 mod quota;
@@ -42,6 +43,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (7, include_str!("../../../../migrations/postgres/0007_delegations.sql")),
     (8, include_str!("../../../../migrations/postgres/0008_org_delegation.sql")),
     (9, include_str!("../../../../migrations/postgres/0009_webhooks.sql")),
+    (10, include_str!("../../../../migrations/postgres/0010_federation.sql")),
 ];
 /// Arbitrary constant naming the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x0041_676e_7449_6450;

@@ -8,7 +8,7 @@ use super::{db_err, json_text};
 use crate::coord::ClusterEvent;
 use crate::error::{EngineError, Result};
 use crate::model::Millis;
-use crate::store::{check_agent_room, check_webhook_room, Change};
+use crate::store::{check_agent_room, check_webhook_room, same_issuer, Change};
 
 /// Apply one change on the writer's open transaction.
 pub(super) fn apply(conn: &Connection, change: &Change) -> Result<()> {
@@ -132,6 +132,57 @@ pub(super) fn apply(conn: &Connection, change: &Change) -> Result<()> {
                 )
                 .map_err(db_err)?;
             one_row(n, "webhook")?;
+        }
+        Change::InsertPartner(p) => {
+            let rules = json_text(&p.rules)?;
+            conn.prepare_cached(
+                "INSERT INTO federation_partners (id, org_id, issuer, rules, enabled, expires_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    p.id.to_string(),
+                    p.org_id.to_string(),
+                    p.issuer,
+                    rules,
+                    p.enabled,
+                    p.expires_at,
+                    p.created_at,
+                    p.updated_at
+                ])
+            })
+            .map_err(|e| same_issuer(db_err(e)))?;
+        }
+        Change::UpdatePartner(p) => {
+            let rules = json_text(&p.rules)?;
+            let n = conn
+                .prepare_cached(
+                    "UPDATE federation_partners SET issuer = ?3, rules = ?4, enabled = ?5, expires_at = ?6,
+                         updated_at = ?7
+                     WHERE id = ?1 AND org_id = ?2",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        p.id.to_string(),
+                        p.org_id.to_string(),
+                        p.issuer,
+                        rules,
+                        p.enabled,
+                        p.expires_at,
+                        p.updated_at
+                    ])
+                })
+                .map_err(|e| same_issuer(db_err(e)))?;
+            one_row(n, "federation partner")?;
+        }
+        Change::DeletePartner { org_id, id } => {
+            let n = conn
+                .execute(
+                    "DELETE FROM federation_partners WHERE id = ?1 AND org_id = ?2",
+                    params![id.to_string(), org_id.to_string()],
+                )
+                .map_err(db_err)?;
+            one_row(n, "federation partner")?;
         }
         Change::InsertAgent(a) => {
             let (scopes, metadata) = (json_text(&a.scopes)?, json_text(&a.metadata)?);

@@ -18,6 +18,7 @@ mod audit;
 mod changes;
 mod delegations;
 mod directory;
+mod federation;
 mod feed;
 mod keys;
 mod quota;
@@ -44,6 +45,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (7, include_str!("../../../../migrations/sqlite/0007_delegations.sql")),
     (8, include_str!("../../../../migrations/sqlite/0008_org_delegation.sql")),
     (9, include_str!("../../../../migrations/sqlite/0009_webhooks.sql")),
+    (10, include_str!("../../../../migrations/sqlite/0010_federation.sql")),
 ];
 
 pub struct SqliteStore {

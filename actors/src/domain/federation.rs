@@ -1,0 +1,628 @@
+//! Federation partners: the other identity providers whose JWTs this one accepts, and
+//! the rules a partner's JWT must pass — as an RFC 7523 §2.1 authorization grant at the
+//! token endpoint, or at `POST /federation/verify`. Pure functions of their inputs and
+//! `now`: fetching a partner's JWKS is the JwksCache actors' work (`actor/federation.rs`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::domain::jose::{self, PublicJwk};
+use crate::domain::scopes;
+use crate::model::{rfc3339, Millis};
+
+/// Clock skew allowed on a partner's `nbf` and `iat` (RFC 7523 §3 leaves it to us).
+pub const SKEW_SECS: i64 = 60;
+/// The longest `max_assertion_lifetime` a partner may be given (a day).
+pub const MAX_LIFETIME_SECS: u64 = 86_400;
+/// The default `max_assertion_lifetime`.
+pub const DEFAULT_LIFETIME_SECS: u64 = 300;
+/// A JWKS holds at most this many keys; one with more is refused whole.
+pub const MAX_KEYS: usize = 64;
+/// A partner's JWKS is refreshed after its `Cache-Control: max-age`, bounded to this.
+pub const MIN_MAX_AGE: Duration = Duration::from_secs(300);
+pub const MAX_MAX_AGE: Duration = Duration::from_secs(86_400);
+/// The refresh interval of a JWKS served without `max-age`.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
+/// Algorithms a partner may be allowed: asymmetric ones only (an HMAC "verified" with a
+/// public key as its secret is the classic confusion attack).
+pub const ALGORITHMS: &[&str] = &["ES256", "ES384", "RS256", "PS256", "EdDSA"];
+
+/// Which subjects of the partner's JWTs are accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SubjectRule {
+    Any,
+    /// `sub` is one of `values`.
+    Exact {
+        values: Vec<String>,
+    },
+    /// `sub` starts with one of `values`.
+    Prefix {
+        values: Vec<String>,
+    },
+}
+
+impl SubjectRule {
+    pub fn allows(&self, sub: &str) -> bool {
+        match self {
+            SubjectRule::Any => true,
+            SubjectRule::Exact { values } => values.iter().any(|v| v == sub),
+            SubjectRule::Prefix { values } => values.iter().any(|v| sub.starts_with(v.as_str())),
+        }
+    }
+}
+
+/// How an accepted subject becomes one of the organization's agents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SubjectMapping {
+    /// The JWT's claim `claim` (a string) is the local agent's id.
+    Claim { claim: String },
+    /// `sub` is looked up in `table` (partner subject → local agent id).
+    Table { table: BTreeMap<String, Uuid> },
+}
+
+impl SubjectMapping {
+    /// The local agent a verified JWT's claims name, if any.
+    pub fn agent(&self, claims: &Value) -> Option<Uuid> {
+        match self {
+            SubjectMapping::Claim { claim } => {
+                claims.get(claim).and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok())
+            }
+            SubjectMapping::Table { table } => {
+                claims.get("sub").and_then(Value::as_str).and_then(|sub| table.get(sub).copied())
+            }
+        }
+    }
+}
+
+/// What a partner's JWTs are checked against (stored as one JSON document).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartnerRules {
+    /// Where the partner publishes its keys (https), or `None` with `jwks` set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// A JWKS given at registration, used instead of fetching one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<Value>,
+    pub allowed_algs: Vec<String>,
+    pub allowed_subjects: SubjectRule,
+    pub subject_mapping: SubjectMapping,
+    /// Scopes a grant of this partner may carry (also bounded by the agent's own).
+    pub allowed_scopes: Vec<String>,
+    /// Audiences accepted at `/federation/verify` (empty: our issuer and token endpoint).
+    /// The grant always requires our issuer or token endpoint.
+    pub allowed_audiences: Vec<String>,
+    /// Seconds: the furthest ahead of now a JWT's `exp` may be.
+    pub max_assertion_lifetime: u64,
+    /// Each `jti` is accepted once, cluster-wide (a JWT without one is refused).
+    pub replay_protection: bool,
+}
+
+/// A federation partner as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Partner {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    /// Matched exactly against `iss`.
+    pub issuer: String,
+    #[serde(flatten)]
+    pub rules: PartnerRules,
+    pub enabled: bool,
+    #[serde(with = "rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Millis>,
+    #[serde(with = "rfc3339")]
+    pub created_at: Millis,
+    #[serde(with = "rfc3339")]
+    pub updated_at: Millis,
+}
+
+impl Partner {
+    /// Enabled and not expired.
+    pub fn in_force(&self, now: Millis) -> bool {
+        self.enabled && self.expires_at.is_none_or(|at| now < at)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPartner {
+    /// The platform administrator names the organization; anyone else gets their own.
+    #[serde(default, deserialize_with = "crate::model::present")]
+    pub org_id: Option<Uuid>,
+    pub issuer: String,
+    #[serde(default, deserialize_with = "crate::model::present")]
+    pub jwks_uri: Option<String>,
+    #[serde(default, deserialize_with = "crate::model::present")]
+    pub jwks: Option<Value>,
+    #[serde(default, deserialize_with = "crate::model::present")]
+    pub allowed_algs: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "crate::model::present")]
+    pub allowed_subjects: Option<SubjectRule>,
+    pub subject_mapping: SubjectMapping,
+    pub allowed_scopes: Vec<String>,
+    #[serde(default, deserialize_with = "crate::model::present")]
+    pub allowed_audiences: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "crate::model::integral")]
+    pub max_assertion_lifetime: Option<u64>,
+    #[serde(default, deserialize_with = "crate::model::present")]
+    pub replay_protection: Option<bool>,
+    #[serde(default, deserialize_with = "crate::model::present")]
+    pub enabled: Option<bool>,
+    /// RFC 3339; `null` or absent: never.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+/// A change to a partner: what is given replaces what was. Giving `jwks_uri` drops a
+/// static `jwks` and the other way round; `expires_at: null` clears the expiry.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerPatch {
+    #[serde(default, deserialize_with = "crate::model::present")]
+    pub issuer: Option<String>,
+    #[serde(default, deserialize_with = "crate::model::present")]
+    pub jwks_uri: Option<String>,
+    #[serde(default, deserialize_with = "crate::model::present")]
+    pub jwks: Option<Value>,
+    #[serde(default, deserialize_with = "crate::model::present")]
+    pub allowed_algs: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "crate::model::present")]
+    pub allowed_subjects: Option<SubjectRule>,
+    #[serde(default, deserialize_with = "crate::model::present")]
+    pub subject_mapping: Option<SubjectMapping>,
+    #[serde(default, deserialize_with = "crate::model::present")]
+    pub allowed_scopes: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "crate::model::present")]
+    pub allowed_audiences: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "crate::model::integral")]
+    pub max_assertion_lifetime: Option<u64>,
+    #[serde(default, deserialize_with = "crate::model::present")]
+    pub replay_protection: Option<bool>,
+    #[serde(default, deserialize_with = "crate::model::present")]
+    pub enabled: Option<bool>,
+    /// Absent: unchanged; `null`: never expires; RFC 3339: expires then.
+    #[serde(default, deserialize_with = "double_option")]
+    pub expires_at: Option<Option<String>>,
+}
+
+fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// A rule broken by a partner definition: the field, and why.
+pub type FieldError = (&'static str, String);
+
+fn field(name: &'static str, message: impl Into<String>) -> FieldError {
+    (name, message.into())
+}
+
+pub fn check_issuer(issuer: &str) -> Result<(), FieldError> {
+    if issuer.is_empty() || issuer.len() > 512 || issuer.chars().any(char::is_control) {
+        return Err(field("issuer", "1 to 512 characters, no control characters"));
+    }
+    Ok(())
+}
+
+pub fn check_algs(algs: &[String]) -> Result<Vec<String>, FieldError> {
+    if algs.is_empty() {
+        return Err(field("allowed_algs", "name at least one algorithm"));
+    }
+    if let Some(bad) = algs.iter().find(|a| !ALGORITHMS.contains(&a.as_str())) {
+        return Err(field("allowed_algs", format!("{bad:?} is not one of {}", ALGORITHMS.join(", "))));
+    }
+    let mut algs = algs.to_vec();
+    algs.sort();
+    algs.dedup();
+    Ok(algs)
+}
+
+fn check_strings(name: &'static str, values: &[String], max: usize) -> Result<(), FieldError> {
+    if values.len() > max {
+        return Err(field(name, format!("at most {max} entries")));
+    }
+    if values.iter().any(|v| v.is_empty() || v.len() > 512) {
+        return Err(field(name, "each entry is 1 to 512 characters"));
+    }
+    Ok(())
+}
+
+pub fn check_subjects(rule: &SubjectRule) -> Result<(), FieldError> {
+    match rule {
+        SubjectRule::Any => Ok(()),
+        SubjectRule::Exact { values } | SubjectRule::Prefix { values } => {
+            if values.is_empty() {
+                return Err(field("allowed_subjects", "name at least one value (or use kind \"any\")"));
+            }
+            check_strings("allowed_subjects", values, 100)
+        }
+    }
+}
+
+pub fn check_mapping(mapping: &SubjectMapping) -> Result<(), FieldError> {
+    match mapping {
+        SubjectMapping::Claim { claim } => {
+            if claim.is_empty() || claim.len() > 128 {
+                return Err(field("subject_mapping", "the claim name is 1 to 128 characters"));
+            }
+        }
+        SubjectMapping::Table { table } => {
+            if table.is_empty() || table.len() > 500 {
+                return Err(field("subject_mapping", "the table has 1 to 500 entries"));
+            }
+            if table.keys().any(|k| k.is_empty() || k.len() > 512) {
+                return Err(field("subject_mapping", "each subject is 1 to 512 characters"));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn check_scopes(values: &[String]) -> Result<Vec<String>, FieldError> {
+    scopes::normalize(values).map_err(|e| field("allowed_scopes", e.to_string()))
+}
+
+pub fn check_audiences(values: &[String]) -> Result<(), FieldError> {
+    check_strings("allowed_audiences", values, 32)
+}
+
+pub fn check_lifetime(secs: u64) -> Result<u64, FieldError> {
+    if !(1..=MAX_LIFETIME_SECS).contains(&secs) {
+        return Err(field("max_assertion_lifetime", format!("1 to {MAX_LIFETIME_SECS} seconds")));
+    }
+    Ok(secs)
+}
+
+pub fn parse_expiry(text: &str) -> Result<Millis, FieldError> {
+    rfc3339::parse(text).ok_or_else(|| field("expires_at", "an RFC 3339 date-time"))
+}
+
+/// One key of a partner's JWKS.
+#[derive(Clone)]
+pub struct PartnerKey {
+    pub kid: Option<String>,
+    pub jwk: std::sync::Arc<PublicJwk>,
+}
+
+impl std::fmt::Debug for PartnerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartnerKey").field("kid", &self.kid).field("thumbprint", &self.jwk.thumbprint).finish()
+    }
+}
+
+impl PartnerKey {
+    /// What the partner record shows of the key.
+    pub fn summary(&self) -> Value {
+        let v = &self.jwk.value;
+        serde_json::json!({
+            "kid": self.kid,
+            "kty": v.get("kty"),
+            "alg": v.get("alg"),
+            "crv": v.get("crv"),
+            "thumbprint": self.jwk.thumbprint,
+        })
+    }
+}
+
+/// Parse a JWKS document (RFC 7517 §5): its signing keys. Keys meant for encryption or
+/// of a kind we do not verify with are skipped; a key with private members, a document
+/// that is not a JWKS, or one with more than [`MAX_KEYS`] keys is refused whole.
+pub fn parse_jwks(doc: &Value) -> Result<Vec<PartnerKey>, String> {
+    let keys = doc.get("keys").and_then(Value::as_array).ok_or("the JWKS has no \"keys\" array")?;
+    if keys.len() > MAX_KEYS {
+        return Err(format!("the JWKS has {} keys; at most {MAX_KEYS} are accepted", keys.len()));
+    }
+    let mut out = Vec::new();
+    for key in keys {
+        if key.get("use").and_then(Value::as_str).is_some_and(|u| u != "sig") {
+            continue;
+        }
+        let kid = match key.get("kid") {
+            None => None,
+            Some(Value::String(k)) if k.len() <= 256 => Some(k.clone()),
+            Some(_) => return Err("a key's kid must be a string of at most 256 characters".into()),
+        };
+        match jose::parse_public_jwk(key) {
+            Ok(jwk) => out.push(PartnerKey { kid, jwk: std::sync::Arc::new(jwk) }),
+            Err(e) if e.contains("private member") => return Err(e),
+            // An RSA key under 2048 bits, an unknown curve: not usable, not fatal.
+            Err(_) => continue,
+        }
+    }
+    if out.is_empty() {
+        return Err("the JWKS holds no usable signing key".into());
+    }
+    Ok(out)
+}
+
+/// How long a fetched JWKS stays fresh: its `Cache-Control` max-age (`s-maxage` is for
+/// shared caches; `no-cache`/`no-store` mean the shortest), within [5 min, 24 h].
+pub fn max_age(cache_control: Option<&str>) -> Duration {
+    let mut age = None;
+    for directive in cache_control.unwrap_or_default().split(',') {
+        let d = directive.trim().to_ascii_lowercase();
+        if d == "no-cache" || d == "no-store" {
+            age = Some(Duration::ZERO);
+        } else if let Some(secs) = d.strip_prefix("max-age=") {
+            if let Ok(secs) = secs.trim_matches('"').parse::<u64>() {
+                age = Some(age.map_or(Duration::from_secs(secs), |a: Duration| a.min(Duration::from_secs(secs))));
+            }
+        }
+    }
+    age.unwrap_or(DEFAULT_MAX_AGE).clamp(MIN_MAX_AGE, MAX_MAX_AGE)
+}
+
+/// What can be read of a JWT before any key is looked at. A JWT that fails here never
+/// causes a JWKS fetch.
+#[derive(Debug)]
+pub struct Peeked {
+    pub header: jsonwebtoken::Header,
+    pub iss: String,
+}
+
+pub fn peek(jwt: &str) -> Result<Peeked, String> {
+    if jwt.len() > jose::MAX_JWT_LEN {
+        return Err("the JWT is too large".into());
+    }
+    if jwt.split('.').count() != 3 {
+        return Err("the JWT is malformed (a signed JWT has three parts)".into());
+    }
+    // Decoding the header refuses alg "none" and any algorithm jsonwebtoken does not know.
+    let header = jsonwebtoken::decode_header(jwt)
+        .map_err(|_| "the JWT header is malformed or its alg unsupported".to_string())?;
+    let claims: Value =
+        jsonwebtoken::dangerous::insecure_decode::<Value>(jwt).map_err(|_| "the JWT is malformed".to_string())?.claims;
+    let iss = claims.get("iss").and_then(Value::as_str).ok_or("the JWT has no iss")?;
+    Ok(Peeked { header, iss: iss.to_string() })
+}
+
+/// Whether the partner allows the JWT's algorithm (checked before any key is sought).
+pub fn alg_allowed(rules: &PartnerRules, alg: Algorithm) -> bool {
+    let name = format!("{alg:?}");
+    rules.allowed_algs.contains(&name)
+}
+
+/// The keys a JWT may be verified with: the one its `kid` names, or — without a kid —
+/// every key that signs with its alg.
+pub fn candidates<'a>(keys: &'a [PartnerKey], header: &jsonwebtoken::Header) -> Vec<&'a PartnerKey> {
+    keys.iter()
+        .filter(|k| match &header.kid {
+            Some(kid) => k.kid.as_deref() == Some(kid.as_str()),
+            None => true,
+        })
+        .filter(|k| k.jwk.algs.contains(&header.alg))
+        .collect()
+}
+
+/// A partner JWT that passed every check.
+#[derive(Debug, Clone)]
+pub struct VerifiedJwt {
+    pub claims: Value,
+    pub sub: String,
+    /// `None` when replay protection is off and the JWT has none.
+    pub jti: Option<String>,
+    pub exp: i64,
+    pub iat: i64,
+}
+
+/// Check a partner JWT with one of its keys: the signature, `iss` exact, `aud` one of
+/// `audiences`, `exp` present, not passed and at most the partner's lifetime ahead,
+/// `nbf`/`iat` within [`SKEW_SECS`], `sub` allowed, and a `jti` when replay protection
+/// is on. (Spending the `jti` is the caller's, cluster-wide.)
+pub fn verify(
+    jwt: &str,
+    header: &jsonwebtoken::Header,
+    partner: &Partner,
+    key: &PartnerKey,
+    audiences: &[String],
+    now: Millis,
+) -> Result<VerifiedJwt, String> {
+    let mut v = Validation::new(header.alg);
+    v.algorithms = vec![header.alg];
+    v.set_audience(audiences);
+    v.set_issuer(&[partner.issuer.as_str()]);
+    v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    let claims = jsonwebtoken::decode::<Value>(jwt, &key.jwk.key, &v)
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidAudience => "the JWT's aud is not accepted here".to_string(),
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => "the JWT's signature does not verify".to_string(),
+            jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(c) => format!("the JWT has no {c}"),
+            _ => format!("the JWT does not verify: {e}"),
+        })?
+        .claims;
+    let now_s = now / 1000;
+    let exp = claims.get("exp").and_then(Value::as_i64).ok_or("exp must be a number")?;
+    if exp <= now_s {
+        return Err("the JWT is expired".into());
+    }
+    if exp > now_s + partner.rules.max_assertion_lifetime as i64 + SKEW_SECS {
+        return Err(format!(
+            "the JWT expires too far ahead: this partner's JWTs live at most {} s",
+            partner.rules.max_assertion_lifetime
+        ));
+    }
+    let time = |name| claims.get(name).map(|v| v.as_i64().ok_or(format!("{name} must be a number"))).transpose();
+    if time("nbf")?.is_some_and(|nbf| nbf > now_s + SKEW_SECS) {
+        return Err("the JWT is not valid yet (nbf)".into());
+    }
+    let iat = time("iat")?;
+    if iat.is_some_and(|iat| iat > now_s + SKEW_SECS) {
+        return Err("the JWT was issued in the future (iat)".into());
+    }
+    let sub = claims.get("sub").and_then(Value::as_str).ok_or("sub must be a string")?.to_string();
+    if !partner.rules.allowed_subjects.allows(&sub) {
+        return Err("the JWT's subject is not allowed for this partner".into());
+    }
+    let jti = claims.get("jti").and_then(Value::as_str).filter(|j| !j.is_empty() && j.len() <= 256);
+    if partner.rules.replay_protection && jti.is_none() {
+        return Err("the JWT needs a jti (this partner's JWTs are single-use)".into());
+    }
+    let iat = iat.unwrap_or(exp - partner.rules.max_assertion_lifetime as i64);
+    Ok(VerifiedJwt { jti: jti.map(String::from), sub, exp, iat, claims })
+}
+
+/// The scope a grant carries: what was asked for (everything, when nothing was), within
+/// what the partner allows and what the agent holds. Sorted, without duplicates.
+pub fn grant_scope(requested: Option<&[String]>, partner: &[String], agent: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = partner
+        .iter()
+        .filter(|s| agent.contains(s))
+        .filter(|s| requested.is_none_or(|r| r.contains(s)))
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{SigningAlg, SigningKey};
+    use serde_json::json;
+
+    const NOW: Millis = 1_800_000_000_000;
+
+    fn partner(rules: impl FnOnce(&mut PartnerRules)) -> Partner {
+        let mut r = PartnerRules {
+            jwks_uri: None,
+            jwks: None,
+            allowed_algs: vec!["ES256".into()],
+            allowed_subjects: SubjectRule::Prefix { values: vec!["agent-".into()] },
+            subject_mapping: SubjectMapping::Claim { claim: "local".into() },
+            allowed_scopes: vec!["a".into()],
+            allowed_audiences: vec![],
+            max_assertion_lifetime: 300,
+            replay_protection: true,
+        };
+        rules(&mut r);
+        Partner {
+            id: Uuid::nil(),
+            org_id: Uuid::nil(),
+            issuer: "https://partner.example".into(),
+            rules: r,
+            enabled: true,
+            expires_at: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn key() -> (SigningKey, PartnerKey) {
+        let (k, _) = SigningKey::generate(SigningAlg::Es256, 0, 0).unwrap();
+        let parsed = parse_jwks(&json!({"keys": [k.jwk()]})).unwrap().remove(0);
+        (k, parsed)
+    }
+
+    fn claims(extra: Value) -> Value {
+        let mut c = json!({
+            "iss": "https://partner.example", "sub": "agent-1", "aud": "https://us.example",
+            "exp": NOW / 1000 + 120, "iat": NOW / 1000, "jti": "j1",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
+        }
+        c
+    }
+
+    fn check(p: &Partner, signer: &SigningKey, key: &PartnerKey, c: Value) -> Result<VerifiedJwt, String> {
+        let jwt = signer.sign(&c).unwrap();
+        let peeked = peek(&jwt)?;
+        verify(&jwt, &peeked.header, p, key, &["https://us.example".into()], NOW)
+    }
+
+    #[test]
+    fn a_good_jwt_passes_and_each_broken_rule_is_named() {
+        let p = partner(|_| {});
+        let (signer, key) = key();
+        let ok = check(&p, &signer, &key, claims(json!({}))).unwrap();
+        assert_eq!((ok.sub.as_str(), ok.jti.as_deref()), ("agent-1", Some("j1")));
+        for (extra, why) in [
+            (json!({"exp": NOW / 1000 - 1}), "expired"),
+            (json!({"exp": null}), "no exp"),
+            (json!({"exp": NOW / 1000 + 3600}), "too far ahead"),
+            (json!({"nbf": NOW / 1000 + 120}), "nbf"),
+            (json!({"iat": NOW / 1000 + 120}), "iat"),
+            (json!({"aud": "https://elsewhere"}), "aud"),
+            (json!({"iss": "https://partner.example/"}), "does not verify"),
+            (json!({"sub": "user-1"}), "subject"),
+            (json!({"jti": null}), "jti"),
+        ] {
+            let err = check(&p, &signer, &key, claims(extra.clone())).unwrap_err();
+            assert!(err.contains(why), "{extra}: {err}");
+        }
+        let (other, _) = SigningKey::generate(SigningAlg::Es256, 0, 0).unwrap();
+        assert!(check(&p, &other, &key, claims(json!({}))).unwrap_err().contains("signature"));
+        let lax = partner(|r| r.replay_protection = false);
+        assert_eq!(check(&lax, &signer, &key, claims(json!({"jti": null}))).unwrap().jti, None);
+    }
+
+    #[test]
+    fn unsigned_and_malformed_jwts_fail_before_any_key() {
+        let none = format!("{}.{}.", jose::b64(br#"{"alg":"none"}"#), jose::b64(br#"{"iss":"x"}"#));
+        assert!(peek(&none).is_err());
+        assert!(peek("a.b").is_err());
+        assert!(peek(&"a".repeat(9000)).is_err());
+        let no_iss = format!("{}.{}.sig", jose::b64(br#"{"alg":"ES256"}"#), jose::b64(br#"{"sub":"x"}"#));
+        assert!(peek(&no_iss).unwrap_err().contains("iss"));
+        let hs = format!("{}.{}.sig", jose::b64(br#"{"alg":"HS256"}"#), jose::b64(br#"{"iss":"x"}"#));
+        let peeked = peek(&hs).unwrap();
+        assert!(!alg_allowed(&partner(|_| {}).rules, peeked.header.alg));
+        assert!(check_algs(&["HS256".into()]).is_err());
+        assert!(check_algs(&["none".into()]).is_err());
+    }
+
+    #[test]
+    fn jwks_documents_are_bounded_and_checked() {
+        let (k, _) = key();
+        assert_eq!(parse_jwks(&json!({"keys": [k.jwk()]})).unwrap().len(), 1);
+        let many: Vec<Value> = (0..MAX_KEYS + 1).map(|_| k.jwk().clone()).collect();
+        assert!(parse_jwks(&json!({"keys": many})).is_err());
+        let mut private = k.jwk().clone();
+        private["d"] = "AAAA".into();
+        assert!(parse_jwks(&json!({"keys": [private]})).unwrap_err().contains("private"));
+        let mut enc = k.jwk().clone();
+        enc["use"] = "enc".into();
+        assert!(parse_jwks(&json!({"keys": [enc]})).is_err());
+        assert!(parse_jwks(&json!({"keys": [{"kty": "oct", "k": "AAAA"}]})).is_err());
+        assert!(parse_jwks(&json!([1, 2])).is_err());
+        assert!(parse_jwks(&json!({"keys": [k.jwk(), {"kty": "EC", "crv": "P-999"}]})).unwrap().len() == 1);
+    }
+
+    #[test]
+    fn max_age_is_clamped() {
+        assert_eq!(max_age(None), DEFAULT_MAX_AGE);
+        assert_eq!(max_age(Some("public, max-age=60")), MIN_MAX_AGE);
+        assert_eq!(max_age(Some("max-age=7200")), Duration::from_secs(7200));
+        assert_eq!(max_age(Some("max-age=999999999")), MAX_MAX_AGE);
+        assert_eq!(max_age(Some("no-store")), MIN_MAX_AGE);
+        assert_eq!(max_age(Some("max-age=junk")), DEFAULT_MAX_AGE);
+    }
+
+    #[test]
+    fn subjects_map_and_scopes_intersect() {
+        let rule = SubjectRule::Exact { values: vec!["a".into()] };
+        assert!(rule.allows("a") && !rule.allows("ab"));
+        let id = Uuid::now_v7();
+        let table = SubjectMapping::Table { table: BTreeMap::from([("x".to_string(), id)]) };
+        assert_eq!(table.agent(&json!({"sub": "x"})), Some(id));
+        assert_eq!(table.agent(&json!({"sub": "y"})), None);
+        let claim = SubjectMapping::Claim { claim: "agent".into() };
+        assert_eq!(claim.agent(&json!({"agent": id.to_string()})), Some(id));
+        assert_eq!(claim.agent(&json!({"agent": 5})), None);
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(grant_scope(None, &s(&["a", "b", "c"]), &s(&["b", "c", "d"])), s(&["b", "c"]));
+        assert_eq!(grant_scope(Some(&s(&["c", "d"])), &s(&["a", "b", "c"]), &s(&["b", "c", "d"])), s(&["c"]));
+    }
+}
