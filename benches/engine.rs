@@ -387,6 +387,22 @@ fn federation(rt: &Runtime, group: &mut criterion::BenchmarkGroup<'_, criterion:
     group.bench_function(BenchmarkId::new("introspect", "caller/own-token"), |b| {
         b.to_async(rt).iter(|| engine.introspect(Introspector::Caller(admin.clone()), &own, &origin));
     });
+    // Our own token verified as if never seen (no verified-token cache): the key ring's
+    // signature and claims check alone — what a partner JWT costs us at the least.
+    let (key, pkcs8) = SigningKey::generate(SigningAlg::Es256, 0, 0).unwrap();
+    let ring = agentidp_engine::keys::KeyRing::new(
+        vec![SigningKey::from_pkcs8(SigningAlg::Es256, &pkcs8, 0, 0).unwrap()],
+        &issuer,
+        &issuer,
+        900_000,
+    )
+    .unwrap();
+    use agentidp_engine::domain::claims::{build, AccessClaims, Grant};
+    let grant = Grant { agent_id: Uuid::now_v7(), org_id: Uuid::now_v7(), client_id: "c", scopes: &[] };
+    let token = key.sign(&build(&grant, &issuer, &issuer, now, 900, Uuid::now_v7())).unwrap();
+    group.bench_function(BenchmarkId::new("own_token", "verify_uncached"), |b| {
+        b.iter(|| ring.verify::<AccessClaims>(&token, now * 1000).unwrap());
+    });
     rt.block_on(engine.shutdown());
 }
 

@@ -51,6 +51,19 @@ pub struct AgentEntry {
     pub scopes: Vec<String>,
 }
 
+/// An agent's DID document as served: rendered once per change (a key added or removed,
+/// the agent's status) and dropped by the `AgentChanged` that announces it.
+pub struct RenderedDid {
+    /// The document's JSON text (`application/did+json`).
+    pub body: String,
+    pub metadata: crate::domain::did::DocumentMetadata,
+    /// The DID keys' public JWKs by fragment (what a DID-key client assertion verifies
+    /// with), parsed once; empty for a deactivated DID.
+    pub keys: Vec<(String, Arc<PublicJwk>)>,
+    /// The agent, when it is active: who a DID-key assertion signs in as.
+    pub agent: Option<Arc<Agent>>,
+}
+
 /// Upper bound of cached bearer tokens; the cache is cleared when it is reached (tokens
 /// are short-lived, so this only costs a re-verification).
 const BEARER_LIMIT: usize = 200_000;
@@ -63,6 +76,8 @@ pub struct Caches {
     bearer: DashMap<[u8; 32], Arc<Verified>>,
     /// Whole agent records, for management reads (`GET /agents/{id}`).
     records: DashMap<Uuid, Arc<Agent>>,
+    /// Agents' rendered DID documents.
+    did_docs: DashMap<Uuid, Arc<RenderedDid>>,
 }
 
 /// Upper bound of cached agent records; the cache is cleared when it is reached.
@@ -115,6 +130,25 @@ impl Caches {
     }
 
     /// Cache an agent record read from the store, under the epoch rule.
+    /// An agent's rendered DID document (its JSON text) and metadata.
+    pub fn did_document(&self, agent_id: Uuid) -> Option<Arc<RenderedDid>> {
+        self.did_docs.get(&agent_id).map(|d| d.clone())
+    }
+
+    pub fn fill_did_document(&self, epoch: u64, agent_id: Uuid, rendered: RenderedDid) -> Arc<RenderedDid> {
+        let rendered = Arc::new(rendered);
+        if self.epoch() == epoch {
+            if self.did_docs.len() >= RECORD_LIMIT {
+                self.did_docs.clear();
+            }
+            self.did_docs.insert(agent_id, rendered.clone());
+            if self.epoch() != epoch {
+                self.did_docs.remove(&agent_id);
+            }
+        }
+        rendered
+    }
+
     pub fn fill_record(&self, epoch: u64, agent: &Agent) {
         if self.epoch() == epoch {
             if self.records.len() >= RECORD_LIMIT {
@@ -152,10 +186,12 @@ impl Caches {
             ClusterEvent::AgentChanged { agent_id } => {
                 self.agents.remove(agent_id);
                 self.records.remove(agent_id);
+                self.did_docs.remove(agent_id);
                 self.clients.retain(|_, c| c.agent_id != *agent_id);
             }
             ClusterEvent::Everything => {
                 self.records.clear();
+                self.did_docs.clear();
                 self.clients.clear();
                 self.agents.clear();
                 self.bearer.clear();

@@ -7,6 +7,7 @@ mod agents;
 mod analytics;
 mod audit;
 mod delegations;
+mod dids;
 mod discovery;
 mod edge;
 mod federation;
@@ -387,11 +388,15 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(federation::routes(state.clone()))
         .unify()
+        .or(dids::api(state.clone()))
+        .unify()
         .boxed();
     let table = state.routes.clone();
     let routed = edge::guard(state.limits.max_header_bytes)
         .and(
             discovery::routes(state.clone())
+                .or(dids::public(state.clone()))
+                .unify()
                 .or(ops::routes(state.clone()))
                 .unify()
                 .or(api.and(v1))

@@ -10,6 +10,7 @@ mod cluster;
 mod conformance;
 mod credentials;
 mod delegation;
+mod dids;
 mod edges;
 mod embedder;
 mod federation;

@@ -6,6 +6,7 @@ pub mod audit_chain;
 pub mod biscuit;
 pub mod claims;
 pub mod delegation;
+pub mod did;
 pub mod federation;
 pub mod jose;
 pub mod scopes;

@@ -358,7 +358,7 @@ impl Engine {
     /// The agent a credential operation targets, checked to be in the target org; for a
     /// change (`op` is not a read), also checked to be no stronger than the caller, since
     /// whoever holds an agent's credential holds its power.
-    async fn credential_agent(
+    pub(super) async fn credential_agent(
         &self,
         call: &Call,
         org: Option<Uuid>,

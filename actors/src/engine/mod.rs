@@ -7,6 +7,7 @@ mod audit;
 mod bearer;
 mod bootstrap;
 mod delegation;
+mod dids;
 mod directory;
 mod federation;
 mod limits;
@@ -56,6 +57,7 @@ use crate::store::{Change, Commit, QuotaStore, Store};
 
 pub use analytics::AnalyticsQuery;
 pub use delegation::DelegationQuery;
+pub use dids::{AddedDidKey, AgentDid, NewDidKey, Resolution, MAX_DID_KEYS};
 pub use federation::{FederatedVerification, JwksStatus, PartnerView};
 pub use operations::{Readiness, READY_CHECK_TIMEOUT};
 pub use tokens::{

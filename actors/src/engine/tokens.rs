@@ -237,29 +237,14 @@ impl Engine {
             self.rejected("unknown", "lockout");
             return Err(EngineError::LockedOut { reason: reason.into(), retry_after: super::limits::whole_secs(wait) });
         }
-        let found = if claimed.is_empty() { None } else { client_entry(self, &claimed).await? };
-        let known_org = found.as_ref().map(|(_, agent)| agent.org_id);
-        let verdict = match &found {
-            Some((client, agent))
-                if client.status == CredentialStatus::Active && agent.status == AgentStatus::Active =>
-            {
-                // An infrastructure failure (the replay memory unreachable) is a 503,
-                // never a failed authentication.
-                self.check_client_proof(auth, &claimed, client).await?
-            }
-            Some(_) => Err("the credential or its agent is not active".to_string()),
-            None => Err("unknown client".to_string()),
+        let (verdict, known_org) = match self.did_assertion(auth, &claimed).await? {
+            Some(outcome) => outcome,
+            None => self.credential_verdict(auth, &claimed).await?,
         };
-        match (verdict, found) {
-            (Ok(()), Some((client, agent))) => Ok(AuthenticatedClient {
-                client_id: claimed,
-                agent_id: client.agent_id,
-                org_id: agent.org_id,
-                scopes: agent.scopes.clone(),
-            }),
-            (verdict, _) => {
+        match verdict {
+            Ok(client) => Ok(client),
+            Err(reason) => {
                 self.shared.metrics.client_auth_failures.inc();
-                let reason = verdict.err().unwrap_or_default();
                 let method = match auth {
                     ClientAuth::Secret { .. } | ClientAuth::None => "client_secret",
                     ClientAuth::Assertion { .. } => "private_key_jwt",
@@ -292,6 +277,73 @@ impl Engine {
         }
     }
 
+    /// A credential's verdict on `auth`, and the organization it is known in. The inner
+    /// error is the client's (a failed authentication), the outer one the engine's.
+    async fn credential_verdict(
+        &self,
+        auth: &ClientAuth,
+        claimed: &str,
+    ) -> Result<(std::result::Result<AuthenticatedClient, String>, Option<Uuid>)> {
+        let found = if claimed.is_empty() { None } else { client_entry(self, claimed).await? };
+        let known_org = found.as_ref().map(|(_, agent)| agent.org_id);
+        let verdict = match &found {
+            Some((client, agent))
+                if client.status == CredentialStatus::Active && agent.status == AgentStatus::Active =>
+            {
+                // An infrastructure failure (the replay memory unreachable) is a 503,
+                // never a failed authentication.
+                self.check_client_proof(auth, claimed, client).await?.map(|()| AuthenticatedClient {
+                    client_id: claimed.to_string(),
+                    agent_id: client.agent_id,
+                    org_id: agent.org_id,
+                    scopes: agent.scopes.clone(),
+                })
+            }
+            Some(_) => Err("the credential or its agent is not active".to_string()),
+            None => Err("unknown client".to_string()),
+        };
+        Ok((verdict, known_org))
+    }
+
+    /// An agent signing in with its DID key: private_key_jwt whose client id (`iss`,
+    /// `sub`) is the agent's DID and whose `kid` is one of its verification methods
+    /// (`<did>#key-1`). `None` when the claimed client is not one of our agents' DIDs.
+    async fn did_assertion(
+        &self,
+        auth: &ClientAuth,
+        claimed: &str,
+    ) -> Result<Option<(std::result::Result<AuthenticatedClient, String>, Option<Uuid>)>> {
+        let ClientAuth::Assertion { client_id: body_id, assertion } = auth else { return Ok(None) };
+        let Some(agent_id) = crate::domain::did::agent_of(&self.idp_did()?, claimed) else { return Ok(None) };
+        let rendered = match self.rendered_did(agent_id).await {
+            Ok(r) => r,
+            Err(EngineError::NotFound { .. }) => return Ok(Some((Err("unknown DID".into()), None))),
+            Err(e) => return Err(e),
+        };
+        let Some(agent) = rendered.agent.clone() else {
+            return Ok(Some((Err("the DID is deactivated".into()), None)));
+        };
+        let org = Some(agent.org_id);
+        if body_id.as_deref().is_some_and(|id| id != claimed) {
+            return Ok(Some((Err("client_id does not match the assertion".into()), org)));
+        }
+        let kid = jsonwebtoken::decode_header(assertion).ok().and_then(|h| h.kid);
+        let key = kid
+            .as_deref()
+            .and_then(|kid| kid.strip_prefix(claimed)?.strip_prefix('#'))
+            .and_then(|fragment| rendered.keys.iter().find(|(f, _)| f == fragment));
+        let Some((_, key)) = key else {
+            return Ok(Some((Err("the assertion's kid is not a verification method of the DID".into()), org)));
+        };
+        let verdict = self.check_assertion(assertion, key, claimed).await?.map(|()| AuthenticatedClient {
+            client_id: claimed.to_string(),
+            agent_id: agent.id,
+            org_id: agent.org_id,
+            scopes: agent.scopes.clone(),
+        });
+        Ok(Some((verdict, org)))
+    }
+
     /// The secret or assertion matches the credential (and an assertion is fresh). The
     /// inner error is the client's (a failed authentication), the outer one the engine's.
     async fn check_client_proof(
@@ -312,28 +364,39 @@ impl Engine {
                 if body_id.as_deref().is_some_and(|id| id != client_id) {
                     return Ok(Err("client_id does not match the assertion".into()));
                 }
-                let audiences = vec![
-                    self.shared.config.issuer.clone(),
-                    self.url(TOKEN_PATH),
-                    self.url(INTROSPECT_PATH),
-                    self.url(REVOKE_PATH),
-                ];
-                let now = self.shared.now_ms();
-                let verified = match jose::verify_client_assertion(assertion, jwk, client_id, &audiences, now) {
-                    Ok(v) => v,
-                    Err(e) => return Ok(Err(e)),
-                };
-                let ttl = Duration::from_secs((verified.exp - now / 1000 + 60).max(60) as u64);
-                let key = format!("assertion:{client_id}:{}", verified.jti);
-                match self.shared.coord.claim_once(&key, ttl, verified.iat, now).await? {
-                    Claim::First => Ok(()),
-                    Claim::Replayed => Err("the assertion's jti was already used".into()),
-                    Claim::PredatesMemory => {
-                        Err("the assertion was made before the replay memory began: make a new one".into())
-                    }
-                }
+                self.check_assertion(assertion, jwk, client_id).await?
             }
             _ => Err("the authentication method does not fit the credential".into()),
+        })
+    }
+
+    /// A private_key_jwt assertion of `client_id`, signed by `key`: fresh, for us, and
+    /// its `jti` spent cluster-wide.
+    async fn check_assertion(
+        &self,
+        assertion: &str,
+        key: &jose::PublicJwk,
+        client_id: &str,
+    ) -> Result<std::result::Result<(), String>> {
+        let audiences = vec![
+            self.shared.config.issuer.clone(),
+            self.url(TOKEN_PATH),
+            self.url(INTROSPECT_PATH),
+            self.url(REVOKE_PATH),
+        ];
+        let now = self.shared.now_ms();
+        let verified = match jose::verify_client_assertion(assertion, key, client_id, &audiences, now) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        let ttl = Duration::from_secs((verified.exp - now / 1000 + 60).max(60) as u64);
+        let key = format!("assertion:{client_id}:{}", verified.jti);
+        Ok(match self.shared.coord.claim_once(&key, ttl, verified.iat, now).await? {
+            Claim::First => Ok(()),
+            Claim::Replayed => Err("the assertion's jti was already used".into()),
+            Claim::PredatesMemory => {
+                Err("the assertion was made before the replay memory began: make a new one".into())
+            }
         })
     }
 

@@ -163,6 +163,26 @@ pub enum Change {
         org_id: Uuid,
         id: Uuid,
     },
+    /// A new verification method of an agent's DID; `Conflict` if its key id is taken.
+    InsertDidKey(Box<DidKeyRecord>),
+    /// `NotFound` if the agent has no such key.
+    RemoveDidKey {
+        agent_id: Uuid,
+        key_id: String,
+    },
+}
+
+/// One of an agent's DID keys as stored.
+#[derive(Debug, Clone)]
+pub struct DidKeyRecord {
+    pub agent_id: Uuid,
+    pub org_id: Uuid,
+    /// The verification method's fragment (`key-1`).
+    pub key_id: String,
+    pub public_jwk: serde_json::Value,
+    /// The private key, when AgentIdP generated it.
+    pub sealed: Option<SealedSecret>,
+    pub created_at: Millis,
 }
 
 /// One entry of a group commit: an audit event, the changes it records, and what every
@@ -418,6 +438,15 @@ pub trait FederationStore: Send + Sync + 'static {
     async fn list_partners(&self, org_id: Uuid, after: Option<Uuid>, limit: u32) -> Result<Vec<Partner>>;
 }
 
+/// Agents' DID keys (written by changes).
+#[async_trait]
+pub trait DidStore: Send + Sync + 'static {
+    /// The agent's keys, oldest first (also those of a deleted agent).
+    async fn did_keys(&self, agent_id: Uuid) -> Result<Vec<DidKeyRecord>>;
+    /// The agent a DID names, whatever its organization (a DID names no organization).
+    async fn did_agent(&self, agent_id: Uuid) -> Result<Option<Agent>>;
+}
+
 /// One analytics count to add: `count` more of `metric` for (organization, agent, day).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AnalyticsCount {
@@ -461,6 +490,7 @@ pub trait Store:
     + DelegationStore
     + WebhookStore
     + FederationStore
+    + DidStore
 {
     /// Apply pending migrations; returns the schema version now in force.
     async fn migrate(&self) -> Result<u32>;

@@ -302,6 +302,32 @@ pub(super) async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<()> {
                 .map_err(db_err)?;
             one_row(n, "federation partner")?;
         }
+        Change::InsertDidKey(k) => {
+            let sealed = k.sealed.as_ref();
+            tx.execute(
+                "INSERT INTO agent_did_keys (agent_id, key_id, org_id, public_jwk, sealed_kid, sealed, sealed_ref, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    &k.agent_id,
+                    &k.key_id,
+                    &k.org_id,
+                    &json_text(&k.public_jwk)?,
+                    &sealed.map(|s| &s.kid),
+                    &sealed.map(|s| &s.sealed),
+                    &sealed.and_then(|s| s.key_ref.as_ref()),
+                    &k.created_at,
+                ],
+            )
+            .await
+            .map_err(db_err)?;
+        }
+        Change::RemoveDidKey { agent_id, key_id } => {
+            let n = tx
+                .execute("DELETE FROM agent_did_keys WHERE agent_id = $1 AND key_id = $2", &[agent_id, key_id])
+                .await
+                .map_err(db_err)?;
+            one_row(n, "DID key")?;
+        }
         Change::RevokeToken { revocation: r, now } => {
             tx.execute(
                 "INSERT INTO token_revocations (jti, org_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4)

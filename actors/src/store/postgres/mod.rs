@@ -15,6 +15,7 @@ mod analytics;
 mod audit;
 mod changes;
 mod delegations;
+mod dids;
 mod directory;
 mod federation;
 mod feed;
@@ -44,6 +45,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (8, include_str!("../../../../migrations/postgres/0008_org_delegation.sql")),
     (9, include_str!("../../../../migrations/postgres/0009_webhooks.sql")),
     (10, include_str!("../../../../migrations/postgres/0010_federation.sql")),
+    (11, include_str!("../../../../migrations/postgres/0011_did_keys.sql")),
 ];
 /// Arbitrary constant naming the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x0041_676e_7449_6450;

@@ -184,6 +184,36 @@ pub(super) fn apply(conn: &Connection, change: &Change) -> Result<()> {
                 .map_err(db_err)?;
             one_row(n, "federation partner")?;
         }
+        Change::InsertDidKey(k) => {
+            let jwk = json_text(&k.public_jwk)?;
+            let sealed = k.sealed.as_ref();
+            conn.prepare_cached(
+                "INSERT INTO agent_did_keys (agent_id, key_id, org_id, public_jwk, sealed_kid, sealed, sealed_ref, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    k.agent_id.to_string(),
+                    k.key_id,
+                    k.org_id.to_string(),
+                    jwk,
+                    sealed.map(|s| &s.kid),
+                    sealed.map(|s| &s.sealed),
+                    sealed.and_then(|s| s.key_ref.as_ref()),
+                    k.created_at
+                ])
+            })
+            .map_err(db_err)?;
+        }
+        Change::RemoveDidKey { agent_id, key_id } => {
+            let n = conn
+                .execute(
+                    "DELETE FROM agent_did_keys WHERE agent_id = ?1 AND key_id = ?2",
+                    params![agent_id.to_string(), key_id],
+                )
+                .map_err(db_err)?;
+            one_row(n, "DID key")?;
+        }
         Change::InsertAgent(a) => {
             let (scopes, metadata) = (json_text(&a.scopes)?, json_text(&a.metadata)?);
             conn.prepare_cached(&format!(

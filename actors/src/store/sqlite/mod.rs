@@ -17,6 +17,7 @@ mod analytics;
 mod audit;
 mod changes;
 mod delegations;
+mod dids;
 mod directory;
 mod federation;
 mod feed;
@@ -46,6 +47,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (8, include_str!("../../../../migrations/sqlite/0008_org_delegation.sql")),
     (9, include_str!("../../../../migrations/sqlite/0009_webhooks.sql")),
     (10, include_str!("../../../../migrations/sqlite/0010_federation.sql")),
+    (11, include_str!("../../../../migrations/sqlite/0011_did_keys.sql")),
 ];
 
 pub struct SqliteStore {

@@ -1,0 +1,44 @@
+//! PostgreSQL: agents' DID keys ([`crate::store::DidStore`]; written by `changes.rs`).
+
+// The adapter's connection helpers, error mapping, shared columns and imports.
+use super::*;
+use crate::store::{DidKeyRecord, DidStore, SealedSecret};
+
+fn key(row: &Row) -> Result<DidKeyRecord> {
+    let sealed = row.get::<_, Option<String>>(4).map(|kid| SealedSecret {
+        kid,
+        sealed: row.get::<_, Option<Vec<u8>>>(5).unwrap_or_default(),
+        key_ref: row.get(6),
+    });
+    Ok(DidKeyRecord {
+        agent_id: row.get(0),
+        org_id: row.get(1),
+        key_id: row.get(2),
+        public_jwk: json_column(row.get(3))?,
+        sealed,
+        created_at: row.get(7),
+    })
+}
+
+#[async_trait]
+impl DidStore for PostgresStore {
+    async fn did_keys(&self, agent_id: Uuid) -> Result<Vec<DidKeyRecord>> {
+        self.query(
+            "SELECT agent_id, org_id, key_id, public_jwk, sealed_kid, sealed, sealed_ref, created_at
+             FROM agent_did_keys WHERE agent_id = $1 ORDER BY created_at, key_id",
+            &[&agent_id],
+        )
+        .await?
+        .iter()
+        .map(key)
+        .collect()
+    }
+
+    async fn did_agent(&self, agent_id: Uuid) -> Result<Option<Agent>> {
+        self.query_opt(&format!("SELECT {AGENT_COLS} FROM agents WHERE id = $1"), &[&agent_id])
+            .await?
+            .as_ref()
+            .map(super::directory::agent)
+            .transpose()
+    }
+}
