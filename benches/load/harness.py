@@ -180,7 +180,8 @@ def main():
     ap.add_argument("--duration", type=int, default=15, help="seconds per run")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--scenarios", default="token,introspect,get",
-                    help="token, introspect, verify (verify-delegation), get, refused (an organization over its quota)")
+                    help="token, introspect, verify (verify-delegation), get, did (GET /agents/{id}/did.json), "
+                    "refused (an organization over its quota)")
     ap.add_argument("--peers", default="reference,oidc-provider")
     ap.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     ap.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
@@ -272,6 +273,15 @@ def main():
         if "get" in scenarios:
             lines = [f"GET\t/api/v1/agents/{a[0]}\t\tBearer {a[3]}" for a in with_tokens]
             results["scenarios"]["agentidp GET /agents/{id}"] = median_run(args, base, lines, server.pid)
+        if "did" in scenarios:
+            # Each agent's public did:web document, one registered key each (as GET
+            # /agents/{id} above, the same agents: the yardstick of issue 13).
+            def did_key(a):
+                return http("POST", f"{base}/api/v1/agents/{a[0]}/did/keys", {"generate": True}, token=admin)
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                list(pool.map(did_key, with_tokens))
+            lines = [f"GET\t/agents/{a[0]}/did.json\t\t" for a in with_tokens]
+            results["scenarios"]["agentidp GET /agents/{id}/did.json"] = median_run(args, base, lines, server.pid)
         if "refused" in scenarios:
             # The organization moves to the free tier (one call a day, used long ago): every
             # token request is refused by the daily quota. Only refusals by the quota count

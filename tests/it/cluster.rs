@@ -108,3 +108,65 @@ async fn a_revocation_on_one_process_is_honoured_by_another_within_100ms() {
     }
     eprintln!("revocation reached node B in {:?}", revoked_at.elapsed());
 }
+
+/// A federation partner registered on one node is trusted by the other at once, and an
+/// agent's DID document cached on the other node shows a key added on the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_and_did_changes_on_one_node_reach_the_other() {
+    use agentidp_engine::keys::{SigningAlg, SigningKey};
+    let Some((a, b)) = two_nodes().await else {
+        return; // single-node backends have no second node; CI always runs this.
+    };
+    let admin = a.admin_token().await;
+    let admin_b = b.token(&a.boot.client_id, &a.boot.client_secret, None).await;
+    let (status, agent) = a.call(Method::POST, "/api/v1/agents", &admin, Some(json!({"name": "shared"}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{agent}");
+    let id = agent["id"].as_str().unwrap();
+    let methods = |doc: serde_json::Value| doc["verificationMethod"].as_array().map_or(0, Vec::len);
+    let doc_b = || async {
+        b.http
+            .get(b.url(&format!("/agents/{id}/did.json")))
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    assert_eq!(methods(doc_b().await), 0); // rendered and cached on node B
+    let (status, _) =
+        a.call(Method::POST, &format!("/api/v1/agents/{id}/did/keys"), &admin, Some(json!({"generate": true}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let started = Instant::now();
+    while methods(doc_b().await) != 1 {
+        assert!(started.elapsed() < Duration::from_secs(2), "node B still serves the old DID document");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let (key, _) = SigningKey::generate(SigningAlg::Es256, 0, 0).unwrap();
+    let body = json!({
+        "issuer": "https://partner.example", "jwks": {"keys": [key.jwk()]},
+        "subject_mapping": {"kind": "claim", "claim": "agent"}, "allowed_scopes": ["a"],
+        "allowed_audiences": ["https://cluster.example"],
+    });
+    let (status, partner) = a.call(Method::POST, "/api/v1/federation/partners", &admin, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{partner}");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let jwt = key
+        .sign(&json!({"iss": "https://partner.example", "sub": "s", "aud": "https://cluster.example",
+                      "exp": now + 60, "iat": now, "jti": "j"}))
+        .unwrap();
+    // Announced through Redis: milliseconds, not the change feed's second.
+    let started = Instant::now();
+    loop {
+        let (_, verdict) =
+            b.call(Method::POST, "/api/v1/federation/verify", &admin_b, Some(json!({"token": jwt.clone()}))).await;
+        if verdict["valid"] == true {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_millis(500), "node B does not know the partner: {verdict}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    b.stop().await;
+    a.stop().await;
+}
