@@ -174,6 +174,13 @@ async fn agents_have_did_web_documents_and_sign_in_with_their_did_keys() {
         let (status, result) = resolve(&app, &did, None).await;
         assert_eq!(status, StatusCode::OK, "{result}");
         assert_eq!(result["didDocumentMetadata"]["deactivated"], true, "{result}");
+        // An agent deleted without ever having had a DID key: deactivated too, not unknown.
+        let (_, other) = app.call(Method::POST, "/api/v1/agents", &admin, Some(json!({"name": "brief"}))).await;
+        let other_id = other["id"].as_str().unwrap();
+        let (status, _) = app.call(Method::DELETE, &format!("/api/v1/agents/{other_id}"), &admin, None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (status, result) = resolve(&app, &format!("{idp_did}:agents:{other_id}"), None).await;
+        assert_eq!((status, &result["didDocumentMetadata"]["deactivated"]), (StatusCode::OK, &json!(true)), "{result}");
         assert_eq!(
             app.http.get(app.url("/agents/not-a-uuid/did.json")).send().await.unwrap().status(),
             StatusCode::BAD_REQUEST

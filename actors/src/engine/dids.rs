@@ -106,8 +106,7 @@ impl Engine {
     }
 
     /// Render an agent's document (or find it rendered): `NotFound` if the DID names no
-    /// agent, now or before (a deleted agent's keys stay behind, so its DID resolves,
-    /// deactivated).
+    /// agent, now or before (a deleted agent's DID resolves, deactivated and without keys).
     pub(super) async fn rendered_did(&self, agent_id: Uuid) -> Result<Arc<RenderedDid>> {
         let caches = &self.shared.caches;
         if let Some(hit) = caches.did_document(agent_id) {
@@ -115,14 +114,14 @@ impl Engine {
         }
         let epoch = caches.epoch();
         let agent = self.shared.store.did_agent(agent_id).await?;
-        let keys = self.shared.store.did_keys(agent_id).await?;
-        if agent.is_none() && keys.is_empty() {
+        if agent.is_none() && !self.shared.store.agent_deleted(agent_id).await? {
             return Err(EngineError::not_found("DID"));
         }
+        let keys = self.shared.store.did_keys(agent_id).await?;
         let idp = self.idp_did()?;
         let did = did::agent_did(&idp, agent_id);
         let active = agent.as_ref().is_some_and(|a| a.status == AgentStatus::Active);
-        let live: &[DidKeyRecord] = if agent.is_some() { &keys } else { &[] };
+        let live: &[DidKeyRecord] = &keys;
         let methods: Vec<Method<'_>> =
             live.iter().map(|k| Method { fragment: &k.key_id, jwk: &k.public_jwk }).collect();
         let document = did::document(&did, Some(&idp), &methods, &self.token_endpoint());

@@ -441,10 +441,12 @@ pub trait FederationStore: Send + Sync + 'static {
 /// Agents' DID keys (written by changes).
 #[async_trait]
 pub trait DidStore: Send + Sync + 'static {
-    /// The agent's keys, oldest first (also those of a deleted agent).
+    /// The agent's keys, oldest first.
     async fn did_keys(&self, agent_id: Uuid) -> Result<Vec<DidKeyRecord>>;
     /// The agent a DID names, whatever its organization (a DID names no organization).
     async fn did_agent(&self, agent_id: Uuid) -> Result<Option<Agent>>;
+    /// Whether an agent of this id existed and was deleted (its DID is deactivated).
+    async fn agent_deleted(&self, agent_id: Uuid) -> Result<bool>;
 }
 
 /// One analytics count to add: `count` more of `metric` for (organization, agent, day).

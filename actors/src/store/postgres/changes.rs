@@ -43,6 +43,13 @@ pub(super) async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<()> {
             one_row(n, "organization")?;
         }
         Change::DeleteOrg(id) => {
+            tx.execute(
+                "INSERT INTO deleted_agents (agent_id, org_id) SELECT id, org_id FROM agents WHERE org_id = $1
+                 ON CONFLICT (agent_id) DO NOTHING",
+                &[id],
+            )
+            .await
+            .map_err(db_err)?;
             let n = tx.execute("DELETE FROM organizations WHERE id = $1", &[id]).await.map_err(db_err)?;
             one_row(n, "organization")?;
         }
@@ -94,6 +101,13 @@ pub(super) async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<()> {
             one_row(n, "agent")?;
         }
         Change::DeleteAgent { org_id, id } => {
+            tx.execute(
+                "INSERT INTO deleted_agents (agent_id, org_id) SELECT id, org_id FROM agents WHERE id = $1 AND org_id = $2
+                 ON CONFLICT (agent_id) DO NOTHING",
+                &[id, org_id],
+            )
+            .await
+            .map_err(db_err)?;
             let n =
                 tx.execute("DELETE FROM agents WHERE id = $1 AND org_id = $2", &[id, org_id]).await.map_err(db_err)?;
             one_row(n, "agent")?;

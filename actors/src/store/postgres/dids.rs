@@ -41,4 +41,8 @@ impl DidStore for PostgresStore {
             .map(super::directory::agent)
             .transpose()
     }
+
+    async fn agent_deleted(&self, agent_id: Uuid) -> Result<bool> {
+        Ok(self.query_opt("SELECT 1 FROM deleted_agents WHERE agent_id = $1", &[&agent_id]).await?.is_some())
+    }
 }

@@ -40,6 +40,12 @@ pub(super) fn apply(conn: &Connection, change: &Change) -> Result<()> {
             one_row(n, "organization")?;
         }
         Change::DeleteOrg(id) => {
+            conn.execute(
+                "INSERT INTO deleted_agents (agent_id, org_id) SELECT id, org_id FROM agents WHERE org_id = ?1
+                 ON CONFLICT (agent_id) DO NOTHING",
+                params![id.to_string()],
+            )
+            .map_err(db_err)?;
             let n = conn.execute("DELETE FROM organizations WHERE id = ?1", params![id.to_string()]).map_err(db_err)?;
             one_row(n, "organization")?;
         }
@@ -258,6 +264,12 @@ pub(super) fn apply(conn: &Connection, change: &Change) -> Result<()> {
             one_row(n, "agent")?;
         }
         Change::DeleteAgent { org_id, id } => {
+            conn.execute(
+                "INSERT INTO deleted_agents (agent_id, org_id) SELECT id, org_id FROM agents WHERE id = ?1 AND org_id = ?2
+                 ON CONFLICT (agent_id) DO NOTHING",
+                params![id.to_string(), org_id.to_string()],
+            )
+            .map_err(db_err)?;
             let n = conn
                 .execute(
                     "DELETE FROM agents WHERE id = ?1 AND org_id = ?2",

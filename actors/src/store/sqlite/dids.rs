@@ -54,4 +54,18 @@ impl DidStore for SqliteStore {
         })
         .await
     }
+
+    async fn agent_deleted(&self, agent_id: Uuid) -> Result<bool> {
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT 1 FROM deleted_agents WHERE agent_id = ?1",
+                params![agent_id.to_string()],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|row| row.is_some())
+            .map_err(db_err)
+        })
+        .await
+    }
 }
