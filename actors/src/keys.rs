@@ -276,7 +276,7 @@ impl KeyRing {
                 .kind()
             {
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenFault::BadSignature,
-                _ => TokenFault::Invalid(EngineError::InvalidToken(format!("{e}"))),
+                _ => TokenFault::Invalid(EngineError::InvalidToken(crate::domain::jose::describe(&e))),
             })?;
         check_times(claims.exp(), claims.nbf(), now, OWN_EXP_LEEWAY_SECS).map_err(|_| {
             if claims.exp() * 1000 <= now {

@@ -330,8 +330,20 @@ pub fn query() -> BoxedFilter<(String,)> {
     warp::query::raw().or(warp::any().map(String::new)).unify().boxed()
 }
 
+/// Parse a query string; a refusal names the parameter at fault (`field`) when one is.
 pub fn parse_query<T: DeserializeOwned>(raw: &str) -> Result<T, Problem> {
-    serde_urlencoded::from_str(raw).map_err(|e| Problem::bad_request(format!("invalid query: {e}")))
+    serde_urlencoded::from_str(raw).map_err(|e| {
+        // Every query type's parameters are optional: the one that fails on its own is the
+        // one at fault (an unknown parameter's error names it already).
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).unwrap_or_default();
+        let alone = |k: &String, v: &String| {
+            serde_urlencoded::to_string([(k, v)]).ok().and_then(|one| serde_urlencoded::from_str::<T>(&one).err())
+        };
+        match pairs.iter().find_map(|(k, v)| alone(k, v).map(|e| (k, e))) {
+            Some((name, e)) => Problem::invalid_field(name, format!("query parameter {name:?}: {e}")),
+            None => Problem::bad_request(format!("invalid query: {e}")),
+        }
+    })
 }
 
 pub fn parse_id(field: &str, raw: &str) -> Result<Uuid, Problem> {

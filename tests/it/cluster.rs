@@ -119,6 +119,10 @@ async fn partner_and_did_changes_on_one_node_reach_the_other() {
     };
     let admin = a.admin_token().await;
     let admin_b = b.token(&a.boot.client_id, &a.boot.client_secret, None).await;
+    // The nodes share keys but not issuers here: node A's token at node B says so.
+    let (status, problem) = b.call(Method::GET, "/api/v1/agents", &admin, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(problem["detail"].as_str().unwrap_or_default().contains("issuer"), "{problem}");
     let (status, agent) = a.call(Method::POST, "/api/v1/agents", &admin, Some(json!({"name": "shared"}))).await;
     assert_eq!(status, StatusCode::CREATED, "{agent}");
     let id = agent["id"].as_str().unwrap();

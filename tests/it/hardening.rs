@@ -124,3 +124,29 @@ async fn an_assertion_used_before_a_restart_is_refused_after_it() {
     assert_eq!(restarted.assertion_token_request(&fresh).await.0, StatusCode::OK);
     restarted.stop().await;
 }
+
+// Issue 15, item 4: errors name what is at fault, in words.
+crate::each_backend!(refusals_name_the_scope_and_the_parameter_in_words, |app| {
+    let (status, body) =
+        app.token_request(&app.boot.client_id, &app.boot.client_secret, Some("agents:read nope:x")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_scope");
+    assert!(body["error_description"].as_str().unwrap().contains("\"nope:x\""), "{body}");
+    let token = app.admin_token().await;
+    for (query, field) in
+        [("limit=abc", "limit"), ("org_id=not-a-uuid", "org_id"), ("limit=5&cursor=&limit=x", "limit")]
+    {
+        let (status, problem) = app.call(Method::GET, &format!("/api/v1/agents?{query}"), &token, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {problem}");
+        assert_eq!(problem["field"], field, "{query}: {problem}");
+    }
+    // A forged signature is described, not named by a library type.
+    let mut forged = token.clone();
+    forged.pop();
+    forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+    let resp = app.http.get(app.url("/api/v1/agents")).bearer_auth(&forged).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let text = resp.text().await.unwrap();
+    assert!(!text.contains("InvalidSignature") && !text.contains("Invalid"), "{text}");
+    app.stop().await;
+});

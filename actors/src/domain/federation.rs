@@ -434,7 +434,7 @@ pub fn verify(
             jsonwebtoken::errors::ErrorKind::InvalidAudience => "the JWT's aud is not accepted here".to_string(),
             jsonwebtoken::errors::ErrorKind::InvalidSignature => "the JWT's signature does not verify".to_string(),
             jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(c) => format!("the JWT has no {c}"),
-            _ => format!("the JWT does not verify: {e}"),
+            _ => format!("the JWT does not verify: {}", jose::describe(&e)),
         })?
         .claims;
     let now_s = now / 1000;

@@ -101,6 +101,24 @@ pub fn access_token_hash(token: &str) -> String {
     b64(digest::digest(&digest::SHA256, token.as_bytes()).as_ref())
 }
 
+/// A JWT library error in words (never a type name such as `InvalidSignature`).
+pub fn describe(e: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match e.kind() {
+        K::InvalidSignature => "the signature does not verify".into(),
+        K::InvalidIssuer => "the token's issuer (iss) is not the one expected".into(),
+        K::InvalidAudience => "the token's audience (aud) is not accepted here".into(),
+        K::InvalidSubject => "the token's subject (sub) is not the one expected".into(),
+        K::ExpiredSignature => "the token is expired".into(),
+        K::ImmatureSignature => "the token is not valid yet (nbf)".into(),
+        K::MissingRequiredClaim(c) => format!("the token has no {c} claim"),
+        K::InvalidAlgorithm | K::InvalidAlgorithmName => "the token's algorithm does not fit its key".into(),
+        K::InvalidKeyFormat | K::InvalidEcdsaKey | K::InvalidRsaKey(_) => "the key is unusable".into(),
+        K::Json(_) => "the token's claims are not what they must be".into(),
+        _ => "the token is malformed".into(),
+    }
+}
+
 fn header_of(jwt: &str) -> Result<jsonwebtoken::Header, String> {
     if jwt.len() > MAX_JWT_LEN {
         return Err("the JWT is too large".into());
@@ -117,7 +135,7 @@ fn decode_with(jwt: &str, key: &PublicJwk, header: &jsonwebtoken::Header, mut v:
     v.validate_nbf = false;
     jsonwebtoken::decode::<Value>(jwt, &key.key, &v)
         .map(|d| d.claims)
-        .map_err(|e| format!("the JWT does not verify: {e}"))
+        .map_err(|e| format!("the JWT does not verify: {}", describe(&e)))
 }
 
 /// The `iss` of an unverified assertion, to find the client that claims to sign it.

@@ -568,8 +568,9 @@ impl Engine {
         client: &AuthenticatedClient,
         request_id: Option<String>,
     ) -> Result<Vec<String>> {
-        match scopes::parse_request(param) {
-            Some(requested) if scopes::is_subset(&requested, allowed) => Ok(requested),
+        let parsed = scopes::parse_request(param);
+        match &parsed {
+            Some(requested) if scopes::is_subset(requested, allowed) => Ok(requested.clone()),
             _ => {
                 let event = self
                     .event(Some(client.org_id), client.agent_id.to_string(), "token.issue", Outcome::Failure)
@@ -577,7 +578,13 @@ impl Engine {
                     .request_id(request_id)
                     .detail(&json!({"reason": "invalid_scope", "requested": param}));
                 self.audit(event).await?;
-                Err(oauth(OAuthError::InvalidScope, "the requested scope is malformed or exceeds what may be granted"))
+                Err(oauth(
+                    OAuthError::InvalidScope,
+                    match parsed.as_ref().and_then(|r| r.iter().find(|s| !allowed.contains(s))) {
+                        Some(refused) => format!("scope {refused:?} may not be granted to this client"),
+                        None => "the scope parameter is malformed (space-separated scope tokens)".to_string(),
+                    },
+                ))
             }
         }
     }
