@@ -104,6 +104,9 @@ pub struct Ctx {
     /// The organization's daily quota once this request was counted: its `RateLimit`
     /// headers.
     quota: Arc<OnceLock<QuotaState>>,
+    /// The client the request presented itself as (an authenticated caller's, or the
+    /// client id a token request names): the access log's `client_id`.
+    client: Arc<OnceLock<String>>,
 }
 
 impl Ctx {
@@ -140,10 +143,16 @@ impl Ctx {
         } else {
             return Err(missing());
         };
+        self.presented_as(&caller.client_id);
         let call = Call { caller, request_id: Some(self.request_id.clone()) };
         // An authenticated management call counts against its organization's day.
         self.counted(self.engine().meter(&call).await?);
         Ok(call)
+    }
+
+    /// Record the client id this request presented (for its access-log line).
+    pub fn presented_as(&self, client_id: &str) {
+        let _ = self.client.set(client_id.chars().take(128).collect());
     }
 
     /// Record the quota state of a counted request, for its `RateLimit` headers.
@@ -168,8 +177,14 @@ impl Ctx {
         let routes = self.state.routes.clone();
         let route = routes.label(&self.path);
         let span = tracing::info_span!("request", request_id = %self.request_id, method = %self.method, route);
-        let (state, request_id, method, started, quota) =
-            (self.state.clone(), self.request_id.clone(), self.method.clone(), self.started, self.quota.clone());
+        let (state, request_id, method, started, quota, client) = (
+            self.state.clone(),
+            self.request_id.clone(),
+            self.method.clone(),
+            self.started,
+            self.quota.clone(),
+            self.client.clone(),
+        );
         let mut resp =
             async move { handler(self).await.unwrap_or_else(Problem::into_response) }.instrument(span.clone()).await;
         let status = resp.status();
@@ -177,7 +192,14 @@ impl Ctx {
         state.metrics.requests.with_label_values(&[route, method.as_str(), status.as_str()]).inc();
         state.metrics.latency.with_label_values(&[route]).observe(elapsed.as_secs_f64());
         span.in_scope(|| {
-            tracing::info!(status = status.as_u16(), micros = elapsed.as_micros() as u64, "handled");
+            let (code, micros) = (status.as_u16(), elapsed.as_micros() as u64);
+            let client_id = client.get().map(String::as_str).unwrap_or("-");
+            match resp.extensions().get::<problem::Refusal>().filter(|_| status.is_client_error()) {
+                Some(problem::Refusal(reason)) => {
+                    tracing::info!(status = code, micros, client_id = %client_id, reason = %reason, "handled")
+                }
+                None => tracing::info!(status = code, micros, client_id = %client_id, "handled"),
+            }
         });
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert("x-request-id", v);
@@ -221,6 +243,7 @@ pub fn ctx(state: AppState) -> BoxedFilter<(Ctx,)> {
             peer: peer.map(|p| p.0),
             started: Instant::now(),
             quota: Arc::default(),
+            client: Arc::default(),
         })
         .boxed()
 }

@@ -182,8 +182,27 @@ pub fn token_request(
     })
 }
 
+/// The client id a request names (never its secret), for the access log.
+fn named_client(auth: &ClientAuth) -> Option<String> {
+    match auth {
+        ClientAuth::Secret { client_id, .. } | ClientAuth::Assertion { client_id: Some(client_id), .. } => {
+            Some(client_id.clone())
+        }
+        ClientAuth::Assertion { client_id: None, assertion } => {
+            let payload = assertion.split('.').nth(1)?;
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+            let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+            claims.get("iss")?.as_str().map(String::from)
+        }
+        ClientAuth::None => None,
+    }
+}
+
 async fn issue(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> {
     let request = token_request(form_of(body)?, ctx.authorization(), ctx.dpop())?;
+    if let Some(client_id) = named_client(&request.client) {
+        ctx.presented_as(&client_id);
+    }
     let token = ctx.engine().issue_token(request, &ctx.origin()).await?;
     if let Some(quota) = token.quota {
         ctx.counted(quota);
@@ -207,7 +226,11 @@ async fn introspection(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> 
         let call: Call = ctx.call().await?;
         Introspector::Caller(call)
     } else {
-        Introspector::Client(client_auth(ctx.authorization(), &mut params)?)
+        let client = client_auth(ctx.authorization(), &mut params)?;
+        if let Some(client_id) = named_client(&client) {
+            ctx.presented_as(&client_id);
+        }
+        Introspector::Client(client)
     };
     let answer = ctx.engine().introspect(who, &token, &ctx.origin()).await?;
     Ok(no_store(json_reply(StatusCode::OK, &answer)))
@@ -217,6 +240,9 @@ async fn revocation(ctx: &Ctx, body: &Body) -> Result<Response, EngineError> {
     let mut params = form_params(form_of(body)?, &TOKEN_PARAMS)?;
     let token = params.remove("token").ok_or_else(|| oauth_invalid_request("token is required"))?;
     let client = client_auth(ctx.authorization(), &mut params)?;
+    if let Some(client_id) = named_client(&client) {
+        ctx.presented_as(&client_id);
+    }
     ctx.engine().revoke_token(client, &token, &ctx.origin()).await?;
     Ok(no_store(StatusCode::OK.into_response()))
 }

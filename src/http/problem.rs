@@ -61,6 +61,7 @@ impl Problem {
 
     pub fn into_response(self) -> Response {
         let mut resp = warp::reply::with_status(self.body(), self.status).into_response();
+        resp.extensions_mut().insert(Refusal(format!("{}: {}", self.kind, self.detail)));
         resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         for (k, v) in self.headers {
             resp.headers_mut().insert(k, v);
@@ -216,6 +217,12 @@ pub fn oauth_error(e: EngineError) -> Response {
         }
     };
     let mut resp = warp::reply::with_status(body.to_string(), status).into_response();
+    let reason = format!(
+        "{}: {}",
+        body["error"].as_str().unwrap_or_default(),
+        body["error_description"].as_str().unwrap_or_default()
+    );
+    resp.extensions_mut().insert(Refusal(reason));
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -224,6 +231,11 @@ pub fn oauth_error(e: EngineError) -> Response {
     }
     resp
 }
+
+/// Why a request was refused, in the words its answer gives (never a secret): the access
+/// log's `reason`, carried from the answer to the log line in the response's extensions.
+#[derive(Clone)]
+pub struct Refusal(pub String);
 
 fn oauth_body(error: &str, description: String) -> serde_json::Value {
     json!({"error": error, "error_description": description})

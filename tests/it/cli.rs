@@ -82,6 +82,11 @@ async fn serve_answers_then_stops_gracefully_on_sigterm() {
         http.get(format!("{base}/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
     assert_eq!(meta["issuer"], base);
     assert!(dir.path().join("data").join("agentidp.db").exists(), "data_dir from the file is used");
+    // A refusal's access line says why and for which client, never the secret.
+    let form =
+        [("grant_type", "client_credentials"), ("client_id", "aidp_ci_nosuch"), ("client_secret", "s3cr3t-value")];
+    let refused = http.post(format!("{base}/api/v1/oauth2/token")).form(&form).send().await.unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED);
 
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
@@ -97,6 +102,11 @@ async fn serve_answers_then_stops_gracefully_on_sigterm() {
         assert!(serving.contains(part), "{part} missing from the startup line: {serving}");
     }
     assert!(log.lines().last().is_some_and(|l| l.contains("stopped")), "no final stopped line: {log}");
+    let line = log.lines().find(|l| l.contains("status=401")).unwrap_or_else(|| panic!("no 401 access line: {log}"));
+    for part in ["client_id=aidp_ci_nosuch", "reason=invalid_client: client authentication failed"] {
+        assert!(line.contains(part), "{part} missing from the access line: {line}");
+    }
+    assert!(!log.contains("s3cr3t-value"), "a secret in the log: {log}");
 }
 
 /// `serve` on `data`.
