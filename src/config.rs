@@ -192,6 +192,28 @@ pub struct Resolved {
     pub log_json: bool,
     pub engine: EngineConfig,
     pub http: crate::HttpLimits,
+    /// What `serve` should warn about once logging is up (a setting that works but is
+    /// likely a mistake).
+    pub warnings: Vec<String>,
+}
+
+/// The issuer must be an absolute http(s) URL: clients compare it byte for byte and build
+/// every endpoint from it.
+fn check_issuer(issuer: &str) -> anyhow::Result<()> {
+    let bad =
+        || anyhow::anyhow!("the issuer must be an absolute http(s) URL without query or fragment, not {issuer:?}");
+    let url = url::Url::parse(issuer).map_err(|_| bad())?;
+    let fine = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some_and(|h| !h.is_empty())
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    if fine {
+        Ok(())
+    } else {
+        Err(bad())
+    }
 }
 
 impl Settings {
@@ -204,9 +226,28 @@ impl Settings {
             None => FileSettings::default(),
         };
         let listen = self.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-        let data_dir = self.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./agentidp-data"));
-        let issuer = self.issuer.clone().or(file.issuer).unwrap_or_else(|| format!("http://{listen}"));
+        // A relative data_dir in the file is the file's: resolved against its folder.
+        let file_dir = self.config.as_deref().and_then(|p| p.parent()).map(PathBuf::from);
+        let file_data_dir = file.data_dir.map(|d| match &file_dir {
+            Some(dir) if d.is_relative() => dir.join(d),
+            _ => d,
+        });
+        let data_dir = self.data_dir.clone().or(file_data_dir).unwrap_or_else(|| PathBuf::from("./agentidp-data"));
+        let mut warnings = Vec::new();
+        let issuer = match self.issuer.clone().or(file.issuer) {
+            Some(issuer) => issuer,
+            None => {
+                if listen.ip().is_unspecified() {
+                    warnings.push(format!(
+                        "listening on {listen} with the default issuer http://{listen}, which no client can reach: \
+                         set --issuer (AGENTIDP_ISSUER) to the URL clients use"
+                    ));
+                }
+                format!("http://{listen}")
+            }
+        };
         let issuer = issuer.trim_end_matches('/').to_string();
+        check_issuer(&issuer)?;
         let audience = self.audience.clone().or(file.audience).unwrap_or_else(|| issuer.clone());
         let log_format = self.log_format.clone().or(file.log_format).unwrap_or_else(|| "text".into());
         anyhow::ensure!(
@@ -296,7 +337,7 @@ impl Settings {
         if let Some(v) = self.body_read_timeout.or(file.body_read_timeout) {
             http.body_read_timeout = seconds("body_read_timeout", v)?;
         }
-        Ok(Resolved { listen, log_json: log_format == "json", engine, http })
+        Ok(Resolved { listen, log_json: log_format == "json", engine, http, warnings })
     }
 }
 
@@ -324,5 +365,30 @@ mod tests {
         let err = resolve("[tiers.pro]\nmax_agents = \"lots\"\n").unwrap_err();
         assert!(format!("{err:#}").contains("tiers.pro.max_agents"), "{err:#}");
         assert!(resolve("[tiers.gold]\nmax_agents = 1\n").is_err(), "an unknown tier is refused");
+    }
+
+    #[test]
+    fn the_issuer_is_an_absolute_http_url_and_a_relative_data_dir_is_the_files() {
+        for bad in
+            ["idp.example.com", "ftp://idp.example.com", "https://", "https://idp.example.com/?x=1", "https://u:p@idp"]
+        {
+            let err = resolve(&format!("issuer = {bad:?}\n")).unwrap_err();
+            assert!(format!("{err:#}").contains("absolute http(s) URL"), "{bad}: {err:#}");
+        }
+        assert_eq!(
+            resolve("issuer = \"https://idp.example.com/tenant/\"\n").unwrap().engine.issuer,
+            "https://idp.example.com/tenant"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agentidp.toml");
+        std::fs::write(&path, "data_dir = \"state\"\n").unwrap();
+        let r = Settings { config: Some(path), ..Settings::default() }.resolve().unwrap();
+        assert_eq!(r.engine.data_dir, dir.path().join("state"));
+        let r = resolve("listen = \"0.0.0.0:8080\"\n").unwrap();
+        assert!(r.warnings.iter().any(|w| w.contains("--issuer")), "{:?}", r.warnings);
+        assert!(resolve("listen = \"0.0.0.0:8080\"\nissuer = \"https://idp.example.com\"\n")
+            .unwrap()
+            .warnings
+            .is_empty());
     }
 }

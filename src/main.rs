@@ -178,6 +178,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { settings } => {
             let resolved = settings.resolve()?;
             init_logs(resolved.log_json)?;
+            for warning in &resolved.warnings {
+                tracing::warn!("{warning}");
+            }
             let listener = tokio::net::TcpListener::bind(resolved.listen)
                 .await
                 .with_context(|| format!("binding {}", resolved.listen))?;
