@@ -67,6 +67,11 @@ pub struct Settings {
     /// Seconds a request body may take to arrive (1-300) [default: 30].
     #[arg(long, env = "AGENTIDP_BODY_READ_TIMEOUT")]
     pub body_read_timeout: Option<u64>,
+    /// A browser origin (`https://app.example.com`) allowed to call discovery, the JWKS,
+    /// DID documents and the OAuth endpoints (CORS); repeat it, or comma-separate them in
+    /// the variable; `*` allows any [default: none, no CORS].
+    #[arg(long = "cors-origin", env = "AGENTIDP_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
     /// Development only: webhooks may go over plain http to loopback addresses
     /// [default: false].
     #[arg(long, env = "AGENTIDP_WEBHOOK_ALLOW_LOOPBACK_HTTP", num_args = 0..=1, default_missing_value = "true")]
@@ -111,6 +116,7 @@ struct FileSettings {
     max_connections: Option<usize>,
     header_read_timeout: Option<u64>,
     body_read_timeout: Option<u64>,
+    cors_origins: Option<Vec<String>>,
     webhook_allow_loopback_http: Option<bool>,
     federation_allow_loopback_http: Option<bool>,
     federation_refetch_cooldown: Option<u64>,
@@ -337,6 +343,18 @@ impl Settings {
         if let Some(v) = self.body_read_timeout.or(file.body_read_timeout) {
             http.body_read_timeout = seconds("body_read_timeout", v)?;
         }
+        let origins = if self.cors_origins.is_empty() {
+            file.cors_origins.unwrap_or_default()
+        } else {
+            self.cors_origins.clone()
+        };
+        for origin in origins.iter().filter(|o| *o != "*") {
+            let ok = url::Url::parse(origin).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https") && u.host_str().is_some() && matches!(u.path(), "" | "/")
+            });
+            anyhow::ensure!(ok, "a CORS origin is scheme://host[:port], like https://app.example.com, not {origin:?}");
+        }
+        http.cors_origins = origins;
         Ok(Resolved { listen, log_json: log_format == "json", engine, http, warnings })
     }
 }
@@ -390,5 +408,10 @@ mod tests {
             .unwrap()
             .warnings
             .is_empty());
+        let origins = resolve("cors_origins = [\"https://app.example\", \"*\"]\n").unwrap().http.cors_origins;
+        assert_eq!(origins, vec!["https://app.example".to_string(), "*".to_string()]);
+        for bad in ["app.example", "https://app.example/path", "ftp://app.example"] {
+            assert!(resolve(&format!("cors_origins = [{bad:?}]\n")).is_err(), "{bad}");
+        }
     }
 }

@@ -32,7 +32,7 @@ pub async fn serve_with(
     limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let state = http::AppState::new(engine.clone(), limits)?;
+    let state = http::AppState::new(engine.clone(), limits.clone())?;
     server::run(listener, http::routes(state), limits, shutdown).await;
     engine.shutdown().await;
     Ok(())

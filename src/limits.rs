@@ -4,12 +4,15 @@
 use std::time::Duration;
 
 /// Limits of the HTTP server; every one is a setting (README, configuration table).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct HttpLimits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
     pub max_header_bytes: usize,
+    /// Browser origins allowed to call discovery, the JWKS, DID documents and the OAuth
+    /// endpoints (CORS); `*` allows any. Empty: no CORS headers at all.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpLimits {
@@ -19,6 +22,7 @@ impl Default for HttpLimits {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             max_header_bytes: 16 * 1024,
+            cors_origins: Vec::new(),
         }
     }
 }

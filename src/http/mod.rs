@@ -6,6 +6,7 @@
 mod agents;
 mod analytics;
 mod audit;
+mod cors;
 mod delegations;
 mod dids;
 mod discovery;
@@ -33,7 +34,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 use warp::filters::path::FullPath;
 use warp::filters::BoxedFilter;
-use warp::http::header::HeaderValue;
+use warp::http::header::{HeaderMap, HeaderValue};
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
@@ -427,6 +428,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .boxed();
     let table = state.routes.clone();
+    let cors = cors::Cors::new(&state.limits.cors_origins);
+    let preflight = cors::preflight(cors.clone());
     let routed = edge::guard(state.limits.max_header_bytes)
         .and(
             discovery::routes(state.clone())
@@ -443,18 +446,18 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify();
     // What no handler answered (rejected at the edge, or no such route) is counted here,
     // labelled `unmatched` when the contract has no such path; handlers count their own.
-    warp::path::full()
-        .and(warp::method())
-        .and(routed)
-        .map(move |path: warp::filters::path::FullPath, method: Method, resp: Response| {
+    let answered = warp::path::full().and(warp::method()).and(warp::header::headers_cloned()).and(routed).map(
+        move |path: warp::filters::path::FullPath, method: Method, headers: HeaderMap, resp: Response| {
+            let origin = headers.get("origin").and_then(|v| v.to_str().ok());
             if resp.extensions().get::<Recovered>().is_some() {
                 let route = state.routes.label(path.as_str());
                 let status = resp.status();
                 state.metrics.requests.with_label_values(&[route, method.as_str(), status.as_str()]).inc();
             }
-            resp
-        })
-        .boxed()
+            cors.decorate(origin, path.as_str(), resp)
+        },
+    );
+    preflight.or(answered).unify().boxed()
 }
 
 /// Marks a response [`recover`] rendered (no handler counted it).

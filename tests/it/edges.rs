@@ -289,3 +289,68 @@ async fn requests_hyper_cannot_parse_get_problem_documents() {
     assert!(health.starts_with("HTTP/1.1 200 "), "{health}");
     app.stop().await;
 }
+
+/// Issue 15, item 5: CORS for browser clients of discovery, the JWKS and the token
+/// endpoint — the configured origin only, preflights answered, the management API never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_answers_the_configured_origins_on_the_browser_facing_paths_only() {
+    use reqwest::{Method, StatusCode};
+    let storage = Storage::new(&Backend::Sqlite).await;
+    let limits = agentidp::HttpLimits { cors_origins: vec!["https://app.example".into()], ..Default::default() };
+    let app = TestApp::start_limited(&storage, |_| {}, limits).await;
+    let http = reqwest::Client::new();
+    let allow = |resp: &reqwest::Response| {
+        resp.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_string())
+    };
+    for path in ["/.well-known/jwks.json", "/.well-known/openid-configuration", "/.well-known/did.json"] {
+        let resp = http.get(app.url(path)).header("origin", "https://app.example").send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        assert_eq!(allow(&resp).as_deref(), Some("https://app.example"), "{path}");
+        assert!(resp.headers().get_all("vary").iter().any(|v| v == "Origin"), "{path}");
+        let other = http.get(app.url(path)).header("origin", "https://evil.example").send().await.unwrap();
+        assert_eq!(allow(&other), None, "{path} answered another origin");
+    }
+    // The token endpoint's preflight, then the request itself (a refusal carries it too).
+    let pre = http
+        .request(Method::OPTIONS, app.url("/api/v1/oauth2/token"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), StatusCode::NO_CONTENT);
+    assert_eq!(allow(&pre).as_deref(), Some("https://app.example"));
+    assert_eq!(pre.headers()["access-control-allow-methods"], "POST");
+    assert!(pre.headers()["access-control-allow-headers"].to_str().unwrap().contains("content-type"));
+    let refused = http
+        .post(app.url("/api/v1/oauth2/token"))
+        .header("origin", "https://app.example")
+        .form(&[("grant_type", "client_credentials"), ("client_id", "x"), ("client_secret", "y")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(allow(&refused).as_deref(), Some("https://app.example"));
+    // Not for another origin's preflight, and never on the management API.
+    let pre = http
+        .request(Method::OPTIONS, app.url("/api/v1/oauth2/token"))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(allow(&pre), None);
+    let api = http.get(app.url("/api/v1/agents")).header("origin", "https://app.example").send().await.unwrap();
+    assert_eq!(allow(&api), None);
+    let pre = http
+        .request(Method::OPTIONS, app.url("/api/v1/agents"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), StatusCode::METHOD_NOT_ALLOWED);
+    app.stop().await;
+}
