@@ -16,9 +16,20 @@ struct Cli {
     command: Command,
 }
 
+/// Settings read from the environment alone (the README's configuration table lists
+/// them with the rest).
+const ENVIRONMENT_ONLY: &str = "Environment only:
+  AGENTIDP_LOG                  log filter, tracing env-filter syntax (one that does not parse is an
+                                error) [default: info]
+  VAULT_ADDR, VAULT_TOKEN       keep private keys and secrets in Vault (KV v2) instead of sealed in
+                                the store
+  AGENTIDP_VAULT_MOUNT          the KV v2 mount [default: secret]
+  AGENTIDP_VAULT_PREFIX         the path prefix under the mount [default: agentidp]";
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP server (migrates the store; bootstraps an empty one).
+    #[command(after_help = ENVIRONMENT_ONLY)]
     Serve {
         #[command(flatten)]
         settings: Settings,

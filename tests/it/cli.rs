@@ -373,3 +373,27 @@ fn a_log_filter_that_does_not_parse_is_an_error_naming_the_variable() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("AGENTIDP_LOG=\"agentidp=loud\" is not a log filter"), "{err}");
 }
+
+/// Issue 15, item 7: `serve --help` names every setting the README's configuration table
+/// lists, environment-only ones included.
+#[test]
+fn serve_help_lists_every_setting_of_the_readme_table() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("## Configuration").nth(1).unwrap();
+    let out = agentidp().args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let mut checked = 0;
+    for row in section.lines().take_while(|l| !l.starts_with("## ")).filter(|l| l.starts_with("| ")) {
+        let cells: Vec<&str> = row.split('|').collect();
+        let (flag, env) = (cells[1], cells[2]);
+        for name in env.split('`').skip(1).step_by(2).filter(|n| n.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        {
+            assert!(help.contains(name), "{name} (README) is not in serve --help");
+            checked += 1;
+        }
+        for flag in flag.split('`').skip(1).step_by(2).filter(|f| f.starts_with("--")) {
+            assert!(help.contains(flag), "{flag} (README) is not in serve --help");
+        }
+    }
+    assert!(checked >= 25, "only {checked} settings read from the README table");
+}
