@@ -49,6 +49,23 @@ enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Copy the embedded store to FILE while it serves (SQLite's online backup API). The
+    /// master key is not in the copy: keep data_dir/master.key (or AGENTIDP_MASTER_KEY)
+    /// with it. For PostgreSQL, use pg_dump (README, "Backup and restore").
+    Backup {
+        #[command(flatten)]
+        settings: Settings,
+        /// Where the copy goes; an existing file is never overwritten.
+        file: std::path::PathBuf,
+    },
+    /// Make a backup the store of an empty data dir (whose master.key, or
+    /// AGENTIDP_MASTER_KEY, must be the one of the store backed up).
+    Restore {
+        #[command(flatten)]
+        settings: Settings,
+        /// A file made by `agentidp backup`.
+        file: std::path::PathBuf,
+    },
     /// Create the first organization, its admin agent and the platform admin, and
     /// print their credentials once.
     Bootstrap {
@@ -223,6 +240,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             agentidp::serve_with(listener, engine, limits, shutdown_signal()).await?;
             tracing::info!("stopped: every request answered, the audit trail and analytics written");
+        }
+        Command::Backup { settings, file } => {
+            let resolved = settings.resolve()?;
+            init_logs(resolved.log_json)?;
+            let engine = &resolved.engine;
+            anyhow::ensure!(
+                engine.database_url.is_none(),
+                "agentidp backup copies the embedded store; for PostgreSQL use pg_dump (README, \"Backup and restore\")"
+            );
+            let (dir, dest) = (engine.data_dir.clone(), file.clone());
+            tokio::task::spawn_blocking(move || agentidp_engine::store::sqlite::backup(&dir, &dest)).await??;
+            let key = if engine.master_key.is_some() {
+                "AGENTIDP_MASTER_KEY".to_string()
+            } else {
+                engine.data_dir.join("master.key").display().to_string()
+            };
+            eprintln!(
+                "backed up to {}. It does not hold the master key: keep {key} with it, or its signing keys \
+                 and secrets cannot be unsealed",
+                file.display()
+            );
+        }
+        Command::Restore { settings, file } => {
+            let resolved = settings.resolve()?;
+            init_logs(resolved.log_json)?;
+            let engine = &resolved.engine;
+            anyhow::ensure!(engine.database_url.is_none(), "agentidp restore fills an embedded store; for PostgreSQL use pg_restore or psql (README, \"Backup and restore\")");
+            anyhow::ensure!(
+                engine.master_key.is_some() || engine.data_dir.join("master.key").exists(),
+                "put the backed-up store's master key in {} (or set AGENTIDP_MASTER_KEY) first: without it the \
+                 restored signing keys cannot be unsealed",
+                engine.data_dir.join("master.key").display()
+            );
+            let (src, dir) = (file.clone(), engine.data_dir.clone());
+            tokio::task::spawn_blocking(move || agentidp_engine::store::sqlite::restore(&src, &dir)).await??;
+            let version = Engine::migrate(engine).await?;
+            eprintln!("restored {} into {} (schema at version {version})", file.display(), engine.data_dir.display());
         }
         Command::Migrate { settings } => {
             let resolved = settings.resolve()?;

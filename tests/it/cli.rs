@@ -397,3 +397,116 @@ fn serve_help_lists_every_setting_of_the_readme_table() {
     }
     assert!(checked >= 25, "only {checked} settings read from the README table");
 }
+
+/// Issue 15, item 10: a backup taken while the server works restores into a fresh data
+/// dir (with the master key beside it) where every record is and the audit chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_under_load_restores_with_every_record_and_an_intact_chain() {
+    use reqwest::StatusCode;
+    let dir = tempfile::tempdir().unwrap();
+    let (live, restored, backup) = (dir.path().join("live"), dir.path().join("restored"), dir.path().join("backup.db"));
+    let boot = agentidp().args(["bootstrap", "--json", "--data-dir"]).arg(&live).output().unwrap();
+    assert!(boot.status.success(), "{}", String::from_utf8_lossy(&boot.stderr));
+    let creds: serde_json::Value = serde_json::from_slice(&boot.stdout).unwrap();
+    let mut serve = agentidp();
+    serve.args(["serve", "--data-dir"]).arg(&live).env_remove("AGENTIDP_LOG");
+    let server = crate::support::ServeProcess::start(serve).await;
+    let http = reqwest::Client::new();
+    let (id, secret) =
+        (creds["client_id"].as_str().unwrap().to_string(), creds["client_secret"].as_str().unwrap().to_string());
+    let token_at = move |base: String| {
+        let (id, secret) = (id.clone(), secret.clone());
+        async move {
+            let form =
+                [("grant_type", "client_credentials"), ("client_id", id.as_str()), ("client_secret", secret.as_str())];
+            let body: serde_json::Value = reqwest::Client::new()
+                .post(format!("{base}/api/v1/oauth2/token"))
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["access_token"].as_str().unwrap().to_string()
+        }
+    };
+    let admin = token_at(server.base.clone()).await;
+    let mut agents = Vec::new();
+    for i in 0..5 {
+        let resp = http
+            .post(format!("{}/api/v1/agents", server.base))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"name": format!("kept-{i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        agents.push(resp.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_string());
+    }
+    // Load while the backup runs: tokens, each an audit event committed.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn({
+        let (stop, base) = (stop.clone(), server.base.clone());
+        let token_at = token_at.clone();
+        async move {
+            let mut issued = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                token_at(base.clone()).await;
+                issued += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            issued
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let out = tokio::task::spawn_blocking({
+        let (live, backup) = (live.clone(), backup.clone());
+        move || agentidp().args(["backup", "--data-dir"]).arg(&live).arg(&backup).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("master.key"), "the backup must say to keep the master key");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(load.await.unwrap() > 0);
+    drop(server);
+    // A backup never overwrites; a restore needs the master key, then an empty data dir.
+    assert!(!agentidp().args(["backup", "--data-dir"]).arg(&live).arg(&backup).output().unwrap().status.success());
+    let refused = agentidp().args(["restore", "--data-dir"]).arg(&restored).arg(&backup).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("master key"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    std::fs::create_dir_all(&restored).unwrap();
+    std::fs::copy(live.join("master.key"), restored.join("master.key")).unwrap();
+    let out = agentidp().args(["restore", "--data-dir"]).arg(&restored).arg(&backup).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!agentidp().args(["restore", "--data-dir"]).arg(&restored).arg(&backup).output().unwrap().status.success());
+    let not_a_backup = dir.path().join("junk");
+    std::fs::write(&not_a_backup, b"not a database").unwrap();
+    let out =
+        agentidp().args(["restore", "--data-dir"]).arg(dir.path().join("other")).arg(&not_a_backup).output().unwrap();
+    assert!(!out.status.success());
+
+    let mut serve = agentidp();
+    serve.args(["serve", "--data-dir"]).arg(&restored).env_remove("AGENTIDP_LOG");
+    let server = crate::support::ServeProcess::start(serve).await;
+    let admin = token_at(server.base.clone()).await; // the signing keys were unsealed
+    for id in &agents {
+        let resp = http.get(format!("{}/api/v1/agents/{id}", server.base)).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "agent {id} lost");
+    }
+    let report: serde_json::Value = http
+        .get(format!("{}/api/v1/audit-events/verify", server.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["intact"], true, "{report}");
+}

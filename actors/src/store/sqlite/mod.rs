@@ -84,6 +84,85 @@ fn uuid_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
 }
 
+/// Copy `from` into `to` with SQLite's online backup API, in one step: the copy is the
+/// database as of one read transaction — consistent while a server goes on writing (WAL
+/// readers do not block its writer, nor it them). Blocking: call it off the runtime's
+/// workers (`spawn_blocking`).
+#[allow(clippy::disallowed_methods)] // the retry's sleep is on a blocking thread, by contract
+fn copy_database(from: &Connection, to: &Path) -> Result<()> {
+    let mut dest = Connection::open(to).map_err(db_err)?;
+    let backup = rusqlite::backup::Backup::new(from, &mut dest).map_err(db_err)?;
+    // Every page in one step (-1); a busy source is tried again for up to 10 s.
+    let started = std::time::Instant::now();
+    loop {
+        match backup.step(-1).map_err(db_err)? {
+            rusqlite::backup::StepResult::Done => break,
+            _ if started.elapsed() > std::time::Duration::from_secs(10) => {
+                return Err(EngineError::Unavailable("the store stayed busy for 10 s: try the backup again".into()))
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
+    drop(backup);
+    dest.execute_batch("PRAGMA journal_mode=DELETE;").map_err(db_err)?;
+    Ok(())
+}
+
+/// `agentidp backup`: copy the store in `dir` to the new file `dest` (owner-only), while
+/// it serves. The master key is not in it. Blocking.
+pub fn backup(dir: &Path, dest: &Path) -> Result<()> {
+    let db = dir.join("agentidp.db");
+    if !db.exists() {
+        return Err(EngineError::NotFound { kind: "store (no agentidp.db in the data dir)" });
+    }
+    let mut claim = std::fs::OpenOptions::new();
+    claim.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut claim, 0o600);
+    claim
+        .open(dest)
+        .map_err(|e| EngineError::Conflict(format!("{}: {e} (a backup never overwrites)", dest.display())))?;
+    let source = Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(db_err)?;
+    source.busy_timeout(std::time::Duration::from_secs(5)).map_err(db_err)?;
+    let outcome = copy_database(&source, dest);
+    if outcome.is_err() {
+        let _ = std::fs::remove_file(dest);
+    }
+    outcome
+}
+
+/// `agentidp restore`: make the backup `src` the store of `dir`, which must hold none
+/// yet. The backup is checked first (SQLite's integrity check, and AgentIdP's schema).
+/// Blocking.
+pub fn restore(src: &Path, dir: &Path) -> Result<()> {
+    let db = dir.join("agentidp.db");
+    if db.exists() {
+        return Err(EngineError::Conflict(format!(
+            "{} already holds a store: restore into an empty data dir",
+            dir.display()
+        )));
+    }
+    let source = Connection::open_with_flags(src, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(db_err)?;
+    let bad = |why: &str| EngineError::invalid("backup", format!("{} is not an AgentIdP backup: {why}", src.display()));
+    let ok: String =
+        source.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(|_| bad("not a SQLite database"))?;
+    if ok != "ok" {
+        return Err(bad(&format!("its integrity check says {ok}")));
+    }
+    source
+        .query_row("SELECT COUNT(*) FROM audit_events", [], |r| r.get::<_, i64>(0))
+        .map_err(|_| bad("it has no audit trail"))?;
+    crate::private_fs::private_dir(dir)
+        .map_err(|e| EngineError::Unavailable(format!("cannot create {} owner-only: {e}", dir.display())))?;
+    crate::private_fs::private_file(&db)
+        .map_err(|e| EngineError::Unavailable(format!("cannot create {} owner-only: {e}", db.display())))?;
+    let outcome = copy_database(&source, &db);
+    if outcome.is_err() {
+        let _ = std::fs::remove_file(&db);
+    }
+    outcome
+}
+
 impl SqliteStore {
     /// Open (creating if needed) `dir/agentidp.db`.
     pub fn open(dir: &Path) -> Result<Self> {
