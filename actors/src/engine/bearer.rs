@@ -8,7 +8,8 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::tokens::{client_entry, oauth, token_hash};
+use super::client_auth::client_entry;
+use super::tokens::{oauth, token_hash};
 use super::{Caller, ClientAuth, DpopPresentation, Engine, Introspector, OAuthError, Origin};
 use crate::cache::Verified;
 use crate::coord::ClusterEvent;

@@ -1,7 +1,7 @@
 //! Agents' W3C DIDs (did:web): their documents — rendered once per change and cached on
 //! every node —, their keys (registered or generated P-256 keys, `agent_did_keys`),
 //! resolution of this IdP's DIDs, and the IdP's own document. Signing in with a DID key
-//! (private_key_jwt whose `kid` is a DID URL) is in `tokens.rs`, reading what is here.
+//! (private_key_jwt whose `kid` is a DID URL) is in `client_auth.rs`, reading what is here.
 
 use std::sync::Arc;
 

@@ -6,6 +6,7 @@ mod analytics;
 mod audit;
 mod bearer;
 mod bootstrap;
+mod client_auth;
 mod delegation;
 mod dids;
 mod directory;
