@@ -187,4 +187,11 @@ impl EngineConfig {
             resolver: Arc::new(SystemResolver),
         }
     }
+
+    /// The issuer's path without its slashes (`tenant/a` for `https://h/tenant/a`), empty
+    /// for an issuer at the host's root: RFC 8414 §3 places the metadata document at
+    /// `/.well-known/oauth-authorization-server/<this>`.
+    pub fn issuer_path(&self) -> String {
+        url::Url::parse(&self.issuer).map(|u| u.path().trim_matches('/').to_string()).unwrap_or_default()
+    }
 }

@@ -1,5 +1,12 @@
-//! Discovery: `/.well-known/openid-configuration`, the RFC 8414
-//! `/.well-known/oauth-authorization-server` document, and the JWKS.
+//! Discovery: the RFC 8414 `/.well-known/oauth-authorization-server` document (also at
+//! `/.well-known/oauth-authorization-server/<issuer path>` for an issuer with a path,
+//! RFC 8414 §3), the JWKS, and the biscuit keys.
+//!
+//! AgentIdP is an OAuth 2.0 authorization server, not an OpenID Provider: it has no end
+//! users, no authorization endpoint and issues no ID tokens, so it cannot truthfully
+//! publish what OpenID Discovery requires (`authorization_endpoint`,
+//! `id_token_signing_alg_values_supported`). `/.well-known/openid-configuration` is a 404
+//! that says where the metadata is.
 
 use std::convert::Infallible;
 
@@ -13,12 +20,32 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use super::problem::Problem;
 use super::{ctx, json_reply, AppState, Ctx};
+
+/// Where the metadata document is, relative to the host.
+pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let wk = || warp::path(".well-known").and(warp::get());
-    let oidc = wk().and(warp::path!("openid-configuration")).and(ctx(state.clone())).and_then(metadata);
-    let oauth = wk().and(warp::path!("oauth-authorization-server")).and(ctx(state.clone())).and_then(metadata);
+    let oidc = wk().and(warp::path!("openid-configuration")).map(not_an_openid_provider);
+    // RFC 8414 §3: the issuer's path follows the well-known segment. Served without it too,
+    // for a proxy that strips the issuer's path from every request.
+    let oauth = wk()
+        .and(warp::path("oauth-authorization-server"))
+        .and(warp::path::tail())
+        .and(ctx(state.clone()))
+        .and_then(|tail: warp::path::Tail, ctx: Ctx| async move {
+            let issuer_path = ctx.engine().config().issuer_path();
+            if tail.as_str().is_empty() || tail.as_str() == issuer_path {
+                metadata(ctx).await
+            } else {
+                let at =
+                    if issuer_path.is_empty() { String::new() } else { format!(" (or {METADATA_PATH}/{issuer_path})") };
+                let detail = format!("no metadata here: this issuer's is at {METADATA_PATH}{at}");
+                Ok(Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail).into_response())
+            }
+        });
     let jwks = wk().and(warp::path!("jwks.json")).and(ctx(state.clone())).and_then(jwks);
     let biscuit = wk().and(warp::path!("biscuit-public-key")).and(ctx(state.clone())).and_then(biscuit_key);
     let revoked = wk().and(warp::path!("biscuit-revocations")).and(ctx(state)).and_then(biscuit_revocations);
@@ -47,7 +74,9 @@ async fn metadata(ctx: Ctx) -> Result<Response, Infallible> {
             "revocation_endpoint_auth_methods_supported": auth_methods,
             "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
             "dpop_signing_alg_values_supported": assertion_algs,
-            "response_types_supported": [],
+            // REQUIRED by RFC 8414, and strict validators refuse an empty list; with no
+            // authorization endpoint, the one true value is the registered "none".
+            "response_types_supported": ["none"],
             "subject_types_supported": ["public"],
             "access_token_signing_alg_values_supported": algs,
             "scopes_supported": scopes,
@@ -61,6 +90,19 @@ async fn metadata(ctx: Ctx) -> Result<Response, Infallible> {
         Ok(resp)
     })
     .await
+}
+
+fn not_an_openid_provider() -> Response {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "not-an-openid-provider",
+        "Not an OpenID Provider",
+        format!(
+            "AgentIdP is an OAuth 2.0 authorization server, not an OpenID Provider (no end users, no ID \
+             tokens): its metadata is at {METADATA_PATH} (RFC 8414)"
+        ),
+    )
+    .into_response()
 }
 
 async fn jwks(ctx: Ctx) -> Result<Response, Infallible> {

@@ -15,7 +15,7 @@ from biscuit_auth import AuthorizerBuilder, Biscuit, BlockBuilder, PublicKey
 issuer, token, keep = sys.argv[1:4]
 with urllib.request.urlopen(issuer + "/.well-known/biscuit-public-key") as r:
     published = json.load(r)
-with urllib.request.urlopen(issuer + "/.well-known/openid-configuration") as r:
+with urllib.request.urlopen(issuer + "/.well-known/oauth-authorization-server") as r:
     assert json.load(r)["biscuit_public_key"] == published["public_key"]
 root = PublicKey(published["public_key"])
 biscuit = Biscuit.from_base64(token, root)  # raises unless AgentIdP's key signed it

@@ -79,7 +79,7 @@ async fn serve_answers_then_stops_gracefully_on_sigterm() {
     crate::support::wait_until_up(&format!("{base}/ready"), "agentidp serve").await;
     let http = reqwest::Client::new();
     let meta: serde_json::Value =
-        http.get(format!("{base}/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+        http.get(format!("{base}/.well-known/oauth-authorization-server")).send().await.unwrap().json().await.unwrap();
     assert_eq!(meta["issuer"], base);
     assert!(dir.path().join("data").join("agentidp.db").exists(), "data_dir from the file is used");
     // A refusal's access line says why and for which client, never the secret.

@@ -1,7 +1,8 @@
 //! Conformance with mainstream client libraries, used as their users would: Python
 //! Authlib (client_secret_basic, client_secret_post, private_key_jwt), PyJWT across a key
 //! rotation, and node openid-client (discovery, client_credentials, introspection,
-//! revocation). `scripts/test` installs them; a missing one fails the test.
+//! revocation, and RFC 8414 discovery of an issuer with a path, also checked by Authlib's
+//! strict metadata validator). `scripts/test` installs them; a missing one fails the test.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -89,6 +90,33 @@ async fn node_openid_client_discovers_issues_introspects_and_revokes() {
     assert_eq!(out["active"], true);
     assert_eq!(out["introspected_client_id"], id);
     assert_eq!(out["active_after_revocation"], false);
+}
+
+/// Both strict readers of RFC 8414 accept the metadata of an https issuer with a path,
+/// found where §3 puts it: Authlib's validator, and node openid-client's discovery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_validators_accept_the_metadata_of_an_issuer_with_a_path() {
+    let issuer = "https://idp.example/tenant";
+    let app = spawn_app_with(&backends()[0], |c| c.issuer = issuer.into()).await;
+    let script = conformance_dir().join("discovery_strict.py").display().to_string();
+    let out = run("python3", vec![script, app.base.clone(), issuer.into()]).await;
+    assert_eq!(out["well_known_path"], "/.well-known/oauth-authorization-server/tenant");
+    assert_eq!(out["issuer"], issuer);
+    assert_eq!(out["response_types_supported"], json!(["none"]));
+
+    let admin = app.admin_token().await;
+    let (_, id, secret) = app.agent_with_credential(&admin, json!({"name": "node", "scopes": ["agents:read"]})).await;
+    let script = conformance_dir().join("node/discovery_path.mjs").display().to_string();
+    let out = run("node", vec![script, app.base.clone(), issuer.into(), id, secret]).await;
+    assert_eq!(out["issuer"], issuer);
+    assert_eq!(out["discovery_path"], "/.well-known/oauth-authorization-server/tenant");
+    assert_eq!((out["token_type"].as_str(), out["active"].as_bool()), (Some("bearer"), Some(true)), "{out}");
+    // The document is also served without the path, for a proxy that strips it.
+    let meta: Value =
+        app.http.get(app.url("/.well-known/oauth-authorization-server")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(meta["token_endpoint"], format!("{issuer}/api/v1/oauth2/token"));
+    let other = app.http.get(app.url("/.well-known/oauth-authorization-server/other")).send().await.unwrap();
+    assert_eq!(other.status(), reqwest::StatusCode::NOT_FOUND);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

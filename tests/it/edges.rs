@@ -119,7 +119,7 @@ async fn edge_cases_get_problems_that_agree_with_the_contract() {
     // Wrong methods: 405 with Allow, also on the documents.
     for (method, path, allow) in [
         (Method::POST, "/.well-known/jwks.json", "GET, HEAD"),
-        (Method::PUT, "/.well-known/openid-configuration", "GET, HEAD"),
+        (Method::PUT, "/.well-known/biscuit-public-key", "GET, HEAD"),
         (Method::DELETE, "/.well-known/oauth-authorization-server", "GET, HEAD"),
         (Method::TRACE, "/health", "GET, HEAD"),
         (Method::GET, "/api/v1/oauth2/token", "POST"),
@@ -132,7 +132,7 @@ async fn edge_cases_get_problems_that_agree_with_the_contract() {
         assert!(is_problem(&resp));
     }
     // HEAD on a GET route: the GET's status and headers, no body.
-    for path in ["/.well-known/jwks.json", "/.well-known/openid-configuration", "/health"] {
+    for path in ["/.well-known/jwks.json", "/.well-known/oauth-authorization-server", "/health"] {
         let get = app.http.get(app.url(path)).send().await.unwrap();
         let length = get.bytes().await.unwrap().len();
         let resp = app.http.head(app.url(path)).send().await.unwrap();
@@ -302,7 +302,7 @@ async fn cors_answers_the_configured_origins_on_the_browser_facing_paths_only() 
     let allow = |resp: &reqwest::Response| {
         resp.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_string())
     };
-    for path in ["/.well-known/jwks.json", "/.well-known/openid-configuration", "/.well-known/did.json"] {
+    for path in ["/.well-known/jwks.json", "/.well-known/oauth-authorization-server", "/.well-known/did.json"] {
         let resp = http.get(app.url(path)).header("origin", "https://app.example").send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
         assert_eq!(allow(&resp).as_deref(), Some("https://app.example"), "{path}");

@@ -11,9 +11,7 @@ each_backend!(health_ready_metrics_and_openapi_answer, |app| {
     let resp = app.http.get(app.url("/ready")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let token = app.admin_token().await;
-    for doc in ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"] {
-        app.http.get(app.url(doc)).send().await.unwrap();
-    }
+    app.http.get(app.url("/.well-known/oauth-authorization-server")).send().await.unwrap();
     app.call(reqwest::Method::GET, "/api/v1/audit-events/verify", &token, None).await;
     app.http.get(app.url("/no/such/path")).send().await.unwrap();
     let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
@@ -21,7 +19,6 @@ each_backend!(health_ready_metrics_and_openapi_answer, |app| {
     for series in [
         "agentidp_tokens_issued_total{grant_type=\"client_credentials\"}",
         "agentidp_http_requests_total{method=\"POST\",route=\"/api/v1/oauth2/token\",status=\"200\"}",
-        "agentidp_http_requests_total{method=\"GET\",route=\"/.well-known/openid-configuration\",status=\"200\"}",
         "agentidp_http_requests_total{method=\"GET\",route=\"/.well-known/oauth-authorization-server\",status=\"200\"}",
         "agentidp_http_requests_total{method=\"GET\",route=\"/api/v1/audit-events/verify\",status=\"200\"}",
         "agentidp_http_request_duration_seconds_bucket",
@@ -43,27 +40,26 @@ each_backend!(health_ready_metrics_and_openapi_answer, |app| {
 });
 
 each_backend!(discovery_documents_describe_the_server, |app| {
-    for doc in ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"] {
-        let meta: Value = app.http.get(app.url(doc)).send().await.unwrap().json().await.unwrap();
-        assert_eq!(meta["issuer"], app.base);
-        assert_eq!(meta["token_endpoint"], format!("{}/api/v1/oauth2/token", app.base));
-        assert_eq!(meta["jwks_uri"], format!("{}/.well-known/jwks.json", app.base));
-        assert_eq!(
-            meta["grant_types_supported"],
-            serde_json::json!([
-                "client_credentials",
-                "urn:ietf:params:oauth:grant-type:token-exchange",
-                "urn:ietf:params:oauth:grant-type:jwt-bearer"
-            ])
-        );
-        assert_eq!(
-            meta["token_endpoint_auth_methods_supported"],
-            serde_json::json!(["client_secret_basic", "client_secret_post", "private_key_jwt"])
-        );
-        assert_eq!(meta["introspection_endpoint"], format!("{}/api/v1/oauth2/introspect", app.base));
-        assert_eq!(meta["revocation_endpoint"], format!("{}/api/v1/oauth2/revoke", app.base));
-        assert!(meta["dpop_signing_alg_values_supported"].as_array().is_some_and(|a| a.contains(&"ES256".into())));
-    }
+    let meta: Value =
+        app.http.get(app.url("/.well-known/oauth-authorization-server")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(meta["issuer"], app.base);
+    assert_eq!(meta["token_endpoint"], format!("{}/api/v1/oauth2/token", app.base));
+    assert_eq!(meta["jwks_uri"], format!("{}/.well-known/jwks.json", app.base));
+    assert_eq!(
+        meta["grant_types_supported"],
+        serde_json::json!([
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer"
+        ])
+    );
+    assert_eq!(
+        meta["token_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post", "private_key_jwt"])
+    );
+    assert_eq!(meta["introspection_endpoint"], format!("{}/api/v1/oauth2/introspect", app.base));
+    assert_eq!(meta["revocation_endpoint"], format!("{}/api/v1/oauth2/revoke", app.base));
+    assert!(meta["dpop_signing_alg_values_supported"].as_array().is_some_and(|a| a.contains(&"ES256".into())));
     let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
     let key = &jwks["keys"][0];
     assert_eq!(
@@ -71,6 +67,18 @@ each_backend!(discovery_documents_describe_the_server, |app| {
         (Some("EC"), Some("P-256"), Some("ES256"))
     );
     assert!(key.get("d").is_none(), "private key material must never be published");
+});
+
+each_backend!(the_server_says_it_is_not_an_openid_provider, |app| {
+    let resp = app.http.get(app.url("/.well-known/openid-configuration")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let problem: Value = resp.json().await.unwrap();
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("/.well-known/oauth-authorization-server"), "{detail}");
+    // An issuer at the host's root has no path-suffixed document.
+    let resp = app.http.get(app.url("/.well-known/oauth-authorization-server/tenant")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 });
 
 each_backend!(unknown_routes_are_problem_documents, |app| {

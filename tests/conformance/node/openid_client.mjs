@@ -5,6 +5,7 @@ import * as client from 'openid-client';
 
 const [issuer, clientId, clientSecret] = process.argv.slice(2);
 const config = await client.discovery(new URL(issuer), clientId, clientSecret, client.ClientSecretBasic(clientSecret), {
+  algorithm: 'oauth2', // RFC 8414 metadata: AgentIdP is not an OpenID Provider
   execute: [client.allowInsecureRequests], // the test server speaks plain HTTP on loopback
 });
 const meta = config.serverMetadata();
