@@ -222,8 +222,58 @@ fn check_issuer(issuer: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Where a setting's value came from, named as the operator wrote it: the flag, the
+/// environment variable, or the file's key — so an error points at what to change.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Origin(String);
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The origin of a value clap resolved for the argument `id`: its flag if the command line
+/// has it (clap lets a flag win over the variable), otherwise its environment variable.
+pub fn clap_origin(command: &clap::Command, id: &str, argv: &[String]) -> Option<Origin> {
+    let arg = command.get_arguments().find(|a| a.get_id() == id)?;
+    let flag = arg.get_long().map(|l| format!("--{l}"));
+    let on_line = flag.as_ref().is_some_and(|f| argv.iter().any(|a| a == f || a.starts_with(&format!("{f}="))));
+    match (on_line, flag, arg.get_env()) {
+        (false, _, Some(var)) if std::env::var_os(var).is_some() => Some(Origin(var.to_string_lossy().into_owned())),
+        (_, Some(flag), _) => Some(Origin(flag)),
+        _ => None,
+    }
+}
+
+/// The layers a value is picked from, highest first: clap (flags and environment), then
+/// the file.
+struct Layers {
+    command: clap::Command,
+    argv: Vec<String>,
+    file: Option<PathBuf>,
+}
+
+impl Layers {
+    fn pick<T>(&self, id: &str, cli: Option<T>, file: Option<T>) -> Option<(T, Origin)> {
+        match (cli, file) {
+            (Some(v), _) => Some((v, clap_origin(&self.command, id, &self.argv).unwrap_or_else(|| Origin(id.into())))),
+            (None, Some(v)) => {
+                let place = self.file.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default();
+                Some((v, Origin(format!("{id}{place}"))))
+            }
+            (None, None) => None,
+        }
+    }
+}
+
 impl Settings {
     pub fn resolve(&self) -> anyhow::Result<Resolved> {
+        let layers = Layers {
+            command: <Settings as clap::Args>::augment_args(clap::Command::new("agentidp")),
+            argv: std::env::args().collect(),
+            file: self.config.clone(),
+        };
         let file: FileSettings = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -240,8 +290,12 @@ impl Settings {
         });
         let data_dir = self.data_dir.clone().or(file_data_dir).unwrap_or_else(|| PathBuf::from("./agentidp-data"));
         let mut warnings = Vec::new();
-        let issuer = match self.issuer.clone().or(file.issuer) {
-            Some(issuer) => issuer,
+        let issuer = match layers.pick("issuer", self.issuer.clone(), file.issuer) {
+            Some((issuer, from)) => {
+                let issuer = issuer.trim_end_matches('/').to_string();
+                check_issuer(&issuer).with_context(|| format!("{from}"))?;
+                issuer
+            }
             None => {
                 if listen.ip().is_unspecified() {
                     warnings.push(format!(
@@ -252,14 +306,14 @@ impl Settings {
                 format!("http://{listen}")
             }
         };
-        let issuer = issuer.trim_end_matches('/').to_string();
-        check_issuer(&issuer)?;
         let audience = self.audience.clone().or(file.audience).unwrap_or_else(|| issuer.clone());
-        let log_format = self.log_format.clone().or(file.log_format).unwrap_or_else(|| "text".into());
-        anyhow::ensure!(
-            log_format == "text" || log_format == "json",
-            "log format must be text or json, not {log_format:?}"
-        );
+        let log_format = match layers.pick("log_format", self.log_format.clone(), file.log_format) {
+            Some((format, from)) => {
+                anyhow::ensure!(format == "text" || format == "json", "{from}: must be text or json, not {format:?}");
+                format
+            }
+            None => "text".into(),
+        };
         let mut engine = EngineConfig::embedded(data_dir);
         engine.database_url = self.database_url.clone().or(file.database_url).filter(|s| !s.is_empty());
         engine.redis_url = self.redis_url.clone().or(file.redis_url).filter(|s| !s.is_empty());
@@ -268,26 +322,28 @@ impl Settings {
         }
         engine.issuer = issuer;
         engine.audience = audience;
-        if let Some(ttl) = self.token_ttl.or(file.token_ttl) {
-            anyhow::ensure!((10..=86_400).contains(&ttl), "token TTL must be 10 to 86400 seconds");
+        if let Some((ttl, from)) = layers.pick("token_ttl", self.token_ttl, file.token_ttl) {
+            anyhow::ensure!((10..=86_400).contains(&ttl), "{from}: the token TTL must be 10 to 86400 seconds");
             engine.token_ttl = Duration::from_secs(ttl);
         }
-        if let Some(alg) = self.signing_alg.clone().or(file.signing_alg) {
+        if let Some((alg, from)) = layers.pick("signing_alg", self.signing_alg.clone(), file.signing_alg) {
             engine.signing_alg = SigningAlg::parse(&alg)
-                .with_context(|| format!("signing algorithm must be ES256, RS256 or EdDSA, not {alg:?}"))?;
+                .with_context(|| format!("{from}: the signing algorithm must be ES256, RS256 or EdDSA, not {alg:?}"))?;
         }
         if let Some(secs) = self.key_preannounce.or(file.key_preannounce) {
             engine.key_preannounce = Duration::from_secs(secs);
         }
-        if let Some(secs) = self.key_rotation_interval.or(file.key_rotation_interval) {
-            anyhow::ensure!(secs >= 60, "the key rotation interval must be at least 60 seconds");
+        if let Some((secs, from)) =
+            layers.pick("key_rotation_interval", self.key_rotation_interval, file.key_rotation_interval)
+        {
+            anyhow::ensure!(secs >= 60, "{from}: the key rotation interval must be at least 60 seconds");
             engine.key_rotation_interval = Some(Duration::from_secs(secs));
         }
-        if let Some(key) = self.master_key.clone().or(file.master_key) {
+        if let Some((key, from)) = layers.pick("master_key", self.master_key.clone(), file.master_key) {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(key.trim())
-                .context("the master key must be base64")?;
-            anyhow::ensure!(bytes.len() == 32, "the master key must be 32 bytes (base64 of 32 random bytes)");
+                .with_context(|| format!("{from}: the master key must be base64"))?;
+            anyhow::ensure!(bytes.len() == 32, "{from}: the master key must be 32 bytes (base64 of 32 random bytes)");
             engine.master_key = Some(bytes);
         }
         engine.vault = agentidp_engine::vault_from_env();
@@ -298,24 +354,28 @@ impl Settings {
         if let Some(allow) = self.federation_allow_loopback_http.or(file.federation_allow_loopback_http) {
             engine.federation.destinations.allow_loopback_http = allow;
         }
-        if let Some(secs) = self.federation_refetch_cooldown.or(file.federation_refetch_cooldown) {
-            anyhow::ensure!((10..=3600).contains(&secs), "federation refetch cooldown must be 10 to 3600 seconds");
+        if let Some((secs, from)) = layers.pick(
+            "federation_refetch_cooldown",
+            self.federation_refetch_cooldown,
+            file.federation_refetch_cooldown,
+        ) {
+            anyhow::ensure!((10..=3600).contains(&secs), "{from}: the refetch cooldown must be 10 to 3600 seconds");
             engine.federation.refetch_cooldown = Duration::from_secs(secs);
         }
         let hooks = &mut engine.webhooks;
         if let Some(allow) = self.webhook_allow_loopback_http.or(file.webhook_allow_loopback_http) {
             hooks.destinations.allow_loopback_http = allow;
         }
-        if let Some(ms) = self.webhook_poll_ms.or(file.webhook_poll_ms) {
-            anyhow::ensure!((50..=60_000).contains(&ms), "webhook poll must be 50 to 60000 milliseconds");
+        if let Some((ms, from)) = layers.pick("webhook_poll_ms", self.webhook_poll_ms, file.webhook_poll_ms) {
+            anyhow::ensure!((50..=60_000).contains(&ms), "{from}: the webhook poll must be 50 to 60000 milliseconds");
             hooks.poll = Duration::from_millis(ms);
         }
-        if let Some(secs) = self.webhook_lease.or(file.webhook_lease) {
-            anyhow::ensure!((1..=3600).contains(&secs), "webhook lease must be 1 to 3600 seconds");
+        if let Some((secs, from)) = layers.pick("webhook_lease", self.webhook_lease, file.webhook_lease) {
+            anyhow::ensure!((1..=3600).contains(&secs), "{from}: the webhook lease must be 1 to 3600 seconds");
             hooks.lease = Duration::from_secs(secs);
         }
-        if let Some(secs) = self.webhook_timeout.or(file.webhook_timeout) {
-            anyhow::ensure!((1..=60).contains(&secs), "webhook timeout must be 1 to 60 seconds");
+        if let Some((secs, from)) = layers.pick("webhook_timeout", self.webhook_timeout, file.webhook_timeout) {
+            anyhow::ensure!((1..=60).contains(&secs), "{from}: the webhook timeout must be 1 to 60 seconds");
             hooks.timeout = Duration::from_secs(secs);
         }
         let tiers = &mut engine.tiers;
@@ -329,30 +389,30 @@ impl Settings {
             }
         }
         let mut http = crate::HttpLimits::default();
-        if let Some(n) = self.max_connections.or(file.max_connections) {
-            anyhow::ensure!(n >= 1, "max_connections must be at least 1");
+        if let Some((n, from)) = layers.pick("max_connections", self.max_connections, file.max_connections) {
+            anyhow::ensure!(n >= 1, "{from}: must be at least 1");
             http.max_connections = n;
         }
-        let seconds = |name: &str, v: u64| -> anyhow::Result<Duration> {
-            anyhow::ensure!((1..=300).contains(&v), "{name} must be 1 to 300 seconds");
+        let seconds = |(v, from): (u64, Origin)| -> anyhow::Result<Duration> {
+            anyhow::ensure!((1..=300).contains(&v), "{from}: must be 1 to 300 seconds");
             Ok(Duration::from_secs(v))
         };
-        if let Some(v) = self.header_read_timeout.or(file.header_read_timeout) {
-            http.header_read_timeout = seconds("header_read_timeout", v)?;
+        if let Some(v) = layers.pick("header_read_timeout", self.header_read_timeout, file.header_read_timeout) {
+            http.header_read_timeout = seconds(v)?;
         }
-        if let Some(v) = self.body_read_timeout.or(file.body_read_timeout) {
-            http.body_read_timeout = seconds("body_read_timeout", v)?;
+        if let Some(v) = layers.pick("body_read_timeout", self.body_read_timeout, file.body_read_timeout) {
+            http.body_read_timeout = seconds(v)?;
         }
-        let origins = if self.cors_origins.is_empty() {
-            file.cors_origins.unwrap_or_default()
-        } else {
-            self.cors_origins.clone()
-        };
+        let given = Some(self.cors_origins.clone()).filter(|o| !o.is_empty());
+        let (origins, from) = layers.pick("cors_origins", given, file.cors_origins).unwrap_or_default();
         for origin in origins.iter().filter(|o| *o != "*") {
             let ok = url::Url::parse(origin).is_ok_and(|u| {
                 matches!(u.scheme(), "http" | "https") && u.host_str().is_some() && matches!(u.path(), "" | "/")
             });
-            anyhow::ensure!(ok, "a CORS origin is scheme://host[:port], like https://app.example.com, not {origin:?}");
+            anyhow::ensure!(
+                ok,
+                "{from}: a CORS origin is scheme://host[:port], like https://app.example.com, not {origin:?}"
+            );
         }
         http.cors_origins = origins;
         Ok(Resolved { listen, log_json: log_format == "json", engine, http, warnings })

@@ -184,7 +184,7 @@ async fn shutdown_signal() {
 /// Errors are an operator's to read: one line with its causes, never a stack backtrace
 /// (whatever `RUST_BACKTRACE` says), and exit status 1.
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| exit_naming_the_variable(e));
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -198,6 +198,37 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// clap names the flag of a value it cannot parse even when the value came from the
+/// environment; an operator who never typed that flag is told the variable instead.
+fn exit_naming_the_variable(e: clap::Error) -> ! {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::CommandFactory;
+    if !matches!(e.kind(), ErrorKind::ValueValidation | ErrorKind::InvalidValue) {
+        e.exit()
+    }
+    let flag = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg.split_whitespace().next().unwrap_or_default().trim_start_matches('-'),
+        _ => e.exit(),
+    };
+    let command = <Settings as clap::Args>::augment_args(Cli::command());
+    let argv: Vec<String> = std::env::args().collect();
+    let Some(id) = command.get_arguments().find(|a| a.get_long() == Some(flag)).map(|a| a.get_id().to_string()) else {
+        e.exit()
+    };
+    match agentidp::config::clap_origin(&command, &id, &argv) {
+        Some(origin) if !origin.to_string().starts_with("--") => {
+            let value = match e.get(ContextKind::InvalidValue) {
+                Some(ContextValue::String(v)) => v.clone(),
+                _ => String::new(),
+            };
+            let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
+            eprintln!("error: {origin}={value:?} is not a valid value{cause}");
+            std::process::exit(2)
+        }
+        _ => e.exit(),
     }
 }
 

@@ -374,6 +374,41 @@ fn a_log_filter_that_does_not_parse_is_an_error_naming_the_variable() {
     assert!(err.contains("AGENTIDP_LOG=\"agentidp=loud\" is not a log filter"), "{err}");
 }
 
+/// Issue 15, item 7: an error names the setting as the operator gave it — the variable
+/// when it came from the environment, the flag from the command line, the key and file
+/// from the file — for values clap cannot parse and for values out of range alike.
+#[test]
+fn errors_name_the_variable_the_flag_or_the_file_key_that_was_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("agentidp.toml");
+    std::fs::write(&config, "webhook_timeout = 99\n").unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = agentidp();
+        cmd.args(["migrate", "--data-dir"]).arg(&data).args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success(), "{args:?} {env:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 6] = [
+        (&[], &[("AGENTIDP_TOKEN_TTL", "abc")], "AGENTIDP_TOKEN_TTL=\"abc\" is not a valid value"),
+        (&["--token-ttl", "abc"], &[], "'--token-ttl <TOKEN_TTL>'"),
+        (&[], &[("AGENTIDP_TOKEN_TTL", "5")], "AGENTIDP_TOKEN_TTL: the token TTL must be 10 to 86400 seconds"),
+        (&["--token-ttl=5"], &[("AGENTIDP_TOKEN_TTL", "60")], "--token-ttl: the token TTL"),
+        (&[], &[("AGENTIDP_ISSUER", "ftp://idp")], "AGENTIDP_ISSUER: the issuer must be an absolute http(s) URL"),
+        (&["--config", config.to_str().unwrap()], &[], "webhook_timeout in "),
+    ];
+    for (args, env, expected) in cases {
+        let err = run(args, env);
+        assert!(err.contains(expected), "{args:?} {env:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
 /// Issue 15, item 7: `serve --help` names every setting the README's configuration table
 /// lists, environment-only ones included.
 #[test]
