@@ -94,6 +94,13 @@ pub struct Settings {
     /// Seconds one delivery attempt may take (1-60) [default: 15].
     #[arg(long, env = "AGENTIDP_WEBHOOK_TIMEOUT")]
     pub webhook_timeout: Option<u64>,
+    /// PEM certificate chain: serve HTTPS (with --tls-key); the default issuer becomes
+    /// https://<listen>.
+    #[arg(long, env = "AGENTIDP_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "AGENTIDP_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The TOML file: the same keys, snake_case.
@@ -123,6 +130,8 @@ struct FileSettings {
     webhook_poll_ms: Option<u64>,
     webhook_lease: Option<u64>,
     webhook_timeout: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     /// Milliseconds between analytics flushes (100 to 60000). File only.
     analytics_flush_ms: Option<u64>,
     /// `[tiers.free]`, `[tiers.pro]`, `[tiers.enterprise]`: each limit a number or
@@ -282,12 +291,23 @@ impl Settings {
             None => FileSettings::default(),
         };
         let listen = self.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-        // A relative data_dir in the file is the file's: resolved against its folder.
+        // A relative path in the file (data_dir, the TLS files) is the file's: resolved
+        // against its folder.
         let file_dir = self.config.as_deref().and_then(|p| p.parent()).map(PathBuf::from);
-        let file_data_dir = file.data_dir.map(|d| match &file_dir {
-            Some(dir) if d.is_relative() => dir.join(d),
-            _ => d,
-        });
+        let in_file_dir = |p: PathBuf| match &file_dir {
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p,
+        };
+        let file_data_dir = file.data_dir.map(in_file_dir);
+        let tls = match (
+            self.tls_cert.clone().or(file.tls_cert.map(in_file_dir)),
+            self.tls_key.clone().or(file.tls_key.map(in_file_dir)),
+        ) {
+            (Some(cert), Some(key)) => Some(crate::limits::tls_config(&cert, &key)?),
+            (None, None) => None,
+            _ => anyhow::bail!("TLS needs both a certificate (--tls-cert) and its key (--tls-key)"),
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let data_dir = self.data_dir.clone().or(file_data_dir).unwrap_or_else(|| PathBuf::from("./agentidp-data"));
         let mut warnings = Vec::new();
         let issuer = match layers.pick("issuer", self.issuer.clone(), file.issuer) {
@@ -299,11 +319,11 @@ impl Settings {
             None => {
                 if listen.ip().is_unspecified() {
                     warnings.push(format!(
-                        "listening on {listen} with the default issuer http://{listen}, which no client can reach: \
+                        "listening on {listen} with the default issuer {scheme}://{listen}, which no client can reach: \
                          set --issuer (AGENTIDP_ISSUER) to the URL clients use"
                     ));
                 }
-                format!("http://{listen}")
+                format!("{scheme}://{listen}")
             }
         };
         let audience = self.audience.clone().or(file.audience).unwrap_or_else(|| issuer.clone());
@@ -415,6 +435,7 @@ impl Settings {
             );
         }
         http.cors_origins = origins;
+        http.tls = tls;
         Ok(Resolved { listen, log_json: log_format == "json", engine, http, warnings })
     }
 }

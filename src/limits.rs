@@ -1,6 +1,8 @@
 //! The HTTP server's limits: every one is a setting (README, configuration table), read
 //! by the connection loop (`server.rs`) and by the routes (body timeouts, head caps).
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Limits of the HTTP server; every one is a setting (README, configuration table).
@@ -13,6 +15,9 @@ pub struct HttpLimits {
     /// Browser origins allowed to call discovery, the JWKS, DID documents and the OAuth
     /// endpoints (CORS); `*` allows any. Empty: no CORS headers at all.
     pub cors_origins: Vec<String>,
+    /// Serve HTTPS with this certificate chain and key (`--tls-cert`, `--tls-key`);
+    /// `None`: plain HTTP (behind a TLS-terminating proxy, or on loopback).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for HttpLimits {
@@ -23,8 +28,32 @@ impl Default for HttpLimits {
             body_read_timeout: Duration::from_secs(30),
             max_header_bytes: 16 * 1024,
             cors_origins: Vec::new(),
+            tls: None,
         }
     }
+}
+
+/// The TLS configuration of a PEM certificate chain and private key (PKCS#8, PKCS#1 or
+/// SEC1), HTTP/1.1 over ALPN.
+pub fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    use anyhow::Context;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("--tls-cert {}: not a readable PEM certificate chain", cert.display()))?;
+    anyhow::ensure!(!chain.is_empty(), "--tls-cert {}: no certificate in the file", cert.display());
+    let private = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("--tls-key {}: not a readable PEM private key", key.display()))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .context("--tls-cert and --tls-key do not make a usable pair")?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// Raise the soft open-files limit to the hard one and lower `max_connections` to fit

@@ -263,6 +263,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(
                 version = env!("CARGO_PKG_VERSION"),
                 listen = %resolved.listen,
+                tls = limits.tls.is_some(),
                 issuer = %config.issuer,
                 store = %store,
                 coordinator = %coordinator,

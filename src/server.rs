@@ -46,6 +46,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let tls = limits.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -82,10 +83,30 @@ pub async fn run(
             inner: hyper_util::service::TowerToHyperService::new(warp::service(routes.clone())),
             peer: Peer(peer.ip()),
         };
-        let io = TokioIo::new(ProblemOnParseError::new(stream, limits.max_header_bytes));
-        let connection = graceful.watch(builder.serve_connection(io, service));
+        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+        let max_header_bytes = limits.max_header_bytes;
+        let handshake_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let served = match tls {
+                None => {
+                    let io = TokioIo::new(ProblemOnParseError::new(stream, max_header_bytes));
+                    watcher.watch(builder.serve_connection(io, service)).await
+                }
+                // The handshake is bounded like a request head: a client that opens and
+                // stalls holds a slot no longer than one that sends half a head.
+                Some(acceptor) => match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        let io = TokioIo::new(ProblemOnParseError::new(stream, max_header_bytes));
+                        watcher.watch(builder.serve_connection(io, service)).await
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        Ok(())
+                    }
+                    Err(_) => Ok(()),
+                },
+            };
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             drop(permit);

@@ -27,5 +27,6 @@ mod resilience;
 mod support;
 mod tenancy;
 mod tiers;
+mod tls;
 mod tokens;
 mod webhooks;

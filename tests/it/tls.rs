@@ -1,0 +1,93 @@
+//! `serve --tls-cert/--tls-key` (issue 15, item 9): HTTPS with a self-signed certificate
+//! (made by `openssl`), checked by a client that verifies it; the default issuer turns
+//! https; a certificate without its key, or with another's, is refused at startup.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn self_signed(dir: &Path, name: &str) {
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(dir.join(format!("{name}-key.pem")))
+        .arg("-out")
+        .arg(dir.join(format!("{name}-cert.pem")))
+        .output()
+        .expect("openssl must be installed (scripts/test installs it)");
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn agentidp() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentidp"));
+    for var in ["DATABASE_URL", "REDIS_URL", "AGENTIDP_CONFIG", "AGENTIDP_LISTEN", "AGENTIDP_ISSUER"] {
+        cmd.env_remove(var);
+    }
+    cmd.env("AGENTIDP_LOG", "warn");
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_speaks_https_with_the_given_certificate_and_an_https_issuer() {
+    let dir = tempfile::tempdir().unwrap();
+    self_signed(dir.path(), "a");
+    self_signed(dir.path(), "b");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = agentidp()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--tls-cert")
+        .arg(dir.path().join("a-cert.pem"))
+        .arg("--tls-key")
+        .arg(dir.path().join("a-key.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "agentidp serve --tls-cert did not listen");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/tls_client.py");
+    let base = format!("https://localhost:{port}");
+    let ca = dir.path().join("a-cert.pem");
+    let out = tokio::task::spawn_blocking(move || Command::new("python3").arg(script).arg(&base).arg(ca).output())
+        .await
+        .unwrap()
+        .unwrap();
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    let plain = reqwest::get(format!("http://127.0.0.1:{port}/health")).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let got: Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
+    assert_eq!(got["status"], 200);
+    assert_eq!(got["issuer"], format!("https://127.0.0.1:{port}"), "the default issuer is https");
+    assert_eq!(got["token_endpoint"], format!("https://127.0.0.1:{port}/api/v1/oauth2/token"));
+    assert!(got["keys"].as_u64().unwrap() >= 1);
+    assert_eq!((got["token_status"].as_u64(), got["token_error"].as_str()), (Some(401), Some("invalid_client")));
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+
+    // A certificate with another's key, or without one, is refused with what is wrong.
+    let refuse = |args: Vec<std::ffi::OsString>| {
+        let out = agentidp().arg("migrate").arg("--data-dir").arg(dir.path().join("data")).args(args).output();
+        let out = out.unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let (cert, other_key) = (dir.path().join("a-cert.pem"), dir.path().join("b-key.pem"));
+    let err = refuse(vec!["--tls-cert".into(), cert.clone().into(), "--tls-key".into(), other_key.into()]);
+    assert!(err.contains("do not make a usable pair"), "{err}");
+    let err = refuse(vec!["--tls-cert".into(), cert.into()]);
+    assert!(err.contains("--tls-key"), "{err}");
+    let err = refuse(vec!["--tls-cert".into(), dir.path().join("none.pem").into(), "--tls-key".into(), "x".into()]);
+    assert!(err.contains("not a readable PEM certificate chain"), "{err}");
+}
