@@ -89,3 +89,64 @@ each_backend!(unknown_routes_are_problem_documents, |app| {
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
 });
+
+/// Issue 15, item 12: every metric the Grafana dashboard queries is one the server
+/// exports (after traffic that touches each: tokens, a refusal by the quota, an actor
+/// restart), and the dashboard has a panel for each subject an operator watches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grafana_dashboard_queries_only_exported_metrics() {
+    let dashboard: Value =
+        serde_json::from_str(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/grafana/agentidp.json"))).unwrap();
+    let app = crate::support::spawn_app_with(&crate::support::backends()[0], |c| {
+        c.tiers.free.calls_per_day = Some(3);
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let platform = app.platform_token().await;
+    let (status, _) = app.call(reqwest::Method::POST, "/api/v1/admin/faults/revocations", &platform, None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let mut refused = false;
+    for _ in 0..10 {
+        let (status, _) = app.call(reqwest::Method::GET, "/api/v1/agents", &admin, None).await;
+        refused |= status == StatusCode::TOO_MANY_REQUESTS;
+    }
+    assert!(refused, "the quota of 3 calls a day refused none");
+    let mut exported = std::collections::BTreeSet::new();
+    for _ in 0..100 {
+        let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        exported =
+            metrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).map(String::from).collect();
+        if exported.contains("agentidp_actor_restarts_total") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut queried = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let mut rest = expr;
+            while let Some(at) = rest.find("agentidp_") {
+                let name: String = rest[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                rest = &rest[at + name.len()..];
+                queried.insert(name.trim_end_matches("_bucket").to_string());
+            }
+        }
+    }
+    let missing: Vec<&String> = queried.iter().filter(|m| !exported.contains(*m)).collect();
+    assert!(missing.is_empty(), "the dashboard queries metrics the server does not export: {missing:?}");
+    for subject in [
+        "agentidp_http_requests_total",
+        "agentidp_http_request_duration_seconds",
+        "agentidp_tokens_issued_total",
+        "agentidp_audit_events_total",
+        "agentidp_actor_restarts_total",
+        "agentidp_limit_rejections_total",
+        "agentidp_keyed_actors_live",
+        "agentidp_webhook_queue_depth",
+        "agentidp_process_resident_memory_bytes",
+    ] {
+        assert!(queried.contains(subject), "no panel shows {subject}");
+    }
+    app.stop().await;
+}
