@@ -233,7 +233,7 @@ fn check_issuer(issuer: &str) -> anyhow::Result<()> {
 
 /// Where a setting's value came from, named as the operator wrote it: the flag, the
 /// environment variable, or the file's key — so an error points at what to change.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Origin(String);
 
 impl std::fmt::Display for Origin {
@@ -300,10 +300,10 @@ impl Settings {
         };
         let file_data_dir = file.data_dir.map(in_file_dir);
         let tls = match (
-            self.tls_cert.clone().or(file.tls_cert.map(in_file_dir)),
-            self.tls_key.clone().or(file.tls_key.map(in_file_dir)),
+            layers.pick("tls_cert", self.tls_cert.clone(), file.tls_cert.map(in_file_dir)),
+            layers.pick("tls_key", self.tls_key.clone(), file.tls_key.map(in_file_dir)),
         ) {
-            (Some(cert), Some(key)) => Some(crate::limits::tls_config(&cert, &key)?),
+            (Some(cert), Some(key)) => Some(crate::limits::tls_config(cert, key)?),
             (None, None) => None,
             _ => anyhow::bail!("TLS needs both a certificate (--tls-cert) and its key (--tls-key)"),
         };

@@ -1,7 +1,7 @@
 //! The HTTP server's limits: every one is a setting (README, configuration table), read
 //! by the connection loop (`server.rs`) and by the routes (body timeouts, head caps).
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,23 +35,27 @@ impl Default for HttpLimits {
 
 /// The TLS configuration of a PEM certificate chain and private key (PKCS#8, PKCS#1 or
 /// SEC1), HTTP/1.1 over ALPN.
-pub fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+/// Each file comes with where its path was given, which errors name.
+pub fn tls_config(
+    (cert, cert_from): (PathBuf, crate::config::Origin),
+    (key, key_from): (PathBuf, crate::config::Origin),
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     use anyhow::Context;
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let chain = CertificateDer::pem_file_iter(cert)
+    let chain = CertificateDer::pem_file_iter(&cert)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .with_context(|| format!("--tls-cert {}: not a readable PEM certificate chain", cert.display()))?;
-    anyhow::ensure!(!chain.is_empty(), "--tls-cert {}: no certificate in the file", cert.display());
-    let private = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("--tls-key {}: not a readable PEM private key", key.display()))?;
+        .with_context(|| format!("{cert_from} {}: not a readable PEM certificate chain", cert.display()))?;
+    anyhow::ensure!(!chain.is_empty(), "{cert_from} {}: no certificate in the file", cert.display());
+    let private = PrivateKeyDer::from_pem_file(&key)
+        .with_context(|| format!("{key_from} {}: not a readable PEM private key", key.display()))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
         .with_no_client_auth()
         .with_single_cert(chain, private)
-        .context("--tls-cert and --tls-key do not make a usable pair")?;
+        .with_context(|| format!("{cert_from} and {key_from} do not make a usable pair"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -88,17 +88,11 @@ pub async fn run(
         let handshake_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
             let served = match tls {
-                None => {
-                    let io = TokioIo::new(ProblemOnParseError::new(stream, max_header_bytes));
-                    watcher.watch(builder.serve_connection(io, service)).await
-                }
+                None => serve(&builder, watcher, stream, service, max_header_bytes).await,
                 // The handshake is bounded like a request head: a client that opens and
                 // stalls holds a slot no longer than one that sends half a head.
                 Some(acceptor) => match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => {
-                        let io = TokioIo::new(ProblemOnParseError::new(stream, max_header_bytes));
-                        watcher.watch(builder.serve_connection(io, service)).await
-                    }
+                    Ok(Ok(stream)) => serve(&builder, watcher, stream, service, max_header_bytes).await,
                     Ok(Err(e)) => {
                         tracing::debug!(error = %e, "TLS handshake failed");
                         Ok(())
@@ -114,6 +108,26 @@ pub async fn run(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Serve one connection's HTTP/1.1 over `stream` (TCP, or TLS over it) until it ends or
+/// the shutdown's grace is over.
+async fn serve<S, Svc>(
+    builder: &hyper::server::conn::http1::Builder,
+    watcher: hyper_util::server::graceful::Watcher,
+    stream: S,
+    service: Svc,
+    max_header_bytes: usize,
+) -> hyper::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    Svc: hyper::service::HttpService<hyper::body::Incoming>,
+    Svc::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    Svc::ResBody: 'static,
+    <Svc::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let io = TokioIo::new(ProblemOnParseError::new(stream, max_header_bytes));
+    watcher.watch(builder.serve_connection(io, service)).await
 }
 
 /// A connection's service, tagging each request with the connection's peer.

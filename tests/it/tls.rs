@@ -89,5 +89,16 @@ async fn serve_speaks_https_with_the_given_certificate_and_an_https_issuer() {
     let err = refuse(vec!["--tls-cert".into(), cert.into()]);
     assert!(err.contains("--tls-key"), "{err}");
     let err = refuse(vec!["--tls-cert".into(), dir.path().join("none.pem").into(), "--tls-key".into(), "x".into()]);
-    assert!(err.contains("not a readable PEM certificate chain"), "{err}");
+    assert!(err.contains("--tls-cert") && err.contains("not a readable PEM certificate chain"), "{err}");
+    // A path from the environment is named by its variable.
+    let out = agentidp()
+        .arg("migrate")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("AGENTIDP_TLS_CERT", dir.path().join("a-cert.pem"))
+        .env("AGENTIDP_TLS_KEY", dir.path().join("none.pem"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("AGENTIDP_TLS_KEY"), "{err}");
 }
