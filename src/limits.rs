@@ -37,8 +37,8 @@ impl Default for HttpLimits {
 /// SEC1), HTTP/1.1 over ALPN.
 /// Each file comes with where its path was given, which errors name.
 pub fn tls_config(
-    (cert, cert_from): (PathBuf, crate::config::Origin),
-    (key, key_from): (PathBuf, crate::config::Origin),
+    (cert, cert_from): (PathBuf, impl std::fmt::Display),
+    (key, key_from): (PathBuf, impl std::fmt::Display),
 ) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     use anyhow::Context;
     use rustls::pki_types::pem::PemObject;
