@@ -3,6 +3,7 @@
 //! talks to a database.
 
 pub mod config;
+pub mod ctl;
 pub mod http;
 pub mod limits;
 pub mod server;

@@ -1,4 +1,5 @@
-//! The `agentidp` command: serve, migrate, bootstrap, keys, admin.
+//! The `agentidp` command: serve, migrate, bootstrap, keys, admin, backup, restore, and
+//! `ctl`, the admin CLI of a running server.
 
 use agentidp::config::Settings;
 use agentidp_engine::{Engine, EngineError};
@@ -66,6 +67,9 @@ enum Command {
         /// A file made by `agentidp backup`.
         file: std::path::PathBuf,
     },
+    /// Administer a running server through its API with a credential: organizations,
+    /// agents, credentials, tokens, audit, keys.
+    Ctl(agentidp::ctl::Ctl),
     /// Create the first organization, its admin agent and the platform admin, and
     /// print their credentials once.
     Bootstrap {
@@ -127,22 +131,6 @@ fn init_logs(json: bool) -> anyhow::Result<()> {
         builder.init();
     }
     Ok(())
-}
-
-/// Create `path` for the bootstrap credentials: new (never overwriting), owner-only.
-fn claim_output(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
-            "{} exists and was left as it is (it may hold the credentials of an earlier bootstrap); \
-             use it, or name another file; nothing was changed",
-            path.display()
-        ),
-        _ => anyhow::anyhow!("cannot create {}: {e}", path.display()),
-    })
 }
 
 fn print_bootstrap(out: &agentidp_engine::BootstrapOutput, json: bool) -> anyhow::Result<()> {
@@ -234,6 +222,7 @@ fn exit_naming_the_variable(e: clap::Error) -> ! {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Ctl(ctl) => agentidp::ctl::run(ctl).await?,
         Command::Serve { settings } => {
             let resolved = settings.resolve()?;
             init_logs(resolved.log_json)?;
@@ -330,7 +319,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_logs(resolved.log_json)?;
             // The file is claimed before anything changes: an existing one is refused
             // untouched, and the credentials never exist without a place to go.
-            let file = output.as_deref().map(claim_output).transpose()?;
+            let file = output.as_deref().map(agentidp::ctl::create_private).transpose()?;
             let result = match Engine::start(resolved.engine).await {
                 Ok(engine) => {
                     let result = engine.bootstrap().await;

@@ -31,6 +31,12 @@ pub mod rfc3339 {
         format(*ms).serialize(s)
     }
 
+    /// Read back what [`serialize`] wrote (e.g. an exported audit event).
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        parse(&text).ok_or_else(|| serde::de::Error::custom("expected an RFC 3339 timestamp"))
+    }
+
     pub mod option {
         use serde::Serializer;
 
@@ -318,8 +324,9 @@ impl Outcome {
 }
 
 /// A security-relevant act, as stored: chained to its predecessor in the same
-/// organization's chain by `prev_hash`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// organization's chain by `prev_hash`. It reads back from its JSON form, so an export
+/// can be verified away from the server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AuditEvent {
     pub id: Uuid,
     /// `None` for acts no organization can be named for (an unknown client id).

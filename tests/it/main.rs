@@ -9,6 +9,7 @@ mod cli;
 mod cluster;
 mod conformance;
 mod credentials;
+mod ctl;
 mod delegation;
 mod dids;
 mod edges;

@@ -12,6 +12,8 @@ fn self_signed(dir: &Path, name: &str) {
     let out = Command::new("openssl")
         .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
         .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        // A server certificate, not a CA: webpki (rustls) refuses a CA as the end entity.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
         .arg("-keyout")
         .arg(dir.join(format!("{name}-key.pem")))
         .arg("-out")
@@ -63,6 +65,20 @@ async fn serve_speaks_https_with_the_given_certificate_and_an_https_issuer() {
         .await
         .unwrap()
         .unwrap();
+    // `agentidp ctl` trusts the certificate it is given, and only then: the server's OAuth
+    // answer comes back over HTTPS with --cacert, and without it the handshake fails.
+    let ctl = |cacert: Option<std::path::PathBuf>| {
+        let mut cmd = agentidp();
+        cmd.args(["ctl", "--server", &format!("https://localhost:{port}"), "token", "get"])
+            .args(["--client-id", "aidp_ci_unknown", "--client-secret", "aidp_sk_unknown"])
+            .env_remove("AGENTIDP_CREDENTIALS");
+        if let Some(ca) = cacert {
+            cmd.arg("--cacert").arg(ca);
+        }
+        tokio::task::spawn_blocking(move || cmd.output())
+    };
+    let trusted = ctl(Some(dir.path().join("a-cert.pem"))).await.unwrap().unwrap();
+    let untrusted = ctl(None).await.unwrap().unwrap();
     // Plain HTTP on the TLS port gets no HTTP answer.
     let plain = reqwest::get(format!("http://127.0.0.1:{port}/health")).await;
     let _ = child.kill();
@@ -75,6 +91,10 @@ async fn serve_speaks_https_with_the_given_certificate_and_an_https_issuer() {
     assert!(got["keys"].as_u64().unwrap() >= 1);
     assert_eq!((got["token_status"].as_u64(), got["token_error"].as_str()), (Some(401), Some("invalid_client")));
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    let trusted = String::from_utf8_lossy(&trusted.stderr);
+    assert!(trusted.contains("401 invalid_client"), "an answer over HTTPS: {trusted}");
+    let untrusted = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(untrusted.contains("cannot reach") && untrusted.to_lowercase().contains("certificate"), "{untrusted}");
 
     // A certificate with another's key, or without one, is refused with what is wrong.
     let refuse = |args: Vec<std::ffi::OsString>| {

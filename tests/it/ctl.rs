@@ -1,0 +1,238 @@
+//! `agentidp ctl`, the admin CLI, against a running server: every command group, its
+//! tables and its `--json`, and the errors an operator sees.
+
+use serde_json::{json, Value};
+
+use crate::support::{backends, spawn_app, App};
+
+/// One `agentidp ctl` run: (succeeded, stdout, stderr). Asynchronous, so the server
+/// this test runs in-process keeps answering while the command waits.
+struct Ctl<'a> {
+    app: &'a App,
+    dir: std::path::PathBuf,
+    /// AGENTIDP_CREDENTIALS, if any.
+    credentials: Option<&'static str>,
+}
+
+impl Ctl<'_> {
+    async fn run(&self, args: &[&str]) -> (bool, String, String) {
+        self.run_with(args, "").await
+    }
+
+    async fn run_with(&self, args: &[&str], stdin: &str) -> (bool, String, String) {
+        use tokio::io::AsyncWriteExt;
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentidp"));
+        for var in [
+            "AGENTIDP_CLIENT_ID",
+            "AGENTIDP_CLIENT_SECRET",
+            "AGENTIDP_TOKEN",
+            "AGENTIDP_CACERT",
+            "AGENTIDP_CREDENTIALS",
+        ] {
+            cmd.env_remove(var);
+        }
+        if let Some(file) = self.credentials {
+            cmd.env("AGENTIDP_CREDENTIALS", file);
+        }
+        cmd.current_dir(&self.dir)
+            .arg("ctl")
+            .args(args)
+            .env("AGENTIDP_SERVER", &self.app.base)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).await.unwrap();
+        drop(input);
+        let out = child.wait_with_output().await.unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    }
+
+    /// A successful run's stdout; panics with stderr otherwise.
+    async fn ok(&self, args: &[&str]) -> String {
+        let (ok, stdout, stderr) = self.run(args).await;
+        assert!(ok, "ctl {args:?} failed: {stderr}");
+        stdout
+    }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let stdout = self.ok(&args).await;
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("ctl {args:?} printed no JSON ({e}): {stdout}"))
+    }
+
+    /// A failing run's stderr.
+    async fn fails(&self, args: &[&str]) -> String {
+        let (ok, stdout, stderr) = self.run(args).await;
+        assert!(!ok, "ctl {args:?} should fail: {stdout}");
+        stderr
+    }
+}
+
+fn id(v: &Value) -> &str {
+    v["id"].as_str().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_administers_a_running_server_with_a_credential() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("admin.json"), serde_json::to_string(&app.boot).unwrap()).unwrap();
+        let ctl = Ctl { app: &app, dir: dir.path().to_path_buf(), credentials: Some("admin.json") };
+        let bare = Ctl { app: &app, dir: dir.path().to_path_buf(), credentials: None };
+
+        // Organizations: the platform admin's.
+        let org = ctl.json(&["--platform", "orgs", "create", "Acme", "--tier", "pro"]).await;
+        assert_eq!((org["name"].as_str(), org["tier"].as_str()), (Some("Acme"), Some("pro")));
+        let org_id = id(&org).to_string();
+        let table = ctl.ok(&["--platform", "organizations", "list"]).await;
+        assert!(table.starts_with("ID"), "a table with a header: {table}");
+        assert!(table.lines().any(|l| l.contains(&org_id) && l.contains("Acme") && l.contains("pro")), "{table}");
+        let renamed =
+            ctl.json(&["--platform", "orgs", "update", &org_id, "--name", "Acme Labs", "--tier", "free"]).await;
+        assert_eq!((renamed["name"].as_str(), renamed["tier"].as_str()), (Some("Acme Labs"), Some("free")));
+        let record = ctl.ok(&["--platform", "orgs", "get", &org_id]).await;
+        assert!(record.lines().any(|l| l.starts_with("name") && l.ends_with("Acme Labs")), "{record}");
+        let usage = ctl.json(&["--platform", "orgs", "usage", &org_id]).await;
+        assert!(usage.is_object(), "{usage}");
+        // The org admin is no platform admin: the server's refusal, in words.
+        let refused = ctl.fails(&["orgs", "create", "Nope"]).await;
+        assert!(refused.contains("403") && refused.contains("platform:admin"), "{refused}");
+
+        // Agents of the org admin's own organization.
+        let agent = ctl
+            .json(&[
+                "agents",
+                "create",
+                "researcher",
+                "--scope",
+                "agents:read",
+                "--description",
+                "reads",
+                "--metadata",
+                r#"{"team":"x"}"#,
+            ])
+            .await;
+        let agent_id = id(&agent).to_string();
+        assert_eq!(agent["scopes"], json!(["agents:read"]));
+        assert_eq!(agent["metadata"], json!({"team": "x"}));
+        let list = ctl.json(&["agents", "list", "--all", "--limit", "1"]).await;
+        let names: Vec<&str> = list["items"].as_array().unwrap().iter().filter_map(|a| a["name"].as_str()).collect();
+        assert!(names.contains(&"researcher") && names.contains(&"admin"), "--all follows every page: {names:?}");
+        let first = ctl.run(&["agents", "list", "--limit", "1"]).await;
+        assert!(first.2.contains("--cursor"), "a table names the next page: {}", first.2);
+        let updated =
+            ctl.json(&["agents", "update", &agent_id, "--scope", "agents:read", "--scope", "audit:read"]).await;
+        assert_eq!(updated["scopes"], json!(["agents:read", "audit:read"]));
+        assert_eq!(ctl.json(&["agents", "suspend", &agent_id]).await["status"], "suspended");
+        assert_eq!(ctl.json(&["agents", "reactivate", &agent_id]).await["status"], "active");
+        let bad = ctl.fails(&["agents", "get", "not-an-id"]).await;
+        assert!(bad.contains("400") && bad.contains("not a valid id"), "{bad}");
+        let bad = ctl.fails(&["agents", "create", "x", "--metadata", "{"]).await;
+        assert!(bad.contains("--metadata is not JSON"), "{bad}");
+
+        // Credentials: one saved to a file, which then serves as --credentials.
+        let (ok, _, stderr) = ctl.run(&["credentials", "create", &agent_id, "--output", "agent.json"]).await;
+        assert!(ok, "{stderr}");
+        let saved: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("agent.json")).unwrap()).unwrap();
+        assert!(saved["client_secret"].as_str().unwrap().starts_with("aidp_sk_"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("agent.json")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let again = ctl.fails(&["credentials", "create", &agent_id, "--output", "agent.json"]).await;
+        assert!(again.contains("exists"), "never overwritten: {again}");
+        let creds = ctl.json(&["credentials", "list", &agent_id]).await;
+        assert_eq!(creds["items"].as_array().map(Vec::len), Some(1), "the refused create issued nothing: {creds}");
+
+        // Tokens: get (the token alone on stdout), introspect, revoke, introspect again.
+        let token = ctl.ok(&["--credentials", "agent.json", "token", "get", "--scope", "agents:read"]).await;
+        let token = token.trim();
+        assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+        let response = ctl.json(&["--credentials", "agent.json", "token", "get"]).await;
+        assert_eq!(response["token_type"], "Bearer");
+        let seen = ctl.json(&["token", "introspect", token]).await;
+        assert_eq!((seen["active"].as_bool(), seen["scope"].as_str()), (Some(true), Some("agents:read")));
+        let empty = ctl.fails(&["token", "revoke", "-"]).await;
+        assert!(empty.contains("no token on standard input"), "{empty}");
+        // RFC 7009 §2.1: a token is revoked by the client it was issued to.
+        let foreign = ctl.fails(&["token", "revoke", token]).await;
+        assert!(foreign.contains("not issued to this client"), "{foreign}");
+        let (ok, _, stderr) =
+            ctl.run_with(&["--credentials", "agent.json", "token", "revoke", "-"], &format!("{token}\n")).await;
+        assert!(ok && stderr.contains("revoked"), "{stderr}");
+        let record = ctl.ok(&["token", "introspect", token]).await;
+        assert_eq!(record.trim(), "active  false");
+        // The agent reads with its token; the API accepts what ctl got.
+        let agents =
+            bare.ok(&["--token", response["access_token"].as_str().unwrap(), "agents", "get", &agent_id]).await;
+        assert!(agents.contains("researcher"), "{agents}");
+        let needs_client = bare.fails(&["--token", "x.y.z", "token", "introspect", "x.y.z"]).await;
+        assert!(needs_client.contains("client credential"), "{needs_client}");
+
+        // Rotate and delete a credential.
+        let cred_id = creds["items"][0]["id"].as_str().unwrap().to_string();
+        let rotated = ctl.json(&["credentials", "rotate", &agent_id, &cred_id]).await;
+        assert_ne!(rotated["client_secret"], saved["client_secret"]);
+        let old = ctl.fails(&["--credentials", "agent.json", "token", "get"]).await;
+        assert!(old.contains("401") && old.contains("invalid_client"), "the old secret is refused: {old}");
+        ctl.ok(&["credentials", "delete", &agent_id, &cred_id]).await;
+        let listed = ctl.ok(&["credentials", "list", &agent_id]).await;
+        assert!(listed.lines().any(|l| l.contains(&cred_id) && l.contains("revoked")), "{listed}");
+
+        // Keys: the platform admin's.
+        let key = ctl.json(&["--platform", "keys", "rotate"]).await;
+        assert_eq!(key["alg"], "ES256");
+        assert!(ctl.fails(&["keys", "rotate"]).await.contains("platform:admin"));
+
+        // Audit: list with a filter, verify on the server, export and verify it here.
+        let events = ctl.json(&["audit", "list", "--action", "agent.suspend"]).await;
+        let items = events["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{events}");
+        assert_eq!(items[0]["target"], agent_id.as_str());
+        let table = ctl.ok(&["audit", "list", "--limit", "5"]).await;
+        assert!(table.starts_with("SEQ") && table.lines().count() == 6, "{table}");
+        let report = ctl.json(&["audit", "verify"]).await;
+        assert_eq!(report["intact"], true);
+        let (ok, _, stderr) = ctl.run(&["audit", "export", "--output", "audit.ndjson"]).await;
+        assert!(ok && stderr.contains("intact"), "{stderr}");
+        let exported = std::fs::read_to_string(dir.path().join("audit.ndjson")).unwrap();
+        let seqs: Vec<i64> =
+            exported.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["seq"].as_i64().unwrap()).collect();
+        assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "the whole chain, oldest first");
+        assert!(seqs.len() as u64 >= report["events_checked"].as_u64().unwrap());
+        let offline = ctl.json(&["audit", "verify", "--file", "audit.ndjson"]).await;
+        assert_eq!(
+            (offline["intact"].as_bool(), offline["events_checked"].as_u64()),
+            (Some(true), Some(seqs.len() as u64))
+        );
+        // One field changed in the file: the offline check names the event and exits 1.
+        let tampered = exported.replacen("\"outcome\":\"success\"", "\"outcome\":\"failure\"", 1);
+        assert_ne!(tampered, exported);
+        std::fs::write(dir.path().join("tampered.ndjson"), &tampered).unwrap();
+        let first_changed: Value =
+            serde_json::from_str(tampered.lines().zip(exported.lines()).find(|(a, b)| a != b).map(|(a, _)| a).unwrap())
+                .unwrap();
+        let broken = ctl.fails(&["audit", "verify", "--file", "tampered.ndjson"]).await;
+        assert!(broken.contains(&format!("broken at event {}", id(&first_changed))), "{broken}");
+
+        // Deleting, and what ctl says without a credential or a server.
+        ctl.ok(&["agents", "delete", &agent_id]).await;
+        assert!(ctl.fails(&["agents", "get", &agent_id]).await.contains("404"));
+        ctl.ok(&["--platform", "orgs", "delete", &org_id]).await;
+        let none = bare.fails(&["agents", "list"]).await;
+        assert!(none.contains("no credential: give --credentials"), "{none}");
+        let missing = ctl.fails(&["--credentials", "missing.json", "agents", "list"]).await;
+        assert!(missing.contains("missing.json"), "{missing}");
+        let down = ctl.fails(&["--server", "http://127.0.0.1:9", "agents", "list"]).await;
+        assert!(down.contains("cannot reach http://127.0.0.1:9"), "{down}");
+        app.stop().await;
+    }
+}
