@@ -67,6 +67,15 @@ enum Command {
         /// A file made by `agentidp backup`.
         file: std::path::PathBuf,
     },
+    /// Print the completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g.
+    /// `agentidp completions bash > /etc/bash_completion.d/agentidp`.
+    Completions { shell: clap_complete::Shell },
+    /// Write the man pages (agentidp.1 and one per subcommand) into DIR, or print
+    /// agentidp.1 to standard output without --output-dir.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        output_dir: Option<std::path::PathBuf>,
+    },
     /// Administer a running server through its API with a credential: organizations,
     /// agents, credentials, tokens, audit, keys.
     Ctl(agentidp::ctl::Ctl),
@@ -223,6 +232,23 @@ fn exit_naming_the_variable(e: clap::Error) -> ! {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Ctl(ctl) => agentidp::ctl::run(ctl).await?,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "agentidp", &mut std::io::stdout());
+        }
+        Command::Man { output_dir } => {
+            use clap::CommandFactory;
+            let command = Cli::command();
+            match output_dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                    clap_mangen::generate_to(command, &dir)
+                        .with_context(|| format!("writing into {}", dir.display()))?;
+                    eprintln!("man pages written to {}", dir.display());
+                }
+                None => clap_mangen::Man::new(command).render(&mut std::io::stdout())?,
+            }
+        }
         Command::Serve { settings } => {
             let resolved = settings.resolve()?;
             init_logs(resolved.log_json)?;
