@@ -451,20 +451,7 @@ async fn a_backup_under_load_restores_with_every_record_and_an_intact_chain() {
         (creds["client_id"].as_str().unwrap().to_string(), creds["client_secret"].as_str().unwrap().to_string());
     let token_at = move |base: String| {
         let (id, secret) = (id.clone(), secret.clone());
-        async move {
-            let form =
-                [("grant_type", "client_credentials"), ("client_id", id.as_str()), ("client_secret", secret.as_str())];
-            let body: serde_json::Value = reqwest::Client::new()
-                .post(format!("{base}/api/v1/oauth2/token"))
-                .form(&form)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            body["access_token"].as_str().unwrap().to_string()
-        }
+        async move { crate::support::client_token(&base, &id, &secret).await }
     };
     let admin = token_at(server.base.clone()).await;
     let mut agents = Vec::new();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::support::{backends, Backend};
+use crate::support::{backends, client_token, Backend};
 
 /// How to call the script for one cluster.
 #[derive(Clone)]
@@ -73,19 +73,6 @@ fn free_ports(n: u16) -> u16 {
     panic!("no {n} free ports in a row");
 }
 
-async fn token(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
-    let body: Value = http
-        .post(format!("{base}/api/v1/oauth2/token"))
-        .form(&[("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["access_token"].as_str().unwrap_or_else(|| panic!("no token: {body}")).to_string()
-}
-
 async fn token_requests_served(http: &reqwest::Client, node: &str) -> u64 {
     let text = http.get(format!("{node}/metrics")).send().await.unwrap().text().await.unwrap();
     text.lines()
@@ -126,30 +113,17 @@ async fn the_cluster_script_serves_two_nodes_behind_nginx_and_revokes_across_the
     let admin: Value =
         serde_json::from_str(&std::fs::read_to_string(script.state.join("admin.json")).unwrap()).unwrap();
     let (admin_id, admin_secret) = (admin["client_id"].as_str().unwrap(), admin["client_secret"].as_str().unwrap());
-    let admin_token = token(&http, &balancer, admin_id, admin_secret).await;
-    let agent: Value = http
-        .post(format!("{balancer}/api/v1/agents"))
-        .bearer_auth(&admin_token)
-        .json(&json!({"name": "behind-nginx", "scopes": ["agents:read"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let admin_token = client_token(&balancer, admin_id, admin_secret).await;
+    let post = |path: String, body: Value| {
+        let (http, url, token) = (http.clone(), format!("{balancer}{path}"), admin_token.clone());
+        async move { http.post(url).bearer_auth(token).json(&body).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let agent = post("/api/v1/agents".into(), json!({"name": "behind-nginx", "scopes": ["agents:read"]})).await;
     let agent_id = agent["id"].as_str().unwrap_or_else(|| panic!("{agent}"));
-    let cred: Value = http
-        .post(format!("{balancer}/api/v1/agents/{agent_id}/credentials"))
-        .bearer_auth(&admin_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cred = post(format!("/api/v1/agents/{agent_id}/credentials"), json!({})).await;
     let (id, secret) = (cred["client_id"].as_str().unwrap(), cred["client_secret"].as_str().unwrap());
     for _ in 0..10 {
-        token(&http, &balancer, id, secret).await;
+        client_token(&balancer, id, secret).await;
     }
     let (one, two) =
         (token_requests_served(&http, &script.node(1)).await, token_requests_served(&http, &script.node(2)).await);
@@ -168,7 +142,7 @@ async fn the_cluster_script_serves_two_nodes_behind_nginx_and_revokes_across_the
     }
 
     // A token both nodes accept; revoked on node 1, refused by node 2 and the balancer.
-    let agent_token = token(&http, &balancer, id, secret).await;
+    let agent_token = client_token(&balancer, id, secret).await;
     let read = |base: String| {
         let (http, token, path) = (http.clone(), agent_token.clone(), format!("/api/v1/agents/{agent_id}"));
         async move { http.get(format!("{base}{path}")).bearer_auth(token).send().await.unwrap().status() }

@@ -292,6 +292,22 @@ macro_rules! each_backend {
     };
 }
 
+/// A client_credentials token from the server at `base` (a process a test started);
+/// panics unless one is issued.
+pub async fn client_token(base: &str, client_id: &str, client_secret: &str) -> String {
+    let form = [("grant_type", "client_credentials"), ("client_id", client_id), ("client_secret", client_secret)];
+    let body: Value = reqwest::Client::new()
+        .post(format!("{base}/api/v1/oauth2/token"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["access_token"].as_str().unwrap_or_else(|| panic!("no access_token: {body}")).to_string()
+}
+
 /// Poll `url` until it answers 2xx (up to 10 s); panics with `what` otherwise. For
 /// servers a test starts as a separate process.
 pub async fn wait_until_up(url: &str, what: &str) {
@@ -394,20 +410,7 @@ impl ProcessCluster {
 
     /// A token of the bootstrapped org admin, from the node at `base`.
     pub async fn admin_token(&self, base: &str) -> String {
-        let body: Value = reqwest::Client::new()
-            .post(format!("{base}/api/v1/oauth2/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", self.client_id.as_str()),
-                ("client_secret", self.client_secret.as_str()),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["access_token"].as_str().expect("access_token").to_string()
+        client_token(base, &self.client_id, &self.client_secret).await
     }
 
     /// Start node `name` and wait until it is ready.
