@@ -84,6 +84,10 @@ pub struct Settings {
     /// [default: 10].
     #[arg(long, env = "AGENTIDP_FEDERATION_REFETCH_COOLDOWN")]
     pub federation_refetch_cooldown: Option<u64>,
+    /// Seconds of leeway on exp, nbf and iat of what others sign: client assertions, DPoP
+    /// proofs, partners' JWTs (0-300). AgentIdP's own tokens get none [default: 30].
+    #[arg(long, env = "AGENTIDP_CLOCK_SKEW")]
+    pub clock_skew: Option<u64>,
     /// Milliseconds between a node's looks for webhook work (50-60000) [default: 1000].
     #[arg(long, env = "AGENTIDP_WEBHOOK_POLL_MS")]
     pub webhook_poll_ms: Option<u64>,
@@ -127,6 +131,7 @@ struct FileSettings {
     webhook_allow_loopback_http: Option<bool>,
     federation_allow_loopback_http: Option<bool>,
     federation_refetch_cooldown: Option<u64>,
+    clock_skew: Option<u64>,
     webhook_poll_ms: Option<u64>,
     webhook_lease: Option<u64>,
     webhook_timeout: Option<u64>,
@@ -381,6 +386,10 @@ impl Settings {
         ) {
             anyhow::ensure!((10..=3600).contains(&secs), "{from}: the refetch cooldown must be 10 to 3600 seconds");
             engine.federation.refetch_cooldown = Duration::from_secs(secs);
+        }
+        if let Some((secs, from)) = layers.pick("clock_skew", self.clock_skew, file.clock_skew) {
+            anyhow::ensure!((0..=300).contains(&secs), "{from}: the clock skew must be 0 to 300 seconds");
+            engine.clock_skew = Duration::from_secs(secs);
         }
         let hooks = &mut engine.webhooks;
         if let Some(allow) = self.webhook_allow_loopback_http.or(file.webhook_allow_loopback_http) {

@@ -68,6 +68,9 @@ pub struct EngineConfig {
     pub tiers: TierTable,
     /// The clock every time-dependent rule reads.
     pub clock: Arc<dyn Clock>,
+    /// Leeway on `exp`, `nbf` and `iat` of what others sign (client assertions, DPoP
+    /// proofs, partners' JWTs). AgentIdP's own tokens get none: they die at `exp`.
+    pub clock_skew: Duration,
     /// How webhooks are delivered.
     pub webhooks: WebhookSettings,
     /// How partners' JWKS documents are fetched and cached.
@@ -184,6 +187,7 @@ impl EngineConfig {
             clock: Arc::new(SystemClock),
             webhooks: WebhookSettings::default(),
             federation: FederationSettings::default(),
+            clock_skew: Duration::from_secs(crate::domain::validity::DEFAULT_CLOCK_SKEW_SECS),
             resolver: Arc::new(SystemResolver),
         }
     }

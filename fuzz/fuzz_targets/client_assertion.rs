@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = assertion_issuer(assertion);
     let key = KEY.get_or_init(client_jwk);
     let audiences = [TOKEN_URL.to_string(), agentidp_fuzz::ISSUER.to_string()];
-    if let Ok(verified) = verify_client_assertion(assertion, key, CLIENT_ID, &audiences, NOW_MS) {
+    if let Ok(verified) = verify_client_assertion(assertion, key, CLIENT_ID, &audiences, NOW_MS, 30) {
         assert!(!verified.jti.is_empty() && verified.jti.len() <= 256);
         assert_eq!(assertion_issuer(assertion).as_deref(), Ok(CLIENT_ID));
     }

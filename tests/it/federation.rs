@@ -153,7 +153,7 @@ async fn a_pyjwt_partner_is_trusted_by_its_rules_and_its_jwks_is_fetched_sparing
         }
         // Refusals after the signature: with a known kid, no fetch either.
         let mut expired = claims(&app, "partner-agent-1");
-        expired["exp"] = json!(now - 5);
+        expired["exp"] = json!(now - 40); // past the default 30 s of clock skew
         let mut wrong_aud = claims(&app, "partner-agent-1");
         wrong_aud["aud"] = json!("https://elsewhere.example");
         let mut too_long = claims(&app, "partner-agent-1");

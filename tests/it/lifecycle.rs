@@ -451,3 +451,60 @@ each_backend!(a_dpop_bound_token_stays_bound_through_token_exchange, |app| {
     let (status, body) = exchange_as(&app, &nobody_id, &nobody_secret, &own, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 });
+
+/// Leeway is for what others sign, and it is the operator's to set: a client assertion
+/// that expired 20 s ago passes with the default 30 s of skew and fails with 10 s; a DPoP
+/// proof 15 s ahead likewise. (AgentIdP's own tokens get none: see the expiry test above.)
+#[tokio::test]
+async fn the_clock_skew_on_what_clients_sign_is_configurable() {
+    let backend = crate::support::Backend::Sqlite;
+    for (skew, accepted) in [(None, true), (Some(10), false)] {
+        let app = crate::support::spawn_app_with(&backend, |config| {
+            if let Some(secs) = skew {
+                config.clock_skew = Duration::from_secs(secs);
+            }
+        })
+        .await;
+        let admin = app.admin_token().await;
+        let (_, agent) =
+            app.call(Method::POST, "/api/v1/agents", &admin, Some(json!({"name": "skewed", "scopes": ["x:y"]}))).await;
+        let key = ClientKey::es256();
+        let path = format!("/api/v1/agents/{}/credentials", agent["id"].as_str().unwrap());
+        let (_, cred) =
+            app.call(Method::POST, &path, &admin, Some(json!({"type": "private_key_jwt", "jwk": key.jwk}))).await;
+        let client_id = cred["client_id"].as_str().unwrap();
+        let token_url = app.url("/api/v1/oauth2/token");
+        let n = now_s(&app);
+        let late = key.sign(
+            jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
+            &json!({"iss": client_id, "sub": client_id, "aud": token_url, "iat": n, "exp": n + 10, "jti": "late"}),
+        );
+        // It reaches us 30 s later: 20 s past its exp.
+        app.storage.clock.advance(Duration::from_secs(30));
+        let n = now_s(&app);
+        let (status, body) = form(
+            &app,
+            "/api/v1/oauth2/token",
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                ("client_assertion", late.as_str()),
+            ],
+        )
+        .await;
+        assert_eq!(status.is_success(), accepted, "skew {skew:?}: {body}");
+        // A DPoP proof from a client whose clock runs 15 s ahead.
+        let (id, secret) = (app.boot.client_id.clone(), app.boot.client_secret.clone());
+        let proof = key.dpop("POST", &token_url, n + 15, None);
+        let resp = app
+            .http
+            .post(&token_url)
+            .header("DPoP", proof)
+            .form(&[("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", &secret)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().is_success(), accepted, "skew {skew:?}: {}", resp.text().await.unwrap());
+        app.stop().await;
+    }
+}

@@ -15,8 +15,6 @@ use crate::domain::jose::{self, PublicJwk};
 use crate::domain::scopes;
 use crate::model::{rfc3339, Millis};
 
-/// Clock skew allowed on a partner's `nbf` and `iat` (RFC 7523 §3 leaves it to us).
-pub const SKEW_SECS: i64 = 60;
 /// The longest `max_assertion_lifetime` a partner may be given (a day).
 pub const MAX_LIFETIME_SECS: u64 = 86_400;
 /// The default `max_assertion_lifetime`.
@@ -412,8 +410,9 @@ pub struct VerifiedJwt {
 
 /// Check a partner JWT with one of its keys: the signature, `iss` exact, `aud` one of
 /// `audiences`, `exp` present, not passed and at most the partner's lifetime ahead,
-/// `nbf`/`iat` within [`SKEW_SECS`], `sub` allowed, and a `jti` when replay protection
-/// is on. (Spending the `jti` is the caller's, cluster-wide.)
+/// `nbf`/`iat` not ahead — each with `skew` seconds of leeway (RFC 7523 §3 leaves it to
+/// us) — `sub` allowed, and a `jti` when replay protection is on. (Spending the `jti` is
+/// the caller's, cluster-wide.)
 pub fn verify(
     jwt: &str,
     header: &jsonwebtoken::Header,
@@ -421,6 +420,7 @@ pub fn verify(
     key: &PartnerKey,
     audiences: &[String],
     now: Millis,
+    skew: i64,
 ) -> Result<VerifiedJwt, String> {
     let mut v = Validation::new(header.alg);
     v.algorithms = vec![header.alg];
@@ -439,21 +439,21 @@ pub fn verify(
         .claims;
     let now_s = now / 1000;
     let exp = claims.get("exp").and_then(Value::as_i64).ok_or("exp must be a number")?;
-    if exp <= now_s {
+    if exp + skew <= now_s {
         return Err("the JWT is expired".into());
     }
-    if exp > now_s + partner.rules.max_assertion_lifetime as i64 + SKEW_SECS {
+    if exp > now_s + partner.rules.max_assertion_lifetime as i64 + skew {
         return Err(format!(
             "the JWT expires too far ahead: this partner's JWTs live at most {} s",
             partner.rules.max_assertion_lifetime
         ));
     }
     let time = |name| claims.get(name).map(|v| v.as_i64().ok_or(format!("{name} must be a number"))).transpose();
-    if time("nbf")?.is_some_and(|nbf| nbf > now_s + SKEW_SECS) {
+    if time("nbf")?.is_some_and(|nbf| nbf > now_s + skew) {
         return Err("the JWT is not valid yet (nbf)".into());
     }
     let iat = time("iat")?;
-    if iat.is_some_and(|iat| iat > now_s + SKEW_SECS) {
+    if iat.is_some_and(|iat| iat > now_s + skew) {
         return Err("the JWT was issued in the future (iat)".into());
     }
     let sub = claims.get("sub").and_then(Value::as_str).ok_or("sub must be a string")?.to_string();
@@ -539,7 +539,7 @@ mod tests {
     fn check(p: &Partner, signer: &SigningKey, key: &PartnerKey, c: Value) -> Result<VerifiedJwt, String> {
         let jwt = signer.sign(&c).unwrap();
         let peeked = peek(&jwt)?;
-        verify(&jwt, &peeked.header, p, key, &["https://us.example".into()], NOW)
+        verify(&jwt, &peeked.header, p, key, &["https://us.example".into()], NOW, 60)
     }
 
     #[test]
@@ -549,7 +549,7 @@ mod tests {
         let ok = check(&p, &signer, &key, claims(json!({}))).unwrap();
         assert_eq!((ok.sub.as_str(), ok.jti.as_deref()), ("agent-1", Some("j1")));
         for (extra, why) in [
-            (json!({"exp": NOW / 1000 - 1}), "expired"),
+            (json!({"exp": NOW / 1000 - 61}), "expired"), // past the 60 s of skew
             (json!({"exp": null}), "no exp"),
             (json!({"exp": NOW / 1000 + 3600}), "too far ahead"),
             (json!({"nbf": NOW / 1000 + 120}), "nbf"),

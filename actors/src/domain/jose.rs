@@ -10,15 +10,14 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
 
-use crate::domain::validity::{check_times, LEEWAY_SECS};
 use crate::model::Millis;
 
 /// Largest assertion or proof we parse.
 pub const MAX_JWT_LEN: usize = 8192;
 /// How far in the future a client assertion may expire.
 pub const MAX_ASSERTION_LIFETIME_SECS: i64 = 3600;
-/// Accepted age (and future skew) of a DPoP proof's `iat`.
-pub const DPOP_WINDOW_SECS: i64 = 60;
+/// Accepted age of a DPoP proof's `iat` (the clock skew is allowed on top, both ways).
+pub const DPOP_MAX_AGE_SECS: i64 = 60;
 
 const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
@@ -158,12 +157,15 @@ pub struct VerifiedAssertion {
 
 /// RFC 7523 §3: signature by the registered key; `iss` = `sub` = the client id; `aud`
 /// names this server; `exp` present, not passed, and not too far ahead; `jti` present.
+/// `exp`, `nbf` and `iat` are judged with `skew` seconds of leeway (the client's clock is
+/// not ours).
 pub fn verify_client_assertion(
     assertion: &str,
     key: &PublicJwk,
     client_id: &str,
     audiences: &[String],
     now: Millis,
+    skew: i64,
 ) -> Result<VerifiedAssertion, String> {
     let header = header_of(assertion)?;
     let mut v = Validation::new(header.alg);
@@ -177,14 +179,18 @@ pub fn verify_client_assertion(
     }
     let exp = claims.get("exp").and_then(Value::as_i64).ok_or("exp must be a number")?;
     let nbf = claims.get("nbf").and_then(Value::as_i64);
-    check_times(exp, nbf, now, LEEWAY_SECS)
-        .map_err(|_| "the client assertion is expired or not yet valid".to_string())?;
+    if exp + skew <= now / 1000 {
+        return Err("the client assertion is expired".into());
+    }
+    if nbf.is_some_and(|nbf| nbf - skew > now / 1000) {
+        return Err("the client assertion is not valid yet (nbf)".into());
+    }
     // Many clients (Authlib, for one) ask for exactly an hour; allow their clock skew.
-    if exp > now / 1000 + MAX_ASSERTION_LIFETIME_SECS + LEEWAY_SECS {
+    if exp > now / 1000 + MAX_ASSERTION_LIFETIME_SECS + skew {
         return Err("the client assertion expires too far in the future".into());
     }
     let iat = claims.get("iat").and_then(Value::as_i64);
-    if iat.is_some_and(|iat| iat > now / 1000 + LEEWAY_SECS) {
+    if iat.is_some_and(|iat| iat > now / 1000 + skew) {
         return Err("the client assertion was issued in the future".into());
     }
     let jti = claims
@@ -202,6 +208,8 @@ pub struct DpopExpectation<'a> {
     /// The access token the proof accompanies (resource requests), whose hash is `ath`.
     pub access_token: Option<&'a str>,
     pub now: Millis,
+    /// Seconds of clock skew allowed on the proof's `iat`, both ways.
+    pub skew: i64,
 }
 
 pub struct VerifiedProof {
@@ -243,7 +251,8 @@ pub fn verify_dpop_proof(proof: &str, expect: &DpopExpectation<'_>) -> Result<Ve
         return Err("the DPoP proof's htu does not match the request URI".into());
     }
     let iat = claims.get("iat").and_then(Value::as_i64).ok_or("the DPoP proof needs an iat")?;
-    if (iat - expect.now / 1000).abs() > DPOP_WINDOW_SECS {
+    let now_s = expect.now / 1000;
+    if iat > now_s + expect.skew || iat < now_s - DPOP_MAX_AGE_SECS - expect.skew {
         return Err("the DPoP proof is too old or from the future".into());
     }
     if let Some(token) = expect.access_token {
@@ -312,8 +321,8 @@ mod properties {
         fn random_input_never_passes_any_parser(input in arbitrary_jwtish()) {
             let (key, _) = SigningKey::generate(SigningAlg::Es256, 0, 0).unwrap();
             let jwk = parse_public_jwk(key.jwk()).unwrap();
-            prop_assert!(verify_client_assertion(&input, &jwk, "c", &["aud".into()], NOW).is_err());
-            let expect = DpopExpectation { htm: "POST", htu: "http://x/t", access_token: None, now: NOW };
+            prop_assert!(verify_client_assertion(&input, &jwk, "c", &["aud".into()], NOW, 30).is_err());
+            let expect = DpopExpectation { htm: "POST", htu: "http://x/t", access_token: None, now: NOW, skew: 30 };
             prop_assert!(verify_dpop_proof(&input, &expect).is_err());
             let ring = KeyRing::new(vec![key], "iss", "aud", 900_000).unwrap();
             prop_assert!(ring.verify::<AccessClaims>(&input, NOW).is_err());

@@ -4,9 +4,15 @@
 use crate::error::{EngineError, Result};
 use crate::model::Millis;
 
-/// Seconds of clock skew tolerated on what others sign (client assertions, DPoP proofs,
-/// subject tokens of partners): `exp`, `nbf` and `iat`.
+/// Seconds of clock difference tolerated between AgentIdP's own nodes (the `nbf` of its
+/// own tokens) and allowed to verifiers of its tokens (a retired key stays published this
+/// long past its last token's expiry). What others sign is judged with the configured
+/// `clock_skew` instead ([`DEFAULT_CLOCK_SKEW_SECS`] unless set).
 pub const LEEWAY_SECS: i64 = 30;
+
+/// The default of `EngineConfig::clock_skew`: the leeway on `exp`, `nbf` and `iat` of what
+/// others sign — client assertions, DPoP proofs, partners' JWTs.
+pub const DEFAULT_CLOCK_SKEW_SECS: u64 = 30;
 
 /// AgentIdP judges the expiry of its own tokens by its own clock: a token is dead the
 /// second its `exp` is reached. (`nbf` keeps [`LEEWAY_SECS`]: another node's clock may run

@@ -199,10 +199,11 @@ impl Engine {
             self.url(REVOKE_PATH),
         ];
         let now = self.shared.now_ms();
-        let verified = match jose::verify_client_assertion(assertion, key, client_id, &audiences, now) {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        };
+        let verified =
+            match jose::verify_client_assertion(assertion, key, client_id, &audiences, now, self.clock_skew()) {
+                Ok(v) => v,
+                Err(e) => return Ok(Err(e)),
+            };
         let ttl = Duration::from_secs((verified.exp - now / 1000 + 60).max(60) as u64);
         let key = format!("assertion:{client_id}:{}", verified.jti);
         Ok(match self.shared.coord.claim_once(&key, ttl, verified.iat, now).await? {

@@ -299,7 +299,7 @@ impl Engine {
             }
             let accepted = audiences(&partner);
             for key in keys {
-                match rules::verify(jwt, &peeked.header, &partner, key, &accepted, now) {
+                match rules::verify(jwt, &peeked.header, &partner, key, &accepted, now, self.clock_skew()) {
                     Ok(verified) => return Ok(Ok((partner, verified))),
                     Err(e) => reason = e,
                 }
@@ -463,7 +463,7 @@ impl Engine {
         }
         if let Some(jti) = &verified.jti {
             let now = self.shared.now_ms();
-            let ttl = Duration::from_secs((verified.exp - now / 1000 + 2 * rules::SKEW_SECS).max(60) as u64);
+            let ttl = Duration::from_secs((verified.exp - now / 1000 + 2 * self.clock_skew()).max(60) as u64);
             let key = format!("federation:{}:{jti}", partner.id);
             match self.shared.coord.claim_once(&key, ttl, verified.iat, now).await? {
                 Claim::First => {}

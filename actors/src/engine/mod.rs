@@ -153,6 +153,13 @@ impl Shared {
     }
 }
 
+impl Engine {
+    /// Seconds of leeway on the times of what others sign.
+    pub(crate) fn clock_skew(&self) -> i64 {
+        i64::try_from(self.shared.config.clock_skew.as_secs()).unwrap_or(i64::MAX / 4)
+    }
+}
+
 /// The engine handle. Cheap to clone; every clone drives the same engine.
 #[derive(Clone)]
 pub struct Engine {

@@ -536,11 +536,15 @@ impl Engine {
         access_token: Option<&str>,
     ) -> Result<Result<String, String>> {
         let now = self.shared.now_ms();
-        let verified = match jose::verify_dpop_proof(proof, &jose::DpopExpectation { htm, htu, access_token, now }) {
+        let verified = match jose::verify_dpop_proof(
+            proof,
+            &jose::DpopExpectation { htm, htu, access_token, now, skew: self.clock_skew() },
+        ) {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };
-        let window = Duration::from_secs(2 * jose::DPOP_WINDOW_SECS as u64 + 10);
+        // Remembered for as long as a proof of that iat can be accepted, and a little more.
+        let window = Duration::from_secs((jose::DPOP_MAX_AGE_SECS + 2 * self.clock_skew()) as u64 + 10);
         let key = format!("dpop:{}:{}", verified.jkt, verified.jti);
         Ok(match self.shared.coord.claim_once(&key, window, verified.iat, now).await? {
             Claim::First => Ok(verified.jkt),
