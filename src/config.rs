@@ -98,6 +98,24 @@ pub struct Settings {
     /// Seconds one delivery attempt may take (1-60) [default: 15].
     #[arg(long, env = "AGENTIDP_WEBHOOK_TIMEOUT")]
     pub webhook_timeout: Option<u64>,
+    /// Stripe secret API key: enables billing (with the webhook secret and the prices).
+    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Option<String>,
+    /// Signing secret of the Stripe webhook endpoint (whsec_…).
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub stripe_webhook_secret: Option<String>,
+    /// Stripe price id of the pro tier.
+    #[arg(long, env = "STRIPE_PRICE_PRO")]
+    pub stripe_price_pro: Option<String>,
+    /// Stripe price id of the enterprise tier.
+    #[arg(long, env = "STRIPE_PRICE_ENTERPRISE")]
+    pub stripe_price_enterprise: Option<String>,
+    /// Stripe's API at another base URL (a local fake, for tests) [default: Stripe's].
+    #[arg(long, env = "STRIPE_API_BASE")]
+    pub stripe_api_base: Option<String>,
+    /// Days an organization keeps its paid tier after a failed payment (0-60) [default: 7].
+    #[arg(long, env = "AGENTIDP_BILLING_GRACE_DAYS")]
+    pub billing_grace_days: Option<u64>,
     /// PEM certificate chain: serve HTTPS (with --tls-key); the default issuer becomes
     /// https://<listen>.
     #[arg(long, env = "AGENTIDP_TLS_CERT", requires = "tls_key")]
@@ -137,6 +155,12 @@ struct FileSettings {
     webhook_timeout: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    stripe_secret_key: Option<String>,
+    stripe_webhook_secret: Option<String>,
+    stripe_price_pro: Option<String>,
+    stripe_price_enterprise: Option<String>,
+    stripe_api_base: Option<String>,
+    billing_grace_days: Option<u64>,
     /// Milliseconds between analytics flushes (100 to 60000). File only.
     analytics_flush_ms: Option<u64>,
     /// `[tiers.free]`, `[tiers.pro]`, `[tiers.enterprise]`: each limit a number or
@@ -282,6 +306,57 @@ impl Layers {
 }
 
 impl Settings {
+    /// Stripe billing: on when the secret key is given, which then needs the webhook
+    /// secret and at least one price; any other billing setting without the key is an
+    /// error (it would silently do nothing).
+    fn billing(
+        &self,
+        layers: &Layers,
+        file: &FileSettings,
+    ) -> anyhow::Result<Option<agentidp_engine::BillingSettings>> {
+        use agentidp_engine::model::Tier;
+        let pick = |id, cli: &Option<String>, file: &Option<String>| layers.pick(id, cli.clone(), file.clone());
+        let key = pick("stripe_secret_key", &self.stripe_secret_key, &file.stripe_secret_key);
+        let secret = pick("stripe_webhook_secret", &self.stripe_webhook_secret, &file.stripe_webhook_secret);
+        let pro = pick("stripe_price_pro", &self.stripe_price_pro, &file.stripe_price_pro);
+        let enterprise = pick("stripe_price_enterprise", &self.stripe_price_enterprise, &file.stripe_price_enterprise);
+        let base = pick("stripe_api_base", &self.stripe_api_base, &file.stripe_api_base);
+        let grace = layers.pick("billing_grace_days", self.billing_grace_days, file.billing_grace_days);
+        let Some((key, _)) = key else {
+            let given = [secret.map(|s| s.1), pro.map(|s| s.1), enterprise.map(|s| s.1), base.map(|s| s.1)]
+                .into_iter()
+                .chain([grace.map(|g| g.1)])
+                .flatten()
+                .next();
+            if let Some(from) = given {
+                anyhow::bail!("{from} is a billing setting, and billing needs STRIPE_SECRET_KEY (--stripe-secret-key)");
+            }
+            return Ok(None);
+        };
+        let (secret, _) = secret.ok_or_else(|| {
+            anyhow::anyhow!("billing needs the webhook signing secret: STRIPE_WEBHOOK_SECRET (--stripe-webhook-secret)")
+        })?;
+        let prices: Vec<(Tier, String)> = [(Tier::Pro, pro), (Tier::Enterprise, enterprise)]
+            .into_iter()
+            .filter_map(|(t, p)| Some((t, p?.0)))
+            .collect();
+        anyhow::ensure!(
+            !prices.is_empty(),
+            "billing needs a Stripe price for at least one paid tier: STRIPE_PRICE_PRO or STRIPE_PRICE_ENTERPRISE"
+        );
+        let mut settings = agentidp_engine::BillingSettings::new(key, secret, prices);
+        if let Some((base, from)) = base {
+            let ok = url::Url::parse(&base).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+            anyhow::ensure!(ok, "{from}: an absolute http(s) URL, like http://127.0.0.1:8420, not {base:?}");
+            settings.api_base = Some(base);
+        }
+        if let Some((days, from)) = grace {
+            anyhow::ensure!(days <= 60, "{from}: the grace period must be 0 to 60 days");
+            settings.grace = Duration::from_secs(days * 86_400);
+        }
+        Ok(Some(settings))
+    }
+
     pub fn resolve(&self) -> anyhow::Result<Resolved> {
         let layers = Layers {
             command: <Settings as clap::Args>::augment_args(clap::Command::new("agentidp")),
@@ -295,6 +370,7 @@ impl Settings {
             }
             None => FileSettings::default(),
         };
+        let billing = self.billing(&layers, &file)?;
         let listen = self.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
         // A relative path in the file (data_dir, the TLS files) is the file's: resolved
         // against its folder.
@@ -445,6 +521,7 @@ impl Settings {
         }
         http.cors_origins = origins;
         http.tls = tls;
+        engine.billing = billing;
         Ok(Resolved { listen, log_json: log_format == "json", engine, http, warnings })
     }
 }

@@ -75,8 +75,49 @@ pub struct EngineConfig {
     pub webhooks: WebhookSettings,
     /// How partners' JWKS documents are fetched and cached.
     pub federation: FederationSettings,
+    /// Stripe billing, when configured (`None`: tiers are set by the platform admin only).
+    pub billing: Option<BillingSettings>,
     /// How outbound requests resolve host names (the system's resolver unless injected).
     pub resolver: Arc<dyn Resolver>,
+}
+
+/// Stripe billing: the API key, the webhook signing secret and one price per paid tier.
+#[derive(Clone)]
+pub struct BillingSettings {
+    pub secret_key: String,
+    pub webhook_secret: String,
+    /// The Stripe price of each paid tier.
+    pub prices: Vec<(crate::model::Tier, String)>,
+    /// Stripe's API at another address (a local fake in tests); Stripe's own when `None`.
+    pub api_base: Option<String>,
+    /// How long an organization keeps its paid tier after a failed payment.
+    pub grace: Duration,
+    /// How often a node looks for grace periods that ended.
+    pub sweep_every: Duration,
+}
+
+impl std::fmt::Debug for BillingSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BillingSettings")
+            .field("prices", &self.prices)
+            .field("api_base", &self.api_base)
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BillingSettings {
+    /// Seven days of grace after a failed payment; grace periods checked every minute.
+    pub fn new(secret_key: String, webhook_secret: String, prices: Vec<(crate::model::Tier, String)>) -> Self {
+        BillingSettings {
+            secret_key,
+            webhook_secret,
+            prices,
+            api_base: None,
+            grace: Duration::from_secs(7 * 86_400),
+            sweep_every: Duration::from_secs(60),
+        }
+    }
 }
 
 /// How the JwksCache actors fetch partners' keys.
@@ -188,6 +229,7 @@ impl EngineConfig {
             webhooks: WebhookSettings::default(),
             federation: FederationSettings::default(),
             clock_skew: Duration::from_secs(crate::domain::validity::DEFAULT_CLOCK_SKEW_SECS),
+            billing: None,
             resolver: Arc::new(SystemResolver),
         }
     }

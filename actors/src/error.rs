@@ -12,6 +12,9 @@ pub enum EngineError {
     /// The thing does not exist, or the caller may not know that it exists.
     #[error("{kind} not found")]
     NotFound { kind: &'static str },
+    /// A feature this deployment has not configured (e.g. `billing`): nothing to find.
+    #[error("{0} is not configured")]
+    NotConfigured(&'static str),
     /// The caller is authenticated but the policy denies the operation.
     #[error("forbidden: {0}")]
     Forbidden(String),

@@ -20,6 +20,7 @@
 //! ```
 
 mod actor;
+pub mod billing;
 mod cache;
 pub mod clock;
 pub mod config;
@@ -40,7 +41,7 @@ pub use actor::keyed::{KeyedConfig, KeyedFamily, KeyedHost, KeyedMetrics};
 pub use actor::tier_counters::QuotaState;
 pub use actor::RestartBudget;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{EngineConfig, FederationSettings, VaultConfig, WebhookSettings};
+pub use config::{BillingSettings, EngineConfig, FederationSettings, VaultConfig, WebhookSettings};
 pub use engine::*;
 pub use error::{EngineError, Result};
 pub use keystore::vault_from_env;

@@ -6,6 +6,7 @@
 mod agents;
 mod analytics;
 mod audit;
+mod billing;
 mod cors;
 mod delegations;
 mod dids;
@@ -260,6 +261,11 @@ impl Body {
         self.bytes.is_empty()
     }
 
+    /// The body exactly as received (what a signature is computed over).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// Parse JSON; the content type must say JSON, and unknown fields are refused where
     /// the target type says so.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Problem> {
@@ -423,6 +429,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(webhooks::routes(state.clone()))
         .unify()
         .or(federation::routes(state.clone()))
+        .unify()
+        .or(billing::routes(state.clone()))
         .unify()
         .or(dids::api(state.clone()))
         .unify()

@@ -78,6 +78,9 @@ impl From<EngineError> for Problem {
             EngineError::NotFound { kind } => {
                 Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("{kind} not found"))
             }
+            e @ EngineError::NotConfigured(_) => {
+                Problem::new(StatusCode::NOT_FOUND, "not-configured", "Not configured", e.to_string())
+            }
             EngineError::Forbidden(detail) => Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail),
             EngineError::InsufficientScope { scope } => {
                 let detail = EngineError::InsufficientScope { scope: scope.clone() }.to_string();

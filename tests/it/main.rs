@@ -5,6 +5,7 @@
 mod agents;
 mod analytics;
 mod audit;
+mod billing;
 mod cli;
 mod cluster;
 mod conformance;

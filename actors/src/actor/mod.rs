@@ -12,6 +12,7 @@
 
 pub mod analytics;
 pub mod audit_writer;
+pub mod billing;
 pub mod cache_keeper;
 pub mod delegations;
 pub mod federation;

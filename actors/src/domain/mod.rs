@@ -3,6 +3,7 @@
 
 pub mod analytics;
 pub mod audit_chain;
+pub mod billing;
 pub mod biscuit;
 pub mod claims;
 pub mod delegation;

@@ -57,6 +57,11 @@ pub const EVENT_TYPES: &[EventType] = &[
         action: "webhook.disable",
         description: "The engine disabled a subscription (410 Gone, or failing for days); sent to the others",
     },
+    EventType {
+        name: "organization.tier_changed",
+        action: "billing.tier_change",
+        description: "Billing moved the organization to another tier (a payment, a cancellation, a grace period ended)",
+    },
     EventType { name: "webhook.test", action: "webhook.test", description: "Sent by POST /webhooks/{id}/test" },
 ];
 

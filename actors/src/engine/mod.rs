@@ -5,6 +5,7 @@
 mod analytics;
 mod audit;
 mod bearer;
+pub(crate) mod billing;
 mod bootstrap;
 mod client_auth;
 mod delegation;
@@ -57,6 +58,7 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::{Change, Commit, QuotaStore, Store};
 
 pub use analytics::AnalyticsQuery;
+pub use billing::{CheckoutParams, StripeOutcome, SubscriptionView};
 pub use delegation::DelegationQuery;
 pub use dids::{AddedDidKey, AgentDid, NewDidKey, Resolution, MAX_DID_KEYS};
 pub use federation::{FederatedVerification, JwksStatus, PartnerView};
@@ -133,6 +135,8 @@ pub(crate) struct Shared {
     pub delegations: Delegations,
     pub webhooks: Webhooks,
     pub federation: Federation,
+    /// Stripe billing, when configured.
+    pub billing: Option<billing::Billing>,
     /// Seals webhook secrets (as it seals signing keys).
     pub keystore: Arc<Keystore>,
     /// The root key of biscuit delegations.
@@ -347,6 +351,19 @@ impl Engine {
             metrics.federation.clone(),
         );
         federation.reload().await?;
+        let billing = match &config.billing {
+            Some(settings) => {
+                let api = crate::billing::stripe::StripeApi::new(&settings.secret_key, settings.api_base.as_deref())?;
+                children.register(crate::actor::billing::child(crate::actor::billing::Deps {
+                    store: store.clone(),
+                    audit: audit.clone(),
+                    clock: clock.clone(),
+                    every: settings.sweep_every,
+                }));
+                Some(billing::Billing { settings: settings.clone(), api: Arc::new(api) })
+            }
+            None => None,
+        };
         // The keeper routes cluster events to the others, so it starts last.
         children.register(cache_keeper::child(cache_keeper::Deps {
             store: store.clone(),
@@ -376,6 +393,7 @@ impl Engine {
             delegations,
             webhooks,
             federation,
+            billing,
             keystore,
             biscuit,
             lockout: limits::Lockout::new(config.lockout_failures, config.lockout_window, config.clock.clone()),

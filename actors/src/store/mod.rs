@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::coord::ClusterEvent;
 use crate::domain::analytics::{Day, DayRange, Metric};
 use crate::domain::audit_chain::SealedEvent;
+use crate::domain::billing::TenantSubscription;
 use crate::domain::delegation::{Delegation, DelegationStatus};
 use crate::domain::federation::Partner;
 use crate::domain::tiers::TierTable;
@@ -170,6 +171,14 @@ pub enum Change {
         agent_id: Uuid,
         key_id: String,
     },
+    /// Remember a Stripe event as processed; `Conflict` if it already was (on any node).
+    ClaimStripeEvent {
+        id: String,
+        kind: String,
+        at: Millis,
+    },
+    /// Insert or replace an organization's subscription record.
+    PutSubscription(Box<TenantSubscription>),
 }
 
 /// One of an agent's DID keys as stored.
@@ -475,6 +484,17 @@ pub trait AnalyticsStore: Send + Sync + 'static {
     ) -> Result<Vec<(Metric, Day, u64)>>;
 }
 
+/// Organizations' subscriptions and the Stripe events processed (`tenant_subscriptions`,
+/// `stripe_events`; written through [`Change`]s).
+#[async_trait]
+pub trait BillingStore: Send + Sync + 'static {
+    async fn subscription(&self, org_id: Uuid) -> Result<Option<TenantSubscription>>;
+    async fn subscription_by_customer(&self, customer_id: &str) -> Result<Option<TenantSubscription>>;
+    async fn stripe_event_seen(&self, id: &str) -> Result<bool>;
+    /// Past-due subscriptions whose grace period ended at or before `now`.
+    async fn lapsed_subscriptions(&self, now: Millis) -> Result<Vec<TenantSubscription>>;
+}
+
 /// The whole durable store: every port, and its migrations. The engine opens one and
 /// hands each actor the narrow port it uses; a new family adds its own port here (and
 /// one adapter file per backend).
@@ -493,6 +513,7 @@ pub trait Store:
     + WebhookStore
     + FederationStore
     + DidStore
+    + BillingStore
 {
     /// Apply pending migrations; returns the schema version now in force.
     async fn migrate(&self) -> Result<u32>;

@@ -335,6 +335,36 @@ pub(super) async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<()> {
             .await
             .map_err(db_err)?;
         }
+        Change::ClaimStripeEvent { id, kind, at } => {
+            tx.execute("INSERT INTO stripe_events (id, type, received_at) VALUES ($1, $2, $3)", &[id, kind, at])
+                .await
+                .map_err(db_err)?;
+        }
+        Change::PutSubscription(t) => {
+            tx.execute(
+                "INSERT INTO tenant_subscriptions (org_id, customer_id, subscription_id, tier, status,
+                     current_period_end, cancel_at_period_end, grace_until, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (org_id) DO UPDATE SET customer_id = excluded.customer_id,
+                     subscription_id = excluded.subscription_id, tier = excluded.tier, status = excluded.status,
+                     current_period_end = excluded.current_period_end,
+                     cancel_at_period_end = excluded.cancel_at_period_end, grace_until = excluded.grace_until,
+                     updated_at = excluded.updated_at",
+                &[
+                    &t.org_id,
+                    &t.customer_id,
+                    &t.subscription_id,
+                    &t.tier.as_str(),
+                    &t.status,
+                    &t.current_period_end,
+                    &t.cancel_at_period_end,
+                    &t.grace_until,
+                    &t.updated_at,
+                ],
+            )
+            .await
+            .map_err(db_err)?;
+        }
         Change::RemoveDidKey { agent_id, key_id } => {
             let n = tx
                 .execute("DELETE FROM agent_did_keys WHERE agent_id = $1 AND key_id = $2", &[agent_id, key_id])

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 mod analytics;
 mod audit;
+mod billing;
 mod changes;
 mod delegations;
 mod dids;
@@ -46,6 +47,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (9, include_str!("../../../../migrations/postgres/0009_webhooks.sql")),
     (10, include_str!("../../../../migrations/postgres/0010_federation.sql")),
     (11, include_str!("../../../../migrations/postgres/0011_did_keys.sql")),
+    (12, include_str!("../../../../migrations/postgres/0012_billing.sql")),
 ];
 /// Arbitrary constant naming the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x0041_676e_7449_6450;

@@ -211,6 +211,36 @@ pub(super) fn apply(conn: &Connection, change: &Change) -> Result<()> {
             })
             .map_err(db_err)?;
         }
+        Change::ClaimStripeEvent { id, kind, at } => {
+            conn.prepare_cached("INSERT INTO stripe_events (id, type, received_at) VALUES (?1, ?2, ?3)")
+                .and_then(|mut s| s.execute(params![id, kind, at]))
+                .map_err(db_err)?;
+        }
+        Change::PutSubscription(t) => {
+            conn.prepare_cached(&format!(
+                "INSERT INTO tenant_subscriptions ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (org_id) DO UPDATE SET customer_id = excluded.customer_id,
+                     subscription_id = excluded.subscription_id, tier = excluded.tier, status = excluded.status,
+                     current_period_end = excluded.current_period_end,
+                     cancel_at_period_end = excluded.cancel_at_period_end, grace_until = excluded.grace_until,
+                     updated_at = excluded.updated_at",
+                super::billing::SUBSCRIPTION_COLS
+            ))
+            .and_then(|mut s| {
+                s.execute(params![
+                    t.org_id.to_string(),
+                    t.customer_id,
+                    t.subscription_id,
+                    t.tier.as_str(),
+                    t.status,
+                    t.current_period_end,
+                    t.cancel_at_period_end,
+                    t.grace_until,
+                    t.updated_at
+                ])
+            })
+            .map_err(db_err)?;
+        }
         Change::RemoveDidKey { agent_id, key_id } => {
             let n = conn
                 .execute(

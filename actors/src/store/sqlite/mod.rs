@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 mod analytics;
 mod audit;
+mod billing;
 mod changes;
 mod delegations;
 mod dids;
@@ -48,6 +49,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (9, include_str!("../../../../migrations/sqlite/0009_webhooks.sql")),
     (10, include_str!("../../../../migrations/sqlite/0010_federation.sql")),
     (11, include_str!("../../../../migrations/sqlite/0011_did_keys.sql")),
+    (12, include_str!("../../../../migrations/sqlite/0012_billing.sql")),
 ];
 
 pub struct SqliteStore {

@@ -1,0 +1,22 @@
+-- Version 12: billing. An organization's Stripe customer and subscription (one row per
+-- organization; the tier it pays for, Stripe's status, the period end, a cancellation at
+-- period end, and the grace period after a failed payment), and the Stripe events
+-- already processed: each event id once, so a redelivered event changes nothing.
+
+CREATE TABLE tenant_subscriptions (
+    org_id               UUID PRIMARY KEY REFERENCES organizations (id) ON DELETE CASCADE,
+    customer_id          TEXT NOT NULL UNIQUE,
+    subscription_id      TEXT UNIQUE,
+    tier                 TEXT NOT NULL,
+    status               TEXT NOT NULL,
+    current_period_end   BIGINT,
+    cancel_at_period_end BOOLEAN NOT NULL,
+    grace_until          BIGINT,
+    updated_at           BIGINT NOT NULL
+);
+
+CREATE TABLE stripe_events (
+    id          TEXT PRIMARY KEY,
+    type        TEXT NOT NULL,
+    received_at BIGINT NOT NULL
+);
