@@ -43,6 +43,7 @@ const SAMPLE: usize = 1000;
 
 struct Fixture {
     engine: Engine,
+    org_id: Uuid,
     clients: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
@@ -107,7 +108,7 @@ fn fixture(rt: &Runtime, agents: usize, alg: SigningAlg) -> Fixture {
                 .unwrap();
         }
     });
-    Fixture { engine, clients, _dir: dir }
+    Fixture { engine, org_id, clients, _dir: dir }
 }
 
 fn scales() -> Vec<usize> {
@@ -204,6 +205,17 @@ fn bench(c: &mut Criterion) {
                         }
                     })
                 });
+                // The compliance report of the organization holding every agent, computed
+                // (not served from its cache): its agents, credentials, DID keys, token
+                // activity, delegations, webhooks, keys, usage and its whole audit chain.
+                group.sample_size(10);
+                group.bench_function(BenchmarkId::new("compliance_report", format!("{scale}/1")), |b| {
+                    b.to_async(&rt).iter(|| {
+                        let engine = f.engine.clone();
+                        async move { engine.compute_report(f.org_id).await.unwrap() }
+                    })
+                });
+                group.sample_size(30);
             }
             rt.block_on(f.engine.shutdown());
         }

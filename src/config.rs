@@ -98,6 +98,10 @@ pub struct Settings {
     /// Seconds one delivery attempt may take (1-60) [default: 15].
     #[arg(long, env = "AGENTIDP_WEBHOOK_TIMEOUT")]
     pub webhook_timeout: Option<u64>,
+    /// The compliance report's rotation policy: a client secret older than this many days
+    /// is a finding (1-3650) [default: 90].
+    #[arg(long, env = "AGENTIDP_COMPLIANCE_CREDENTIAL_MAX_AGE_DAYS")]
+    pub compliance_credential_max_age_days: Option<u64>,
     /// Stripe secret API key: enables billing (with the webhook secret and the prices).
     #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
     pub stripe_secret_key: Option<String>,
@@ -155,6 +159,7 @@ struct FileSettings {
     webhook_timeout: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    compliance_credential_max_age_days: Option<u64>,
     stripe_secret_key: Option<String>,
     stripe_webhook_secret: Option<String>,
     stripe_price_pro: Option<String>,
@@ -522,6 +527,17 @@ impl Settings {
         http.cors_origins = origins;
         http.tls = tls;
         engine.billing = billing;
+        if let Some((days, from)) = layers.pick(
+            "compliance_credential_max_age_days",
+            self.compliance_credential_max_age_days,
+            file.compliance_credential_max_age_days,
+        ) {
+            anyhow::ensure!(
+                (1..=3650).contains(&days),
+                "{from}: the credential rotation policy must be 1 to 3650 days"
+            );
+            engine.compliance.credential_max_age = Duration::from_secs(days * 86_400);
+        }
         Ok(Resolved { listen, log_json: log_format == "json", engine, http, warnings })
     }
 }

@@ -75,6 +75,8 @@ pub struct EngineConfig {
     pub webhooks: WebhookSettings,
     /// How partners' JWKS documents are fetched and cached.
     pub federation: FederationSettings,
+    /// What the compliance report counts as stale or too long-lived.
+    pub compliance: crate::domain::compliance::CompliancePolicy,
     /// Stripe billing, when configured (`None`: tiers are set by the platform admin only).
     pub billing: Option<BillingSettings>,
     /// How outbound requests resolve host names (the system's resolver unless injected).
@@ -230,6 +232,7 @@ impl EngineConfig {
             federation: FederationSettings::default(),
             clock_skew: Duration::from_secs(crate::domain::validity::DEFAULT_CLOCK_SKEW_SECS),
             billing: None,
+            compliance: Default::default(),
             resolver: Arc::new(SystemResolver),
         }
     }

@@ -7,6 +7,7 @@ mod agents;
 mod analytics;
 mod audit;
 mod billing;
+mod compliance;
 mod cors;
 mod delegations;
 mod dids;
@@ -431,6 +432,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(federation::routes(state.clone()))
         .unify()
         .or(billing::routes(state.clone()))
+        .unify()
+        .or(compliance::routes(state.clone()))
         .unify()
         .or(dids::api(state.clone()))
         .unify()

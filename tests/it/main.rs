@@ -8,6 +8,7 @@ mod audit;
 mod billing;
 mod cli;
 mod cluster;
+mod compliance;
 mod conformance;
 mod credentials;
 mod ctl;

@@ -102,6 +102,19 @@ impl Analytics {
         *pending.entry((org_id, agent_id, day, metric)).or_default() += 1;
     }
 
+    /// The agents of `org_id` with a count of `metric` on `since` or later that this node
+    /// has not written yet (what the store does not show).
+    pub async fn unwritten_agents(&self, org_id: Uuid, metric: Metric, since: Day) -> Vec<Uuid> {
+        let flushing = self.tally.flushing.lock().await;
+        let pending = self.tally.pending.lock().unwrap_or_else(|p| p.into_inner());
+        flushing
+            .keys()
+            .chain(pending.keys())
+            .filter(|(org, _, day, m)| *org == org_id && *m == metric && *day >= since)
+            .map(|k| k.1)
+            .collect()
+    }
+
     /// The counts of `org_id` (of one agent, or all) per metric and day over `range`:
     /// what the store holds plus what this node has not written yet.
     pub async fn counts(

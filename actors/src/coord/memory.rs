@@ -16,6 +16,8 @@ pub struct MemoryCoordinator {
     /// When this memory began (unix seconds, the process's start): claims made before
     /// it were lost with the previous process.
     memory_since: i64,
+    /// Shared values and when they lapse.
+    cache: DashMap<String, (Vec<u8>, Instant)>,
 }
 
 /// Claims kept before expired ones are swept.
@@ -28,6 +30,7 @@ impl MemoryCoordinator {
             tx: broadcast::channel(1024).0,
             claims: DashMap::new(),
             memory_since: now_ms.div_euclid(1000),
+            cache: DashMap::new(),
         }
     }
 }
@@ -59,6 +62,24 @@ impl Coordinator for MemoryCoordinator {
     }
 
     async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn cache_put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<()> {
+        let now = Instant::now();
+        if self.cache.len() >= SWEEP_AT {
+            self.cache.retain(|_, (_, until)| *until > now);
+        }
+        self.cache.insert(key.to_string(), (value.to_vec(), now + ttl));
+        Ok(())
+    }
+
+    async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.cache.get(key).filter(|e| e.1 > Instant::now()).map(|e| e.0.clone()))
+    }
+
+    async fn cache_drop(&self, key: &str) -> Result<()> {
+        self.cache.remove(key);
         Ok(())
     }
 

@@ -62,4 +62,8 @@ pub trait Coordinator: Send + Sync + 'static {
     /// closed: anything made before its memory began (`now_ms` of the first claim after
     /// the loss) is [`Claim::PredatesMemory`], since it might have been used before.
     async fn claim_once(&self, key: &str, ttl: std::time::Duration, issued_at: i64, now_ms: i64) -> Result<Claim>;
+    /// A value every node shares for `ttl` (a computed report), until dropped.
+    async fn cache_put(&self, key: &str, value: &[u8], ttl: std::time::Duration) -> Result<()>;
+    async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    async fn cache_drop(&self, key: &str) -> Result<()>;
 }

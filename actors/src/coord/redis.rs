@@ -148,6 +148,38 @@ impl Coordinator for RedisCoordinator {
         })
     }
 
+    async fn cache_put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<()> {
+        let mut conn = self.pool.get().await.map_err(|e| EngineError::Unavailable(format!("redis pool: {e}")))?;
+        let _: () = redis::cmd("SET")
+            .arg(format!("{}:cache:{key}", self.namespace))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async(&mut *conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(())
+    }
+
+    async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let mut conn = self.pool.get().await.map_err(|e| EngineError::Unavailable(format!("redis pool: {e}")))?;
+        redis::cmd("GET")
+            .arg(format!("{}:cache:{key}", self.namespace))
+            .query_async(&mut *conn)
+            .await
+            .map_err(redis_err)
+    }
+
+    async fn cache_drop(&self, key: &str) -> Result<()> {
+        let mut conn = self.pool.get().await.map_err(|e| EngineError::Unavailable(format!("redis pool: {e}")))?;
+        let _: i64 = redis::cmd("DEL")
+            .arg(format!("{}:cache:{key}", self.namespace))
+            .query_async(&mut *conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<()> {
         let mut conn = self.pool.get().await.map_err(|e| EngineError::Unavailable(format!("redis pool: {e}")))?;
         let _: String = redis::cmd("PING").query_async(&mut *conn).await.map_err(redis_err)?;

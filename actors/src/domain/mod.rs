@@ -6,6 +6,7 @@ pub mod audit_chain;
 pub mod billing;
 pub mod biscuit;
 pub mod claims;
+pub mod compliance;
 pub mod delegation;
 pub mod did;
 pub mod federation;

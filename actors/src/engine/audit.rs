@@ -59,6 +59,11 @@ impl Engine {
     /// Re-compute the whole hash chain of an organization.
     pub async fn verify_audit(&self, call: &Call, org: Option<Uuid>) -> Result<ChainReport> {
         let org_id = self.audit_org(call, org, "audit.verify")?;
+        self.verify_chain(org_id).await
+    }
+
+    /// Verify the chain of `org_id` (the unattributed chain for `None`), link by link.
+    pub(super) async fn verify_chain(&self, org_id: Option<Uuid>) -> Result<ChainReport> {
         let chain = org_id.unwrap_or(UNATTRIBUTED_CHAIN);
         let mut verifier = ChainVerifier::default();
         let mut after = 0;

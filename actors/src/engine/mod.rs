@@ -8,6 +8,7 @@ mod bearer;
 pub(crate) mod billing;
 mod bootstrap;
 mod client_auth;
+mod compliance;
 mod delegation;
 mod dids;
 mod directory;
@@ -59,6 +60,7 @@ use crate::store::{Change, Commit, QuotaStore, Store};
 
 pub use analytics::AnalyticsQuery;
 pub use billing::{CheckoutParams, StripeOutcome, SubscriptionView};
+pub use compliance::{AgentCompliance, REPORT_TTL};
 pub use delegation::DelegationQuery;
 pub use dids::{AddedDidKey, AgentDid, NewDidKey, Resolution, MAX_DID_KEYS};
 pub use federation::{FederatedVerification, JwksStatus, PartnerView};
@@ -456,9 +458,15 @@ impl Engine {
     async fn commit(&self, event: Event, changes: Vec<Change>, announce: Option<ClusterEvent>) -> Result<()> {
         // Read before sealing: no copy of the action on the token path.
         let webhook_org = webhook_event_org(event.org_id, &event.action);
+        let org_id = event.org_id;
+        let relevant = !changes.is_empty() || announce.is_some();
+        let action = relevant.then(|| event.action.clone());
         let commit = Commit { event: event.seal(), changes, announce: announce.clone() };
         self.shared.audit.append(commit).await?;
         self.nudge_webhooks(webhook_org);
+        if let Some(action) = action {
+            self.compliance_changed(org_id, &action).await;
+        }
         if let Some(event) = announce {
             self.apply_here(&event);
             match &event {

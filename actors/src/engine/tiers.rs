@@ -11,6 +11,11 @@ impl Engine {
     /// What `org_id` has used of its tier today: calls, agents, webhook subscriptions.
     pub async fn usage(&self, call: &Call, org_id: Uuid) -> Result<Usage> {
         self.authorize(call, "organizations.usage", org_id)?;
+        self.usage_of(org_id).await
+    }
+
+    /// What `org_id` has used of its tier today.
+    pub(super) async fn usage_of(&self, org_id: Uuid) -> Result<Usage> {
         let org = self.shared.store.get_org(org_id).await?.ok_or(EngineError::not_found("organization"))?;
         let limits = self.shared.config.tiers.limits(org.tier);
         let now = self.shared.now_ms();

@@ -495,6 +495,18 @@ pub trait BillingStore: Send + Sync + 'static {
     async fn lapsed_subscriptions(&self, now: Millis) -> Result<Vec<TenantSubscription>>;
 }
 
+/// What the compliance report reads of an organization in one query each (indexed by
+/// organization), so it stays fast at a hundred thousand agents.
+#[async_trait]
+pub trait ComplianceStore: Send + Sync + 'static {
+    /// Every active credential of the organization.
+    async fn org_credentials(&self, org_id: Uuid) -> Result<Vec<Credential>>;
+    /// The agents that have at least one DID key.
+    async fn agents_with_did_keys(&self, org_id: Uuid) -> Result<Vec<Uuid>>;
+    /// The agents that were issued a token on `day` or later (from the analytics counts).
+    async fn agents_with_tokens_since(&self, org_id: Uuid, day: i64) -> Result<Vec<Uuid>>;
+}
+
 /// The whole durable store: every port, and its migrations. The engine opens one and
 /// hands each actor the narrow port it uses; a new family adds its own port here (and
 /// one adapter file per backend).
@@ -514,6 +526,7 @@ pub trait Store:
     + FederationStore
     + DidStore
     + BillingStore
+    + ComplianceStore
 {
     /// Apply pending migrations; returns the schema version now in force.
     async fn migrate(&self) -> Result<u32>;

@@ -15,6 +15,7 @@ mod analytics;
 mod audit;
 mod billing;
 mod changes;
+mod compliance;
 mod delegations;
 mod dids;
 mod directory;

@@ -1,0 +1,157 @@
+//! The compliance report: gathered from the store in a handful of queries per
+//! organization, evaluated by `domain::compliance`, and kept for five minutes in the
+//! coordinator (Redis with several nodes, so every node serves the same report). A change
+//! the report reads — an agent, a credential, a delegation, a webhook, a DID key, a key
+//! rotation, a tier change — drops it, so the next request recomputes.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Call, Engine};
+use crate::domain::analytics::{day_of, Metric};
+use crate::domain::compliance::{evaluate, ComplianceReport, Finding, Inputs};
+use crate::error::{EngineError, Result};
+use crate::model::Millis;
+
+/// How long a report is served before it is computed again (unless a change drops it).
+pub const REPORT_TTL: Duration = Duration::from_secs(300);
+/// Audit actions whose changes the report reads: one of them drops the cached report.
+const RELEVANT: &[&str] =
+    &["agent.", "credential.", "delegation.", "webhook.", "did.", "keys.", "billing.", "organization."];
+const PAGE: u32 = 1000;
+
+/// The findings of one agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentCompliance {
+    pub agent_id: Uuid,
+    pub org_id: Uuid,
+    #[serde(with = "crate::model::rfc3339")]
+    pub generated_at: Millis,
+    pub findings: Vec<Finding>,
+}
+
+fn cache_key(org_id: Uuid) -> String {
+    format!("compliance:{org_id}")
+}
+
+impl Engine {
+    /// The organization's compliance report (the caller's, or `org_id` as platform admin).
+    pub async fn compliance_report(&self, call: &Call, org_id: Option<Uuid>) -> Result<ComplianceReport> {
+        let org_id = org_id.unwrap_or(call.caller.org_id);
+        self.authorize(call, "compliance.read", org_id)?;
+        self.shared.store.get_org(org_id).await?.ok_or(EngineError::not_found("organization"))?;
+        self.cached_report(org_id).await
+    }
+
+    /// The findings that concern one agent, from the organization's report.
+    pub async fn compliance_agent(&self, call: &Call, org_id: Option<Uuid>, agent_id: Uuid) -> Result<AgentCompliance> {
+        let org_id = org_id.unwrap_or(call.caller.org_id);
+        self.authorize(call, "compliance.read", org_id)?;
+        self.shared.store.get_agent(org_id, agent_id).await?.ok_or(EngineError::not_found("agent"))?;
+        let report = self.cached_report(org_id).await?;
+        let findings = report.findings.into_iter().filter(|f| f.agents.contains(&agent_id)).collect();
+        Ok(AgentCompliance { agent_id, org_id, generated_at: report.generated_at, findings })
+    }
+
+    async fn cached_report(&self, org_id: Uuid) -> Result<ComplianceReport> {
+        let key = cache_key(org_id);
+        // A cache that cannot be read is recomputed around, not failed on.
+        if let Ok(Some(bytes)) = self.shared.coord.cache_get(&key).await {
+            if let Ok(report) = serde_json::from_slice::<ComplianceReport>(&bytes) {
+                return Ok(report);
+            }
+        }
+        let report = self.compute_report(org_id).await?;
+        if let Ok(bytes) = serde_json::to_vec(&report) {
+            if let Err(e) = self.shared.coord.cache_put(&key, &bytes, REPORT_TTL).await {
+                tracing::warn!(error = %e, "compliance report not cached");
+            }
+        }
+        Ok(report)
+    }
+
+    /// Drop the cached report of `org_id` after a change of `action` that it reads.
+    pub(super) async fn compliance_changed(&self, org_id: Option<Uuid>, action: &str) {
+        let Some(org_id) = org_id else { return };
+        if RELEVANT.iter().any(|prefix| action.starts_with(prefix)) {
+            if let Err(e) = self.shared.coord.cache_drop(&cache_key(org_id)).await {
+                tracing::warn!(error = %e, "a stale compliance report may be served until it expires");
+            }
+        }
+    }
+
+    /// Gather what the report reads and evaluate it.
+    pub async fn compute_report(&self, org_id: Uuid) -> Result<ComplianceReport> {
+        let store = &self.shared.store;
+        let now = self.shared.now_ms();
+        let policy = self.shared.config.compliance;
+        let mut agents = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.list_agents(org_id, after, PAGE).await?;
+            after = page.last().map(|a| a.id);
+            let done = page.len() < PAGE as usize;
+            agents.extend(page);
+            if done {
+                break;
+            }
+        }
+        let credentials = store.org_credentials(org_id).await?;
+        let did: HashSet<Uuid> = store.agents_with_did_keys(org_id).await?.into_iter().collect();
+        let since = day_of(now - policy.unused_after.as_millis() as i64);
+        let mut recent: HashSet<Uuid> = store.agents_with_tokens_since(org_id, since).await?.into_iter().collect();
+        recent.extend(self.shared.analytics.unwritten_agents(org_id, Metric::TokensIssued, since).await);
+        let delegations = store.live_delegations(org_id, now).await?;
+        let mut failing = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.list_webhooks(org_id, after, PAGE).await?;
+            after = page.last().map(|w| w.id);
+            let done = page.len() < PAGE as usize;
+            for hook in page {
+                if let Some(why) = hook.disabled_reason.clone().filter(|_| !hook.enabled) {
+                    failing.push((hook.id, format!("disabled: {why}")));
+                } else if let Some(record) = store.webhook(Some(org_id), hook.id).await? {
+                    if let Some(since) = record.failing_since {
+                        failing.push((hook.id, format!("failing since {}", crate::model::rfc3339::format(since))));
+                    }
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        let signing = store
+            .signing_keys()
+            .await?
+            .into_iter()
+            .filter(|k| k.activates_at <= now)
+            .max_by_key(|k| k.activates_at)
+            .map(|k| (k.kid, k.created_at));
+        let audit = self.verify_chain(Some(org_id)).await?;
+        let usage = self.usage_of(org_id).await?;
+        let policy_scopes = &self.shared.policy;
+        let management = |scope: &str| {
+            policy_scopes.is_management_scope(scope) && (scope.ends_with(":write") || scope == "platform:admin")
+        };
+        let input = Inputs {
+            org_id,
+            now,
+            agents: &agents,
+            credentials: &credentials,
+            agents_with_did_keys: &did,
+            agents_with_recent_tokens: &recent,
+            delegations: &delegations,
+            delegation_max_depth: self.shared.config.delegation_max_depth,
+            failing_webhooks: &failing,
+            signing_key: signing.as_ref().map(|(kid, made)| (kid.as_str(), *made)),
+            audit: &audit,
+            usage: &usage,
+            is_management_scope: &management,
+        };
+        Ok(evaluate(&input, &policy))
+    }
+}

@@ -1,0 +1,29 @@
+//! PostgreSQL: what the compliance report reads ([`crate::store::ComplianceStore`]).
+
+// The adapter's connection helpers, error mapping, shared columns and imports.
+use super::*;
+use crate::store::ComplianceStore;
+
+#[async_trait]
+impl ComplianceStore for PostgresStore {
+    async fn org_credentials(&self, org_id: Uuid) -> Result<Vec<Credential>> {
+        let sql = format!("SELECT {CRED_COLS} FROM credentials WHERE org_id = $1 AND status = 'active'");
+        self.query(&sql, &[&org_id]).await?.iter().map(super::directory::credential).collect()
+    }
+
+    async fn agents_with_did_keys(&self, org_id: Uuid) -> Result<Vec<Uuid>> {
+        let rows = self.query("SELECT DISTINCT agent_id FROM agent_did_keys WHERE org_id = $1", &[&org_id]).await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn agents_with_tokens_since(&self, org_id: Uuid, day: i64) -> Result<Vec<Uuid>> {
+        let rows = self
+            .query(
+                "SELECT DISTINCT agent_id FROM analytics_events
+                 WHERE org_id = $1 AND day >= $2 AND metric = 'tokens_issued'",
+                &[&org_id, &day],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}
