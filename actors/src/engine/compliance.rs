@@ -33,6 +33,24 @@ pub struct AgentCompliance {
     pub findings: Vec<Finding>,
 }
 
+/// Every item of a keyset-paginated listing: `page(after)` answers up to [`PAGE`] items
+/// after the one whose id is `after`.
+async fn every_page<T, F, Fut>(mut page: F, id: fn(&T) -> Uuid) -> Result<Vec<T>>
+where
+    F: FnMut(Option<Uuid>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<T>>>,
+{
+    let mut all = Vec::new();
+    loop {
+        let batch = page(all.last().map(id)).await?;
+        let done = batch.len() < PAGE as usize;
+        all.extend(batch);
+        if done {
+            return Ok(all);
+        }
+    }
+}
+
 fn cache_key(org_id: Uuid) -> String {
     format!("compliance:{org_id}")
 }
@@ -88,17 +106,7 @@ impl Engine {
         let store = &self.shared.store;
         let now = self.shared.now_ms();
         let policy = self.shared.config.compliance;
-        let mut agents = Vec::new();
-        let mut after = None;
-        loop {
-            let page = store.list_agents(org_id, after, PAGE).await?;
-            after = page.last().map(|a| a.id);
-            let done = page.len() < PAGE as usize;
-            agents.extend(page);
-            if done {
-                break;
-            }
-        }
+        let agents = every_page(|after| store.list_agents(org_id, after, PAGE), |a| a.id).await?;
         let credentials = store.org_credentials(org_id).await?;
         let did: HashSet<Uuid> = store.agents_with_did_keys(org_id).await?.into_iter().collect();
         let since = day_of(now - policy.unused_after.as_millis() as i64);
@@ -106,22 +114,13 @@ impl Engine {
         recent.extend(self.shared.analytics.unwritten_agents(org_id, Metric::TokensIssued, since).await);
         let delegations = store.live_delegations(org_id, now).await?;
         let mut failing = Vec::new();
-        let mut after = None;
-        loop {
-            let page = store.list_webhooks(org_id, after, PAGE).await?;
-            after = page.last().map(|w| w.id);
-            let done = page.len() < PAGE as usize;
-            for hook in page {
-                if let Some(why) = hook.disabled_reason.clone().filter(|_| !hook.enabled) {
-                    failing.push((hook.id, format!("disabled: {why}")));
-                } else if let Some(record) = store.webhook(Some(org_id), hook.id).await? {
-                    if let Some(since) = record.failing_since {
-                        failing.push((hook.id, format!("failing since {}", crate::model::rfc3339::format(since))));
-                    }
+        for hook in every_page(|after| store.list_webhooks(org_id, after, PAGE), |w| w.id).await? {
+            if let Some(why) = hook.disabled_reason.clone().filter(|_| !hook.enabled) {
+                failing.push((hook.id, format!("disabled: {why}")));
+            } else if let Some(record) = store.webhook(Some(org_id), hook.id).await? {
+                if let Some(since) = record.failing_since {
+                    failing.push((hook.id, format!("failing since {}", crate::model::rfc3339::format(since))));
                 }
-            }
-            if done {
-                break;
             }
         }
         let signing = store
