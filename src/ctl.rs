@@ -80,6 +80,48 @@ enum CtlCommand {
     /// Signing keys (platform admin).
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// The organization's compliance report (or --org-id's, as platform admin).
+    Compliance {
+        #[command(flatten)]
+        org: InOrg,
+        #[command(subcommand)]
+        action: ComplianceCmd,
+    },
+    /// The organization's Stripe subscription, and a checkout for a paid tier.
+    Billing {
+        #[command(flatten)]
+        org: InOrg,
+        #[command(subcommand)]
+        action: BillingCmd,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum ComplianceCmd {
+    /// The findings, most severe first, and the score.
+    Report {
+        /// Print the server's CSV (a row per finding and agent).
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+    },
+    /// The findings that concern one agent.
+    Agent { id: String },
+}
+
+#[derive(clap::Subcommand)]
+enum BillingCmd {
+    /// Tier, Stripe status, period end, cancellation, grace period.
+    Subscription,
+    /// A Stripe Checkout Session for a paid tier: prints the URL to pay at.
+    Checkout {
+        /// pro or enterprise.
+        #[arg(long)]
+        tier: String,
+        #[arg(long, value_name = "URL")]
+        success_url: String,
+        #[arg(long, value_name = "URL")]
+        cancel_url: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -289,6 +331,8 @@ pub async fn run(ctl: Ctl) -> anyhow::Result<()> {
         CtlCommand::Agents { org, action } => agents(&api, &out, org.org_id, action).await,
         CtlCommand::Credentials { org, action } => credentials(&api, &out, org.org_id, action).await,
         CtlCommand::Audit { org, action } => audit(&api, &out, org.org_id, action).await,
+        CtlCommand::Compliance { org, action } => compliance(&api, &out, org.org_id, action).await,
+        CtlCommand::Billing { org, action } => billing(&api, &out, org.org_id, action).await,
         CtlCommand::Keys(KeysCmd::Rotate) => {
             let key = api.call(reqwest::Method::POST, "/api/v1/keys/rotate", &[], None).await?;
             out.record(&key)
@@ -517,6 +561,56 @@ async fn audit(api: &Api, out: &Output, org_id: Option<String>, cmd: AuditCmd) -
     }
 }
 
+async fn compliance(api: &Api, out: &Output, org_id: Option<String>, cmd: ComplianceCmd) -> anyhow::Result<()> {
+    let mut query: Vec<(&str, String)> = org_id.map(|o| ("org_id", o)).into_iter().collect();
+    let findings = [("SEVERITY", "severity"), ("CHECK", "id"), ("TITLE", "title")];
+    match cmd {
+        ComplianceCmd::Report { csv } => {
+            if csv {
+                query.push(("format", "csv".into()));
+            }
+            let report = api.call(reqwest::Method::GET, "/api/v1/compliance/report", &query, None).await?;
+            if csv {
+                print!("{}", text(&report));
+                return Ok(());
+            }
+            if out.json {
+                return out.record(&report);
+            }
+            println!("score {} of 100 ({} agents checked)\n", text(&report["score"]), text(&report["agents_checked"]));
+            out.table(&json!({"items": report["findings"]}), &findings)
+        }
+        ComplianceCmd::Agent { id } => {
+            let path = format!("/api/v1/compliance/agents/{}", segment(&id));
+            let view = api.call(reqwest::Method::GET, &path, &query, None).await?;
+            if out.json {
+                return out.record(&view);
+            }
+            out.table(&json!({"items": view["findings"]}), &findings)
+        }
+    }
+}
+
+async fn billing(api: &Api, out: &Output, org_id: Option<String>, cmd: BillingCmd) -> anyhow::Result<()> {
+    let query: Vec<(&str, String)> = org_id.map(|o| ("org_id", o)).into_iter().collect();
+    match cmd {
+        BillingCmd::Subscription => {
+            out.record(&api.call(reqwest::Method::GET, "/api/v1/billing/subscription", &query, None).await?)
+        }
+        BillingCmd::Checkout { tier, success_url, cancel_url } => {
+            let body = json!({"tier": tier, "success_url": success_url, "cancel_url": cancel_url});
+            let session =
+                api.call(reqwest::Method::POST, "/api/v1/billing/checkout-session", &query, Some(body)).await?;
+            if out.json {
+                return out.record(&session);
+            }
+            eprintln!("pay at:");
+            println!("{}", text(&session["url"]));
+            Ok(())
+        }
+    }
+}
+
 /// Verifies an exported chain with the engine's own rule, event by event.
 #[derive(Default)]
 struct ChainCheck {
@@ -686,8 +780,12 @@ impl Api {
         let response = request.send().await.map_err(|e| anyhow!("cannot reach {}: {}", self.base, chain(&e)))?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(|e| anyhow!("reading the answer of {}: {e}", self.base))?;
-        let body: Value =
-            if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        // JSON, or text as it came (the compliance report's CSV).
+        let body: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
         if status.is_success() {
             return Ok(body);
         }

@@ -223,6 +223,19 @@ async fn ctl_administers_a_running_server_with_a_credential() {
         let broken = ctl.fails(&["audit", "verify", "--file", "tampered.ndjson"]).await;
         assert!(broken.contains(&format!("broken at event {}", id(&first_changed))), "{broken}");
 
+        // The compliance report: a score, a table of findings; CSV as the server writes it.
+        let report = ctl.ok(&["compliance", "report"]).await;
+        assert!(report.starts_with("score ") && report.contains("SEVERITY  CHECK"), "{report}");
+        let json = ctl.json(&["compliance", "report"]).await;
+        assert_eq!(json["checks"].as_array().map(Vec::len), Some(11));
+        let csv = ctl.ok(&["compliance", "report", "--csv"]).await;
+        assert!(csv.starts_with("finding,severity,title,agent_id,resources,remediation"), "{csv}");
+        let mine = ctl.json(&["compliance", "agent", &agent_id]).await;
+        assert_eq!(mine["agent_id"], agent_id.as_str());
+        // Billing is not configured on this server: its reason, exit 1.
+        let billing = ctl.fails(&["billing", "subscription"]).await;
+        assert!(billing.contains("404") && billing.contains("billing is not configured"), "{billing}");
+
         // Deleting, and what ctl says without a credential or a server.
         ctl.ok(&["agents", "delete", &agent_id]).await;
         assert!(ctl.fails(&["agents", "get", &agent_id]).await.contains("404"));
