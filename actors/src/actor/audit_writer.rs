@@ -14,6 +14,8 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::{ask, ChildSpec, Slot};
+use crate::coord::Coordinator;
+use crate::domain::compliance;
 use crate::error::{EngineError, Result};
 use crate::metrics::EngineMetrics;
 use crate::store::{AuditStore, Commit};
@@ -25,6 +27,8 @@ pub(crate) struct AuditWriter;
 #[derive(Clone)]
 pub(crate) struct Deps {
     pub store: Arc<dyn AuditStore>,
+    /// Where derived reports are cached: a commit that changes what one reads drops it.
+    pub coord: Arc<dyn Coordinator>,
     pub metrics: EngineMetrics,
     /// Most entries in one group commit.
     pub batch_max: usize,
@@ -93,6 +97,14 @@ impl State {
             let take = self.pending.len().min(self.deps.batch_max.max(1));
             let (entries, replies): (Vec<_>, Vec<_>) = self.pending.drain(..take).unzip();
             let n = entries.len();
+            // The organizations whose cached compliance report an entry makes stale.
+            let stale: Vec<Option<uuid::Uuid>> = entries
+                .iter()
+                .map(|c| {
+                    let e = &c.event.event;
+                    e.org_id.filter(|_| !c.changes.is_empty() && compliance::changes_report(&e.action))
+                })
+                .collect();
             let timer = self.deps.metrics.audit_commit_seconds.start_timer();
             let outcome = self.deps.store.append_audit(entries).await;
             timer.observe_duration();
@@ -101,6 +113,17 @@ impl State {
                 Ok(outcomes) => {
                     let written = outcomes.iter().filter(|o| o.is_ok()).count();
                     self.deps.metrics.audit_events.inc_by(written as u64);
+                    // Before the replies: whoever reads the report after an answer gets
+                    // a fresh one.
+                    let mut orgs: Vec<uuid::Uuid> =
+                        stale.into_iter().zip(&outcomes).filter_map(|(org, o)| org.filter(|_| o.is_ok())).collect();
+                    orgs.sort_unstable();
+                    orgs.dedup();
+                    for org in orgs {
+                        if let Err(e) = self.deps.coord.cache_drop(&compliance::cache_key(org)).await {
+                            tracing::warn!(error = %e, "a stale compliance report may be served until it expires");
+                        }
+                    }
                     replies.into_iter().zip(outcomes).for_each(|(r, outcome)| {
                         let _ = r.send(outcome);
                     });

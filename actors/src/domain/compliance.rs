@@ -13,6 +13,22 @@ use crate::model::{Agent, AgentStatus, ChainReport, Credential, Millis, Usage};
 
 const DAY_MS: i64 = 86_400_000;
 
+/// Audit actions whose changes the report reads: committing one drops the organization's
+/// cached report (whoever commits it — a request, or an actor on its own).
+const RELEVANT: &[&str] =
+    &["agent.", "credential.", "delegation.", "webhook.", "did.", "keys.", "billing.", "organization."];
+
+/// Whether a committed change of `action` (one that changed records) makes a cached report
+/// stale.
+pub fn changes_report(action: &str) -> bool {
+    RELEVANT.iter().any(|prefix| action.starts_with(prefix))
+}
+
+/// Where an organization's report is cached in the coordinator.
+pub fn cache_key(org_id: Uuid) -> String {
+    format!("compliance:{org_id}")
+}
+
 /// What counts as stale or too long-lived.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CompliancePolicy {

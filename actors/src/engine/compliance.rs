@@ -2,7 +2,8 @@
 //! organization, evaluated by `domain::compliance`, and kept for five minutes in the
 //! coordinator (Redis with several nodes, so every node serves the same report). A change
 //! the report reads — an agent, a credential, a delegation, a webhook, a DID key, a key
-//! rotation, a tier change — drops it, so the next request recomputes.
+//! rotation, a tier change — drops it as it commits (the audit writer does, for every
+//! commit), so the next request recomputes.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -12,15 +13,12 @@ use uuid::Uuid;
 
 use super::{Call, Engine};
 use crate::domain::analytics::{day_of, Metric};
-use crate::domain::compliance::{evaluate, ComplianceReport, Finding, Inputs};
+use crate::domain::compliance::{cache_key, evaluate, ComplianceReport, Finding, Inputs};
 use crate::error::{EngineError, Result};
 use crate::model::Millis;
 
 /// How long a report is served before it is computed again (unless a change drops it).
 pub const REPORT_TTL: Duration = Duration::from_secs(300);
-/// Audit actions whose changes the report reads: one of them drops the cached report.
-const RELEVANT: &[&str] =
-    &["agent.", "credential.", "delegation.", "webhook.", "did.", "keys.", "billing.", "organization."];
 const PAGE: u32 = 1000;
 
 /// The findings of one agent.
@@ -49,10 +47,6 @@ where
             return Ok(all);
         }
     }
-}
-
-fn cache_key(org_id: Uuid) -> String {
-    format!("compliance:{org_id}")
 }
 
 impl Engine {
@@ -89,16 +83,6 @@ impl Engine {
             }
         }
         Ok(report)
-    }
-
-    /// Drop the cached report of `org_id` after a change of `action` that it reads.
-    pub(super) async fn compliance_changed(&self, org_id: Option<Uuid>, action: &str) {
-        let Some(org_id) = org_id else { return };
-        if RELEVANT.iter().any(|prefix| action.starts_with(prefix)) {
-            if let Err(e) = self.shared.coord.cache_drop(&cache_key(org_id)).await {
-                tracing::warn!(error = %e, "a stale compliance report may be served until it expires");
-            }
-        }
     }
 
     /// Gather what the report reads and evaluate it.

@@ -212,7 +212,6 @@ impl Engine {
         };
         self.shared.delegations.create(org_id, link.clone(), commit).await?;
         self.nudge_webhooks(super::webhook_event_org(Some(org_id), "delegation.create"));
-        self.compliance_changed(Some(org_id), "delegation.create").await;
         self.announce(announce);
         self.count(org_id, caller.agent_id, Metric::DelegationsCreated);
         Ok(DelegationIssued {
@@ -425,7 +424,6 @@ impl Engine {
         };
         let revoked = self.shared.delegations.revoke(org_id, commit).await?;
         self.nudge_webhooks(super::webhook_event_org(Some(org_id), "delegation.revoke"));
-        self.compliance_changed(Some(org_id), "delegation.revoke").await;
         self.announce(announce);
         let after = self.shared.delegations.index(org_id).await?;
         for revoked_id in &revoked {

@@ -249,7 +249,12 @@ impl Engine {
             timeout,
         ));
         let audit = children.register(audit_writer::child(
-            audit_writer::Deps { store: store.clone(), metrics: metrics.clone(), batch_max: config.audit_batch_max },
+            audit_writer::Deps {
+                store: store.clone(),
+                coord: coord.clone(),
+                metrics: metrics.clone(),
+                batch_max: config.audit_batch_max,
+            },
             timeout,
         ));
         let analytics = children.register(aggregator::child(aggregator::Deps {
@@ -458,15 +463,9 @@ impl Engine {
     async fn commit(&self, event: Event, changes: Vec<Change>, announce: Option<ClusterEvent>) -> Result<()> {
         // Read before sealing: no copy of the action on the token path.
         let webhook_org = webhook_event_org(event.org_id, &event.action);
-        let org_id = event.org_id;
-        let relevant = !changes.is_empty() || announce.is_some();
-        let action = relevant.then(|| event.action.clone());
         let commit = Commit { event: event.seal(), changes, announce: announce.clone() };
         self.shared.audit.append(commit).await?;
         self.nudge_webhooks(webhook_org);
-        if let Some(action) = action {
-            self.compliance_changed(org_id, &action).await;
-        }
         if let Some(event) = announce {
             self.apply_here(&event);
             match &event {
