@@ -96,6 +96,24 @@ async fn the_report_follows_the_records_and_its_cache_follows_the_changes() {
         let (status, problem) = app.call(Method::GET, "/api/v1/compliance/report", &worker_token, None).await;
         assert_eq!((status, problem["scope"].as_str()), (StatusCode::FORBIDDEN, Some("compliance:read")));
 
+        // An admin of an older deployment, without compliance:read, is given it by the
+        // platform admin (the README's upgrade path).
+        let platform = app.platform_token().await;
+        let (_, me) = app.call(Method::GET, &format!("/api/v1/agents/{admin_id}"), &admin, None).await;
+        let mut scopes: Vec<Value> = me["scopes"].as_array().unwrap().clone();
+        scopes.retain(|s| s != "compliance:read");
+        let org = app.boot.org_id;
+        let patch = format!("/api/v1/agents/{admin_id}?org_id={org}");
+        let (status, _) = app.call(Method::PATCH, &patch, &platform, Some(json!({"scopes": scopes}))).await;
+        assert_eq!(status, StatusCode::OK);
+        let old = app.admin_token().await;
+        assert_eq!(app.call(Method::GET, "/api/v1/compliance/report", &old, None).await.0, StatusCode::FORBIDDEN);
+        scopes.push(json!("compliance:read"));
+        let (status, _) = app.call(Method::PATCH, &patch, &platform, Some(json!({"scopes": scopes}))).await;
+        assert_eq!(status, StatusCode::OK);
+        admin = app.admin_token().await;
+        assert_eq!(app.call(Method::GET, "/api/v1/compliance/report", &admin, None).await.0, StatusCode::OK);
+
         // With Redis, a second node serves the report the first one computed.
         if backend.is_postgres() {
             let second = TestApp::start(&app.storage).await;
