@@ -312,6 +312,13 @@ async fn stripe_checkout_webhooks_and_the_tier_they_set() {
         assert!(problem["detail"].as_str().unwrap().contains("client_reference_id"), "{problem}");
         let (status, ack) = deliver(&app, &event("evt_other", "charge.succeeded", json!({"id": "ch_1"}))).await;
         assert_eq!((status, ack["outcome"].as_str()), (StatusCode::OK, Some("ignored")));
+        let (status, ack) =
+            deliver(&app, &event("evt_ghost", "customer.subscription.updated", json!({"id": "sub_nope"}))).await;
+        assert_eq!(
+            (status, ack["outcome"].as_str()),
+            (StatusCode::OK, Some("ignored")),
+            "a subscription Stripe does not know"
+        );
         assert_eq!(tier(&app, &admin, &org).await, "pro", "no refused event changed the tier");
 
         // Two v1 signatures (Stripe rotating the secret), in either order: accepted.

@@ -31,6 +31,6 @@ pub trait BillingApi: Send + Sync + 'static {
     /// A customer for the organization (its id in `metadata.org_id`); returns its id.
     async fn create_customer(&self, org_id: Uuid, name: &str) -> Result<String>;
     async fn create_checkout_session(&self, request: &CheckoutRequest) -> Result<CheckoutSession>;
-    /// The subscription as the provider has it now.
+    /// The subscription as the provider has it now; `NotFound` if it has none such.
     async fn subscription(&self, id: &str) -> Result<RemoteSubscription>;
 }

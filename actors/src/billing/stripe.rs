@@ -30,11 +30,12 @@ impl StripeApi {
     }
 
     async fn send(&self, request: RequestBuilder) -> Result<Value> {
-        let answer: miniserde::json::Value = request
-            .customize::<miniserde::json::Value>()
-            .send(&self.client)
-            .await
-            .map_err(|e| EngineError::Unavailable(format!("Stripe: {e}")))?;
+        let answer: miniserde::json::Value =
+            request.customize::<miniserde::json::Value>().send(&self.client).await.map_err(|e| match e {
+                // Stripe has no such object: nothing to retry.
+                stripe::StripeError::Stripe(_, 404) => EngineError::not_found("Stripe object"),
+                other => EngineError::Unavailable(format!("Stripe: {other}")),
+            })?;
         serde_json::from_str(&miniserde::json::to_string(&answer))
             .map_err(|e| EngineError::Unavailable(format!("Stripe answered something that is not JSON: {e}")))
     }

@@ -171,23 +171,21 @@ impl Engine {
             return Ok(StripeOutcome::Replayed);
         }
         let action = rules::action(&event).map_err(|why| EngineError::invalid("data.object", why))?;
-        let outcome = match action {
+        let (org_hint, subscription, payment_failed) = match action {
             Action::Ignored => return Ok(StripeOutcome::Ignored),
             Action::CheckoutCompleted { paid: false, .. } => return Ok(StripeOutcome::Ignored),
-            Action::CheckoutCompleted { org_id, subscription, .. } => {
-                let remote = billing.api.subscription(&subscription).await?;
-                self.apply_subscription(billing, &event, Some(org_id), remote, false).await
-            }
-            Action::SubscriptionChanged { subscription } => {
-                let remote = billing.api.subscription(&subscription).await?;
-                self.apply_subscription(billing, &event, None, remote, false).await
-            }
-            Action::PaymentFailed { subscription } => {
-                let remote = billing.api.subscription(&subscription).await?;
-                self.apply_subscription(billing, &event, None, remote, true).await
-            }
+            Action::CheckoutCompleted { org_id, subscription, .. } => (Some(org_id), subscription, false),
+            Action::SubscriptionChanged { subscription } => (None, subscription, false),
+            Action::PaymentFailed { subscription } => (None, subscription, true),
         };
-        match outcome {
+        // The subscription as Stripe has it now; one Stripe does not know (a test event, or
+        // another account's) is acknowledged and ignored — a retry would not change that.
+        let remote = match billing.api.subscription(&subscription).await {
+            Ok(remote) => remote,
+            Err(EngineError::NotFound { .. }) => return Ok(StripeOutcome::Ignored),
+            Err(e) => return Err(e),
+        };
+        match self.apply_subscription(billing, &event, org_hint, remote, payment_failed).await {
             // The same event, committed by another node (or request) in between.
             Err(EngineError::Conflict(_)) if self.shared.store.stripe_event_seen(&event.id).await? => {
                 Ok(StripeOutcome::Replayed)
