@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::delegation::{Delegation, DelegationStatus};
-use crate::model::{Agent, AgentStatus, ChainReport, Credential, Millis, Usage};
+use crate::model::{AgentStatus, ChainReport, Credential, Millis, Usage};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -122,11 +122,19 @@ pub struct ComplianceReport {
     pub findings: Vec<Finding>,
 }
 
+/// What the report reads of an agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentFacts {
+    pub id: Uuid,
+    pub status: AgentStatus,
+    pub scopes: Vec<String>,
+}
+
 /// Everything the report reads, gathered by the engine.
 pub struct Inputs<'a> {
     pub org_id: Uuid,
     pub now: Millis,
-    pub agents: &'a [Agent],
+    pub agents: &'a [AgentFacts],
     /// Active credentials.
     pub credentials: &'a [Credential],
     pub agents_with_did_keys: &'a HashSet<Uuid>,
@@ -404,18 +412,8 @@ mod tests {
 
     const NOW: Millis = 1_800_000_000_000;
 
-    fn agent(status: AgentStatus, scopes: &[&str]) -> Agent {
-        Agent {
-            id: Uuid::now_v7(),
-            org_id: Uuid::nil(),
-            name: "a".into(),
-            description: None,
-            status,
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            metadata: serde_json::json!({}),
-            created_at: 0,
-            updated_at: 0,
-        }
+    fn agent(status: AgentStatus, scopes: &[&str]) -> AgentFacts {
+        AgentFacts { id: Uuid::now_v7(), status, scopes: scopes.iter().map(|s| s.to_string()).collect() }
     }
 
     fn credential(agent: Uuid, age_days: i64) -> Credential {

@@ -90,7 +90,7 @@ impl Engine {
         let store = &self.shared.store;
         let now = self.shared.now_ms();
         let policy = self.shared.config.compliance;
-        let agents = every_page(|after| store.list_agents(org_id, after, PAGE), |a| a.id).await?;
+        let agents = store.agent_facts(org_id).await?;
         let credentials = store.org_credentials(org_id).await?;
         let did: HashSet<Uuid> = store.agents_with_did_keys(org_id).await?.into_iter().collect();
         let since = day_of(now - policy.unused_after.as_millis() as i64);

@@ -499,6 +499,8 @@ pub trait BillingStore: Send + Sync + 'static {
 /// organization), so it stays fast at a hundred thousand agents.
 #[async_trait]
 pub trait ComplianceStore: Send + Sync + 'static {
+    /// Every agent of the organization: id, status and scopes (no more, at 100k agents).
+    async fn agent_facts(&self, org_id: Uuid) -> Result<Vec<crate::domain::compliance::AgentFacts>>;
     /// Every active credential of the organization.
     async fn org_credentials(&self, org_id: Uuid) -> Result<Vec<Credential>>;
     /// The agents that have at least one DID key.

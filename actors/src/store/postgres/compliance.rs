@@ -2,10 +2,24 @@
 
 // The adapter's connection helpers, error mapping, shared columns and imports.
 use super::*;
+use crate::domain::compliance::AgentFacts;
 use crate::store::ComplianceStore;
 
 #[async_trait]
 impl ComplianceStore for PostgresStore {
+    async fn agent_facts(&self, org_id: Uuid) -> Result<Vec<AgentFacts>> {
+        let rows = self.query("SELECT id, status, scopes FROM agents WHERE org_id = $1", &[&org_id]).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AgentFacts {
+                    id: r.get(0),
+                    status: enum_column(r.get(1), AgentStatus::parse)?,
+                    scopes: json_column(r.get(2))?,
+                })
+            })
+            .collect()
+    }
+
     async fn org_credentials(&self, org_id: Uuid) -> Result<Vec<Credential>> {
         let sql = format!("SELECT {CRED_COLS} FROM credentials WHERE org_id = $1 AND status = 'active'");
         self.query(&sql, &[&org_id]).await?.iter().map(super::directory::credential).collect()

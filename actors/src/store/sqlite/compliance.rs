@@ -2,6 +2,7 @@
 
 // The adapter's connection helpers, error mapping, shared columns and imports.
 use super::*;
+use crate::domain::compliance::AgentFacts;
 use crate::store::ComplianceStore;
 
 impl SqliteStore {
@@ -16,6 +17,26 @@ impl SqliteStore {
 
 #[async_trait]
 impl ComplianceStore for SqliteStore {
+    async fn agent_facts(&self, org_id: Uuid) -> Result<Vec<AgentFacts>> {
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT id, status, scopes FROM agents WHERE org_id = ?1").map_err(db_err)?;
+            collect(
+                &mut stmt,
+                params![org_id.to_string()],
+                |row| Ok((uuid_col(row, 0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)),
+                |(id, status, scopes)| {
+                    Ok(AgentFacts {
+                        id,
+                        status: enum_column(&status, AgentStatus::parse)?,
+                        scopes: json_column(&scopes)?,
+                    })
+                },
+            )
+        })
+        .await
+    }
+
     async fn org_credentials(&self, org_id: Uuid) -> Result<Vec<Credential>> {
         self.read(move |conn| {
             let mut stmt = conn
