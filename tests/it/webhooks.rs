@@ -178,7 +178,15 @@ async fn deliveries_are_signed_ordered_and_verified_by_standard_webhooks() {
         assert!(got.iter().all(|e| e["valid_with"] == json!([0])), "every signature verifies: {got:?}");
         let seqs: Vec<i64> = got.iter().map(|e| e["audit_seq"].as_i64().unwrap()).collect();
         assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in audit order: {seqs:?}");
-        let listed = deliveries(&app, &admin, &hook).await;
+        // An outcome is recorded after the receiver answered: it may trail the receipt.
+        let mut listed = deliveries(&app, &admin, &hook).await;
+        for _ in 0..100 {
+            if listed.iter().all(|d| d["status"] == "delivered") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            listed = deliveries(&app, &admin, &hook).await;
+        }
         assert_eq!(listed.len(), 7);
         assert!(listed.iter().all(|d| d["status"] == "delivered" && d["attempts"] == 1), "{listed:?}");
         let mut hook_ids: Vec<&str> = got.iter().map(|e| e["webhook_id"].as_str().unwrap()).collect();
