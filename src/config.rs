@@ -328,11 +328,11 @@ impl Settings {
         let base = pick("stripe_api_base", &self.stripe_api_base, &file.stripe_api_base);
         let grace = layers.pick("billing_grace_days", self.billing_grace_days, file.billing_grace_days);
         let Some((key, _)) = key else {
-            let given = [secret.map(|s| s.1), pro.map(|s| s.1), enterprise.map(|s| s.1), base.map(|s| s.1)]
-                .into_iter()
-                .chain([grace.map(|g| g.1)])
-                .flatten()
-                .next();
+            let given =
+                [secret.map(|s| s.1), pro.map(|s| s.1), enterprise.map(|s| s.1), base.map(|s| s.1), grace.map(|g| g.1)]
+                    .into_iter()
+                    .flatten()
+                    .next();
             if let Some(from) = given {
                 anyhow::bail!("{from} is a billing setting, and billing needs STRIPE_SECRET_KEY (--stripe-secret-key)");
             }
