@@ -16,6 +16,10 @@ pub struct EngineMetrics {
     /// Seconds a group commit took, flush to disk included.
     pub audit_commit_seconds: Histogram,
     pub token_cache_hits: IntCounter,
+    /// Refusals that name no organization, by action, and whether their audit event was
+    /// written (`recorded`) or only counted (`sampled_out`): one per address and window
+    /// is written, so no anonymous flood makes the store grow.
+    pub anonymous_refusals: IntCounterVec,
     /// Calls refused by a tier's limits, by tier and reason (`daily_quota`, `token_rate`,
     /// `lockout`).
     pub limit_rejections: IntCounterVec,
@@ -121,6 +125,15 @@ impl EngineMetrics {
         let token_cache_hits =
             IntCounter::new("bearer_cache_hits_total", "Management calls whose Bearer token was already verified")
                 .map_err(reg_err)?;
+        let anonymous_refusals = IntCounterVec::new(
+            Opts::new(
+                "anonymous_refusals_total",
+                "Refusals naming no organization, by action and whether the audit event was written or sampled out",
+            ),
+            &["action", "audit"],
+        )
+        .map_err(reg_err)?;
+        registry.register(Box::new(anonymous_refusals.clone())).map_err(reg_err)?;
         registry.register(Box::new(tokens_issued.clone())).map_err(reg_err)?;
         registry.register(Box::new(client_auth_failures.clone())).map_err(reg_err)?;
         registry.register(Box::new(actor_restarts.clone())).map_err(reg_err)?;
@@ -226,6 +239,7 @@ impl EngineMetrics {
             audit_batch_size,
             audit_commit_seconds,
             token_cache_hits,
+            anonymous_refusals,
         })
     }
 }

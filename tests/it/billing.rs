@@ -291,6 +291,18 @@ async fn stripe_checkout_webhooks_and_the_tier_they_set() {
         assert_eq!((status, ack["outcome"].as_str()), (StatusCode::OK, Some("replayed")));
         assert_eq!(audited(&app, &admin, "billing.tier_change").await.len(), 1);
 
+        // The subscription, recorded for this organization, reported for another (issue
+        // 28, item 15): acknowledged and ignored — never a 409 with the database's words.
+        let elsewhere = event(
+            &format!("evt_elsewhere_{}", app.storage.namespace),
+            "checkout.session.completed",
+            json!({"id": "cs_test_y", "object": "checkout.session", "client_reference_id": app.boot.platform_org_id,
+                   "customer": customer, "subscription": sub, "payment_status": "paid", "mode": "subscription"}),
+        );
+        let (status, ack) = deliver(&app, &elsewhere).await;
+        assert_eq!((status, ack["outcome"].as_str()), (StatusCode::OK, Some("ignored")), "{ack}");
+        assert_eq!(tier(&app, &admin, &org).await, "pro");
+
         // Refused: each a 4xx, never a 5xx, and the tier stays. The stripe library agrees.
         let now = app.storage.clock.now_ms() / 1000;
         let downgrade =

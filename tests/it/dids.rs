@@ -161,11 +161,25 @@ async fn agents_have_did_web_documents_and_sign_in_with_their_did_keys() {
             doc["verificationMethod"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
         assert_eq!(methods, vec![format!("{did}#key-2")]);
 
-        // A suspended agent's DID is deactivated, and its DID key signs in no more.
+        // A suspended agent's DID is deactivated and lists no usable key (issue 28, item
+        // 8: it has several), and its DID key signs in no more.
+        for _ in 0..2 {
+            let (status, added) = app.call(Method::POST, &keys, &admin, Some(json!({"generate": true}))).await;
+            assert_eq!(status, StatusCode::CREATED, "{added}");
+        }
+        let doc: Value = app.http.get(&doc_url).send().await.unwrap().json().await.unwrap();
+        assert_eq!(doc["verificationMethod"].as_array().unwrap().len(), 3, "{doc}");
         let (status, _) = app.call(Method::POST, &format!("/api/v1/agents/{id}/suspend"), &admin, None).await;
         assert_eq!(status, StatusCode::OK);
         let (_, result) = resolve(&app, &did, None).await;
         assert_eq!(result["didDocumentMetadata"]["deactivated"], true, "{result}");
+        let doc: Value = app.http.get(&doc_url).send().await.unwrap().json().await.unwrap();
+        for document in [&result["didDocument"], &doc] {
+            for relation in ["verificationMethod", "authentication", "assertionMethod"] {
+                let listed = document[relation].as_array().map_or(0, Vec::len);
+                assert_eq!(listed, 0, "a deactivated DID lists {relation}: {document}");
+            }
+        }
         let assertion = did_assertion(&app, &did, &format!("{did}#key-2"), &pkcs8);
         assert_eq!(app.assertion_token_request(&assertion).await.0, StatusCode::UNAUTHORIZED);
         // … and a deleted one's too.

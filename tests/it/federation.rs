@@ -78,11 +78,17 @@ async fn jwt_bearer(app: &App, assertion: &str, scope: Option<&str>) -> (StatusC
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// The audience a partner's assertion for the first organization names: the
+/// organization under our issuer (assertions are bound to one organization).
+fn org_audience(app: &App) -> String {
+    app.url(&format!("/api/v1/organizations/{}", app.boot.org_id))
+}
+
 /// Claims a good assertion carries, on the app's (injected) clock.
 fn claims(app: &App, sub: &str) -> Value {
     let now = app.storage.clock.now_ms() / 1000;
     json!({
-        "iss": PARTNER_ISS, "sub": sub, "aud": app.url("/api/v1/oauth2/token"),
+        "iss": PARTNER_ISS, "sub": sub, "aud": org_audience(app),
         "iat": now, "exp": now + 120, "jti": uuid::Uuid::now_v7().to_string(),
     })
 }
@@ -449,7 +455,7 @@ async fn another_agentidp_is_a_partner_idp_and_its_key_rotation_is_followed() {
                 ("client_secret", boot["client_secret"].as_str().unwrap().to_string()),
                 ("subject_token", subject),
                 ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token".to_string()),
-                ("audience", app.url("/api/v1/oauth2/token")),
+                ("audience", org_audience(&app)),
             ])
         };
         let assertion = for_us(idp_admin.clone()).await;

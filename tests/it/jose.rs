@@ -53,4 +53,23 @@ impl ClientKey {
         }
         self.sign(header, &claims)
     }
+
+    /// A DPoP proof whose `jwk` header also carries a private member (`d`), which RFC
+    /// 9449 §4.2 forbids; otherwise a good proof of this key.
+    pub fn dpop_with_private_jwk(&self, htm: &str, htu: &str, now_s: i64, access_token: Option<&str>) -> String {
+        use base64::Engine as _;
+        let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let mut jwk = self.jwk.clone();
+        jwk["d"] = b64(&[7u8; 32]).into();
+        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
+        let mut claims = json!({"jti": Uuid::now_v7().to_string(), "htm": htm, "htu": htu, "iat": now_s});
+        if let Some(token) = access_token {
+            claims["ath"] = agentidp_engine::domain::jose::access_token_hash(token).into();
+        }
+        let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+        let signature =
+            jsonwebtoken::crypto::sign(input.as_bytes(), &EncodingKey::from_ec_der(&self.pkcs8), Algorithm::ES256)
+                .unwrap();
+        format!("{input}.{signature}")
+    }
 }

@@ -357,6 +357,16 @@ impl Federation {
         self.registry.index.load().by_issuer.get(iss).cloned().unwrap_or_default()
     }
 
+    /// The partner with id `id`, if there is one.
+    pub fn partner(&self, id: Uuid) -> Option<Arc<Partner>> {
+        self.registry.index.load().by_id.get(&id).cloned()
+    }
+
+    /// Every partner, of every organization.
+    pub fn all(&self) -> Vec<Arc<Partner>> {
+        self.registry.index.load().by_id.values().cloned().collect()
+    }
+
     /// This node's snapshot of a partner's keys, if it has one.
     pub fn snapshot(&self, id: Uuid) -> Option<Arc<KeySnapshot>> {
         self.registry.snapshots.get(&id).map(|s| s.clone())

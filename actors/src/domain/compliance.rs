@@ -15,8 +15,17 @@ const DAY_MS: i64 = 86_400_000;
 
 /// Audit actions whose changes the report reads: committing one drops the organization's
 /// cached report (whoever commits it — a request, or an actor on its own).
-const RELEVANT: &[&str] =
-    &["agent.", "credential.", "delegation.", "webhook.", "did.", "keys.", "billing.", "organization."];
+const RELEVANT: &[&str] = &[
+    "agent.",
+    "credential.",
+    "delegation.",
+    "webhook.",
+    "did.",
+    "keys.",
+    "billing.",
+    "organization.",
+    "federation.partner.",
+];
 
 /// Whether a committed change of `action` (one that changed records) makes a cached report
 /// stale.
@@ -146,6 +155,8 @@ pub struct Inputs<'a> {
     pub delegation_max_depth: u32,
     /// Subscriptions that are failing (failing since) or were disabled (why).
     pub failing_webhooks: &'a [(Uuid, String)],
+    /// Federation partners not bounded by their configurer's scopes, and why.
+    pub unbounded_partners: &'a [(Uuid, String)],
     /// The key signing now: its kid and when it was made.
     pub signing_key: Option<(&'a str, Millis)>,
     pub audit: &'a ChainReport,
@@ -338,6 +349,23 @@ pub fn evaluate(input: &Inputs<'_>, policy: &CompliancePolicy) -> ComplianceRepo
         }),
     );
 
+    check(
+        "federation-partner-bound",
+        (!input.unbounded_partners.is_empty()).then(|| Finding {
+            resources: input.unbounded_partners.iter().map(|(id, why)| format!("{id}: {why}")).collect(),
+            ..finding(
+                "federation-partner-bound",
+                Severity::High,
+                format!(
+                    "{} federation partners are not bounded by the scopes of whoever configured them",
+                    input.unbounded_partners.len()
+                ),
+                "Review each partner; save it again (PATCH /api/v1/federation/partners/{id}) as an administrator \
+                 holding its allowed management scopes, or narrow them. Until then its grants carry no management scope",
+            )
+        }),
+    );
+
     let old_key = input.signing_key.filter(|(_, made)| now - made > ms(policy.signing_key_max_age));
     check(
         "signing-key-age",
@@ -463,6 +491,7 @@ mod tests {
             delegations: &[],
             delegation_max_depth: 5,
             failing_webhooks: &[],
+            unbounded_partners: &[],
             signing_key: Some(("k1", NOW - DAY_MS)),
             audit: &audit,
             usage: &light,
@@ -470,7 +499,7 @@ mod tests {
         };
         let report = evaluate(&clean, &CompliancePolicy::default());
         assert_eq!((report.score, report.findings.len()), (100, 0), "{report:?}");
-        assert!(report.checks.iter().all(|c| c.passed) && report.checks.len() == 11);
+        assert!(report.checks.iter().all(|c| c.passed) && report.checks.len() == 12);
 
         // Old and unused credential, a manager, a broken chain, an old key, a full tier.
         let admin = agent(AgentStatus::Active, &["agents:write"]);
@@ -550,6 +579,7 @@ mod tests {
                 delegations: &links,
                 delegation_max_depth: 5,
                 failing_webhooks: &failing,
+                unbounded_partners: &[],
                 signing_key: None,
                 audit: &audit,
                 usage: &light,

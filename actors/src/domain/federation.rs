@@ -93,13 +93,21 @@ pub struct PartnerRules {
     pub subject_mapping: SubjectMapping,
     /// Scopes a grant of this partner may carry (also bounded by the agent's own).
     pub allowed_scopes: Vec<String>,
-    /// Audiences accepted at `/federation/verify` (empty: our issuer and token endpoint).
-    /// The grant always requires our issuer or token endpoint.
+    /// Audiences accepted at `/federation/verify` (empty: the organization's audience,
+    /// [`org_audience`]). The grant always requires the organization's audience.
     pub allowed_audiences: Vec<String>,
     /// Seconds: the furthest ahead of now a JWT's `exp` may be.
     pub max_assertion_lifetime: u64,
     /// Each `jti` is accepted once, cluster-wide (a JWT without one is refused).
     pub replay_protection: bool,
+    /// The management scopes held by whoever last created or changed the partner (never
+    /// `platform:admin`): all that the partner's grants may carry, and the strongest
+    /// agent it may map to. `None` on a partner configured before this bound was
+    /// recorded: its grants carry no management scope and map to no agent holding one
+    /// until an administrator saves it again (it is reported at startup and in the
+    /// compliance report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configured_with: Option<Vec<String>>,
 }
 
 /// A federation partner as the API shows it.
@@ -307,6 +315,61 @@ impl PartnerKey {
     }
 }
 
+/// The scope no federation ever yields: whoever configures a partner.
+pub const NEVER_FEDERATED: &str = "platform:admin";
+
+/// The management scopes a partner's grants may carry: what its configurer held.
+fn bound_of(rules: &PartnerRules) -> &[String] {
+    rules.configured_with.as_deref().unwrap_or_default()
+}
+
+/// Why a grant of `rules` may not map to an agent holding `agent_scopes`, if it may not:
+/// the agent holds `platform:admin`, or a management scope its configurer did not hold.
+pub fn too_strong(
+    rules: &PartnerRules,
+    agent_scopes: &[String],
+    is_management: impl Fn(&str) -> bool,
+) -> Option<String> {
+    if agent_scopes.iter().any(|s| s == NEVER_FEDERATED) {
+        return Some("the JWT's subject maps to a platform administrator: never reached through federation".into());
+    }
+    let bound = bound_of(rules);
+    agent_scopes.iter().find(|s| is_management(s) && !bound.contains(s)).map(|s| match rules.configured_with {
+        None => format!(
+            "the JWT's subject maps to an agent holding {s:?}, and the partner was configured before \
+                 federation was bounded by its configurer's scopes: an administrator must save it again"
+        ),
+        Some(_) => format!(
+            "the JWT's subject maps to an agent holding {s:?}, which whoever configured the partner did not hold"
+        ),
+    })
+}
+
+/// What is wrong with a stored partner under the configurer rule, if anything: for the
+/// startup log and the compliance report.
+pub fn unbounded(rules: &PartnerRules, is_management: impl Fn(&str) -> bool) -> Option<String> {
+    if rules.allowed_scopes.iter().any(|s| s == NEVER_FEDERATED) {
+        return Some(format!("allowed_scopes names {NEVER_FEDERATED:?}, which federation never yields"));
+    }
+    let bound = bound_of(rules);
+    let beyond: Vec<&str> =
+        rules.allowed_scopes.iter().filter(|s| is_management(s) && !bound.contains(s)).map(String::as_str).collect();
+    match (&rules.configured_with, beyond.is_empty()) {
+        (_, false) => {
+            Some(format!("allowed_scopes names management scopes its configurer did not hold: {}", beyond.join(" ")))
+        }
+        (None, true) => Some("configured before federation was bounded by its configurer's scopes".into()),
+        (Some(_), true) => None,
+    }
+}
+
+/// The audience a partner's JWT-bearer assertion must name for organization `org_id`:
+/// an identifier of that organization under our issuer, so that an assertion meant for
+/// one organization is never accepted into another that trusts the same issuer.
+pub fn org_audience(issuer: &str, org_id: Uuid) -> String {
+    format!("{}/api/v1/organizations/{org_id}", issuer.trim_end_matches('/'))
+}
+
 /// Parse a JWKS document (RFC 7517 §5): its signing keys. Keys meant for encryption or
 /// of a kind we do not verify with are skipped; a key with private members, a document
 /// that is not a JWKS, or one with more than [`MAX_KEYS`] keys is refused whole.
@@ -327,7 +390,9 @@ pub fn parse_jwks(doc: &Value) -> Result<Vec<PartnerKey>, String> {
         };
         match jose::parse_public_jwk(key) {
             Ok(jwk) => out.push(PartnerKey { kid, jwk: std::sync::Arc::new(jwk) }),
-            Err(e) if e.contains("private member") => return Err(e),
+            // A private key, or a point off its curve (an invalid-curve attack or a
+            // corrupt document): the whole JWKS is refused.
+            Err(e) if e.contains("private member") || e.contains("not on the curve") => return Err(e),
             // An RSA key under 2048 bits, an unknown curve: not usable, not fatal.
             Err(_) => continue,
         }
@@ -470,10 +535,18 @@ pub fn verify(
 
 /// The scope a grant carries: what was asked for (everything, when nothing was), within
 /// what the partner allows and what the agent holds. Sorted, without duplicates.
-pub fn grant_scope(requested: Option<&[String]>, partner: &[String], agent: &[String]) -> Vec<String> {
+pub fn grant_scope(
+    requested: Option<&[String]>,
+    partner: &PartnerRules,
+    agent: &[String],
+    is_management: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let bound = bound_of(partner);
     let mut out: Vec<String> = partner
+        .allowed_scopes
         .iter()
         .filter(|s| agent.contains(s))
+        .filter(|s| !is_management(s) || bound.contains(s))
         .filter(|s| requested.is_none_or(|r| r.contains(s)))
         .cloned()
         .collect();
@@ -501,6 +574,7 @@ mod tests {
             allowed_audiences: vec![],
             max_assertion_lifetime: 300,
             replay_protection: true,
+            configured_with: Some(vec![]),
         };
         rules(&mut r);
         Partner {
@@ -622,7 +696,43 @@ mod tests {
         assert_eq!(claim.agent(&json!({"agent": id.to_string()})), Some(id));
         assert_eq!(claim.agent(&json!({"agent": 5})), None);
         let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(grant_scope(None, &s(&["a", "b", "c"]), &s(&["b", "c", "d"])), s(&["b", "c"]));
-        assert_eq!(grant_scope(Some(&s(&["c", "d"])), &s(&["a", "b", "c"]), &s(&["b", "c", "d"])), s(&["c"]));
+        let plain = |_: &str| false;
+        let rules = partner(|r| r.allowed_scopes = s(&["a", "b", "c"])).rules;
+        assert_eq!(grant_scope(None, &rules, &s(&["b", "c", "d"]), plain), s(&["b", "c"]));
+        assert_eq!(grant_scope(Some(&s(&["c", "d"])), &rules, &s(&["b", "c", "d"]), plain), s(&["c"]));
+    }
+
+    /// A partner yields no management scope its configurer did not hold, never maps to a
+    /// platform administrator or an agent stronger than its configurer, and one saved
+    /// before the bound was recorded is reported and yields no management scope.
+    #[test]
+    fn what_a_partner_yields_is_bounded_by_its_configurer() {
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let management = |scope: &str| scope.contains(':');
+        let rules = partner(|r| {
+            r.allowed_scopes = s(&["agents:read", "agents:write", "search"]);
+            r.configured_with = Some(s(&["agents:read"]));
+        })
+        .rules;
+        let agent = s(&["agents:read", "agents:write", "search"]);
+        assert_eq!(grant_scope(None, &rules, &agent, management), s(&["agents:read", "search"]));
+        assert!(unbounded(&rules, management).is_some_and(|why| why.contains("agents:write")));
+        assert!(too_strong(&rules, &agent, management).is_some_and(|why| why.contains("agents:write")));
+        assert_eq!(too_strong(&rules, &s(&["agents:read", "search"]), management), None);
+        assert!(too_strong(&rules, &s(&["platform:admin"]), |_| false).is_some());
+
+        let legacy = partner(|r| {
+            r.allowed_scopes = s(&["agents:read", "search"]);
+            r.configured_with = None;
+        })
+        .rules;
+        assert!(unbounded(&legacy, management).is_some());
+        assert_eq!(grant_scope(None, &legacy, &agent, management), s(&["search"]));
+        assert!(too_strong(&legacy, &s(&["agents:read"]), management).is_some());
+        assert_eq!(too_strong(&legacy, &s(&["search"]), management), None);
+        assert_eq!(
+            org_audience("https://idp.example/", Uuid::nil()),
+            format!("https://idp.example/api/v1/organizations/{}", Uuid::nil())
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! functions of their inputs and `now`; errors are plain descriptions for the caller
 //! to wrap.
 
-use aws_lc_rs::digest;
+use aws_lc_rs::{digest, signature};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::jwk::Jwk;
@@ -45,12 +45,14 @@ pub fn parse_public_jwk(value: &Value) -> Result<PublicJwk, String> {
     let (required, algs) = match kty {
         "EC" => {
             let crv = str_member(value, "crv")?;
-            let alg = match crv {
-                "P-256" => Algorithm::ES256,
-                "P-384" => Algorithm::ES384,
+            let (alg, curve, size): (_, &'static dyn signature::VerificationAlgorithm, _) = match crv {
+                "P-256" => (Algorithm::ES256, &signature::ECDSA_P256_SHA256_FIXED, 32),
+                "P-384" => (Algorithm::ES384, &signature::ECDSA_P384_SHA384_FIXED, 48),
                 other => return Err(format!("unsupported EC curve {other:?}")),
             };
-            (json!({"crv": crv, "kty": kty, "x": str_member(value, "x")?, "y": str_member(value, "y")?}), vec![alg])
+            let (x, y) = (str_member(value, "x")?, str_member(value, "y")?);
+            check_ec_point(curve, size, x, y).map_err(|why| format!("the JWK is not a {crv} public key: {why}"))?;
+            (json!({"crv": crv, "kty": kty, "x": x, "y": y}), vec![alg])
         }
         "RSA" => {
             let n = str_member(value, "n")?;
@@ -83,6 +85,37 @@ pub fn parse_public_jwk(value: &Value) -> Result<PublicJwk, String> {
     let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("unusable JWK: {e}"))?;
     let thumbprint = thumbprint(&required);
     Ok(PublicJwk { key, algs, thumbprint, value: value.clone() })
+}
+
+/// An EC public key's coordinates must be of the curve's size and name a point on it
+/// (an off-curve point is the classic invalid-curve attack, and never verifies anything).
+fn check_ec_point(
+    curve: &'static dyn signature::VerificationAlgorithm,
+    size: usize,
+    x: &str,
+    y: &str,
+) -> Result<(), &'static str> {
+    let (x, y) = match (URL_SAFE_NO_PAD.decode(x), URL_SAFE_NO_PAD.decode(y)) {
+        (Ok(x), Ok(y)) => (x, y),
+        _ => return Err("x and y must be base64url"),
+    };
+    if x.len() != size || y.len() != size {
+        return Err("x and y have the wrong length for the curve");
+    }
+    let mut point = Vec::with_capacity(1 + 2 * size);
+    point.push(0x04);
+    point.extend_from_slice(&x);
+    point.extend_from_slice(&y);
+    signature::ParsedPublicKey::new(curve, &point).map(|_| ()).map_err(|_| "the point is not on the curve")
+}
+
+/// Whether a JWT's protected header carries a `jwk` with private members. The typed
+/// header drops unknown members, so this reads the header's JSON itself.
+pub fn header_jwk_is_private(jwt: &str) -> bool {
+    let Some(encoded) = jwt.split('.').next() else { return false };
+    let Ok(bytes) = URL_SAFE_NO_PAD.decode(encoded) else { return false };
+    let Ok(header) = serde_json::from_slice::<Value>(&bytes) else { return false };
+    header.get("jwk").and_then(Value::as_object).is_some_and(|jwk| PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)))
 }
 
 /// base64url without padding (RFC 7515 §2), as every JOSE member is encoded.
@@ -232,6 +265,10 @@ pub fn verify_dpop_proof(proof: &str, expect: &DpopExpectation<'_>) -> Result<Ve
         return Err("the DPoP proof must have typ dpop+jwt".into());
     }
     let jwk = header.jwk.as_ref().ok_or("the DPoP proof has no jwk header")?;
+    // RFC 9449 §4.2: the jwk MUST NOT contain a private key.
+    if header_jwk_is_private(proof) {
+        return Err("the DPoP proof's jwk holds a private key: it must carry the public key only".into());
+    }
     let jwk_value = serde_json::to_value(jwk).map_err(|e| e.to_string())?;
     let key = parse_public_jwk(&jwk_value)?;
     let mut v = Validation::new(header.alg);

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::client_auth::client_entry;
+use super::federation::FEDERATION_CLIENT;
 use super::tokens::{oauth, token_hash};
 use super::{Caller, ClientAuth, DpopPresentation, Engine, Introspector, OAuthError, Origin};
 use crate::cache::Verified;
@@ -23,6 +24,9 @@ use crate::store::{Change, Revocation};
 impl Engine {
     /// The token's client must still be active, and an agent of the token's lineage.
     pub(super) async fn check_token_client(&self, client_id: &str, sub: &str, org_id: Uuid) -> Result<()> {
+        if let Some(partner) = client_id.strip_prefix(FEDERATION_CLIENT) {
+            return self.check_partner_client(partner, sub, org_id).await;
+        }
         match client_entry(self, client_id).await? {
             Some((client, agent))
                 if client.status == CredentialStatus::Active && agent.status == AgentStatus::Active =>
@@ -39,6 +43,20 @@ impl Engine {
             }
             _ => Err(EngineError::InvalidToken("the token's client is no longer active".into())),
         }
+    }
+
+    /// A token of the JWT-bearer grant names its partner as client: the partner must
+    /// still be in force in the token's organization, and the mapped agent active.
+    async fn check_partner_client(&self, partner: &str, sub: &str, org_id: Uuid) -> Result<()> {
+        let partner = Uuid::parse_str(partner).ok().and_then(|id| self.shared.federation.partner(id));
+        if !partner.is_some_and(|p| p.org_id == org_id && p.in_force(self.shared.now_ms())) {
+            return Err(EngineError::InvalidToken("the token's federation partner is no longer trusted".into()));
+        }
+        let subject = Uuid::parse_str(sub).map_err(|_| EngineError::InvalidToken("subject is not an agent".into()))?;
+        if !self.agent_active(org_id, subject).await? {
+            return Err(EngineError::InvalidToken("the token's subject is no longer active".into()));
+        }
+        Ok(())
     }
 
     async fn agent_active(&self, org_id: Uuid, agent_id: Uuid) -> Result<bool> {

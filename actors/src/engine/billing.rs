@@ -214,6 +214,13 @@ impl Engine {
         let Some(org) = store.get_org(org_id).await? else {
             return Ok(StripeOutcome::Ignored);
         };
+        // A customer already recorded for another organization: acknowledged and ignored
+        // (a retry would not change it), never a conflict Stripe would retry for days.
+        if let Some(other) = known.as_ref().filter(|s| s.org_id != org_id) {
+            tracing::warn!(event = %event.id, subscription = %remote.id, recorded_for = %other.org_id, claimed_for = %org_id,
+                "a Stripe customer recorded for another organization: ignored");
+            return Ok(StripeOutcome::Ignored);
+        }
         let existing = match &known {
             Some(sub) if sub.org_id == org_id => Some(sub.clone()),
             _ => store.subscription(org_id).await?,

@@ -40,8 +40,9 @@ impl Engine {
         }
         let claimed = auth.claimed_id();
         let address = origin.addr.map(|a| a.to_string());
-        let locked = match self.shared.lockout.locked_for(&claimed) {
-            Some(wait) => Some((wait, "too many failed authentications of this client")),
+        let client_key = super::limits::client_lockout_key(&claimed, address.as_deref());
+        let locked = match self.shared.lockout.locked_for(&client_key) {
+            Some(wait) => Some((wait, "too many failed authentications of this client from this address")),
             None => address
                 .as_deref()
                 .and_then(|a| self.shared.address_lockout.locked_for(a))
@@ -67,9 +68,9 @@ impl Engine {
                     .event(known_org, claimed.chars().take(128).collect(), "client.authenticate", Outcome::Failure)
                     .request_id(origin.request_id.clone())
                     .detail(&json!({"method": method, "reason": reason, "address": address}));
-                self.audit(event).await?;
+                self.audit_refusal(event, address.as_deref()).await?;
                 let window = self.shared.config.lockout_window.as_secs();
-                let client_locked = !claimed.is_empty() && self.shared.lockout.failed(&claimed);
+                let client_locked = !claimed.is_empty() && self.shared.lockout.failed(&client_key);
                 let address_locked = address.as_deref().is_some_and(|a| self.shared.address_lockout.failed(a));
                 let config = &self.shared.config;
                 for (locked, kind, target, failures) in [
@@ -77,7 +78,8 @@ impl Engine {
                     (address_locked, "address", address.as_deref().unwrap_or(""), config.lockout_address_failures),
                 ] {
                     if locked {
-                        let detail = json!({"kind": kind, "failures": failures, "window_secs": window});
+                        let detail =
+                            json!({"kind": kind, "failures": failures, "window_secs": window, "address": address});
                         let event = self
                             .event(known_org, claimed.chars().take(128).collect(), "auth.locked", Outcome::Failure)
                             .target(target.chars().take(128).collect::<String>())

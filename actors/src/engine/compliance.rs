@@ -114,6 +114,17 @@ impl Engine {
             .filter(|k| k.activates_at <= now)
             .max_by_key(|k| k.activates_at)
             .map(|k| (k.kid, k.created_at));
+        let unbounded: Vec<(Uuid, String)> = self
+            .shared
+            .federation
+            .all()
+            .iter()
+            .filter(|p| p.org_id == org_id)
+            .filter_map(|p| {
+                crate::domain::federation::unbounded(&p.rules, |s| self.shared.policy.is_management_scope(s))
+                    .map(|why| (p.id, why))
+            })
+            .collect();
         let audit = self.verify_chain(Some(org_id)).await?;
         let usage = self.usage_of(org_id).await?;
         let policy_scopes = &self.shared.policy;
@@ -130,6 +141,7 @@ impl Engine {
             delegations: &delegations,
             delegation_max_depth: self.shared.config.delegation_max_depth,
             failing_webhooks: &failing,
+            unbounded_partners: &unbounded,
             signing_key: signing.as_ref().map(|(kid, made)| (kid.as_str(), *made)),
             audit: &audit,
             usage: &usage,

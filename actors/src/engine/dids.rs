@@ -121,7 +121,9 @@ impl Engine {
         let idp = self.idp_did()?;
         let did = did::agent_did(&idp, agent_id);
         let active = agent.as_ref().is_some_and(|a| a.status == AgentStatus::Active);
-        let live: &[DidKeyRecord] = &keys;
+        // A deactivated DID lists no usable keys: a suspended agent's stay stored (for its
+        // reactivation) but are not published.
+        let live: &[DidKeyRecord] = if active { &keys } else { &[] };
         let methods: Vec<Method<'_>> =
             live.iter().map(|k| Method { fragment: &k.key_id, jwk: &k.public_jwk }).collect();
         let document = did::document(&did, Some(&idp), &methods, &self.token_endpoint());

@@ -69,7 +69,7 @@ fn check_metadata(m: Option<serde_json::Value>) -> Result<serde_json::Value> {
 impl Engine {
     /// Agent scopes must be valid tokens, and a caller may grant only scopes it holds,
     /// so no one can mint an agent more powerful than itself.
-    fn check_grantable(&self, call: &Call, requested: &[String]) -> Result<Vec<String>> {
+    pub(super) fn check_grantable(&self, call: &Call, requested: &[String]) -> Result<Vec<String>> {
         let scopes = scopes::normalize(requested)?;
         if let Some(s) = scopes.iter().find(|s| self.shared.policy.is_lookalike(s)) {
             return Err(EngineError::invalid(
@@ -88,7 +88,7 @@ impl Engine {
     /// re-credential an agent only if it holds every management scope that agent holds,
     /// so no one takes power from (or through) a stronger agent. Scopes without
     /// management meaning (an organization's own, like `search:query`) do not count.
-    fn check_not_stronger(&self, call: &Call, target: &Agent) -> Result<()> {
+    pub(super) fn check_not_stronger(&self, call: &Call, target: &Agent) -> Result<()> {
         let held = call.caller.scopes();
         match target.scopes.iter().find(|s| self.shared.policy.is_management_scope(s) && !held.contains(s)) {
             Some(s) => Err(EngineError::Forbidden(format!(

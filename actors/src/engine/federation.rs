@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::tokens::{oauth, ClientAuth, Issued, OAuthError, TokenRequest, GRANT_JWT_BEARER, TOKEN_PATH};
+use super::tokens::{oauth, ClientAuth, Issued, OAuthError, TokenRequest, GRANT_JWT_BEARER};
 use super::{decode_cursor, next_cursor, page_limit, Call, Engine, Origin};
 use crate::actor::federation::KeySnapshot;
 use crate::coord::{Claim, ClusterEvent};
@@ -27,6 +27,9 @@ use crate::store::Change;
 pub struct PartnerView {
     #[serde(flatten)]
     pub partner: Partner,
+    /// What the `aud` of the partner's JWT-bearer assertions must name: this
+    /// organization under our issuer (assertions are bound to one organization).
+    pub assertion_audience: String,
     pub jwks_status: JwksStatus,
 }
 
@@ -79,6 +82,9 @@ pub struct FederatedVerification {
     pub claims: Option<Value>,
 }
 
+/// The `client_id` of a JWT-bearer grant's tokens is this and the partner's id.
+pub(super) const FEDERATION_CLIENT: &str = "federation:";
+
 fn invalid(e: rules::FieldError) -> EngineError {
     EngineError::invalid(e.0, e.1)
 }
@@ -105,20 +111,71 @@ impl Engine {
         }
     }
 
-    fn check_rules(&self, r: &mut PartnerRules) -> Result<()> {
+    /// Check a partner's rules as `call` would have them: well-formed, and bounded by
+    /// what the caller holds — it names no management scope the caller lacks (and never
+    /// `platform:admin`), its table maps to no agent stronger than the caller — then
+    /// record the caller's management scopes as the partner's bound, which every grant
+    /// is held to (a claim mapping names its agent only in the JWT).
+    async fn check_rules(&self, call: &Call, org_id: Uuid, r: &mut PartnerRules) -> Result<()> {
         r.allowed_algs = rules::check_algs(&r.allowed_algs).map_err(invalid)?;
         rules::check_subjects(&r.allowed_subjects).map_err(invalid)?;
         rules::check_mapping(&r.subject_mapping).map_err(invalid)?;
         r.allowed_scopes = rules::check_scopes(&r.allowed_scopes).map_err(invalid)?;
         rules::check_audiences(&r.allowed_audiences).map_err(invalid)?;
         rules::check_lifetime(r.max_assertion_lifetime).map_err(invalid)?;
+        if r.allowed_scopes.iter().any(|s| s == rules::NEVER_FEDERATED) {
+            return Err(EngineError::invalid(
+                "allowed_scopes",
+                format!("{:?} is never granted through federation", rules::NEVER_FEDERATED),
+            ));
+        }
+        r.allowed_scopes = self.check_grantable(call, &r.allowed_scopes)?;
+        if let rules::SubjectMapping::Table { table } = &r.subject_mapping {
+            for agent_id in table.values() {
+                if let Some(agent) = self.shared.store.get_agent(org_id, *agent_id).await? {
+                    if agent.scopes.iter().any(|s| s == rules::NEVER_FEDERATED) {
+                        return Err(EngineError::Forbidden(format!(
+                            "subject_mapping names agent {agent_id}, a platform administrator: never reached through federation"
+                        )));
+                    }
+                    self.check_not_stronger(call, &agent)?;
+                }
+            }
+        }
+        let policy = &self.shared.policy;
+        let mut bound: Vec<String> = call
+            .caller
+            .scopes()
+            .into_iter()
+            .filter(|s| policy.is_management_scope(s) && s != rules::NEVER_FEDERATED)
+            .collect();
+        bound.sort();
+        bound.dedup();
+        r.configured_with = Some(bound);
         Ok(())
     }
 
     fn view(&self, partner: Partner) -> PartnerView {
         let snapshot = self.shared.federation.snapshot(partner.id);
         let jwks_status = status_of(&partner, snapshot.as_deref(), self.shared.now_ms());
-        PartnerView { partner, jwks_status }
+        let assertion_audience = rules::org_audience(&self.shared.config.issuer, partner.org_id);
+        PartnerView { partner, assertion_audience, jwks_status }
+    }
+
+    /// Partners that break the configurer rule (stored before it, or changed around it):
+    /// logged at startup, and found by the compliance report; their grants carry only
+    /// what the rule allows.
+    pub(super) fn report_unbounded_partners(&self) {
+        let policy = &self.shared.policy;
+        for partner in self.shared.federation.all() {
+            if let Some(why) = rules::unbounded(&partner.rules, |s| policy.is_management_scope(s)) {
+                tracing::warn!(
+                    partner = %partner.id, org = %partner.org_id, issuer = %partner.issuer,
+                    "federation partner not bounded by its configurer: {why}; its grants carry no scope beyond \
+                     the bound (save it again as an administrator holding the scopes)"
+                );
+            }
+        }
     }
 
     /// Register a partner of the caller's organization (the platform admin: of any).
@@ -139,8 +196,9 @@ impl Engine {
             allowed_audiences: new.allowed_audiences.unwrap_or_default(),
             max_assertion_lifetime: new.max_assertion_lifetime.unwrap_or(rules::DEFAULT_LIFETIME_SECS),
             replay_protection: new.replay_protection.unwrap_or(true),
+            configured_with: None,
         };
-        self.check_rules(&mut partner_rules)?;
+        self.check_rules(call, org_id, &mut partner_rules).await?;
         self.check_key_source(&partner_rules.jwks_uri, &partner_rules.jwks).await?;
         let expires_at = new.expires_at.as_deref().map(rules::parse_expiry).transpose().map_err(invalid)?;
         let now = self.shared.now_ms();
@@ -227,7 +285,7 @@ impl Engine {
             partner.expires_at = expiry.as_deref().map(rules::parse_expiry).transpose().map_err(invalid)?;
         }
         let mut checked = partner.rules.clone();
-        self.check_rules(&mut checked)?;
+        self.check_rules(call, partner.org_id, &mut checked).await?;
         self.check_key_source(&checked.jwks_uri, &checked.jwks).await?;
         partner.rules = checked;
         partner.updated_at = self.shared.now_ms();
@@ -311,6 +369,15 @@ impl Engine {
     /// RFC 7523 §2.1: a partner's JWT for a token of the agent it maps to. A client that
     /// authenticates too must be that agent's.
     pub(super) async fn issue_jwt_bearer(&self, req: TokenRequest, origin: &Origin) -> Result<TokenResponse> {
+        // Anyone may send an assertion: an address past its failure budget is refused
+        // before any work or write.
+        if let Some(wait) = origin.addr.and_then(|a| self.shared.address_lockout.locked_for(&a.to_string())) {
+            self.rejected("none", "lockout");
+            return Err(EngineError::LockedOut {
+                reason: "too many refused requests from this address".into(),
+                retry_after: super::limits::whole_secs(wait),
+            });
+        }
         let client = match &req.client {
             ClientAuth::None => None,
             auth => Some(self.authenticate_client(auth, origin).await?),
@@ -345,10 +412,11 @@ impl Engine {
         self.sign_and_record(claims, &grant.client_id, issued, origin.request_id.clone(), quota, now).await
     }
 
-    /// Our issuer and token endpoint: what a grant's `aud` must name.
-    fn grant_audiences(&self) -> Vec<String> {
-        let issuer = &self.shared.config.issuer;
-        vec![issuer.clone(), format!("{issuer}{TOKEN_PATH}")]
+    /// What a grant's `aud` must name: the partner's organization under our issuer.
+    /// Our issuer or token endpoint alone is not enough: two organizations may trust
+    /// the same issuer, and an assertion meant for one must never admit into the other.
+    fn grant_audiences(&self, partner: &Partner) -> Vec<String> {
+        vec![rules::org_audience(&self.shared.config.issuer, partner.org_id)]
     }
 
     /// `POST /federation/verify`: is this a valid JWT of one of the caller's
@@ -361,11 +429,10 @@ impl Engine {
         }
         let platform = call.caller.scope.split(' ').any(|s| s == "platform:admin");
         let org = (!platform).then_some(call.caller.org_id);
-        let own = self.grant_audiences();
         let outcome = self
             .verify_partner_jwt(token, org, |p| {
                 if p.rules.allowed_audiences.is_empty() {
-                    own.clone()
+                    self.grant_audiences(p)
                 } else {
                     p.rules.allowed_audiences.clone()
                 }
@@ -409,8 +476,7 @@ impl Engine {
         let assertion =
             req.assertion.as_deref().ok_or_else(|| oauth(OAuthError::InvalidRequest, "assertion is required"))?;
         let metric = |outcome| self.shared.federation.metrics().assertions.with_label_values(&["grant", outcome]).inc();
-        let own = self.grant_audiences();
-        let outcome = match self.verify_partner_jwt(assertion, None, |_| own.clone()).await? {
+        let outcome = match self.verify_partner_jwt(assertion, None, |p| self.grant_audiences(p)).await? {
             Ok((partner, verified)) => self.grant_for(req, &partner, &verified).await?.map(|g| (partner, g)),
             Err(reason) => Err((None, reason)),
         };
@@ -421,11 +487,22 @@ impl Engine {
             }
             Err((org, reason)) => {
                 metric("refused");
+                let address = origin.addr.map(|a| a.to_string());
                 let event = self
                     .event(org, "federation".into(), "token.issue", crate::model::Outcome::Failure)
                     .request_id(origin.request_id.clone())
                     .detail(&json!({"grant_type": GRANT_JWT_BEARER, "reason": reason}));
-                self.audit(event).await?;
+                self.audit_refusal(event, address.as_deref()).await?;
+                if let Some(address) = address.filter(|a| self.shared.address_lockout.failed(a)) {
+                    let window = self.shared.config.lockout_window.as_secs();
+                    let failures = self.shared.config.lockout_address_failures;
+                    let event = self
+                        .event(org, "federation".into(), "auth.locked", crate::model::Outcome::Failure)
+                        .target(&address)
+                        .request_id(origin.request_id.clone())
+                        .detail(&json!({"kind": "address", "failures": failures, "window_secs": window}));
+                    self.audit_refusal(event, Some(&address)).await?;
+                }
                 Err(oauth(OAuthError::InvalidGrant, reason))
             }
         }
@@ -447,6 +524,11 @@ impl Engine {
             Some(a) if a.status == AgentStatus::Active => a,
             _ => return refuse("the JWT's subject maps to no active agent of the partner's organization"),
         };
+        let policy = &self.shared.policy;
+        let management = |s: &str| policy.is_management_scope(s);
+        if let Some(why) = rules::too_strong(&partner.rules, &agent.scopes, management) {
+            return refuse(&why);
+        }
         let requested = match req.scope.as_deref() {
             None => None,
             Some(param) => match scopes::parse_request(param) {
@@ -454,7 +536,7 @@ impl Engine {
                 None => return Err(oauth(OAuthError::InvalidScope, "the scope parameter is malformed")),
             },
         };
-        let granted = rules::grant_scope(requested.as_deref(), &partner.rules.allowed_scopes, &agent.scopes);
+        let granted = rules::grant_scope(requested.as_deref(), &partner.rules, &agent.scopes, management);
         if granted.is_empty() && requested.as_ref().is_some_and(|r| !r.is_empty()) {
             return Err(oauth(
                 OAuthError::InvalidScope,
@@ -477,7 +559,7 @@ impl Engine {
             partner_id: partner.id,
             org_id: partner.org_id,
             agent_id,
-            client_id: format!("federation:{}", partner.id),
+            client_id: format!("{FEDERATION_CLIENT}{}", partner.id),
             scopes: granted,
             partner_sub: verified.sub.clone(),
         }))

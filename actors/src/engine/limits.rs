@@ -5,13 +5,16 @@
 //! per second, bursts of `token_burst`); past it, 429 with `Retry-After`.
 //!
 //! **Brute-force protection.** Failed client authentications are counted per claimed
-//! client_id and, in a second [`Lockout`], per peer address, by governor keyed limiters
-//! (`lockout_failures` / `lockout_address_failures` a `lockout_window`, as a burst that
-//! refills over the window). The failure that finds the limiter empty locks that
-//! client_id (or address) out for the window: every request naming it (or from it) —
-//! with the right secret too — is refused with 429 and `Retry-After` until the window
-//! has passed, and one `auth.locked` audit event records the lockout. Limits are per
-//! node: N nodes allow N times the failures.
+//! client_id *at one peer address* ([`client_lockout_key`]) and, in a second
+//! [`Lockout`], per peer address, by governor keyed limiters (`lockout_failures` /
+//! `lockout_address_failures` a `lockout_window`, as a burst that refills over the
+//! window). The failure that finds the limiter empty locks that client_id at that
+//! address (or the address) out for the window: every request naming it from there (or
+//! from the address) — with the right secret too — is refused with 429 and
+//! `Retry-After` until the window has passed, and one `auth.locked` audit event records
+//! the lockout. No lockout is per client_id alone: that would let anyone who knows an id
+//! lock its agent out everywhere. Limits are per node: N nodes allow N times the
+//! failures. Refusals naming no organization are audited through a [`RefusalSampler`].
 //!
 //! Memory is bounded: the limiter forgets keys whose state is back to fresh
 //! (`retain_recent`, then `shrink_to_fit`) on every sweep, and past `MAX_TRACKED` keys
@@ -151,6 +154,51 @@ impl ClientRates {
     }
 }
 
+/// Most (action, address) keys whose refusals are sampled at once; past it (after a
+/// sweep of lapsed windows) a refusal is only counted.
+const MAX_SAMPLED: usize = 100_000;
+
+/// Refusals that name no organization — an unknown client id, a JWT-bearer assertion
+/// that is no partner's — come from anyone, so writing each to the audit trail would let
+/// anyone grow the store without bound. One per (action, address) and window is
+/// written, carrying how many of that key went unwritten in the window before; the rest
+/// are counted (`agentidp_anonymous_refusals_total`).
+pub(crate) struct RefusalSampler {
+    /// Per key: when its window began, and the refusals not written in it.
+    windows: DashMap<String, (Millis, u64)>,
+    window: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl RefusalSampler {
+    pub fn new(window: Duration, clock: Arc<dyn Clock>) -> Self {
+        RefusalSampler { windows: DashMap::new(), window, clock }
+    }
+
+    /// One refusal of `key`: `Some(unwritten)` when its event is to be written (the
+    /// first of a window; `unwritten` is the count the previous window left unwritten),
+    /// `None` when it is only counted.
+    pub fn admit(&self, key: &str) -> Option<u64> {
+        let now = self.clock.now_ms();
+        let window = self.window.as_millis() as i64;
+        if self.windows.len() >= MAX_SAMPLED && !self.windows.contains_key(key) {
+            self.windows.retain(|_, (start, _)| now.saturating_sub(*start) < window);
+            if self.windows.len() >= MAX_SAMPLED {
+                return None;
+            }
+        }
+        let mut entry = self.windows.entry(key.to_string()).or_insert((Millis::MIN, 0));
+        let (start, unwritten) = *entry;
+        if now.saturating_sub(start) >= window {
+            *entry = (now, 0);
+            Some(unwritten)
+        } else {
+            entry.1 += 1;
+            None
+        }
+    }
+}
+
 pub(crate) struct Lockout {
     /// Failures per client id.
     failures: BoundedLimiter,
@@ -203,6 +251,13 @@ impl Lockout {
     }
 }
 
+/// The key a client's failures are counted under: the client id *and* the address it is
+/// claimed from, so that failures from one address never lock the client out of another
+/// (a lockout per client id alone hands a denial of service to anyone who knows it).
+pub(crate) fn client_lockout_key(client_id: &str, address: Option<&str>) -> String {
+    format!("{client_id} {}", address.unwrap_or("-"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +266,19 @@ mod tests {
     fn rss() -> u64 {
         let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
         statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
+    }
+
+    #[test]
+    fn refusals_are_written_once_per_key_and_window_and_the_rest_counted() {
+        let clock = Arc::new(ManualClock::default());
+        let sampler = RefusalSampler::new(Duration::from_secs(60), clock.clone());
+        let written: Vec<Option<u64>> = (0..1000).map(|_| sampler.admit("grant 10.0.0.1")).collect();
+        assert_eq!(written[0], Some(0));
+        assert!(written[1..].iter().all(Option::is_none));
+        assert_eq!(sampler.admit("grant 10.0.0.2"), Some(0), "another address has its own window");
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(sampler.admit("grant 10.0.0.1"), Some(999), "the next window says how many went unwritten");
+        assert_eq!(sampler.admit("grant 10.0.0.1"), None);
     }
 
     #[test]

@@ -147,6 +147,8 @@ pub(crate) struct Shared {
     pub lockout: limits::Lockout,
     /// The same lockout, keyed by the peer address.
     pub address_lockout: limits::Lockout,
+    /// Which refusals naming no organization are written to the audit trail.
+    pub refusals: limits::RefusalSampler,
     /// Each client's token rate, by tier.
     pub client_rates: limits::ClientRates,
     /// Every registered child of the root supervisor.
@@ -409,6 +411,7 @@ impl Engine {
                 config.lockout_window,
                 config.clock.clone(),
             ),
+            refusals: limits::RefusalSampler::new(config.lockout_window, config.clock.clone()),
             client_rates: limits::ClientRates::new(&config.tiers, &config.clock),
             children,
             config,
@@ -418,7 +421,9 @@ impl Engine {
         let (supervisor, _) = Actor::spawn(None, supervisor::EngineSupervisor, args)
             .await
             .map_err(|e| EngineError::Unavailable(format!("engine failed to start: {e}")))?;
-        Ok(Engine { shared, supervisor })
+        let engine = Engine { shared, supervisor };
+        engine.report_unbounded_partners();
+        Ok(engine)
     }
 
     /// Graceful shutdown: drain every family that registered a drain (the audit writer
@@ -554,6 +559,35 @@ impl Engine {
 
     /// Count a refusal by a tier's limits (`tier` is `unknown` for a lockout, which is
     /// decided before the client is looked up).
+    /// Audit a refusal: one that names an organization always; one that names none (an
+    /// unknown client, an assertion no partner signed — anyone can send those) once per
+    /// action, address and window, the rest only counted.
+    async fn audit_refusal(&self, event: Event, address: Option<&str>) -> Result<()> {
+        if event.org_id.is_some() {
+            return self.audit(event).await;
+        }
+        let metric = &self.shared.metrics.anonymous_refusals;
+        let key = format!("{} {}", event.action, address.unwrap_or("-"));
+        match self.shared.refusals.admit(&key) {
+            Some(unwritten) => {
+                metric.with_label_values(&[&event.action, "recorded"]).inc();
+                let mut event = event;
+                if unwritten > 0 {
+                    let mut detail: serde_json::Value = serde_json::from_str(&event.detail).unwrap_or_default();
+                    if let Some(fields) = detail.as_object_mut() {
+                        fields.insert("unwritten_before".into(), unwritten.into());
+                        event = event.detail(&detail);
+                    }
+                }
+                self.audit(event).await
+            }
+            None => {
+                metric.with_label_values(&[&event.action, "sampled_out"]).inc();
+                Ok(())
+            }
+        }
+    }
+
     fn rejected(&self, tier: &str, reason: &str) {
         self.shared.metrics.limit_rejections.with_label_values(&[tier, reason]).inc();
     }

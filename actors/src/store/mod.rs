@@ -22,6 +22,11 @@ use crate::model::{
     Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis, Organization, Tier,
 };
 
+/// What a store says of a change that breaks a uniqueness or reference rule: the
+/// engine names what is taken where it knows (`name_taken`, …); the database's own
+/// message never reaches a client.
+pub const CONFLICT: &str = "the change conflicts with a record that exists (or refers to one that does not)";
+
 pub mod postgres;
 pub mod redis;
 pub mod sqlite;

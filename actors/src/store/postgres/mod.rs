@@ -62,7 +62,9 @@ fn db_err(e: tokio_postgres::Error) -> EngineError {
         if db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION
             || db.code() == &tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION
         {
-            return EngineError::Conflict(db.message().to_string());
+            // The database's own words name tables and columns: logged, never answered.
+            tracing::debug!(error = db.message(), "postgres constraint violation");
+            return EngineError::Conflict(crate::store::CONFLICT.into());
         }
         // The server is not there to serve (shutting down, starting, out of connections or
         // resources) or asks for a retry (serialization failure, deadlock): say so with a

@@ -72,7 +72,9 @@ type WriteJob = Box<dyn FnOnce(&mut Connection) + Send>;
 fn db_err(e: rusqlite::Error) -> EngineError {
     if let rusqlite::Error::SqliteFailure(f, msg) = &e {
         if f.code == rusqlite::ErrorCode::ConstraintViolation {
-            return EngineError::Conflict(msg.clone().unwrap_or_else(|| "constraint violation".into()));
+            // The database's own words name tables and columns: logged, never answered.
+            tracing::debug!(error = ?msg, "sqlite constraint violation");
+            return EngineError::Conflict(crate::store::CONFLICT.into());
         }
         if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) {
             return EngineError::Unavailable("database is busy".into());
