@@ -182,3 +182,60 @@ async fn an_ec_key_off_its_curve_is_refused_at_registration() {
         app.stop().await;
     }
 }
+
+/// Item 16: the contract says what the server accepts — every webhook event type the
+/// server lists is in the schema's enum, and a scope is schema-valid exactly when the
+/// server accepts it for an agent (checked by Python's `jsonschema` on the served
+/// document, as a client generated from it would).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_contract_names_what_the_server_accepts() {
+    let backend = backends().remove(0);
+    let app = spawn_app(&backend).await;
+    let platform = app.platform_token().await;
+    let doc: Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let (_, types) = app.call(Method::GET, "/api/v1/webhooks/event-types", &platform, None).await;
+    let schema_types = doc["components"]["schemas"]["NewWebhook"]["properties"]["event_types"]["items"]["enum"]
+        .as_array()
+        .unwrap()
+        .clone();
+    for t in types["items"].as_array().unwrap() {
+        assert!(schema_types.contains(&t["name"]), "{} is accepted but not in the contract", t["name"]);
+    }
+    assert!(schema_types.contains(&json!("organization.tier_changed")));
+
+    let scopes = [
+        "agents:read",
+        "platform:admin",
+        "search:query",
+        "mail:send",
+        "AGENTS:READ",
+        "agents:*",
+        "*",
+        "agents",
+        "Platform:anything",
+        "agentsmith:run",
+        "tokens",
+        "webhooks:write:extra",
+    ];
+    let schema = &doc["components"]["schemas"]["NewAgent"]["properties"]["scopes"]["items"];
+    let script = "import json, sys, jsonschema\n\
+                  schema, values = json.loads(sys.argv[1]), json.loads(sys.argv[2])\n\
+                  v = jsonschema.Draft202012Validator(schema)\n\
+                  print(json.dumps([v.is_valid(s) for s in values]))";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &schema.to_string(), &json!(scopes).to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let valid: Vec<bool> = serde_json::from_slice(&out.stdout).unwrap();
+    for (scope, schema_valid) in scopes.iter().zip(valid) {
+        let body = json!({"name": format!("s-{}", uuid::Uuid::now_v7()), "scopes": [scope]});
+        let (status, answer) = app.call(Method::POST, "/api/v1/agents", &platform, Some(body)).await;
+        assert_eq!(
+            status == StatusCode::CREATED,
+            schema_valid,
+            "{scope:?}: schema says {schema_valid}, server {answer}"
+        );
+    }
+    app.stop().await;
+}
