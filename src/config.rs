@@ -67,6 +67,10 @@ pub struct Settings {
     /// Seconds a request body may take to arrive (1-300) [default: 30].
     #[arg(long, env = "AGENTIDP_BODY_READ_TIMEOUT")]
     pub body_read_timeout: Option<u64>,
+    /// Seconds a response may wait for a client that takes none of it before the
+    /// connection is closed (1-300) [default: 30].
+    #[arg(long, env = "AGENTIDP_WRITE_TIMEOUT")]
+    pub write_timeout: Option<u64>,
     /// A browser origin (`https://app.example.com`) allowed to call discovery, the JWKS,
     /// DID documents and the OAuth endpoints (CORS); repeat it, or comma-separate them in
     /// the variable; `*` allows any [default: none, no CORS].
@@ -149,6 +153,7 @@ struct FileSettings {
     max_connections: Option<usize>,
     header_read_timeout: Option<u64>,
     body_read_timeout: Option<u64>,
+    write_timeout: Option<u64>,
     cors_origins: Option<Vec<String>>,
     webhook_allow_loopback_http: Option<bool>,
     federation_allow_loopback_http: Option<bool>,
@@ -512,6 +517,9 @@ impl Settings {
         }
         if let Some(v) = layers.pick("body_read_timeout", self.body_read_timeout, file.body_read_timeout) {
             http.body_read_timeout = seconds(v)?;
+        }
+        if let Some(v) = layers.pick("write_timeout", self.write_timeout, file.write_timeout) {
+            http.write_timeout = seconds(v)?;
         }
         let given = Some(self.cors_origins.clone()).filter(|o| !o.is_empty());
         let (origins, from) = layers.pick("cors_origins", given, file.cors_origins).unwrap_or_default();

@@ -11,6 +11,9 @@ pub struct HttpLimits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
+    /// A connection whose peer takes none of a pending response for this long is closed
+    /// (the timer restarts whenever the peer takes some).
+    pub write_timeout: Duration,
     pub max_header_bytes: usize,
     /// Browser origins allowed to call discovery, the JWKS, DID documents and the OAuth
     /// endpoints (CORS); `*` allows any. Empty: no CORS headers at all.
@@ -26,6 +29,7 @@ impl Default for HttpLimits {
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             max_header_bytes: 16 * 1024,
             cors_origins: Vec::new(),
             tls: None,

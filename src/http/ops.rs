@@ -24,8 +24,22 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     health.or(ready).unify().or(metrics).unify().or(openapi).unify().boxed()
 }
 
+/// Liveness: 200 unless the node is wedged in a way a process restart could change — the
+/// engine's supervisor stopped, or an actor crash-looping (issue 28, item 9). Then 503
+/// naming it, so a liveness probe restarts a node the supervisor cannot heal.
 async fn health(ctx: Ctx) -> Result<Response, Infallible> {
-    ctx.respond(|_| async { Ok(json_reply(StatusCode::OK, &json!({"status": "ok"}))) }).await
+    ctx.respond(|ctx| async move {
+        let live = ctx.engine().liveness();
+        let problems = live.problems();
+        if problems.is_empty() {
+            return Ok(json_reply(StatusCode::OK, &json!({"status": "ok"})));
+        }
+        let mut problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-live", "Not live", problems.join("; "))
+            .with_header(RETRY_AFTER, "1");
+        problem.extra.insert("crash_looping".into(), json!(live.crash_looping));
+        Err(problem)
+    })
+    .await
 }
 
 async fn ready(ctx: Ctx) -> Result<Response, Infallible> {

@@ -66,6 +66,87 @@ async fn a_slow_client_flood_neither_holds_the_server_nor_locks_out_others() {
     app.stop().await;
 }
 
+/// A client that pipelines `n` requests for `/openapi.json` and never reads. Its small
+/// receive buffer makes the server's answers back up at once.
+async fn slow_reader(addr: &str, n: usize) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut s = socket.connect(addr.parse().unwrap()).await.unwrap();
+    s.write_all(&b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(n)).await.unwrap();
+    s
+}
+
+/// Whether the server closes `s` within `within`. Probed by writing (a closed peer answers
+/// with a reset), since reading would take the answers the server is stuck on.
+async fn closed_by_server(s: &TcpStream, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        match s.try_write(b"\r\n") {
+            Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => return true,
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    false
+}
+
+/// Issue 28, item 5: connections that pipelined 200 requests each and never read stayed
+/// established forever (there was no write timeout). Now a connection whose client takes
+/// none of its pending response for `write_timeout` is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_readers_are_closed_at_the_write_timeout() {
+    let storage = Storage::new(&Backend::Sqlite).await;
+    let limits = agentidp::HttpLimits { write_timeout: Duration::from_secs(1), ..Default::default() };
+    let app = TestApp::start_limited(&storage, |_| {}, limits).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut slow = Vec::new();
+    for _ in 0..20 {
+        slow.push(slow_reader(&addr, 200).await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (i, s) in slow.iter().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(closed_by_server(s, left).await, "slow reader {i} is still held past the write timeout");
+    }
+    // The server is fine, and a client that reads is served as usual.
+    let resp = reqwest::Client::new().get(app.url("/openapi.json")).send().await.unwrap();
+    assert!(resp.status().is_success());
+    assert!(resp.bytes().await.unwrap().len() > 10_000);
+    app.stop().await;
+}
+
+/// Issue 28, item 5: with `--max-connections 300`, 300 slow readers held every slot and
+/// `/health` from elsewhere timed out for as long as they stayed. Now a newcomer at the
+/// cap sheds the connection that has waited longest on its reader: with a cap of 8 and a
+/// write timeout far longer than the test, 24 slow readers cannot keep a well-behaved
+/// client out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_read_flood_cannot_hold_every_slot() {
+    let storage = Storage::new(&Backend::Sqlite).await;
+    let limits =
+        agentidp::HttpLimits { max_connections: 8, write_timeout: Duration::from_secs(120), ..Default::default() };
+    let app = TestApp::start_limited(&storage, |_| {}, limits).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut slow = Vec::new();
+    for _ in 0..24 {
+        slow.push(slow_reader(&addr, 200).await);
+    }
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let resp = http.get(app.url("/health")).timeout(Duration::from_secs(20)).send().await;
+        assert!(resp.is_ok_and(|r| r.status().is_success()), "a well-behaved client was kept out by slow readers");
+        eprintln!("/health served after {:?} behind 24 slow readers (cap 8)", started.elapsed());
+        // More slow readers keep arriving.
+        for _ in 0..8 {
+            slow.push(slow_reader(&addr, 200).await);
+        }
+    }
+    // The oldest slow readers were shed to make room.
+    assert!(closed_by_server(&slow[0], Duration::from_secs(10)).await, "the oldest slow reader was not shed");
+    drop(slow);
+    app.stop().await;
+}
+
 /// A body that trickles in is cut off at the body read timeout with a 408 problem.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickled_body_is_refused_with_408() {

@@ -14,6 +14,10 @@ async fn restarts(app: &TestApp, actor: &str) -> u64 {
     metrics.lines().find_map(|l| l.strip_prefix(&prefix)).map(|v| v.trim().parse().unwrap()).unwrap_or(0)
 }
 
+async fn status(app: &TestApp, path: &str) -> StatusCode {
+    app.http.get(app.url(path)).send().await.unwrap().status()
+}
+
 /// Wait (bounded) until the engine reports ready again after a restart.
 async fn until_ready(app: &TestApp) {
     for _ in 0..200 {
@@ -140,5 +144,54 @@ async fn the_platform_admin_can_rehearse_an_actor_restart_over_http() {
     until_ready(&app).await;
     let (_, events) = app.call(Method::GET, "/api/v1/audit-events?action=engine.fault_injected", &platform, None).await;
     assert_eq!(events["items"][0]["target"], "revocations", "{events}");
+    app.stop().await;
+}
+
+/// Issue 28, item 9: eleven fault drills on `key_manager` in a few seconds put it past its
+/// restart budget (10 in 60 s). The supervisor used to give up: every token request and
+/// `/ready` answered 503 until someone restarted the process, while `/health` said ok.
+/// Now it keeps restarting the actor with backoff, so the node serves tokens again by
+/// itself, and `/health` calls the node crash-looping (503, naming the actor) meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_looping_actor_is_restarted_with_backoff_and_health_says_so() {
+    let app = spawn_app(&crate::support::Backend::Sqlite).await;
+    let platform = app.platform_token().await;
+    let budget = agentidp_engine::RestartBudget::default().max_restarts;
+    let http = &app.http;
+    for drill in 0..=budget {
+        let before = restarts(&app, "key_manager").await;
+        let (status_code, body) = app.call(Method::POST, "/api/v1/admin/faults/key_manager", &platform, None).await;
+        assert_eq!(status_code, StatusCode::ACCEPTED, "drill {drill}: {body}");
+        let mut waited = 0;
+        while restarts(&app, "key_manager").await == before {
+            assert!(waited < 500, "drill {drill}: key_manager did not fail");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            waited += 1;
+        }
+        if drill < budget {
+            // Within its budget: restarted at once, and the node is healthy throughout.
+            until_ready(&app).await;
+            assert_eq!(status(&app, "/health").await, StatusCode::OK, "drill {drill}");
+        }
+    }
+    // Past its budget: /health says so, naming the actor.
+    let resp = http.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["crash_looping"], json!(["key_manager"]), "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("key_manager"), "{body}");
+    // The supervisor has not given up: after its backoff the actor runs again, and tokens
+    // and readiness come back without a process restart.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (token, _) = app.token_request(&app.boot.client_id, &app.boot.client_secret, None).await;
+        if token == StatusCode::OK && status(&app, "/ready").await == StatusCode::OK {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the node did not recover from the crash loop by itself");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Still remembered as a crash loop until a window passes without one.
+    assert_eq!(status(&app, "/health").await, StatusCode::SERVICE_UNAVAILABLE);
     app.stop().await;
 }

@@ -23,8 +23,9 @@ pub mod supervisor;
 pub mod tier_counters;
 pub mod webhooks;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use futures_util::future::BoxFuture;
@@ -35,7 +36,9 @@ use crate::error::{EngineError, Result};
 /// Where the engine finds the live instance of an actor; empty while it is restarting.
 pub type Slot<M> = ArcSwapOption<ActorRef<M>>;
 
-/// How often a child may fail within a window before its supervisor gives up on it.
+/// How often a child may fail within a window before it counts as crash-looping: past
+/// it the supervisor still restarts it, but with a growing delay, and `/health` fails
+/// until a window has passed without an over-budget failure.
 #[derive(Debug, Clone, Copy)]
 pub struct RestartBudget {
     pub max_restarts: usize,
@@ -63,6 +66,16 @@ pub struct ChildSpec {
     fault: Box<dyn Fn() + Send + Sync>,
     running: Box<dyn Fn() -> bool + Send + Sync>,
     drain: Option<Drain>,
+    /// Until when (milliseconds on [`monotonic_ms`]) the child counts as crash-looping;
+    /// 0: it never was. Set by the supervisor, read by liveness.
+    crash_loop_until: AtomicU64,
+}
+
+/// Milliseconds since the first call in this process, never 0: a monotonic clock a
+/// plain atomic can hold.
+pub(crate) fn monotonic_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
 }
 
 impl ChildSpec {
@@ -98,6 +111,7 @@ impl ChildSpec {
             }),
             running: Box::new(move || running_slot.load().is_some()),
             drain: None,
+            crash_loop_until: AtomicU64::new(0),
         }
     }
 
@@ -125,6 +139,17 @@ impl ChildSpec {
 
     pub fn is_running(&self) -> bool {
         (self.running)()
+    }
+
+    /// Whether the child failed more often than its budget allows within the last window.
+    pub fn is_crash_looping(&self) -> bool {
+        monotonic_ms() < self.crash_loop_until.load(Ordering::Relaxed)
+    }
+
+    /// Count the child as crash-looping for the next `window`.
+    pub(crate) fn mark_crash_loop(&self, window: Duration) {
+        let until = monotonic_ms().saturating_add(window.as_millis() as u64);
+        self.crash_loop_until.store(until, Ordering::Relaxed);
     }
 
     pub(crate) async fn drain(&self, within: Duration) -> bool {

@@ -2,9 +2,13 @@
 //! ([`super::Children`]) linked to itself, in registration order, and restarts a child
 //! that fails (a panic or an error from a handler). A restarted child re-hydrates from
 //! the store in its `pre_start`. A child that fails more often than its
-//! [`super::RestartBudget`] allows is not restarted again: the supervisor stops, and with
-//! it the engine reports itself not ready — a crash loop in a core actor must be seen,
-//! not hidden.
+//! [`super::RestartBudget`] allows is crash-looping: the supervisor never gives up on it
+//! (giving up left a node that answered nothing until someone restarted the process,
+//! issue 28 item 9) but restarts it after a delay that doubles with each over-budget
+//! failure, from [`BACKOFF_FIRST`] to [`BACKOFF_MAX`], and the child counts as
+//! crash-looping — `/health` fails, so an orchestrator that probes it may restart the
+//! process — until a budget window passes without an over-budget failure. A crash loop
+//! in a core actor must be seen, not hidden, and must not outlive its cause.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +20,10 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use super::Children;
 
 const RESPAWN_DELAY: Duration = Duration::from_secs(1);
+/// The delay before restarting a child at its first failure past its budget; it doubles
+/// with each further one, up to [`BACKOFF_MAX`].
+pub(crate) const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 pub(crate) struct EngineSupervisor;
 
@@ -37,8 +45,10 @@ pub(crate) struct State {
     args: Args,
     /// Which child (by index) each live actor id is.
     live: HashMap<ActorId, usize>,
-    /// Recent restart times per child, for its restart budget.
+    /// Recent failure times per child, for its restart budget.
     restarts: Vec<Vec<Instant>>,
+    /// Failures past its budget per child since it was last within it: its backoff.
+    over_budget: Vec<u32>,
     /// Set once shutdown began: children that stop now are not restarted.
     stopping: bool,
 }
@@ -55,7 +65,8 @@ impl Actor for EngineSupervisor {
             live.insert(cell.get_id(), index);
         }
         let restarts = args.children.iter().map(|_| Vec::new()).collect();
-        Ok(State { args, live, restarts, stopping: false })
+        let over_budget = vec![0; args.children.iter().count()];
+        Ok(State { args, live, restarts, over_budget, stopping: false })
     }
 
     async fn post_stop(&self, myself: ActorRef<Msg>, state: &mut State) -> Result<(), ActorProcessingErr> {
@@ -91,25 +102,49 @@ impl Actor for EngineSupervisor {
         if state.stopping {
             return Ok(());
         }
-        tracing::error!(actor = child.name, reason = ?failure, "supervised actor stopped; restarting");
         let now = Instant::now();
         let recent = &mut state.restarts[index];
         recent.retain(|t| now.duration_since(*t) < child.budget.window);
-        if recent.len() >= child.budget.max_restarts {
-            tracing::error!(actor = child.name, "crash loop: giving up on restarts");
-            myself.stop(Some(format!("{} keeps failing", child.name)));
-            return Ok(());
-        }
         recent.push(now);
         state.args.restarts.with_label_values(&[child.name]).inc();
-        respawn(index, &myself, state).await;
+        // Within its budget and not in a crash loop (an over-budget failure within the
+        // last window): restart at once.
+        if recent.len() <= child.budget.max_restarts && !child.is_crash_looping() {
+            state.over_budget[index] = 0;
+            tracing::error!(actor = child.name, reason = ?failure, "supervised actor stopped; restarting");
+            respawn(index, &myself, state).await;
+            return Ok(());
+        }
+        // Past its budget, or failing again within a window of that: keep trying, ever
+        // more slowly, and say so.
+        let over = &mut state.over_budget[index];
+        *over = over.saturating_add(1);
+        let delay = backoff(*over);
+        child.mark_crash_loop(child.budget.window);
+        tracing::error!(
+            actor = child.name,
+            reason = ?failure,
+            failures = recent.len(),
+            window_secs = child.budget.window.as_secs(),
+            retry_in_ms = delay.as_millis() as u64,
+            "crash loop: the actor keeps failing; restarting it with backoff (/health fails meanwhile)"
+        );
+        myself.send_after(delay, move || Msg::Respawn(index));
         Ok(())
     }
+}
+
+/// The delay before restarting a child at its `over`-th failure past its budget (1-based).
+fn backoff(over: u32) -> Duration {
+    BACKOFF_FIRST.saturating_mul(1 << over.saturating_sub(1).min(16)).min(BACKOFF_MAX)
 }
 
 /// Start child `index` again; if its `pre_start` fails (its store is unreachable, say),
 /// retry in a second rather than take the whole tree down.
 async fn respawn(index: usize, myself: &ActorRef<Msg>, state: &mut State) {
+    if state.stopping || state.live.values().any(|i| *i == index) {
+        return;
+    }
     let child = state.args.children.get(index);
     match child.start(myself.get_cell()).await {
         Ok(cell) => {
@@ -119,5 +154,19 @@ async fn respawn(index: usize, myself: &ActorRef<Msg>, state: &mut State) {
             tracing::error!(actor = child.name, error = %e, "restart failed; retrying");
             myself.send_after(RESPAWN_DELAY, move || Msg::Respawn(index));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_first_delay_up_to_the_cap() {
+        assert_eq!(backoff(1), BACKOFF_FIRST);
+        assert_eq!(backoff(2), BACKOFF_FIRST * 2);
+        assert_eq!(backoff(3), BACKOFF_FIRST * 4);
+        assert_eq!(backoff(40), BACKOFF_MAX);
+        assert_eq!(backoff(u32::MAX), BACKOFF_MAX);
     }
 }

@@ -64,7 +64,7 @@ pub use compliance::{AgentCompliance, REPORT_TTL};
 pub use delegation::DelegationQuery;
 pub use dids::{AddedDidKey, AgentDid, NewDidKey, Resolution, MAX_DID_KEYS};
 pub use federation::{FederatedVerification, JwksStatus, PartnerView};
-pub use operations::{Readiness, READY_CHECK_TIMEOUT};
+pub use operations::{Liveness, Readiness, READY_CHECK_TIMEOUT};
 pub use tokens::{
     AuthenticatedClient, ClientAuth, DpopPresentation, Introspector, OAuthError, TokenRequest,
     ASSERTION_TYPE_JWT_BEARER, GRANT_CLIENT_CREDENTIALS, GRANT_JWT_BEARER, GRANT_TOKEN_EXCHANGE, INTROSPECT_PATH,

@@ -38,7 +38,38 @@ impl Readiness {
         out
     }
 }
+/// What `/health` reports: whether the node is alive in a sense a restart of the
+/// process could change — its supervisor runs and no actor is crash-looping (failed more
+/// often than its restart budget allows within the last window; the supervisor restarts
+/// it with backoff meanwhile).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Liveness {
+    pub supervisor: bool,
+    pub crash_looping: Vec<&'static str>,
+}
+
+impl Liveness {
+    /// What is wrong, one sentence each; empty when the node is live.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.supervisor {
+            out.push("the engine's supervisor has stopped".to_string());
+        }
+        for actor in &self.crash_looping {
+            out.push(format!("the engine's {actor} is crash-looping (restarted with backoff)"));
+        }
+        out
+    }
+}
+
 impl Engine {
+    /// Whether the node is live (see [`Liveness`]); no I/O, a few atomic reads.
+    pub fn liveness(&self) -> Liveness {
+        let supervisor = matches!(self.supervisor.get_status(), ractor::ActorStatus::Running);
+        let crash_looping = self.shared.children.iter().filter(|c| c.is_crash_looping()).map(|c| c.name).collect();
+        Liveness { supervisor, crash_looping }
+    }
+
     /// The registered actors' names: what [`Engine::inject_fault`] takes, and the
     /// `actor` label of `agentidp_actor_restarts_total`.
     pub fn actor_names(&self) -> Vec<&'static str> {
