@@ -532,3 +532,30 @@ async fn a_backup_under_load_restores_with_every_record_and_an_intact_chain() {
         .unwrap();
     assert_eq!(report["intact"], true, "{report}");
 }
+
+/// Issue 28, item 13: an operator-placed `master.key` with mode 0644 was accepted and
+/// left world-readable. It is made owner-only at start, with a warning in the log.
+#[cfg(unix)]
+#[test]
+fn a_master_key_open_to_others_is_made_owner_only_with_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let key = data.join("master.key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = agentidp().args(["bootstrap", "--json", "--data-dir"]).arg(&data).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(stderr.contains("WARN") && stderr.contains("master.key was open to group or others"), "{stderr}");
+    assert!(stderr.contains("was=644"), "{stderr}");
+    assert_eq!(std::fs::read(&key).unwrap(), [7u8; 32], "the key itself is kept");
+    // Owner-only already: nothing to say.
+    let out = agentidp().args(["keys", "rotate", "--data-dir"]).arg(&data).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("master.key"), "{stderr}");
+}
