@@ -16,9 +16,12 @@ pub struct EngineMetrics {
     /// Seconds a group commit took, flush to disk included.
     pub audit_commit_seconds: Histogram,
     pub token_cache_hits: IntCounter,
-    /// Calls refused by a tier's limits, by tier and reason (`daily_quota`, `token_rate`,
-    /// `lockout`).
+    /// Calls refused by a tier's limits, by tier and reason (`daily_quota`, `token_rate`).
     pub limit_rejections: IntCounterVec,
+    /// Client authentications refused by the brute-force lockout, by what is locked
+    /// (`client_id` or `address`). Not a tier's limit: the lockout is decided before the
+    /// client — and so its organization's tier — is looked up, and an address has none.
+    pub lockout_refusals: IntCounterVec,
     pub quota: QuotaMetrics,
     pub analytics: AnalyticsMetrics,
     pub webhooks: WebhookMetrics,
@@ -134,6 +137,12 @@ impl EngineMetrics {
         )
         .map_err(reg_err)?;
         registry.register(Box::new(limit_rejections.clone())).map_err(reg_err)?;
+        let lockout_refusals = IntCounterVec::new(
+            Opts::new("lockout_refusals_total", "Client authentications refused by the brute-force lockout, by kind"),
+            &["kind"],
+        )
+        .map_err(reg_err)?;
+        registry.register(Box::new(lockout_refusals.clone())).map_err(reg_err)?;
         let quota = QuotaMetrics {
             refills: counter(&registry, "quota_lease_refills_total", "Chunks granted to this node's quota leases")?,
             ledger_unreachable: counter(
@@ -217,6 +226,7 @@ impl EngineMetrics {
             webhooks,
             analytics,
             limit_rejections,
+            lockout_refusals,
             quota,
             registry,
             tokens_issued,

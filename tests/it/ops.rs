@@ -113,6 +113,16 @@ async fn the_grafana_dashboard_queries_only_exported_metrics() {
         refused |= status == StatusCode::TOO_MANY_REQUESTS;
     }
     assert!(refused, "the quota of 3 calls a day refused none");
+    // Issue 28, item 17: a lockout was counted as a tier's refusal with tier="unknown";
+    // it has its own counter, by what is locked.
+    let mut locked = false;
+    for _ in 0..13 {
+        locked |= app.token_request("aidp_ci_guessed", "aidp_sk_wrong", None).await.0 == StatusCode::TOO_MANY_REQUESTS;
+    }
+    assert!(locked, "13 wrong secrets for one client id locked nothing");
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("agentidp_lockout_refusals_total{kind=\"client_id\"}"), "{metrics}");
+    assert!(!metrics.contains("tier=\"unknown\""), "a made-up tier label: {metrics}");
     let mut exported = std::collections::BTreeSet::new();
     for _ in 0..100 {
         let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
@@ -144,6 +154,7 @@ async fn the_grafana_dashboard_queries_only_exported_metrics() {
         "agentidp_audit_events_total",
         "agentidp_actor_restarts_total",
         "agentidp_limit_rejections_total",
+        "agentidp_lockout_refusals_total",
         "agentidp_keyed_actors_live",
         "agentidp_webhook_queue_depth",
         "agentidp_process_resident_memory_bytes",

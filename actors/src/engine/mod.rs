@@ -552,8 +552,7 @@ impl Engine {
         e
     }
 
-    /// Count a refusal by a tier's limits (`tier` is `unknown` for a lockout, which is
-    /// decided before the client is looked up).
+    /// Count a refusal by a tier's limits.
     fn rejected(&self, tier: &str, reason: &str) {
         self.shared.metrics.limit_rejections.with_label_values(&[tier, reason]).inc();
     }
