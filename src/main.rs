@@ -142,6 +142,37 @@ fn init_logs(json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Panics go to the log as one record, not as the standard hook's raw text on stderr
+/// (with `RUST_BACKTRACE` set, a whole stack trace): a supervised actor that panics is
+/// restarted (the supervisor logs that too), and a fault drill (`POST
+/// /api/v1/admin/faults/{actor}`) panics on purpose — a warning naming the actor, never a
+/// backtrace. Any other panic is a bug: an error record with its place, and a backtrace
+/// in a field only when `RUST_BACKTRACE` asks for one.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(a panic without a message)");
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let thread = std::thread::current();
+        let thread = thread.name().unwrap_or("unnamed");
+        // The engine's injected faults panic with "<actor>: fault injected".
+        if let Some(actor) = message.strip_suffix(": fault injected") {
+            tracing::warn!(actor, "fault drill: the actor failed on purpose; its supervisor restarts it");
+            return;
+        }
+        let backtrace = std::backtrace::Backtrace::capture();
+        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+            tracing::error!(panic = message, location, thread, %backtrace, "panicked");
+        } else {
+            tracing::error!(panic = message, location, thread, "panicked");
+        }
+    }));
+}
+
 fn print_bootstrap(out: &agentidp_engine::BootstrapOutput, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string(out)?);
@@ -252,6 +283,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { settings } => {
             let resolved = settings.resolve()?;
             init_logs(resolved.log_json)?;
+            log_panics();
             for warning in &resolved.warnings {
                 tracing::warn!("{warning}");
             }

@@ -20,9 +20,12 @@ pub struct EngineMetrics {
     /// written (`recorded`) or only counted (`sampled_out`): one per address and window
     /// is written, so no anonymous flood makes the store grow.
     pub anonymous_refusals: IntCounterVec,
-    /// Calls refused by a tier's limits, by tier and reason (`daily_quota`, `token_rate`,
-    /// `lockout`).
+    /// Calls refused by a tier's limits, by tier and reason (`daily_quota`, `token_rate`).
     pub limit_rejections: IntCounterVec,
+    /// Client authentications refused by the brute-force lockout, by what is locked
+    /// (`client_id` or `address`). Not a tier's limit: the lockout is decided before the
+    /// client — and so its organization's tier — is looked up, and an address has none.
+    pub lockout_refusals: IntCounterVec,
     pub quota: QuotaMetrics,
     pub analytics: AnalyticsMetrics,
     pub webhooks: WebhookMetrics,
@@ -147,6 +150,12 @@ impl EngineMetrics {
         )
         .map_err(reg_err)?;
         registry.register(Box::new(limit_rejections.clone())).map_err(reg_err)?;
+        let lockout_refusals = IntCounterVec::new(
+            Opts::new("lockout_refusals_total", "Client authentications refused by the brute-force lockout, by kind"),
+            &["kind"],
+        )
+        .map_err(reg_err)?;
+        registry.register(Box::new(lockout_refusals.clone())).map_err(reg_err)?;
         let quota = QuotaMetrics {
             refills: counter(&registry, "quota_lease_refills_total", "Chunks granted to this node's quota leases")?,
             ledger_unreachable: counter(
@@ -230,6 +239,7 @@ impl EngineMetrics {
             webhooks,
             analytics,
             limit_rejections,
+            lockout_refusals,
             quota,
             registry,
             tokens_issued,

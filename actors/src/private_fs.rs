@@ -32,6 +32,26 @@ pub(crate) fn restrict_if_present(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Make an existing file owner-only if group or others may read or write it; the mode
+/// it had when it was changed, `None` when it was owner-only already.
+pub(crate) fn tighten(path: &Path) -> std::io::Result<Option<u32>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        if mode & 0o077 == 0 {
+            return Ok(None);
+        }
+        restrict(path, mode & 0o700)?;
+        Ok(Some(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(None)
+    }
+}
+
 #[cfg(unix)]
 fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;

@@ -24,12 +24,19 @@ impl Api {
         if !matches!(parsed.scheme(), "http" | "https") {
             bail!("--server {base:?} must be an http or https URL");
         }
+        // The credential goes as Basic and the token as Bearer: in clear text over
+        // plain HTTP, which only the loopback interface keeps on this machine.
+        if parsed.scheme() == "http" && !is_loopback(&parsed) && !c.insecure {
+            bail!(
+                "--server {base:?} is plain http to a host that is not loopback: the client secret and the \
+                 access token would cross the network in clear text. Use https (with --cacert for a \
+                 self-signed server), or pass --insecure if this network is trusted"
+            );
+        }
         let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
         if let Some(path) = &c.cacert {
             let pem = std::fs::read(path).with_context(|| format!("reading --cacert {}", path.display()))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| anyhow!("--cacert {} is not a PEM certificate: {e}", path.display()))?;
-            builder = builder.add_root_certificate(cert);
+            builder = builder.tls_backend_preconfigured(super::tls::client_config(&pem, path)?);
         }
         let client = match (&c.credentials, c.client_id, c.client_secret) {
             (_, Some(id), Some(secret)) => Some((id, secret)),
@@ -77,6 +84,23 @@ impl Api {
             })
             .await?;
         Ok(token)
+    }
+
+    /// The caller's own organization: the `org_id` claim of its access token (RFC 9068
+    /// tokens are JWTs; the server checked the signature when it issued or will check it
+    /// when it gets it back, so the claims are only read here).
+    pub(super) async fn own_org_id(&self) -> anyhow::Result<String> {
+        use base64::Engine as _;
+        let token = self.bearer().await?;
+        let claims = token
+            .split('.')
+            .nth(1)
+            .and_then(|part| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).ok())
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
+        match claims.as_ref().and_then(|c| c["org_id"].as_str()) {
+            Some(org) => Ok(org.to_string()),
+            None => bail!("the access token names no organization: give the organization's id"),
+        }
     }
 
     /// A form POST to an OAuth endpoint, authenticated as the client (client_secret_basic).
@@ -316,6 +340,17 @@ pub fn create_private(path: &Path) -> anyhow::Result<std::fs::File> {
         ),
         _ => anyhow!("cannot create {}: {e}", path.display()),
     })
+}
+
+/// Whether a URL names this machine's loopback interface: `localhost`, 127.0.0.0/8 or
+/// ::1. Anything else, even a name that happens to resolve to loopback, is not.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 /// An error with its causes, on one line (reqwest hides the useful part in `source`).

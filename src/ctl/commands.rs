@@ -53,7 +53,13 @@ pub(super) async fn organizations(api: &Api, out: &Output, cmd: OrgCmd) -> anyho
             api.call(Method::DELETE, &path(&id), &[], None).await?;
             out.done(&format!("organization {id} deleted"))
         }
-        OrgCmd::Usage { id } => out.record(&api.call(Method::GET, &format!("{}/usage", path(&id)), &[], None).await?),
+        OrgCmd::Usage { id } => {
+            let id = match id {
+                Some(id) => id,
+                None => api.own_org_id().await?,
+            };
+            out.record(&api.call(Method::GET, &format!("{}/usage", path(&id)), &[], None).await?)
+        }
     }
 }
 
@@ -159,10 +165,15 @@ pub(super) async fn credentials(
         }
     };
     match (issued, output) {
-        (Ok(issued), Some((mut file, path))) => {
+        (Ok(mut issued), Some((mut file, path))) => {
             writeln!(file, "{issued}")?;
             file.sync_all()?;
             eprintln!("the credential is in {} (owner-only)", path.display());
+            // The secret is in the file only: a terminal's scrollback, a CI log or a
+            // pipe is no place for a second copy.
+            if let Some(fields) = issued.as_object_mut() {
+                fields.remove("client_secret");
+            }
             out.record(&issued)
         }
         (Ok(issued), None) => {
@@ -257,7 +268,12 @@ pub(super) async fn compliance(
             if out.json {
                 return out.record(&report);
             }
-            println!("score {} of 100 ({} agents checked)\n", text(&report["score"]), text(&report["agents_checked"]));
+            let checked = match report["agents_checked"].as_u64() {
+                Some(1) => "1 agent".to_string(),
+                Some(n) => format!("{n} agents"),
+                None => format!("{} agents", text(&report["agents_checked"])),
+            };
+            println!("score {} of 100 ({checked} checked)\n", text(&report["score"]));
             out.table(&json!({"items": report["findings"]}), &findings)
         }
         ComplianceCmd::Agent { id } => {

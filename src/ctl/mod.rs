@@ -5,6 +5,7 @@
 
 mod client;
 mod commands;
+mod tls;
 
 use std::path::PathBuf;
 
@@ -42,9 +43,15 @@ struct Connection {
     /// An access token to call the API with, instead of getting one with a credential.
     #[arg(long, env = "AGENTIDP_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
-    /// A PEM CA certificate to trust besides the system's (a self-signed server's).
+    /// A PEM certificate to trust besides the system's: a CA, or a self-signed server's
+    /// own certificate (such as `openssl req -x509` makes).
     #[arg(long, env = "AGENTIDP_CACERT", value_name = "FILE", global = true)]
     cacert: Option<PathBuf>,
+    /// Allow a plain `http://` --server that is not loopback. Without it such a server
+    /// is refused: the client secret and the bearer token would cross the network in
+    /// clear text. (It does not relax certificate checks of an https server.)
+    #[arg(long, global = true)]
+    insecure: bool,
     /// Print the server's JSON (NDJSON for `audit export`) instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -193,8 +200,9 @@ enum OrgCmd {
     },
     /// Delete an organization (platform admin).
     Delete { id: String },
-    /// Today's calls, agents and webhooks against the tier.
-    Usage { id: String },
+    /// Today's calls, agents and webhooks against the tier: the caller's own
+    /// organization's, or ID's (platform admin).
+    Usage { id: Option<String> },
 }
 
 #[derive(clap::Subcommand)]

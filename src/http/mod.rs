@@ -455,19 +455,54 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         )
         .recover(recover)
         .unify();
-    // What no handler answered (rejected at the edge, or no such route) is counted here,
-    // labelled `unmatched` when the contract has no such path; handlers count their own.
-    let answered = warp::path::full().and(warp::method()).and(warp::header::headers_cloned()).and(routed).map(
-        move |path: warp::filters::path::FullPath, method: Method, headers: HeaderMap, resp: Response| {
-            let origin = headers.get("origin").and_then(|v| v.to_str().ok());
-            if resp.extensions().get::<Recovered>().is_some() {
-                let route = state.routes.label(path.as_str());
-                let status = resp.status();
-                state.metrics.requests.with_label_values(&[route, method.as_str(), status.as_str()]).inc();
-            }
-            cors.decorate(origin, path.as_str(), resp)
-        },
-    );
+    // What no handler answered (rejected at the edge, or no such route) is counted, logged
+    // and given its `x-request-id` here, labelled `unmatched` when the contract has no
+    // such path; handlers do their own in `Ctx::respond`.
+    let answered = warp::any()
+        .map(Instant::now)
+        .and(warp::path::full())
+        .and(warp::method())
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<Peer>())
+        .and(routed)
+        .map(
+            move |started: Instant,
+                  path: warp::filters::path::FullPath,
+                  method: Method,
+                  headers: HeaderMap,
+                  peer: Option<Peer>,
+                  mut resp: Response| {
+                let origin = headers.get("origin").and_then(|v| v.to_str().ok());
+                if resp.extensions().get::<Recovered>().is_some() {
+                    let route = state.routes.label(path.as_str());
+                    let status = resp.status();
+                    state.metrics.requests.with_label_values(&[route, method.as_str(), status.as_str()]).inc();
+                    let request_id = headers
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .filter(|id| valid_request_id(id))
+                        .map(str::to_string)
+                        .unwrap_or_else(|| Uuid::now_v7().to_string());
+                    let reason = resp.extensions().get::<problem::Refusal>().map(|r| r.0.to_string());
+                    let micros = started.elapsed().as_micros() as u64;
+                    let peer = peer.map(|p| p.0.to_string());
+                    tracing::info_span!("request", request_id = %request_id, method = %method, route).in_scope(|| {
+                        tracing::info!(
+                            status = status.as_u16(),
+                            micros,
+                            path = %path.as_str().chars().take(256).collect::<String>(),
+                            peer = peer.as_deref().unwrap_or("-"),
+                            reason = reason.as_deref().unwrap_or("-"),
+                            "handled"
+                        )
+                    });
+                    if let Ok(v) = HeaderValue::from_str(&request_id) {
+                        resp.headers_mut().insert("x-request-id", v);
+                    }
+                }
+                cors.decorate(origin, path.as_str(), resp)
+            },
+        );
     preflight.or(answered).unify().boxed()
 }
 

@@ -532,3 +532,105 @@ async fn a_backup_under_load_restores_with_every_record_and_an_intact_chain() {
         .unwrap();
     assert_eq!(report["intact"], true, "{report}");
 }
+
+/// Issue 28, item 13: an operator-placed `master.key` with mode 0644 was accepted and
+/// left world-readable. It is made owner-only at start, with a warning in the log.
+#[cfg(unix)]
+#[test]
+fn a_master_key_open_to_others_is_made_owner_only_with_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let key = data.join("master.key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = agentidp().args(["bootstrap", "--json", "--data-dir"]).arg(&data).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(stderr.contains("WARN") && stderr.contains("master.key was open to group or others"), "{stderr}");
+    assert!(stderr.contains("was=644"), "{stderr}");
+    assert_eq!(std::fs::read(&key).unwrap(), [7u8; 32], "the key itself is kept");
+    // Owner-only already: nothing to say.
+    let out = agentidp().args(["keys", "rotate", "--data-dir"]).arg(&data).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("master.key"), "{stderr}");
+}
+
+/// Issue 28, item 11: the README's quick start, run as written (bash, curl, jq) and then
+/// run again. The second run used to get a 409 for the agent, make `AGENT` "null" and
+/// overwrite agent.json — the only copy of its secret — with the error; the secret files
+/// were 0644. Now every step is idempotent or refuses clearly, and secrets are 0600.
+#[cfg(unix)]
+#[test]
+fn the_readme_quick_start_runs_twice_and_keeps_its_secrets_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+    let block = readme.split("## Quick start").nth(1).and_then(|r| r.split("```sh\n").nth(1)).unwrap();
+    let block = block.split("\n```").next().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // As written, but on a free port, with the binary under test, and the server's PID
+    // kept so that the test can stop it.
+    let script: Vec<String> = block
+        .lines()
+        .filter(|l| !l.starts_with("cargo build") && !l.starts_with("export PATH="))
+        .map(|l| match l {
+            "agentidp serve &" => "agentidp serve & echo $! >> serve.pids".to_string(),
+            _ => l.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}")),
+        })
+        .collect();
+    let script = script.join("\n");
+    assert!(script.contains("serve.pids"), "the quick start no longer starts the server so: {block}");
+    let dir = tempfile::tempdir().unwrap();
+    struct Stop(std::path::PathBuf);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            for pid in std::fs::read_to_string(&self.0).unwrap_or_default().split_whitespace() {
+                let _ = Command::new("kill").args(["-KILL", pid]).stderr(Stdio::null()).status();
+            }
+        }
+    }
+    let _stop = Stop(dir.path().join("serve.pids"));
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_agentidp")).parent().unwrap().to_path_buf();
+    let run = |n: u32| {
+        let (out, err) = (dir.path().join(format!("run{n}.out")), dir.path().join(format!("run{n}.err")));
+        let mut cmd = Command::new("bash");
+        cmd.args(["-c", &script])
+            .current_dir(dir.path())
+            .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
+            .env("AGENTIDP_LISTEN", format!("127.0.0.1:{port}"))
+            .env("AGENTIDP_LOG", "warn")
+            // Files, not pipes: the server started in the background keeps them open.
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap());
+        for var in ["DATABASE_URL", "REDIS_URL", "AGENTIDP_CONFIG", "AGENTIDP_DATA_DIR", "CURL_HOME"] {
+            cmd.env_remove(var);
+        }
+        let status = cmd.status().unwrap();
+        (status, std::fs::read_to_string(out).unwrap(), std::fs::read_to_string(err).unwrap())
+    };
+    let mode = |name: &str| std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+
+    let (status, stdout, stderr) = run(1);
+    assert!(
+        status.success() && stdout.contains("\"researcher\"") && stdout.contains("\"intact\": true"),
+        "{stdout}{stderr}"
+    );
+    let agent = std::fs::read_to_string(dir.path().join("agent.json")).unwrap();
+    let saved: Value = serde_json::from_str(&agent).unwrap_or_else(|e| panic!("agent.json: {e}: {agent}"));
+    assert!(saved["client_secret"].as_str().is_some_and(|s| s.starts_with("aidp_sk_")), "{agent}");
+    assert_eq!((mode("admin.json"), mode("agent.json")), (0o600, 0o600), "secret files are owner-only");
+    let admin = std::fs::read_to_string(dir.path().join("admin.json")).unwrap();
+
+    let (status, stdout, stderr) = run(2);
+    assert!(status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("left as it is"), "the bootstrap step says why it did nothing: {stderr}");
+    assert!(!stdout.contains("not a valid id") && !stderr.contains("not a valid id"), "{stdout}{stderr}");
+    assert!(stdout.contains("\"researcher\"") && stdout.contains("\"intact\": true"), "{stdout}{stderr}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("agent.json")).unwrap(), agent, "agent.json is kept");
+    assert_eq!(std::fs::read_to_string(dir.path().join("admin.json")).unwrap(), admin, "admin.json is kept");
+    assert_eq!((mode("admin.json"), mode("agent.json")), (0o600, 0o600));
+}

@@ -249,3 +249,77 @@ async fn ctl_administers_a_running_server_with_a_credential() {
         app.stop().await;
     }
 }
+
+/// Issue 28, item 10: `ctl` sent `client_id:client_secret` as Basic, then the bearer
+/// token, over plain HTTP to any host. Plain http is refused before anything is sent,
+/// unless the server is loopback or the operator says `--insecure`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_refuses_plain_http_to_a_host_that_is_not_loopback_without_insecure() {
+    let app = spawn_app(&backends()[0]).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin.json"), serde_json::to_string(&app.boot).unwrap()).unwrap();
+    let ctl = Ctl { app: &app, dir: dir.path().to_path_buf(), credentials: Some("admin.json") };
+    // The TEST-NET address is never reached: the refusal comes first.
+    for server in ["http://192.0.2.1:8080", "http://idp.example", "http://[2001:db8::1]:8080"] {
+        let refused = ctl.fails(&["--server", server, "agents", "list"]).await;
+        assert!(refused.contains("clear text") && refused.contains("--insecure"), "{server}: {refused}");
+        assert!(!refused.contains("cannot reach"), "nothing was sent to {server}: {refused}");
+    }
+    // 0.0.0.0 is this machine too, but not a loopback name: --insecure lets it through.
+    let port = app.base.rsplit(':').next().unwrap();
+    let wildcard = format!("http://0.0.0.0:{port}");
+    assert!(ctl.fails(&["--server", &wildcard, "agents", "list"]).await.contains("--insecure"));
+    let listed = ctl.ok(&["--server", &wildcard, "--insecure", "agents", "list"]).await;
+    assert!(listed.starts_with("ID"), "{listed}");
+    // Loopback needs no flag, by address or by name.
+    assert!(ctl.ok(&["agents", "list"]).await.starts_with("ID"));
+    let by_name = format!("http://localhost:{port}");
+    assert!(ctl.ok(&["--server", &by_name, "agents", "list"]).await.starts_with("ID"));
+    app.stop().await;
+}
+
+/// Issue 28, item 17: `credentials create --output FILE` printed the secret to stdout as
+/// well; `orgs usage` needed an id the README did not give (now: the caller's own
+/// organization by default); the compliance line said "1 agents".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_keeps_a_saved_secret_off_stdout_and_reads_its_own_usage() {
+    let app = spawn_app(&backends()[0]).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin.json"), serde_json::to_string(&app.boot).unwrap()).unwrap();
+    let ctl = Ctl { app: &app, dir: dir.path().to_path_buf(), credentials: Some("admin.json") };
+    let agent = ctl.json(&["agents", "create", "saver", "--scope", "agents:read"]).await;
+    let agent_id = id(&agent).to_string();
+    for (file, json) in [("a.json", false), ("b.json", true)] {
+        let mut args = vec!["credentials", "create", &agent_id, "--output", file];
+        if json {
+            args.push("--json");
+        }
+        let (ok, stdout, stderr) = ctl.run(&args).await;
+        assert!(ok, "{stderr}");
+        let saved: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join(file)).unwrap()).unwrap();
+        let secret = saved["client_secret"].as_str().unwrap();
+        assert!(secret.starts_with("aidp_sk_"), "{saved}");
+        assert!(!stdout.contains(secret) && !stderr.contains(secret), "the secret is in {file} only: {stdout}");
+        assert!(stdout.contains(saved["client_id"].as_str().unwrap()), "the credential is still shown: {stdout}");
+    }
+    // Without --output the secret is shown, once: there is nowhere else it goes.
+    let shown = ctl.json(&["credentials", "create", &agent_id]).await;
+    assert!(shown["client_secret"].as_str().is_some_and(|s| s.starts_with("aidp_sk_")), "{shown}");
+
+    // Usage: the caller's own organization with no id, as with its id.
+    let own = ctl.json(&["orgs", "usage"]).await;
+    let by_id = ctl.json(&["orgs", "usage", &app.boot.org_id.to_string()]).await;
+    assert_eq!((own["tier"].clone(), own["agents"].clone()), (by_id["tier"].clone(), by_id["agents"].clone()));
+    assert!(own["calls"]["used"].is_u64(), "{own}");
+    let record = ctl.ok(&["orgs", "usage"]).await;
+    assert!(record.lines().any(|l| l.starts_with("tier")), "{record}");
+
+    // An organization of one agent, without a DID key: "1 agent", "1 agent has".
+    let org = ctl.json(&["--platform", "orgs", "create", "Solo"]).await;
+    let org_id = id(&org).to_string();
+    ctl.json(&["--platform", "agents", "--org-id", &org_id, "create", "only"]).await;
+    let report = ctl.ok(&["--platform", "compliance", "--org-id", &org_id, "report"]).await;
+    assert!(report.contains("(1 agent checked)") && report.contains("1 agent has no DID key"), "{report}");
+    assert!(!report.contains("1 agents"), "{report}");
+    app.stop().await;
+}

@@ -122,3 +122,91 @@ async fn serve_speaks_https_with_the_given_certificate_and_an_https_issuer() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("AGENTIDP_TLS_KEY"), "{err}");
 }
+
+/// `serve --tls-cert dir/{name}-cert.pem` on a free port, once it listens.
+async fn serve_tls(dir: &Path, name: &str) -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = agentidp()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.join(format!("{name}-data")))
+        .arg("--tls-cert")
+        .arg(dir.join(format!("{name}-cert.pem")))
+        .arg("--tls-key")
+        .arg(dir.join(format!("{name}-key.pem")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return (child, port);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("agentidp serve --tls-cert did not listen");
+}
+
+/// Issue 28, item 17: `ctl --cacert` refused the certificate `openssl req -x509` makes
+/// by default — marked `CA:TRUE`, which webpki refuses as a server's own
+/// (`CaUsedAsEndEntity`). The very certificate given is now trusted for the names it
+/// carries; another name, or another such certificate, is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_trusts_the_default_openssl_self_signed_certificate_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let make = |name: &str, san: &str| {
+        let out = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+            .args(["-days", "1", "-subj", "/CN=localhost", "-addext", san, "-keyout"])
+            .arg(dir.path().join(format!("{name}-key.pem")))
+            .arg("-out")
+            .arg(dir.path().join(format!("{name}-cert.pem")))
+            .output()
+            .expect("openssl must be installed (scripts/test installs it)");
+        assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+        let text = Command::new("openssl")
+            .args(["x509", "-noout", "-text", "-in"])
+            .arg(dir.path().join(format!("{name}-cert.pem")))
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&text.stdout).contains("CA:TRUE"), "openssl's default is a CA certificate");
+    };
+    make("ca", "subjectAltName=DNS:localhost,IP:127.0.0.1");
+    make("other", "subjectAltName=DNS:localhost,IP:127.0.0.1");
+    let (mut server, port) = serve_tls(dir.path(), "ca").await;
+    let ctl = |host: &str, cacert: &str| {
+        let mut cmd = agentidp();
+        cmd.args(["ctl", "--server", &format!("https://{host}:{port}"), "token", "get"])
+            .args(["--client-id", "aidp_ci_unknown", "--client-secret", "aidp_sk_unknown", "--cacert"])
+            .arg(dir.path().join(cacert))
+            .env_remove("AGENTIDP_CREDENTIALS");
+        tokio::task::spawn_blocking(move || cmd.output())
+    };
+    let by_name = ctl("localhost", "ca-cert.pem").await.unwrap().unwrap();
+    let by_address = ctl("127.0.0.1", "ca-cert.pem").await.unwrap().unwrap();
+    let another = ctl("localhost", "other-cert.pem").await.unwrap().unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    for out in [&by_name, &by_address] {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("401 invalid_client"), "an answer over HTTPS: {stderr}");
+    }
+    let stderr = String::from_utf8_lossy(&another.stderr);
+    assert!(stderr.contains("cannot reach") && stderr.to_lowercase().contains("certificate"), "{stderr}");
+
+    // A certificate for another name is refused even when it is the one given.
+    make("elsewhere", "subjectAltName=DNS:idp.example");
+    let (mut server, port) = serve_tls(dir.path(), "elsewhere").await;
+    let mut cmd = agentidp();
+    cmd.args(["ctl", "--server", &format!("https://localhost:{port}"), "token", "get"])
+        .args(["--client-id", "aidp_ci_unknown", "--client-secret", "aidp_sk_unknown", "--cacert"])
+        .arg(dir.path().join("elsewhere-cert.pem"))
+        .env_remove("AGENTIDP_CREDENTIALS");
+    let wrong_name = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    let stderr = String::from_utf8_lossy(&wrong_name.stderr);
+    assert!(!wrong_name.status.success() && stderr.to_lowercase().contains("certificate"), "{stderr}");
+    assert!(!stderr.contains("401"), "{stderr}");
+}

@@ -164,6 +164,11 @@ pub struct Inputs<'a> {
     pub is_management_scope: &'a dyn Fn(&str) -> bool,
 }
 
+/// "1 agent has", "2 agents have": a count with the words that agree with it.
+fn many(n: usize, one: &str, other: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { other })
+}
+
 fn days(d: Duration) -> u64 {
     d.as_secs() / 86_400
 }
@@ -203,7 +208,11 @@ pub fn evaluate(input: &Inputs<'_>, policy: &CompliancePolicy) -> ComplianceRepo
             ..finding(
                 "credential-rotation",
                 Severity::Medium,
-                format!("{} client secrets are older than {} days", stale.len(), days(policy.credential_max_age)),
+                format!(
+                    "{} older than {} days",
+                    many(stale.len(), "client secret is", "client secrets are"),
+                    days(policy.credential_max_age)
+                ),
                 "Rotate them (POST /api/v1/agents/{id}/credentials/{cid}/rotate) and give the agents the new secret",
             )
         }),
@@ -224,7 +233,7 @@ pub fn evaluate(input: &Inputs<'_>, policy: &CompliancePolicy) -> ComplianceRepo
             ..finding(
                 "credential-unused",
                 Severity::Low,
-                format!("{} credentials were not used for {} days", unused.len(), days(policy.unused_after)),
+                format!("{} not used for {} days", many(unused.len(), "credential was", "credentials were"), days(policy.unused_after)),
                 "Revoke credentials no longer used (DELETE /api/v1/agents/{id}/credentials/{cid}), or delete their agents",
             )
         }),
@@ -244,7 +253,7 @@ pub fn evaluate(input: &Inputs<'_>, policy: &CompliancePolicy) -> ComplianceRepo
             ..finding(
                 "management-scopes",
                 Severity::Info,
-                format!("{} agents hold management scopes", managers.len()),
+                format!("{} management scopes", many(managers.len(), "agent holds", "agents hold")),
                 "Keep management scopes to the agents that administer; remove the rest with PATCH /api/v1/agents/{id}",
             )
         }),
@@ -264,7 +273,7 @@ pub fn evaluate(input: &Inputs<'_>, policy: &CompliancePolicy) -> ComplianceRepo
             ..finding(
                 "did-key",
                 Severity::Info,
-                format!("{} agents have no DID key", without_did.len()),
+                format!("{} no DID key", many(without_did.len(), "agent has", "agents have")),
                 "Register or generate a DID key (POST /api/v1/agents/{id}/did/keys) so the agent can prove its DID",
             )
         }),
@@ -292,7 +301,10 @@ pub fn evaluate(input: &Inputs<'_>, policy: &CompliancePolicy) -> ComplianceRepo
             ..finding(
                 "suspended-in-delegation",
                 Severity::High,
-                format!("{} active delegation links involve suspended agents", suspended_links.len()),
+                format!(
+                    "{} suspended agents",
+                    many(suspended_links.len(), "active delegation link involves", "active delegation links involve")
+                ),
                 "Revoke those links (DELETE /api/v1/delegations/{id}), which revokes everything below them",
             )
         }),
@@ -309,7 +321,10 @@ pub fn evaluate(input: &Inputs<'_>, policy: &CompliancePolicy) -> ComplianceRepo
             ..finding(
                 "delegation-depth",
                 Severity::Low,
-                format!("{} delegation links are at or one hop from their depth cap", deep.len()),
+                format!(
+                    "{} at or one hop from their depth cap",
+                    many(deep.len(), "delegation link is", "delegation links are")
+                ),
                 "Shorten the chains: delegate from nearer the root, or revoke links no longer needed",
             )
         }),
@@ -327,8 +342,8 @@ pub fn evaluate(input: &Inputs<'_>, policy: &CompliancePolicy) -> ComplianceRepo
                 "delegation-lifetime",
                 Severity::Medium,
                 format!(
-                    "{} delegation links live longer than {} hours",
-                    long.len(),
+                    "{} longer than {} hours",
+                    many(long.len(), "delegation link lives", "delegation links live"),
                     policy.delegation_max_lifetime.as_secs() / 3600
                 ),
                 "Revoke them and delegate again with a shorter ttl",
@@ -343,7 +358,10 @@ pub fn evaluate(input: &Inputs<'_>, policy: &CompliancePolicy) -> ComplianceRepo
             ..finding(
                 "webhook-health",
                 Severity::Medium,
-                format!("{} webhook subscriptions are failing or were disabled", input.failing_webhooks.len()),
+                format!(
+                    "{} failing or disabled",
+                    many(input.failing_webhooks.len(), "webhook subscription is", "webhook subscriptions are")
+                ),
                 "Fix the receivers, then re-enable (PATCH /api/v1/webhooks/{id} {\"enabled\": true}) and redeliver",
             )
         }),

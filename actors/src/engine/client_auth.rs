@@ -42,14 +42,14 @@ impl Engine {
         let address = origin.addr.map(|a| a.to_string());
         let client_key = super::limits::client_lockout_key(&claimed, address.as_deref());
         let locked = match self.shared.lockout.locked_for(&client_key) {
-            Some(wait) => Some((wait, "too many failed authentications of this client from this address")),
+            Some(wait) => Some((wait, "client_id", "too many failed authentications of this client from this address")),
             None => address
                 .as_deref()
                 .and_then(|a| self.shared.address_lockout.locked_for(a))
-                .map(|wait| (wait, "too many failed authentications from this address")),
+                .map(|wait| (wait, "address", "too many failed authentications from this address")),
         };
-        if let Some((wait, reason)) = locked {
-            self.rejected("unknown", "lockout");
+        if let Some((wait, kind, reason)) = locked {
+            self.shared.metrics.lockout_refusals.with_label_values(&[kind]).inc();
             return Err(EngineError::LockedOut { reason: reason.into(), retry_after: super::limits::whole_secs(wait) });
         }
         let (verdict, known_org) = match self.did_assertion(auth, &claimed).await? {

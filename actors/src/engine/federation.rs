@@ -372,7 +372,7 @@ impl Engine {
         // Anyone may send an assertion: an address past its failure budget is refused
         // before any work or write.
         if let Some(wait) = origin.addr.and_then(|a| self.shared.address_lockout.locked_for(&a.to_string())) {
-            self.rejected("none", "lockout");
+            self.shared.metrics.lockout_refusals.with_label_values(&["address"]).inc();
             return Err(EngineError::LockedOut {
                 reason: "too many refused requests from this address".into(),
                 retry_after: super::limits::whole_secs(wait),

@@ -557,8 +557,6 @@ impl Engine {
         e
     }
 
-    /// Count a refusal by a tier's limits (`tier` is `unknown` for a lockout, which is
-    /// decided before the client is looked up).
     /// Audit a refusal: one that names an organization always; one that names none (an
     /// unknown client, an assertion no partner signed — anyone can send those) once per
     /// action, address and window, the rest only counted.
@@ -588,6 +586,7 @@ impl Engine {
         }
     }
 
+    /// Count a refusal by a tier's limits.
     fn rejected(&self, tier: &str, reason: &str) {
         self.shared.metrics.limit_rejections.with_label_values(&[tier, reason]).inc();
     }

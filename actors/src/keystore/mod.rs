@@ -32,9 +32,27 @@ fn seal_err(what: impl std::fmt::Display) -> EngineError {
     EngineError::internal(format!("keystore: {what}"))
 }
 
-/// Read the master key from `dir/master.key`, creating it (mode 0600) if absent.
+/// Read the master key from `dir/master.key`, creating it (mode 0600) if absent. An
+/// operator-placed file that group or others may read is made owner-only first, with a
+/// warning: the key unseals every signing key and secret of the store.
 fn master_key_file(dir: &Path) -> Result<Vec<u8>> {
     let path = dir.join("master.key");
+    match crate::private_fs::tighten(&path) {
+        Ok(Some(mode)) => tracing::warn!(
+            path = %path.display(),
+            was = %format!("{mode:o}"),
+            "master.key was open to group or others: their permissions are removed (owner-only now); if \
+             anyone else could read it, treat the key as exposed"
+        ),
+        Ok(None) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(seal_err(format!(
+                "making {} owner-only (group or others may read it): {e}; chmod 600 it",
+                path.display()
+            )))
+        }
+    }
     match std::fs::read(&path) {
         Ok(bytes) if bytes.len() == 32 => return Ok(bytes),
         Ok(_) => return Err(seal_err(format!("{} must hold exactly 32 bytes", path.display()))),
