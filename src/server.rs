@@ -78,7 +78,7 @@ pub async fn run(
         .keep_alive(true);
     let conns = Arc::new(Connections::default());
     let mut shutdown = std::pin::pin!(shutdown);
-    loop {
+    'accept: loop {
         let permit = match slots.clone().try_acquire_owned() {
             Ok(permit) => Some(permit),
             Err(TryAcquireError::NoPermits) => None,
@@ -108,14 +108,10 @@ pub async fn run(
                 tokio::select! {
                     permit = slots.clone().acquire_owned() => match permit {
                         Ok(permit) => break permit,
-                        Err(_) => return,
+                        Err(_) => break 'accept,
                     },
                     () = tokio::time::sleep(SHED_POLL) => {}
-                    () = &mut shutdown => {
-                        drop(listener);
-                        graceful.shutdown().await;
-                        return;
-                    }
+                    () = &mut shutdown => break 'accept,
                 }
             },
         };
