@@ -387,7 +387,7 @@ fn federation(rt: &Runtime, group: &mut criterion::BenchmarkGroup<'_, criterion:
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let jwt = partner_key
         .sign(&serde_json::json!({
-            "iss": "https://partner.example", "sub": "partner-agent", "aud": format!("{issuer}/api/v1/oauth2/token"),
+            "iss": "https://partner.example", "sub": "partner-agent", "aud": format!("{issuer}/api/v1/organizations/{}", admin.caller.org_id),
             "iat": now, "exp": now + 290, "jti": Uuid::now_v7().to_string(),
         }))
         .unwrap();

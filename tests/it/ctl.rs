@@ -227,7 +227,7 @@ async fn ctl_administers_a_running_server_with_a_credential() {
         let report = ctl.ok(&["compliance", "report"]).await;
         assert!(report.starts_with("score ") && report.contains("SEVERITY  CHECK"), "{report}");
         let json = ctl.json(&["compliance", "report"]).await;
-        assert_eq!(json["checks"].as_array().map(Vec::len), Some(11));
+        assert_eq!(json["checks"].as_array().map(Vec::len), Some(12));
         let csv = ctl.ok(&["compliance", "report", "--csv"]).await;
         assert!(csv.starts_with("finding,severity,title,agent_id,resources,remediation"), "{csv}");
         let mine = ctl.json(&["compliance", "agent", &agent_id]).await;
