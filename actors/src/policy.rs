@@ -280,6 +280,16 @@ impl Policy {
     }
 }
 
+impl crate::domain::privilege::ScopeCatalog for Policy {
+    fn is_management(&self, scope: &str) -> bool {
+        self.is_management_scope(scope)
+    }
+
+    fn is_lookalike(&self, scope: &str) -> bool {
+        Policy::is_lookalike(self, scope)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

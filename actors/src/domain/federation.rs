@@ -316,7 +316,7 @@ impl PartnerKey {
 }
 
 /// The scope no federation ever yields: whoever configures a partner.
-pub const NEVER_FEDERATED: &str = "platform:admin";
+pub const NEVER_FEDERATED: &str = super::privilege::PLATFORM_ADMIN;
 
 /// The management scopes a partner's grants may carry: what its configurer held.
 fn bound_of(rules: &PartnerRules) -> &[String] {

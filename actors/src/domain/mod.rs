@@ -11,6 +11,7 @@ pub mod delegation;
 pub mod did;
 pub mod federation;
 pub mod jose;
+pub mod privilege;
 pub mod scopes;
 pub mod secrets;
 pub mod tiers;

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{decode_cursor, next_cursor, page_limit, Call, Engine};
 use crate::coord::ClusterEvent;
 use crate::domain::analytics::Metric;
-use crate::domain::{jose, scopes, secrets};
+use crate::domain::{jose, privilege, scopes, secrets};
 use crate::error::{EngineError, Result};
 use crate::model::*;
 use crate::store::Change;
@@ -17,8 +17,29 @@ const MAX_NAME: usize = 128;
 const MAX_DESCRIPTION: usize = 1024;
 const MAX_METADATA_BYTES: usize = 16 * 1024;
 pub(super) const PLATFORM_ORG: &str = "platform";
-pub(super) const PLATFORM_ADMIN: &str = "platform:admin";
+pub(super) const PLATFORM_ADMIN: &str = privilege::PLATFORM_ADMIN;
 pub(super) const FIRST_ORG: &str = "default";
+
+/// A privilege rule's refusal as the API answers it.
+pub(super) fn refused(refusal: privilege::Refusal) -> EngineError {
+    match refusal {
+        privilege::Refusal::Lookalike(s) => EngineError::invalid(
+            "scopes",
+            format!("{s:?} looks like a management scope but is not one (the management scopes are scopes_supported in the discovery document)"),
+        ),
+        privilege::Refusal::NotHeld(s) => {
+            EngineError::Forbidden(format!("cannot grant scope {s:?}, which the caller does not hold"))
+        }
+        privilege::Refusal::Stronger(s) => EngineError::Forbidden(format!(
+            "the agent holds scope {s:?}, which the caller does not: only an agent at least as strong may change it"
+        )),
+        privilege::Refusal::LastPlatformAdmin => EngineError::Conflict(
+            "this is the last active platform administrator: it cannot be suspended, deleted or lose platform:admin \
+             (give another agent platform:admin first; an operator locked out uses `agentidp admin recover`)"
+                .into(),
+        ),
+    }
+}
 
 fn check_name(name: &str) -> Result<String> {
     let name = name.trim();
@@ -68,19 +89,12 @@ fn check_metadata(m: Option<serde_json::Value>) -> Result<serde_json::Value> {
 
 impl Engine {
     /// Agent scopes must be valid tokens, and a caller may grant only scopes it holds,
-    /// so no one can mint an agent more powerful than itself.
+    /// so no one can mint an agent more powerful than itself ([`privilege`]).
     pub(super) fn check_grantable(&self, call: &Call, requested: &[String]) -> Result<Vec<String>> {
         let scopes = scopes::normalize(requested)?;
-        if let Some(s) = scopes.iter().find(|s| self.shared.policy.is_lookalike(s)) {
-            return Err(EngineError::invalid(
-                "scopes",
-                format!("{s:?} looks like a management scope but is not one (the management scopes are scopes_supported in the discovery document)"),
-            ));
-        }
         let held = call.caller.scopes();
-        if let Some(s) = scopes.iter().find(|s| self.shared.policy.is_management_scope(s) && !held.contains(s)) {
-            return Err(EngineError::Forbidden(format!("cannot grant scope {s:?}, which the caller does not hold")));
-        }
+        let held: Vec<&str> = held.iter().map(String::as_str).collect();
+        privilege::check_grantable(&scopes, &held, &self.shared.policy).map_err(refused)?;
         Ok(scopes)
     }
 
@@ -90,31 +104,25 @@ impl Engine {
     /// management meaning (an organization's own, like `search:query`) do not count.
     pub(super) fn check_not_stronger(&self, call: &Call, target: &Agent) -> Result<()> {
         let held = call.caller.scopes();
-        match target.scopes.iter().find(|s| self.shared.policy.is_management_scope(s) && !held.contains(s)) {
-            Some(s) => Err(EngineError::Forbidden(format!(
-                "the agent holds scope {s:?}, which the caller does not: only an agent at least as strong may change it"
-            ))),
-            None => Ok(()),
-        }
+        let held: Vec<&str> = held.iter().map(String::as_str).collect();
+        privilege::check_not_stronger(&target.scopes, &held, &self.shared.policy).map_err(refused)
     }
 
     /// Refuse what would leave no active platform administrator: suspending or deleting
     /// the last one, or taking `platform:admin` from it. `after` is the agent as the
     /// change would leave it (`None`: deleted).
     async fn keep_a_platform_admin(&self, before: &Agent, after: Option<&Agent>) -> Result<()> {
-        let is_admin = |a: &Agent| a.status == AgentStatus::Active && a.scopes.iter().any(|s| s == PLATFORM_ADMIN);
-        if !is_admin(before) || after.is_some_and(is_admin) {
+        let state = |a: &Agent| privilege::AdminState {
+            active: a.status == AgentStatus::Active,
+            platform_admin: a.scopes.iter().any(|s| s == PLATFORM_ADMIN),
+        };
+        let (before_state, after_state) = (state(before), after.map(state));
+        if !before_state.is_admin() || after_state.is_some_and(privilege::AdminState::is_admin) {
             return Ok(());
         }
         let others = self.shared.store.agents_with_scope(PLATFORM_ADMIN).await?;
-        if others.iter().any(|a| a.id != before.id && is_admin(a)) {
-            return Ok(());
-        }
-        Err(EngineError::Conflict(
-            "this is the last active platform administrator: it cannot be suspended, deleted or lose platform:admin \
-             (give another agent platform:admin first; an operator locked out uses `agentidp admin recover`)"
-                .into(),
-        ))
+        let others = others.iter().filter(|a| a.id != before.id && state(a).is_admin()).count();
+        privilege::check_keeps_a_platform_admin(before_state, after_state, others).map_err(refused)
     }
 
     // ---- organizations --------------------------------------------------------------

@@ -142,16 +142,9 @@ impl Engine {
                 }
             }
         }
-        let policy = &self.shared.policy;
-        let mut bound: Vec<String> = call
-            .caller
-            .scopes()
-            .into_iter()
-            .filter(|s| policy.is_management_scope(s) && s != rules::NEVER_FEDERATED)
-            .collect();
-        bound.sort();
-        bound.dedup();
-        r.configured_with = Some(bound);
+        let held = call.caller.scopes();
+        let held: Vec<&str> = held.iter().map(String::as_str).collect();
+        r.configured_with = Some(crate::domain::privilege::configurer_bound(&held, &self.shared.policy));
         Ok(())
     }
 
