@@ -23,7 +23,7 @@ use crate::store::ClientRecord;
 /// Time, revocation and the client's status are checked on every use, not cached.
 pub struct Verified {
     pub claims: AccessClaims,
-    pub caller: Arc<crate::Caller>,
+    pub caller: Arc<crate::model::Caller>,
 }
 
 /// What the token endpoint needs of a credential.

@@ -43,7 +43,7 @@ pub enum EngineError {
     Unavailable(String),
     /// An OAuth 2.0 protocol error (RFC 6749 §5.2), answered in that form by OAuth endpoints.
     #[error("{error}: {description}")]
-    OAuth { error: crate::OAuthError, description: String },
+    OAuth { error: OAuthError, description: String },
     /// A bug or an unexpected state; logged with detail, shown to clients without it.
     #[error("internal error: {0}")]
     Internal(String),
@@ -64,3 +64,39 @@ impl EngineError {
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// RFC 6749 §5.2 error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthError {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    InvalidTarget,
+    InvalidDpopProof,
+    UnsupportedTokenType,
+}
+
+impl OAuthError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OAuthError::InvalidRequest => "invalid_request",
+            OAuthError::InvalidClient => "invalid_client",
+            OAuthError::InvalidGrant => "invalid_grant",
+            OAuthError::UnauthorizedClient => "unauthorized_client",
+            OAuthError::UnsupportedGrantType => "unsupported_grant_type",
+            OAuthError::InvalidScope => "invalid_scope",
+            OAuthError::InvalidTarget => "invalid_target",
+            OAuthError::InvalidDpopProof => "invalid_dpop_proof",
+            OAuthError::UnsupportedTokenType => "unsupported_token_type",
+        }
+    }
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

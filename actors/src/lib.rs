@@ -38,7 +38,6 @@ mod private_fs;
 pub mod store;
 
 pub use actor::keyed::{KeyedConfig, KeyedFamily, KeyedHost, KeyedMetrics};
-pub use actor::tier_counters::QuotaState;
 pub use actor::RestartBudget;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BillingSettings, EngineConfig, FederationSettings, VaultConfig, WebhookSettings};

@@ -380,7 +380,7 @@ pub struct TokenResponse {
     pub issued_token_type: Option<&'static str>,
     /// The organization's daily quota after this request (for the `RateLimit` headers).
     #[serde(skip)]
-    pub quota: Option<crate::QuotaState>,
+    pub quota: Option<QuotaState>,
 }
 
 /// What an organization has used of its tier today (`GET /organizations/{id}/usage`).
@@ -439,4 +439,48 @@ pub struct BootstrapOutput {
     pub platform_org_id: Uuid,
     pub platform_client_id: String,
     pub platform_client_secret: String,
+}
+
+/// What a counted call learns about its organization's quota (the `RateLimit` headers).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct QuotaState {
+    pub tier: Tier,
+    /// The day's limit; `None`: unlimited.
+    pub limit: Option<u64>,
+    /// Calls left today (this node's view: other nodes' unused leases count as used).
+    pub remaining: Option<u64>,
+    /// Whole seconds to the next UTC midnight, rounded up.
+    pub reset_secs: u64,
+}
+
+/// The verified identity behind a management call: who, in which organization, with
+/// which scopes. Built only by [`crate::Engine::authenticate`].
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub agent_id: Uuid,
+    pub org_id: Uuid,
+    pub client_id: String,
+    /// The token's space-delimited scope, as issued.
+    pub scope: std::sync::Arc<str>,
+    pub token_id: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// Thumbprint of the key a DPoP-bound token is bound to.
+    pub jkt: Option<String>,
+    /// The link of a delegation token (its `delegation_id`).
+    pub delegation_id: Option<Uuid>,
+}
+
+impl Caller {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scope.split(' ').any(|s| s == scope)
+    }
+
+    pub fn scopes(&self) -> Vec<String> {
+        self.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect()
+    }
+
+    pub fn is_platform_admin(&self) -> bool {
+        self.has_scope("platform:admin")
+    }
 }

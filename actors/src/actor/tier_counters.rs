@@ -35,7 +35,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use dashmap::DashMap;
 use ractor::RpcReplyPort;
-use serde::Serialize;
 use uuid::Uuid;
 
 use super::keyed::{KeyedFamily, KeyedHost};
@@ -65,17 +64,7 @@ fn chunk(limit: Option<u64>) -> u64 {
     }
 }
 
-/// What a counted call learns about its organization's quota (the `RateLimit` headers).
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct QuotaState {
-    pub tier: Tier,
-    /// The day's limit; `None`: unlimited.
-    pub limit: Option<u64>,
-    /// Calls left today (this node's view: other nodes' unused leases count as used).
-    pub remaining: Option<u64>,
-    /// Whole seconds to the next UTC midnight, rounded up.
-    pub reset_secs: u64,
-}
+pub use crate::model::QuotaState;
 
 /// One organization's lease on this node.
 pub(crate) struct Lease {

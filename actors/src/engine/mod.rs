@@ -71,37 +71,7 @@ pub use tokens::{
     REVOKE_PATH, TOKEN_PATH, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT,
 };
 
-/// The verified identity behind a management call: who, in which organization, with
-/// which scopes. Built only by [`Engine::authenticate`].
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub agent_id: Uuid,
-    pub org_id: Uuid,
-    pub client_id: String,
-    /// The token's space-delimited scope, as issued.
-    pub scope: Arc<str>,
-    pub token_id: String,
-    /// Unix seconds.
-    pub expires_at: i64,
-    /// Thumbprint of the key a DPoP-bound token is bound to.
-    pub jkt: Option<String>,
-    /// The link of a delegation token (its `delegation_id`).
-    pub delegation_id: Option<Uuid>,
-}
-
-impl Caller {
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scope.split(' ').any(|s| s == scope)
-    }
-
-    pub fn scopes(&self) -> Vec<String> {
-        self.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect()
-    }
-
-    pub fn is_platform_admin(&self) -> bool {
-        self.has_scope("platform:admin")
-    }
-}
+pub use crate::model::Caller;
 
 /// One management call: the caller and the request id its audit events carry.
 #[derive(Debug, Clone)]

@@ -39,41 +39,7 @@ pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:acce
 pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 pub const ASSERTION_TYPE_JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// RFC 6749 §5.2 error codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OAuthError {
-    InvalidRequest,
-    InvalidClient,
-    InvalidGrant,
-    UnauthorizedClient,
-    UnsupportedGrantType,
-    InvalidScope,
-    InvalidTarget,
-    InvalidDpopProof,
-    UnsupportedTokenType,
-}
-
-impl OAuthError {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OAuthError::InvalidRequest => "invalid_request",
-            OAuthError::InvalidClient => "invalid_client",
-            OAuthError::InvalidGrant => "invalid_grant",
-            OAuthError::UnauthorizedClient => "unauthorized_client",
-            OAuthError::UnsupportedGrantType => "unsupported_grant_type",
-            OAuthError::InvalidScope => "invalid_scope",
-            OAuthError::InvalidTarget => "invalid_target",
-            OAuthError::InvalidDpopProof => "invalid_dpop_proof",
-            OAuthError::UnsupportedTokenType => "unsupported_token_type",
-        }
-    }
-}
-
-impl std::fmt::Display for OAuthError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::error::OAuthError;
 
 pub(crate) fn oauth(error: OAuthError, description: impl Into<String>) -> EngineError {
     EngineError::OAuth { error, description: description.into() }
