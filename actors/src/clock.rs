@@ -44,3 +44,11 @@ impl Clock for ManualClock {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// Milliseconds since the first call in this process, never 0: a monotonic clock a plain
+/// atomic can hold (crash-loop windows, a connection's wait on its reader). Not the
+/// injected [`Clock`]: these measure the process's own time, which tests do not move.
+pub fn monotonic_ms() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64 + 1
+}

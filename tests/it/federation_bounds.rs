@@ -41,6 +41,16 @@ fn org_audience(app: &App, org: &str) -> String {
     app.url(&format!("/api/v1/organizations/{org}"))
 }
 
+/// A partner of the admin's organization with a static JWKS, mapping `partner-sub` to
+/// `agent`; panics unless it is created.
+async fn table_partner(app: &App, admin: &str, jwks: Value, scopes: Value, agent: &str) -> Value {
+    let body = json!({"issuer": ISS, "jwks": jwks, "allowed_scopes": scopes,
+                      "subject_mapping": {"kind": "table", "table": {"partner-sub": agent}}});
+    let (status, created) = app.call(Method::POST, PARTNERS, admin, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created
+}
+
 /// An agent of the admin's organization holding `scopes`, and a token of it.
 async fn agent_token(app: &App, admin: &str, name: &str, scopes: Value) -> (String, String) {
     let (agent, id, secret) = app.agent_with_credential(admin, json!({"name": name, "scopes": scopes})).await;
@@ -130,10 +140,7 @@ async fn a_partner_from_before_the_bound_is_reported_not_honoured() {
         let admin = app.admin_token().await;
         let (key, jwks) = partner_key();
         let (agent, _) = agent_token(&app, &admin, "reader", json!(["agents:read", "search:query"])).await;
-        let body = json!({"issuer": ISS, "jwks": jwks, "allowed_scopes": ["agents:read", "search:query"],
-                          "subject_mapping": {"kind": "table", "table": {"partner-sub": agent}}});
-        let (status, created) = app.call(Method::POST, PARTNERS, &admin, Some(body)).await;
-        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let created = table_partner(&app, &admin, jwks, json!(["agents:read", "search:query"]), &agent).await;
         let aud = created["assertion_audience"].as_str().unwrap().to_string();
         let (status, body) = jwt_bearer(&app, &assertion(&app, &key, &aud, json!({}))).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -242,10 +249,7 @@ async fn a_federated_token_is_usable_where_its_scopes_allow() {
         let admin = app.admin_token().await;
         let (key, jwks) = partner_key();
         let (agent, _) = agent_token(&app, &admin, "reader", json!(["agents:read"])).await;
-        let body = json!({"issuer": ISS, "jwks": jwks, "allowed_scopes": ["agents:read"],
-                          "subject_mapping": {"kind": "table", "table": {"partner-sub": agent}}});
-        let (status, created) = app.call(Method::POST, PARTNERS, &admin, Some(body)).await;
-        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let created = table_partner(&app, &admin, jwks, json!(["agents:read"]), &agent).await;
         let aud = created["assertion_audience"].as_str().unwrap().to_string();
         let (status, body) = jwt_bearer(&app, &assertion(&app, &key, &aud, json!({}))).await;
         assert_eq!(status, StatusCode::OK, "{body}");

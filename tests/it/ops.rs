@@ -256,23 +256,14 @@ async fn answers_of_no_handler_carry_a_request_id_and_a_log_line() {
 async fn a_fault_drill_logs_a_warning_and_no_panic_backtrace() {
     let server = LoggedServe::start(&[("RUST_BACKTRACE", "full")]).await;
     let http = reqwest::Client::new();
-    let form = [
-        ("grant_type", "client_credentials"),
-        ("client_id", server.boot["platform_client_id"].as_str().unwrap()),
-        ("client_secret", server.boot["platform_client_secret"].as_str().unwrap()),
-    ];
-    let token: Value = http
-        .post(format!("{}/api/v1/oauth2/token", server.base))
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap();
+    let token = crate::support::client_token(
+        &server.base,
+        server.boot["platform_client_id"].as_str().unwrap(),
+        server.boot["platform_client_secret"].as_str().unwrap(),
+    )
+    .await;
     let resp =
-        http.post(format!("{}/api/v1/admin/faults/key_manager", server.base)).bearer_auth(token).send().await.unwrap();
+        http.post(format!("{}/api/v1/admin/faults/key_manager", server.base)).bearer_auth(&token).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
     let (line, _) = server.log_with(&["fault drill", "key manager"]).await;
     assert!(line.contains("WARN"), "{line}");

@@ -24,13 +24,14 @@ pub mod tier_counters;
 pub mod webhooks;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use futures_util::future::BoxFuture;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
 
+use crate::clock::monotonic_ms;
 use crate::error::{EngineError, Result};
 
 /// Where the engine finds the live instance of an actor; empty while it is restarting.
@@ -66,16 +67,9 @@ pub struct ChildSpec {
     fault: Box<dyn Fn() + Send + Sync>,
     running: Box<dyn Fn() -> bool + Send + Sync>,
     drain: Option<Drain>,
-    /// Until when (milliseconds on [`monotonic_ms`]) the child counts as crash-looping;
+    /// Until when (milliseconds on [`crate::clock::monotonic_ms`]) the child counts as crash-looping;
     /// 0: it never was. Set by the supervisor, read by liveness.
     crash_loop_until: AtomicU64,
-}
-
-/// Milliseconds since the first call in this process, never 0: a monotonic clock a
-/// plain atomic can hold.
-pub(crate) fn monotonic_ms() -> u64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
 }
 
 impl ChildSpec {

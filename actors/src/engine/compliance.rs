@@ -120,10 +120,7 @@ impl Engine {
             .all()
             .iter()
             .filter(|p| p.org_id == org_id)
-            .filter_map(|p| {
-                crate::domain::federation::unbounded(&p.rules, |s| self.shared.policy.is_management_scope(s))
-                    .map(|why| (p.id, why))
-            })
+            .filter_map(|p| crate::domain::federation::unbounded(&p.rules, &self.shared.policy).map(|why| (p.id, why)))
             .collect();
         let audit = self.verify_chain(Some(org_id)).await?;
         let usage = self.usage_of(org_id).await?;

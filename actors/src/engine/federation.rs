@@ -161,7 +161,7 @@ impl Engine {
     pub(super) fn report_unbounded_partners(&self) {
         let policy = &self.shared.policy;
         for partner in self.shared.federation.all() {
-            if let Some(why) = rules::unbounded(&partner.rules, |s| policy.is_management_scope(s)) {
+            if let Some(why) = rules::unbounded(&partner.rules, policy) {
                 tracing::warn!(
                     partner = %partner.id, org = %partner.org_id, issuer = %partner.issuer,
                     "federation partner not bounded by its configurer: {why}; its grants carry no scope beyond \
@@ -517,9 +517,7 @@ impl Engine {
             Some(a) if a.status == AgentStatus::Active => a,
             _ => return refuse("the JWT's subject maps to no active agent of the partner's organization"),
         };
-        let policy = &self.shared.policy;
-        let management = |s: &str| policy.is_management_scope(s);
-        if let Some(why) = rules::too_strong(&partner.rules, &agent.scopes, management) {
+        if let Some(why) = rules::too_strong(&partner.rules, &agent.scopes, &self.shared.policy) {
             return refuse(&why);
         }
         let requested = match req.scope.as_deref() {
@@ -529,7 +527,7 @@ impl Engine {
                 None => return Err(oauth(OAuthError::InvalidScope, "the scope parameter is malformed")),
             },
         };
-        let granted = rules::grant_scope(requested.as_deref(), &partner.rules, &agent.scopes, management);
+        let granted = rules::grant_scope(requested.as_deref(), &partner.rules, &agent.scopes, &self.shared.policy);
         if granted.is_empty() && requested.as_ref().is_some_and(|r| !r.is_empty()) {
             return Err(oauth(
                 OAuthError::InvalidScope,

@@ -4,28 +4,25 @@
 //! `now`: fetching a partner's JWKS is the JwksCache actors' work (`actor/federation.rs`).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::domain::jose::{self, PublicJwk};
+use crate::domain::privilege::{self, Refusal, ScopeCatalog};
 use crate::domain::scopes;
 use crate::model::{rfc3339, Millis};
+
+mod assertion;
+mod jwks;
+
+pub use assertion::{alg_allowed, candidates, peek, verify, Peeked, VerifiedJwt};
+pub use jwks::{max_age, parse_jwks, PartnerKey, DEFAULT_MAX_AGE, MAX_KEYS, MAX_MAX_AGE, MIN_MAX_AGE};
 
 /// The longest `max_assertion_lifetime` a partner may be given (a day).
 pub const MAX_LIFETIME_SECS: u64 = 86_400;
 /// The default `max_assertion_lifetime`.
 pub const DEFAULT_LIFETIME_SECS: u64 = 300;
-/// A JWKS holds at most this many keys; one with more is refused whole.
-pub const MAX_KEYS: usize = 64;
-/// A partner's JWKS is refreshed after its `Cache-Control: max-age`, bounded to this.
-pub const MIN_MAX_AGE: Duration = Duration::from_secs(300);
-pub const MAX_MAX_AGE: Duration = Duration::from_secs(86_400);
-/// The refresh interval of a JWKS served without `max-age`.
-pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
 /// Algorithms a partner may be allowed: asymmetric ones only (an HMAC "verified" with a
 /// public key as its secret is the classic confusion attack).
 pub const ALGORITHMS: &[&str] = &["ES256", "ES384", "RS256", "PS256", "EdDSA"];
@@ -288,72 +285,46 @@ pub fn parse_expiry(text: &str) -> Result<Millis, FieldError> {
     rfc3339::parse(text).ok_or_else(|| field("expires_at", "an RFC 3339 date-time"))
 }
 
-/// One key of a partner's JWKS.
-#[derive(Clone)]
-pub struct PartnerKey {
-    pub kid: Option<String>,
-    pub jwk: std::sync::Arc<PublicJwk>,
-}
-
-impl std::fmt::Debug for PartnerKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PartnerKey").field("kid", &self.kid).field("thumbprint", &self.jwk.thumbprint).finish()
-    }
-}
-
-impl PartnerKey {
-    /// What the partner record shows of the key.
-    pub fn summary(&self) -> Value {
-        let v = &self.jwk.value;
-        serde_json::json!({
-            "kid": self.kid,
-            "kty": v.get("kty"),
-            "alg": v.get("alg"),
-            "crv": v.get("crv"),
-            "thumbprint": self.jwk.thumbprint,
-        })
-    }
-}
-
 /// The scope no federation ever yields: whoever configures a partner.
 pub const NEVER_FEDERATED: &str = super::privilege::PLATFORM_ADMIN;
 
 /// The management scopes a partner's grants may carry: what its configurer held.
-fn bound_of(rules: &PartnerRules) -> &[String] {
-    rules.configured_with.as_deref().unwrap_or_default()
+fn bound_of(rules: &PartnerRules) -> Vec<&str> {
+    rules.configured_with.iter().flatten().map(String::as_str).collect()
 }
 
 /// Why a grant of `rules` may not map to an agent holding `agent_scopes`, if it may not:
-/// the agent holds `platform:admin`, or a management scope its configurer did not hold.
-pub fn too_strong(
-    rules: &PartnerRules,
-    agent_scopes: &[String],
-    is_management: impl Fn(&str) -> bool,
-) -> Option<String> {
+/// the agent holds `platform:admin`, or is stronger than the partner's configurer
+/// ([`privilege::check_not_stronger`] against the bound).
+pub fn too_strong(rules: &PartnerRules, agent_scopes: &[String], catalog: &impl ScopeCatalog) -> Option<String> {
     if agent_scopes.iter().any(|s| s == NEVER_FEDERATED) {
         return Some("the JWT's subject maps to a platform administrator: never reached through federation".into());
     }
-    let bound = bound_of(rules);
-    agent_scopes.iter().find(|s| is_management(s) && !bound.contains(s)).map(|s| match rules.configured_with {
-        None => format!(
+    match privilege::check_not_stronger(agent_scopes, &bound_of(rules), catalog) {
+        Err(Refusal::Stronger(s)) if rules.configured_with.is_none() => Some(format!(
             "the JWT's subject maps to an agent holding {s:?}, and the partner was configured before \
-                 federation was bounded by its configurer's scopes: an administrator must save it again"
-        ),
-        Some(_) => format!(
+             federation was bounded by its configurer's scopes: an administrator must save it again"
+        )),
+        Err(Refusal::Stronger(s)) => Some(format!(
             "the JWT's subject maps to an agent holding {s:?}, which whoever configured the partner did not hold"
-        ),
-    })
+        )),
+        _ => None,
+    }
 }
 
 /// What is wrong with a stored partner under the configurer rule, if anything: for the
 /// startup log and the compliance report.
-pub fn unbounded(rules: &PartnerRules, is_management: impl Fn(&str) -> bool) -> Option<String> {
+pub fn unbounded(rules: &PartnerRules, catalog: &impl ScopeCatalog) -> Option<String> {
     if rules.allowed_scopes.iter().any(|s| s == NEVER_FEDERATED) {
         return Some(format!("allowed_scopes names {NEVER_FEDERATED:?}, which federation never yields"));
     }
     let bound = bound_of(rules);
-    let beyond: Vec<&str> =
-        rules.allowed_scopes.iter().filter(|s| is_management(s) && !bound.contains(s)).map(String::as_str).collect();
+    let beyond: Vec<&str> = rules
+        .allowed_scopes
+        .iter()
+        .filter(|s| catalog.is_management(s) && !bound.contains(&s.as_str()))
+        .map(String::as_str)
+        .collect();
     match (&rules.configured_with, beyond.is_empty()) {
         (_, false) => {
             Some(format!("allowed_scopes names management scopes its configurer did not hold: {}", beyond.join(" ")))
@@ -370,183 +341,20 @@ pub fn org_audience(issuer: &str, org_id: Uuid) -> String {
     format!("{}/api/v1/organizations/{org_id}", issuer.trim_end_matches('/'))
 }
 
-/// Parse a JWKS document (RFC 7517 §5): its signing keys. Keys meant for encryption or
-/// of a kind we do not verify with are skipped; a key with private members, a document
-/// that is not a JWKS, or one with more than [`MAX_KEYS`] keys is refused whole.
-pub fn parse_jwks(doc: &Value) -> Result<Vec<PartnerKey>, String> {
-    let keys = doc.get("keys").and_then(Value::as_array).ok_or("the JWKS has no \"keys\" array")?;
-    if keys.len() > MAX_KEYS {
-        return Err(format!("the JWKS has {} keys; at most {MAX_KEYS} are accepted", keys.len()));
-    }
-    let mut out = Vec::new();
-    for key in keys {
-        if key.get("use").and_then(Value::as_str).is_some_and(|u| u != "sig") {
-            continue;
-        }
-        let kid = match key.get("kid") {
-            None => None,
-            Some(Value::String(k)) if k.len() <= 256 => Some(k.clone()),
-            Some(_) => return Err("a key's kid must be a string of at most 256 characters".into()),
-        };
-        match jose::parse_public_jwk(key) {
-            Ok(jwk) => out.push(PartnerKey { kid, jwk: std::sync::Arc::new(jwk) }),
-            // A private key, or a point off its curve (an invalid-curve attack or a
-            // corrupt document): the whole JWKS is refused.
-            Err(e) if e.contains("private member") || e.contains("not on the curve") => return Err(e),
-            // An RSA key under 2048 bits, an unknown curve: not usable, not fatal.
-            Err(_) => continue,
-        }
-    }
-    if out.is_empty() {
-        return Err("the JWKS holds no usable signing key".into());
-    }
-    Ok(out)
-}
-
-/// How long a fetched JWKS stays fresh: its `Cache-Control` max-age (`s-maxage` is for
-/// shared caches; `no-cache`/`no-store` mean the shortest), within [5 min, 24 h].
-pub fn max_age(cache_control: Option<&str>) -> Duration {
-    let mut age = None;
-    for directive in cache_control.unwrap_or_default().split(',') {
-        let d = directive.trim().to_ascii_lowercase();
-        if d == "no-cache" || d == "no-store" {
-            age = Some(Duration::ZERO);
-        } else if let Some(secs) = d.strip_prefix("max-age=") {
-            if let Ok(secs) = secs.trim_matches('"').parse::<u64>() {
-                age = Some(age.map_or(Duration::from_secs(secs), |a: Duration| a.min(Duration::from_secs(secs))));
-            }
-        }
-    }
-    age.unwrap_or(DEFAULT_MAX_AGE).clamp(MIN_MAX_AGE, MAX_MAX_AGE)
-}
-
-/// What can be read of a JWT before any key is looked at. A JWT that fails here never
-/// causes a JWKS fetch.
-#[derive(Debug)]
-pub struct Peeked {
-    pub header: jsonwebtoken::Header,
-    pub iss: String,
-}
-
-pub fn peek(jwt: &str) -> Result<Peeked, String> {
-    if jwt.len() > jose::MAX_JWT_LEN {
-        return Err("the JWT is too large".into());
-    }
-    if jwt.split('.').count() != 3 {
-        return Err("the JWT is malformed (a signed JWT has three parts)".into());
-    }
-    // Decoding the header refuses alg "none" and any algorithm jsonwebtoken does not know.
-    let header = jsonwebtoken::decode_header(jwt)
-        .map_err(|_| "the JWT header is malformed or its alg unsupported".to_string())?;
-    let claims: Value =
-        jsonwebtoken::dangerous::insecure_decode::<Value>(jwt).map_err(|_| "the JWT is malformed".to_string())?.claims;
-    let iss = claims.get("iss").and_then(Value::as_str).ok_or("the JWT has no iss")?;
-    Ok(Peeked { header, iss: iss.to_string() })
-}
-
-/// Whether the partner allows the JWT's algorithm (checked before any key is sought).
-pub fn alg_allowed(rules: &PartnerRules, alg: Algorithm) -> bool {
-    let name = format!("{alg:?}");
-    rules.allowed_algs.contains(&name)
-}
-
-/// The keys a JWT may be verified with: the one its `kid` names, or — without a kid —
-/// every key that signs with its alg.
-pub fn candidates<'a>(keys: &'a [PartnerKey], header: &jsonwebtoken::Header) -> Vec<&'a PartnerKey> {
-    keys.iter()
-        .filter(|k| match &header.kid {
-            Some(kid) => k.kid.as_deref() == Some(kid.as_str()),
-            None => true,
-        })
-        .filter(|k| k.jwk.algs.contains(&header.alg))
-        .collect()
-}
-
-/// A partner JWT that passed every check.
-#[derive(Debug, Clone)]
-pub struct VerifiedJwt {
-    pub claims: Value,
-    pub sub: String,
-    /// `None` when replay protection is off and the JWT has none.
-    pub jti: Option<String>,
-    pub exp: i64,
-    pub iat: i64,
-}
-
-/// Check a partner JWT with one of its keys: the signature, `iss` exact, `aud` one of
-/// `audiences`, `exp` present, not passed and at most the partner's lifetime ahead,
-/// `nbf`/`iat` not ahead — each with `skew` seconds of leeway (RFC 7523 §3 leaves it to
-/// us) — `sub` allowed, and a `jti` when replay protection is on. (Spending the `jti` is
-/// the caller's, cluster-wide.)
-pub fn verify(
-    jwt: &str,
-    header: &jsonwebtoken::Header,
-    partner: &Partner,
-    key: &PartnerKey,
-    audiences: &[String],
-    now: Millis,
-    skew: i64,
-) -> Result<VerifiedJwt, String> {
-    let mut v = Validation::new(header.alg);
-    v.algorithms = vec![header.alg];
-    v.set_audience(audiences);
-    v.set_issuer(&[partner.issuer.as_str()]);
-    v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-    v.validate_exp = false;
-    v.validate_nbf = false;
-    let claims = jsonwebtoken::decode::<Value>(jwt, &key.jwk.key, &v)
-        .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::InvalidAudience => "the JWT's aud is not accepted here".to_string(),
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => "the JWT's signature does not verify".to_string(),
-            jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(c) => format!("the JWT has no {c}"),
-            _ => format!("the JWT does not verify: {}", jose::describe(&e)),
-        })?
-        .claims;
-    let now_s = now / 1000;
-    let exp = claims.get("exp").and_then(Value::as_i64).ok_or("exp must be a number")?;
-    if exp + skew <= now_s {
-        return Err("the JWT is expired".into());
-    }
-    if exp > now_s + partner.rules.max_assertion_lifetime as i64 + skew {
-        return Err(format!(
-            "the JWT expires too far ahead: this partner's JWTs live at most {} s",
-            partner.rules.max_assertion_lifetime
-        ));
-    }
-    let time = |name| claims.get(name).map(|v| v.as_i64().ok_or(format!("{name} must be a number"))).transpose();
-    if time("nbf")?.is_some_and(|nbf| nbf > now_s + skew) {
-        return Err("the JWT is not valid yet (nbf)".into());
-    }
-    let iat = time("iat")?;
-    if iat.is_some_and(|iat| iat > now_s + skew) {
-        return Err("the JWT was issued in the future (iat)".into());
-    }
-    let sub = claims.get("sub").and_then(Value::as_str).ok_or("sub must be a string")?.to_string();
-    if !partner.rules.allowed_subjects.allows(&sub) {
-        return Err("the JWT's subject is not allowed for this partner".into());
-    }
-    let jti = claims.get("jti").and_then(Value::as_str).filter(|j| !j.is_empty() && j.len() <= 256);
-    if partner.rules.replay_protection && jti.is_none() {
-        return Err("the JWT needs a jti (this partner's JWTs are single-use)".into());
-    }
-    let iat = iat.unwrap_or(exp - partner.rules.max_assertion_lifetime as i64);
-    Ok(VerifiedJwt { jti: jti.map(String::from), sub, exp, iat, claims })
-}
-
 /// The scope a grant carries: what was asked for (everything, when nothing was), within
 /// what the partner allows and what the agent holds. Sorted, without duplicates.
 pub fn grant_scope(
     requested: Option<&[String]>,
     partner: &PartnerRules,
     agent: &[String],
-    is_management: impl Fn(&str) -> bool,
+    catalog: &impl ScopeCatalog,
 ) -> Vec<String> {
     let bound = bound_of(partner);
     let mut out: Vec<String> = partner
         .allowed_scopes
         .iter()
         .filter(|s| agent.contains(s))
-        .filter(|s| !is_management(s) || bound.contains(s))
+        .filter(|s| !catalog.is_management(s) || bound.contains(&s.as_str()))
         .filter(|s| requested.is_none_or(|r| r.contains(s)))
         .cloned()
         .collect();
@@ -558,8 +366,21 @@ pub fn grant_scope(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::jose;
+
+    /// A catalog whose management scopes are those with a namespace (`a:b`).
+    struct Namespaced;
+    impl ScopeCatalog for Namespaced {
+        fn is_management(&self, scope: &str) -> bool {
+            scope.contains(':')
+        }
+        fn is_lookalike(&self, _: &str) -> bool {
+            false
+        }
+    }
     use crate::keys::{SigningAlg, SigningKey};
     use serde_json::json;
+    use std::time::Duration;
 
     const NOW: Millis = 1_800_000_000_000;
 
@@ -696,7 +517,7 @@ mod tests {
         assert_eq!(claim.agent(&json!({"agent": id.to_string()})), Some(id));
         assert_eq!(claim.agent(&json!({"agent": 5})), None);
         let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let plain = |_: &str| false;
+        let plain = &Namespaced;
         let rules = partner(|r| r.allowed_scopes = s(&["a", "b", "c"])).rules;
         assert_eq!(grant_scope(None, &rules, &s(&["b", "c", "d"]), plain), s(&["b", "c"]));
         assert_eq!(grant_scope(Some(&s(&["c", "d"])), &rules, &s(&["b", "c", "d"]), plain), s(&["c"]));
@@ -708,7 +529,7 @@ mod tests {
     #[test]
     fn what_a_partner_yields_is_bounded_by_its_configurer() {
         let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let management = |scope: &str| scope.contains(':');
+        let management = &Namespaced;
         let rules = partner(|r| {
             r.allowed_scopes = s(&["agents:read", "agents:write", "search"]);
             r.configured_with = Some(s(&["agents:read"]));
@@ -719,7 +540,7 @@ mod tests {
         assert!(unbounded(&rules, management).is_some_and(|why| why.contains("agents:write")));
         assert!(too_strong(&rules, &agent, management).is_some_and(|why| why.contains("agents:write")));
         assert_eq!(too_strong(&rules, &s(&["agents:read", "search"]), management), None);
-        assert!(too_strong(&rules, &s(&["platform:admin"]), |_| false).is_some());
+        assert!(too_strong(&rules, &s(&["platform:admin"]), management).is_some());
 
         let legacy = partner(|r| {
             r.allowed_scopes = s(&["agents:read", "search"]);
