@@ -18,12 +18,14 @@
 
 use std::time::Duration;
 
-use agentidp_engine::domain::audit_chain::Event;
-use agentidp_engine::domain::secrets::SecretHasher;
-use agentidp_engine::keys::SigningAlg;
-use agentidp_engine::store::redis::RedisLedger;
+use agentidp_engine::families::audit::chain::Event;
+use agentidp_engine::families::audit::AuditStore;
+use agentidp_engine::families::directory::secrets::SecretHasher;
+use agentidp_engine::families::signing::keys::SigningAlg;
+use agentidp_engine::families::tiers::redis::RedisLedger;
+use agentidp_engine::families::tiers::{GrantRequest, QuotaStore};
 use agentidp_engine::store::sqlite::SqliteStore;
-use agentidp_engine::store::{AuditStore, Commit, GrantRequest, QuotaStore, Store};
+use agentidp_engine::store::{Commit, Store};
 use agentidp_engine::{Call, Caller, ClientAuth, Engine, EngineConfig, Introspector, TokenRequest};
 use agentidp_engine::{Outcome, SystemClock};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -307,7 +309,7 @@ fn quota(rt: &Runtime, group: &mut criterion::BenchmarkGroup<'_, criterion::meas
 /// verifying a delegation token in both forms, and introspecting the same JWT beside
 /// them (the yardstick: the JWT form verifies at least as fast).
 fn delegation(rt: &Runtime, group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
-    use agentidp_engine::domain::delegation::DelegateRequest;
+    use agentidp_engine::families::delegation::rules::DelegateRequest;
     let dir = tempfile::tempdir().unwrap();
     let engine = rt.block_on(Engine::start(EngineConfig::embedded(dir.path()))).unwrap();
     let origin = agentidp_engine::Origin::default();
@@ -362,7 +364,7 @@ fn delegation(rt: &Runtime, group: &mut criterion::BenchmarkGroup<'_, criterion:
 /// path: the issuer index, the cheap checks, one ES256 verification, the subject's
 /// agent looked up), beside introspecting one of our own tokens.
 fn federation(rt: &Runtime, group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
-    use agentidp_engine::keys::SigningKey;
+    use agentidp_engine::families::signing::keys::SigningKey;
     let dir = tempfile::tempdir().unwrap();
     let config = EngineConfig::embedded(dir.path());
     let issuer = config.issuer.clone();
@@ -402,14 +404,14 @@ fn federation(rt: &Runtime, group: &mut criterion::BenchmarkGroup<'_, criterion:
     // Our own token verified as if never seen (no verified-token cache): the key ring's
     // signature and claims check alone — what a partner JWT costs us at the least.
     let (key, pkcs8) = SigningKey::generate(SigningAlg::Es256, 0, 0).unwrap();
-    let ring = agentidp_engine::keys::KeyRing::new(
+    let ring = agentidp_engine::families::signing::keys::KeyRing::new(
         vec![SigningKey::from_pkcs8(SigningAlg::Es256, &pkcs8, 0, 0).unwrap()],
         &issuer,
         &issuer,
         900_000,
     )
     .unwrap();
-    use agentidp_engine::domain::claims::{build, AccessClaims, Grant};
+    use agentidp_engine::families::tokens::claims::{build, AccessClaims, Grant};
     let grant = Grant { agent_id: Uuid::now_v7(), org_id: Uuid::now_v7(), client_id: "c", scopes: &[] };
     let token = key.sign(&build(&grant, &issuer, &issuer, now, 900, Uuid::now_v7())).unwrap();
     group.bench_function(BenchmarkId::new("own_token", "verify_uncached"), |b| {

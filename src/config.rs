@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use agentidp_engine::keys::SigningAlg;
+use agentidp_engine::families::signing::keys::SigningAlg;
 use agentidp_engine::EngineConfig;
 use anyhow::Context;
 use base64::Engine as _;
@@ -216,7 +216,7 @@ impl Limit {
 }
 
 impl FileTierLimits {
-    fn apply(&self, tier: &str, limits: &mut agentidp_engine::domain::tiers::TierLimits) -> anyhow::Result<()> {
+    fn apply(&self, tier: &str, limits: &mut agentidp_engine::kernel::tiers::TierLimits) -> anyhow::Result<()> {
         for (name, given, into) in [
             ("max_agents", &self.max_agents, &mut limits.max_agents),
             ("calls_per_day", &self.calls_per_day, &mut limits.calls_per_day),
@@ -324,7 +324,7 @@ impl Settings {
         layers: &Layers,
         file: &FileSettings,
     ) -> anyhow::Result<Option<agentidp_engine::BillingSettings>> {
-        use agentidp_engine::model::Tier;
+        use agentidp_engine::kernel::model::Tier;
         let pick = |id, cli: &Option<String>, file: &Option<String>| layers.pick(id, cli.clone(), file.clone());
         let key = pick("stripe_secret_key", &self.stripe_secret_key, &file.stripe_secret_key);
         let secret = pick("stripe_webhook_secret", &self.stripe_webhook_secret, &file.stripe_webhook_secret);
@@ -569,7 +569,7 @@ mod tests {
         .unwrap();
         let t = &r.engine.tiers;
         assert_eq!((t.free.max_agents, t.free.calls_per_day, t.free.max_webhooks), (Some(3), None, Some(1)));
-        assert_eq!(t.pro, agentidp_engine::domain::tiers::TierTable::default().pro);
+        assert_eq!(t.pro, agentidp_engine::kernel::tiers::TierTable::default().pro);
         assert_eq!(t.enterprise.max_agents, Some(50_000));
         let err = resolve("[tiers.pro]\nmax_agents = \"lots\"\n").unwrap_err();
         assert!(format!("{err:#}").contains("tiers.pro.max_agents"), "{err:#}");

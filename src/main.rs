@@ -299,14 +299,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut limits = resolved.http;
             agentidp::limits::fit_connection_cap(&mut limits);
             let config = engine.config();
-            let store = match &config.database_url {
-                Some(url) => format!("PostgreSQL ({})", agentidp_engine::store::postgres::PostgresStore::describe(url)),
-                None => format!("SQLite ({})", config.data_dir.display()),
-            };
-            let coordinator = match &config.redis_url {
-                Some(url) => format!("Redis ({})", agentidp_engine::coord::redis::RedisCoordinator::describe(url)),
-                None => "in-process (one node)".to_string(),
-            };
+            let store = Engine::describe_store(config);
+            let coordinator = Engine::describe_coordinator(config);
             tracing::info!(
                 version = env!("CARGO_PKG_VERSION"),
                 listen = %resolved.listen,
@@ -328,8 +322,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 engine.database_url.is_none(),
                 "agentidp backup copies the embedded store; for PostgreSQL use pg_dump (README, \"Backup and restore\")"
             );
-            let (dir, dest) = (engine.data_dir.clone(), file.clone());
-            tokio::task::spawn_blocking(move || agentidp_engine::store::sqlite::backup(&dir, &dest)).await??;
+            Engine::backup(engine, &file).await?;
             let key = if engine.master_key.is_some() {
                 "AGENTIDP_MASTER_KEY".to_string()
             } else {
@@ -352,9 +345,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                  restored signing keys cannot be unsealed",
                 engine.data_dir.join("master.key").display()
             );
-            let (src, dir) = (file.clone(), engine.data_dir.clone());
-            tokio::task::spawn_blocking(move || agentidp_engine::store::sqlite::restore(&src, &dir)).await??;
-            let version = Engine::migrate(engine).await?;
+            let version = Engine::restore(engine, &file).await?;
             eprintln!("restored {} into {} (schema at version {version})", file.display(), engine.data_dir.display());
         }
         Command::Migrate { settings } => {

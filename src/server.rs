@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use agentidp_engine::clock::monotonic_ms;
+use agentidp_engine::kernel::clock::monotonic_ms;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use warp::http::StatusCode;
 

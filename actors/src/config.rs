@@ -4,11 +4,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::{Clock, SystemClock};
-use crate::domain::tiers::TierTable;
-use crate::domain::webhooks::Destinations;
-use crate::keys::SigningAlg;
-use crate::outbound::{Resolver, SystemResolver};
+use crate::families::billing::settings::BillingSettings;
+use crate::families::federation::settings::FederationSettings;
+use crate::families::signing::keys::SigningAlg;
+use crate::families::webhooks::settings::WebhookSettings;
+use crate::kernel::clock::{Clock, SystemClock};
+use crate::kernel::tiers::TierTable;
+use crate::runtime::keystore::VaultConfig;
+use crate::runtime::outbound::{Resolver, SystemResolver};
 
 /// Which durable store and coordinator to use, and the knobs of the identity core.
 #[derive(Debug, Clone)]
@@ -76,128 +79,11 @@ pub struct EngineConfig {
     /// How partners' JWKS documents are fetched and cached.
     pub federation: FederationSettings,
     /// What the compliance report counts as stale or too long-lived.
-    pub compliance: crate::domain::compliance::CompliancePolicy,
+    pub compliance: crate::families::compliance::rules::CompliancePolicy,
     /// Stripe billing, when configured (`None`: tiers are set by the platform admin only).
     pub billing: Option<BillingSettings>,
     /// How outbound requests resolve host names (the system's resolver unless injected).
     pub resolver: Arc<dyn Resolver>,
-}
-
-/// Stripe billing: the API key, the webhook signing secret and one price per paid tier.
-#[derive(Clone)]
-pub struct BillingSettings {
-    pub secret_key: String,
-    pub webhook_secret: String,
-    /// The Stripe price of each paid tier.
-    pub prices: Vec<(crate::model::Tier, String)>,
-    /// Stripe's API at another address (a local fake in tests); Stripe's own when `None`.
-    pub api_base: Option<String>,
-    /// How long an organization keeps its paid tier after a failed payment.
-    pub grace: Duration,
-    /// How often a node looks for grace periods that ended.
-    pub sweep_every: Duration,
-}
-
-impl std::fmt::Debug for BillingSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BillingSettings")
-            .field("prices", &self.prices)
-            .field("api_base", &self.api_base)
-            .field("grace", &self.grace)
-            .finish_non_exhaustive()
-    }
-}
-
-impl BillingSettings {
-    /// Seven days of grace after a failed payment; grace periods checked every minute.
-    pub fn new(secret_key: String, webhook_secret: String, prices: Vec<(crate::model::Tier, String)>) -> Self {
-        BillingSettings {
-            secret_key,
-            webhook_secret,
-            prices,
-            api_base: None,
-            grace: Duration::from_secs(7 * 86_400),
-            sweep_every: Duration::from_secs(60),
-        }
-    }
-}
-
-/// How the JwksCache actors fetch partners' keys.
-#[derive(Debug, Clone, Copy)]
-pub struct FederationSettings {
-    /// After a refetch for an unknown `kid`, a partner's JWKS is not refetched for another
-    /// unknown kid for this long (at least 10 s).
-    pub refetch_cooldown: Duration,
-    /// Refetches for unknown kids, all partners together, per second at most.
-    pub refetch_per_sec: u32,
-    /// A partner's last good keys stay in use this long past their freshness while its
-    /// JWKS cannot be fetched (stale-if-error).
-    pub stale_cap: Duration,
-    /// One fetch's whole exchange.
-    pub fetch_timeout: Duration,
-    /// The largest JWKS document read.
-    pub max_jwks_bytes: usize,
-    /// After a failed fetch, the next scheduled one comes this much later.
-    pub retry_after_error: Duration,
-    /// Where `jwks_uri` may point (development: plain http to loopback too).
-    pub destinations: Destinations,
-}
-
-impl Default for FederationSettings {
-    fn default() -> Self {
-        FederationSettings {
-            refetch_cooldown: Duration::from_secs(10),
-            refetch_per_sec: 20,
-            stale_cap: Duration::from_secs(24 * 3600),
-            fetch_timeout: Duration::from_secs(5),
-            max_jwks_bytes: 64 * 1024,
-            retry_after_error: Duration::from_secs(30),
-            destinations: Destinations::default(),
-        }
-    }
-}
-
-/// How webhook deliveries run.
-#[derive(Debug, Clone, Copy)]
-pub struct WebhookSettings {
-    /// How often a node claims (or keeps) subscriptions' leases and looks for due
-    /// deliveries and events committed on other nodes.
-    pub poll: Duration,
-    /// How long a claimed lease lasts: a dead node's subscriptions move to another node
-    /// this long after its last renewal.
-    pub lease: Duration,
-    /// One delivery attempt's whole exchange.
-    pub timeout: Duration,
-    /// A subscription failing for this long without one success is disabled.
-    pub disable_after: Duration,
-    /// After a secret rotation, the old secret signs beside the new one this long.
-    pub secret_overlap: Duration,
-    /// Where deliveries may go (development: plain http to loopback too).
-    pub destinations: Destinations,
-}
-
-impl Default for WebhookSettings {
-    fn default() -> Self {
-        WebhookSettings {
-            poll: Duration::from_secs(1),
-            lease: Duration::from_secs(30),
-            timeout: Duration::from_secs(15),
-            disable_after: Duration::from_secs(5 * 24 * 3600),
-            secret_overlap: Duration::from_secs(24 * 3600),
-            destinations: Destinations::default(),
-        }
-    }
-}
-
-/// Where Vault is and where our secrets live in it.
-#[derive(Debug, Clone)]
-pub struct VaultConfig {
-    pub addr: String,
-    pub token: String,
-    /// KV v2 mount, e.g. `secret`.
-    pub mount: String,
-    /// Path prefix under the mount, e.g. `agentidp`.
-    pub prefix: String,
 }
 
 impl EngineConfig {
@@ -230,10 +116,22 @@ impl EngineConfig {
             clock: Arc::new(SystemClock),
             webhooks: WebhookSettings::default(),
             federation: FederationSettings::default(),
-            clock_skew: Duration::from_secs(crate::domain::validity::DEFAULT_CLOCK_SKEW_SECS),
+            clock_skew: Duration::from_secs(crate::kernel::validity::DEFAULT_CLOCK_SKEW_SECS),
             billing: None,
             compliance: Default::default(),
             resolver: Arc::new(SystemResolver),
+        }
+    }
+
+    /// What the signing family's KeyManager is started with.
+    pub(crate) fn key_settings(&self) -> crate::families::signing::actor::KeySettings {
+        crate::families::signing::actor::KeySettings {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            token_ttl: self.token_ttl,
+            signing_alg: self.signing_alg,
+            key_preannounce: self.key_preannounce,
+            key_rotation_interval: self.key_rotation_interval,
         }
     }
 

@@ -19,29 +19,22 @@
 //! # Ok(()) }
 //! ```
 
-mod actor;
-pub mod billing;
-mod cache;
-pub mod clock;
 pub mod config;
-pub mod coord;
-pub mod domain;
 mod engine;
-pub mod error;
-pub mod keys;
-mod keystore;
-mod metrics;
-pub mod model;
-pub mod outbound;
-mod policy;
-mod private_fs;
+pub mod families;
+pub mod kernel;
+pub mod runtime;
 pub mod store;
 
-pub use actor::keyed::{KeyedConfig, KeyedFamily, KeyedHost, KeyedMetrics};
-pub use actor::RestartBudget;
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{BillingSettings, EngineConfig, FederationSettings, VaultConfig, WebhookSettings};
+pub use config::EngineConfig;
 pub use engine::*;
-pub use error::{EngineError, Result};
-pub use keystore::vault_from_env;
-pub use model::*;
+pub use families::billing::settings::BillingSettings;
+pub use families::federation::settings::FederationSettings;
+pub use families::webhooks::settings::WebhookSettings;
+pub use kernel::clock::{Clock, ManualClock, SystemClock};
+pub use kernel::error::{EngineError, Result};
+pub use kernel::model::*;
+pub use runtime::actor::RestartBudget;
+pub use runtime::keyed::{KeyedConfig, KeyedFamily, KeyedHost, KeyedMetrics};
+pub use runtime::keystore::vault_from_env;
+pub use runtime::keystore::VaultConfig;

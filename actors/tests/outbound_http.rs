@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use agentidp_engine::outbound::reqwest::ReqwestClient;
-use agentidp_engine::outbound::{HttpClient, OutboundRequest};
+use agentidp_engine::runtime::outbound::reqwest::ReqwestClient;
+use agentidp_engine::runtime::outbound::{HttpClient, OutboundRequest};
 use agentidp_engine::EngineError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;

@@ -4,8 +4,8 @@
 
 use std::sync::OnceLock;
 
-use agentidp_engine::domain::claims::AccessClaims;
-use agentidp_engine::keys::KeyRing;
+use agentidp_engine::families::tokens::claims::AccessClaims;
+use agentidp_engine::families::signing::keys::KeyRing;
 use agentidp_fuzz::{ring, NOW_MS};
 use libfuzzer_sys::fuzz_target;
 

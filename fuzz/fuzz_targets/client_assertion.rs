@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use agentidp_engine::domain::jose::{assertion_issuer, verify_client_assertion, PublicJwk};
+use agentidp_engine::kernel::jose::{assertion_issuer, verify_client_assertion, PublicJwk};
 use agentidp_fuzz::{client_jwk, CLIENT_ID, NOW_MS, TOKEN_URL};
 use libfuzzer_sys::fuzz_target;
 

@@ -3,7 +3,7 @@
 //! panic.
 #![no_main]
 
-use agentidp_engine::domain::jose::{verify_dpop_proof, DpopExpectation};
+use agentidp_engine::kernel::jose::{verify_dpop_proof, DpopExpectation};
 use agentidp_fuzz::{NOW_MS, TOKEN_URL};
 use libfuzzer_sys::fuzz_target;
 

@@ -3,8 +3,8 @@
 //! (`scripts/fuzz-parsers` makes them) are signed with the same key, so the fuzzer starts
 //! from inputs that get past the signature and explores the claim checks behind it.
 
-use agentidp_engine::domain::jose::{parse_public_jwk, PublicJwk};
-use agentidp_engine::keys::{KeyRing, SigningAlg, SigningKey};
+use agentidp_engine::kernel::jose::{parse_public_jwk, PublicJwk};
+use agentidp_engine::families::signing::keys::{KeyRing, SigningAlg, SigningKey};
 use base64::Engine as _;
 
 pub const ISSUER: &str = "https://issuer.fuzz.test";

@@ -322,7 +322,7 @@ pub(super) fn verify_export(file: &Path, out: &Output) -> anyhow::Result<()> {
 /// Verifies an exported chain with the engine's own rule, event by event.
 #[derive(Default)]
 struct ChainCheck {
-    verifier: agentidp_engine::domain::audit_chain::ChainVerifier,
+    verifier: agentidp_engine::families::audit::chain::ChainVerifier,
     org_id: Option<Value>,
 }
 

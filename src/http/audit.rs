@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 
-use agentidp_engine::model::rfc3339;
+use agentidp_engine::kernel::model::rfc3339;
 use agentidp_engine::{AuditQuery, Outcome, PageRequest};
 use uuid::Uuid;
 use warp::filters::BoxedFilter;

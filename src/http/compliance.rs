@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 
-use agentidp_engine::domain::compliance::ComplianceReport;
+use agentidp_engine::families::compliance::rules::ComplianceReport;
 use uuid::Uuid;
 use warp::filters::BoxedFilter;
 use warp::http::header::{HeaderValue, CONTENT_TYPE};

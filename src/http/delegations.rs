@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 
-use agentidp_engine::domain::delegation::{DelegateRequest, DelegationStatus};
+use agentidp_engine::families::delegation::rules::{DelegateRequest, DelegationStatus};
 use agentidp_engine::{DelegationQuery, PageRequest};
 use uuid::Uuid;
 use warp::filters::BoxedFilter;
@@ -46,7 +46,7 @@ struct VerifyRequest {
     token: String,
     /// The audience the verifying service stands for (a biscuit's holder may have
     /// narrowed it to one).
-    #[serde(default, deserialize_with = "agentidp_engine::model::present")]
+    #[serde(default, deserialize_with = "agentidp_engine::kernel::model::present")]
     audience: Option<String>,
 }
 

@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 
-use agentidp_engine::domain::did::DID_JSON;
+use agentidp_engine::families::dids::rules::DID_JSON;
 use agentidp_engine::NewDidKey;
 use warp::filters::BoxedFilter;
 use warp::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};

@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 
-use agentidp_engine::domain::federation::{NewPartner, PartnerPatch};
+use agentidp_engine::families::federation::rules::{NewPartner, PartnerPatch};
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;

@@ -105,7 +105,7 @@ impl From<EngineError> for Problem {
                 p
             }
             EngineError::QuotaExceeded { tier, limit, retry_after, resets_at } => {
-                let resets = agentidp_engine::model::rfc3339::format(resets_at);
+                let resets = agentidp_engine::kernel::model::rfc3339::format(resets_at);
                 let detail = quota_detail(tier, limit, &resets);
                 let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "quota-exceeded", "Quota exceeded", detail);
                 p.extra.insert("tier".into(), tier.as_str().into());
@@ -197,7 +197,7 @@ pub fn oauth_error(e: EngineError) -> Response {
         }
         e @ EngineError::TierLimit { .. } => (StatusCode::FORBIDDEN, oauth_body("access_denied", e.to_string())),
         EngineError::QuotaExceeded { tier, limit, retry_after, resets_at } => {
-            let resets = agentidp_engine::model::rfc3339::format(resets_at);
+            let resets = agentidp_engine::kernel::model::rfc3339::format(resets_at);
             let mut body = oauth_body("quota_exceeded", quota_detail(tier, limit, &resets));
             body["tier"] = tier.as_str().into();
             body["limit"] = limit.into();

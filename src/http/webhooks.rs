@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 
-use agentidp_engine::domain::webhooks::{NewWebhook, WebhookPatch};
+use agentidp_engine::families::webhooks::rules::{NewWebhook, WebhookPatch};
 use agentidp_engine::PageRequest;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;

@@ -16,7 +16,7 @@ fn today(app: &App) -> String {
 }
 
 fn day_string(ms: i64) -> String {
-    agentidp_engine::model::rfc3339::format(ms.div_euclid(86_400_000) * 86_400_000)[..10].to_string()
+    agentidp_engine::kernel::model::rfc3339::format(ms.div_euclid(86_400_000) * 86_400_000)[..10].to_string()
 }
 
 async fn get(app: &TestApp, token: &str, path: &str) -> (StatusCode, Value) {

@@ -210,8 +210,8 @@ async fn stripe_checkout_webhooks_and_the_tier_they_set() {
         let base = stripe.base.clone();
         let app = spawn_app_with(&backend, move |config| {
             let prices = vec![
-                (agentidp_engine::model::Tier::Pro, "price_pro".into()),
-                (agentidp_engine::model::Tier::Enterprise, "price_ent".into()),
+                (agentidp_engine::kernel::model::Tier::Pro, "price_pro".into()),
+                (agentidp_engine::kernel::model::Tier::Enterprise, "price_ent".into()),
             ];
             let mut settings = BillingSettings::new(KEY.into(), SECRET.into(), prices);
             settings.api_base = Some(base);

@@ -113,7 +113,7 @@ async fn a_revocation_on_one_process_is_honoured_by_another_within_100ms() {
 /// agent's DID document cached on the other node shows a key added on the first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partner_and_did_changes_on_one_node_reach_the_other() {
-    use agentidp_engine::keys::{SigningAlg, SigningKey};
+    use agentidp_engine::families::signing::keys::{SigningAlg, SigningKey};
     let Some((a, b)) = two_nodes().await else {
         return; // single-node backends have no second node; CI always runs this.
     };

@@ -3,7 +3,7 @@
 //! every document served, Authlib signing in with private_key_jwt as the agent's DID,
 //! and a deactivated DID refused.
 
-use agentidp_engine::keys::{SigningAlg, SigningKey};
+use agentidp_engine::families::signing::keys::{SigningAlg, SigningKey};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

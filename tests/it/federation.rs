@@ -278,8 +278,12 @@ async fn bad_partner_definitions_are_4xx_that_name_the_field() {
             "subject_mapping": {"kind": "claim", "claim": "agent"},
             "allowed_scopes": ["a"],
         });
-        let (private, _) =
-            agentidp_engine::keys::SigningKey::generate(agentidp_engine::keys::SigningAlg::Es256, 0, 0).unwrap();
+        let (private, _) = agentidp_engine::families::signing::keys::SigningKey::generate(
+            agentidp_engine::families::signing::keys::SigningAlg::Es256,
+            0,
+            0,
+        )
+        .unwrap();
         let mut private_jwk = private.jwk().clone();
         private_jwk["d"] = json!("AAAA");
         for (what, patch, field) in [

@@ -3,7 +3,7 @@
 //! assertion is bound to the organization it names, so two organizations trusting one
 //! issuer never receive each other's; a federated token works wherever its scopes do.
 
-use agentidp_engine::keys::{SigningAlg, SigningKey};
+use agentidp_engine::families::signing::keys::{SigningAlg, SigningKey};
 use agentidp_engine::Clock as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

@@ -1,7 +1,7 @@
 //! Client-side JOSE for the tests: keys that sign client assertions and DPoP proofs, as
 //! an agent's own code would.
 
-use agentidp_engine::keys::{SigningAlg, SigningKey};
+use agentidp_engine::families::signing::keys::{SigningAlg, SigningKey};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -49,7 +49,7 @@ impl ClientKey {
         header.jwk = Some(serde_json::from_value(self.jwk.clone()).unwrap());
         let mut claims = json!({"jti": Uuid::now_v7().to_string(), "htm": htm, "htu": htu, "iat": now_s});
         if let Some(token) = access_token {
-            claims["ath"] = agentidp_engine::domain::jose::access_token_hash(token).into();
+            claims["ath"] = agentidp_engine::kernel::jose::access_token_hash(token).into();
         }
         self.sign(header, &claims)
     }
@@ -64,7 +64,7 @@ impl ClientKey {
         let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
         let mut claims = json!({"jti": Uuid::now_v7().to_string(), "htm": htm, "htu": htu, "iat": now_s});
         if let Some(token) = access_token {
-            claims["ath"] = agentidp_engine::domain::jose::access_token_hash(token).into();
+            claims["ath"] = agentidp_engine::kernel::jose::access_token_hash(token).into();
         }
         let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
         let signature =

@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use agentidp_engine::keys::SigningAlg;
+use agentidp_engine::families::signing::keys::SigningAlg;
 use agentidp_engine::{Engine, EngineConfig, EngineError, TokenRequest, VaultConfig};
 
 use crate::support::jwt_parts;

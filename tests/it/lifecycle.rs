@@ -277,7 +277,7 @@ each_backend!(dpop_binds_tokens_to_a_key, |app| {
     assert_eq!(body["token_type"], "DPoP");
     let token = body["access_token"].as_str().unwrap().to_string();
     let jkt = jwt_parts(&token).1["cnf"]["jkt"].as_str().unwrap().to_string();
-    assert_eq!(jkt, agentidp_engine::domain::jose::parse_public_jwk(&key.jwk).unwrap().thumbprint);
+    assert_eq!(jkt, agentidp_engine::kernel::jose::parse_public_jwk(&key.jwk).unwrap().thumbprint);
 
     let path = format!("/api/v1/agents/{}", agent["id"].as_str().unwrap());
     let url = app.url(&path);

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agentidp_engine::outbound::Resolver;
+use agentidp_engine::runtime::outbound::Resolver;
 use agentidp_engine::EngineConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

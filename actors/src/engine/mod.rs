@@ -2,23 +2,7 @@
 //! coordinator, and offers every operation as a typed async method. Actor references and
 //! message types stay private; the handle reaches actors through supervisor-kept slots.
 
-mod analytics;
-mod audit;
-mod bearer;
-pub(crate) mod billing;
-mod bootstrap;
-mod client_auth;
-mod compliance;
-mod delegation;
-mod dids;
-mod directory;
-mod federation;
-mod limits;
 mod operations;
-mod signing;
-mod tiers;
-mod tokens;
-mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,50 +12,55 @@ use base64::Engine as _;
 use ractor::{Actor, ActorRef};
 use uuid::Uuid;
 
-use crate::actor::analytics::Analytics;
-use crate::actor::audit_writer::AuditLog;
-use crate::actor::delegations::{DelegationChains, Delegations};
-use crate::actor::federation::{Federation, JwksCaches};
-use crate::actor::key_manager::{KeySettings, Keys};
-use crate::actor::keyed::{self, KeyedConfig, KeyedMetrics};
-use crate::actor::revocations::Revocations;
-use crate::actor::tier_counters::{Quota, QuotaState, TierCounters};
-use crate::actor::webhooks::{self as webhook_queues, DeliveryQueues, Webhooks};
-use crate::actor::{
-    analytics as aggregator, audit_writer, cache_keeper, key_manager, revocations, supervisor, Children,
-};
-use crate::cache::Caches;
 use crate::config::EngineConfig;
-use crate::coord::memory::MemoryCoordinator;
-use crate::coord::redis::RedisCoordinator;
-use crate::coord::{ClusterEvent, Coordinator};
-use crate::domain::analytics::Metric;
-use crate::domain::audit_chain::Event;
-use crate::domain::secrets::{self, SecretHasher};
-use crate::error::{EngineError, Result};
-use crate::keystore::Keystore;
-use crate::metrics::EngineMetrics;
-use crate::model::{Millis, Outcome, PageRequest};
-use crate::policy::Policy;
+use crate::families::analytics::actor as aggregator;
+use crate::families::analytics::actor::Analytics;
+use crate::families::analytics::rules::Metric;
+use crate::families::audit::chain::Event;
+use crate::families::audit::writer as audit_writer;
+use crate::families::audit::writer::AuditLog;
+use crate::families::delegation::actor::{DelegationChains, Delegations};
+use crate::families::directory::secrets::{self, SecretHasher};
+use crate::families::federation::actor::{Federation, JwksCaches};
+use crate::families::revocation::actor as revocations;
+use crate::families::revocation::actor::Revocations;
+use crate::families::signing::actor as key_manager;
+use crate::families::signing::actor::Keys;
+use crate::families::tiers::counters::{Quota, QuotaState, TierCounters};
+use crate::families::tiers::redis::RedisLedger;
+use crate::families::tiers::QuotaStore;
+use crate::families::webhooks::actor::{self as webhook_queues, DeliveryQueues, Webhooks};
+use crate::kernel::error::{EngineError, Result};
+use crate::kernel::model::{Millis, Outcome, PageRequest};
+use crate::kernel::policy::Policy;
+use crate::runtime::actor::Children;
+use crate::runtime::cache::Caches;
+use crate::runtime::cache_keeper;
+use crate::runtime::coord::memory::MemoryCoordinator;
+use crate::runtime::coord::redis::RedisCoordinator;
+use crate::runtime::coord::{ClusterEvent, Coordinator};
+use crate::runtime::keyed::{self, KeyedConfig, KeyedMetrics};
+use crate::runtime::keystore::Keystore;
+use crate::runtime::metrics::EngineMetrics;
+use crate::runtime::supervisor;
 use crate::store::postgres::PostgresStore;
-use crate::store::redis::RedisLedger;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Change, Commit, QuotaStore, Store};
+use crate::store::{Change, Commit, Store};
 
-pub use analytics::AnalyticsQuery;
-pub use billing::{CheckoutParams, StripeOutcome, SubscriptionView};
-pub use compliance::{AgentCompliance, REPORT_TTL};
-pub use delegation::DelegationQuery;
-pub use dids::{AddedDidKey, AgentDid, NewDidKey, Resolution, MAX_DID_KEYS};
-pub use federation::{FederatedVerification, JwksStatus, PartnerView};
-pub use operations::{Liveness, Readiness, READY_CHECK_TIMEOUT};
-pub use tokens::{
+pub use crate::families::analytics::handle::AnalyticsQuery;
+pub use crate::families::billing::handle::{CheckoutParams, StripeOutcome, SubscriptionView};
+pub use crate::families::compliance::handle::{AgentCompliance, REPORT_TTL};
+pub use crate::families::delegation::handle::DelegationQuery;
+pub use crate::families::dids::handle::{AddedDidKey, AgentDid, NewDidKey, Resolution, MAX_DID_KEYS};
+pub use crate::families::federation::handle::{FederatedVerification, JwksStatus, PartnerView};
+pub use crate::families::tokens::handle::{
     AuthenticatedClient, ClientAuth, DpopPresentation, Introspector, OAuthError, TokenRequest,
-    ASSERTION_TYPE_JWT_BEARER, GRANT_CLIENT_CREDENTIALS, GRANT_JWT_BEARER, GRANT_TOKEN_EXCHANGE, INTROSPECT_PATH,
-    REVOKE_PATH, TOKEN_PATH, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT,
+    ASSERTION_TYPE_JWT_BEARER, GRANT_CLIENT_CREDENTIALS, GRANT_JWT_BEARER, GRANT_TOKEN_EXCHANGE,
+    TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT,
 };
+pub use operations::{Liveness, Readiness, READY_CHECK_TIMEOUT};
 
-pub use crate::model::Caller;
+pub use crate::kernel::model::Caller;
 
 /// One management call: the caller and the request id its audit events carry.
 #[derive(Debug, Clone)]
@@ -108,19 +97,19 @@ pub(crate) struct Shared {
     pub webhooks: Webhooks,
     pub federation: Federation,
     /// Stripe billing, when configured.
-    pub billing: Option<billing::Billing>,
+    pub billing: Option<crate::families::billing::handle::Billing>,
     /// Seals webhook secrets (as it seals signing keys).
     pub keystore: Arc<Keystore>,
     /// The root key of biscuit delegations.
-    pub biscuit: Arc<crate::domain::biscuit::BiscuitKeys>,
+    pub biscuit: Arc<crate::families::delegation::biscuit::BiscuitKeys>,
     /// Brute-force protection at the token endpoint.
-    pub lockout: limits::Lockout,
+    pub lockout: crate::families::tokens::limits::Lockout,
     /// The same lockout, keyed by the peer address.
-    pub address_lockout: limits::Lockout,
+    pub address_lockout: crate::families::tokens::limits::Lockout,
     /// Which refusals naming no organization are written to the audit trail.
-    pub refusals: limits::RefusalSampler,
+    pub refusals: crate::families::tokens::limits::RefusalSampler,
     /// Each client's token rate, by tier.
-    pub client_rates: limits::ClientRates,
+    pub client_rates: crate::families::tokens::limits::ClientRates,
     /// Every registered child of the root supervisor.
     pub children: Arc<Children>,
 }
@@ -141,8 +130,8 @@ impl Engine {
 /// The engine handle. Cheap to clone; every clone drives the same engine.
 #[derive(Clone)]
 pub struct Engine {
-    shared: Arc<Shared>,
-    supervisor: ActorRef<supervisor::Msg>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) supervisor: ActorRef<supervisor::Msg>,
 }
 
 const DEFAULT_PAGE: u32 = 50;
@@ -202,8 +191,9 @@ impl Engine {
             Some(k) => k.clone(),
             None => store.setting_or_insert("secret_hash_key", &secrets::new_hash_key()?).await?,
         };
-        let keystore = Arc::new(Keystore::open(&config).await?);
-        let biscuit = Arc::new(bootstrap::biscuit_keys(store.as_ref(), &keystore).await?);
+        let keystore =
+            Arc::new(Keystore::open(&config.data_dir, config.master_key.as_deref(), config.vault.as_ref()).await?);
+        let biscuit = Arc::new(crate::families::delegation::root_key::load_or_create(store.as_ref(), &keystore).await?);
         let metrics = EngineMetrics::new()?;
         let caches = Arc::new(Caches::default());
         let (clock, timeout) = (config.clock.clone(), config.call_timeout);
@@ -216,7 +206,7 @@ impl Engine {
                 keystore: keystore.clone(),
                 coord: coord.clone(),
                 clock: clock.clone(),
-                settings: KeySettings::from_config(&config),
+                settings: config.key_settings(),
             },
             timeout,
         ));
@@ -275,8 +265,10 @@ impl Engine {
             pending,
         );
         let queued = Arc::default();
-        let http =
-            crate::outbound::reqwest::ReqwestClient::guarded(config.webhooks.destinations, config.resolver.clone())?;
+        let http = crate::runtime::outbound::reqwest::ReqwestClient::guarded(
+            config.webhooks.destinations,
+            config.resolver.clone(),
+        )?;
         let queues = DeliveryQueues {
             webhooks: store.clone(),
             audit: audit.clone(),
@@ -305,10 +297,10 @@ impl Engine {
                 stopping: Arc::default(),
             },
         ));
-        let registry: Arc<crate::actor::federation::Registry> = Arc::default();
+        let registry: Arc<crate::families::federation::actor::Registry> = Arc::default();
         let jwks = JwksCaches {
             registry: registry.clone(),
-            http: Arc::new(crate::outbound::reqwest::ReqwestClient::guarded(
+            http: Arc::new(crate::runtime::outbound::reqwest::ReqwestClient::guarded(
                 config.federation.destinations,
                 config.resolver.clone(),
             )?),
@@ -332,14 +324,17 @@ impl Engine {
         federation.reload().await?;
         let billing = match &config.billing {
             Some(settings) => {
-                let api = crate::billing::stripe::StripeApi::new(&settings.secret_key, settings.api_base.as_deref())?;
-                children.register(crate::actor::billing::child(crate::actor::billing::Deps {
+                let api = crate::families::billing::stripe::StripeApi::new(
+                    &settings.secret_key,
+                    settings.api_base.as_deref(),
+                )?;
+                children.register(crate::families::billing::actor::child(crate::families::billing::actor::Deps {
                     store: store.clone(),
                     audit: audit.clone(),
                     clock: clock.clone(),
                     every: settings.sweep_every,
                 }));
-                Some(billing::Billing { settings: settings.clone(), api: Arc::new(api) })
+                Some(crate::families::billing::handle::Billing { settings: settings.clone(), api: Arc::new(api) })
             }
             None => None,
         };
@@ -375,14 +370,18 @@ impl Engine {
             billing,
             keystore,
             biscuit,
-            lockout: limits::Lockout::new(config.lockout_failures, config.lockout_window, config.clock.clone()),
-            address_lockout: limits::Lockout::new(
+            lockout: crate::families::tokens::limits::Lockout::new(
+                config.lockout_failures,
+                config.lockout_window,
+                config.clock.clone(),
+            ),
+            address_lockout: crate::families::tokens::limits::Lockout::new(
                 config.lockout_address_failures,
                 config.lockout_window,
                 config.clock.clone(),
             ),
-            refusals: limits::RefusalSampler::new(config.lockout_window, config.clock.clone()),
-            client_rates: limits::ClientRates::new(&config.tiers, &config.clock),
+            refusals: crate::families::tokens::limits::RefusalSampler::new(config.lockout_window, config.clock.clone()),
+            client_rates: crate::families::tokens::limits::ClientRates::new(&config.tiers, &config.clock),
             children,
             config,
             store,
@@ -424,7 +423,7 @@ impl Engine {
     }
 
     /// Append an audit event and wait until it is durable.
-    async fn audit(&self, event: Event) -> Result<()> {
+    pub(crate) async fn audit(&self, event: Event) -> Result<()> {
         self.commit(event, Vec::new(), None).await
     }
 
@@ -435,7 +434,12 @@ impl Engine {
     /// announcement is only the fast path: a node that misses it (Redis down, a lost
     /// subscription) reads the feed within `feed_poll`, so a failed announcement never
     /// fails (or half-fails) the request.
-    async fn commit(&self, event: Event, changes: Vec<Change>, announce: Option<ClusterEvent>) -> Result<()> {
+    pub(crate) async fn commit(
+        &self,
+        event: Event,
+        changes: Vec<Box<dyn Change>>,
+        announce: Option<ClusterEvent>,
+    ) -> Result<()> {
         // Read before sealing: no copy of the action on the token path.
         let webhook_org = webhook_event_org(event.org_id, &event.action);
         let commit = Commit { event: event.seal(), changes, announce: announce.clone() };
@@ -457,7 +461,7 @@ impl Engine {
     /// A webhook event of `org_id` is durable (see [`webhook_event_org`]): the
     /// organization's subscriptions this node drives deliver it now (the others' nodes
     /// find it on their next tick).
-    fn nudge_webhooks(&self, org_id: Option<Uuid>) {
+    pub(crate) fn nudge_webhooks(&self, org_id: Option<Uuid>) {
         if let Some(org_id) = org_id {
             self.shared.webhooks.nudge(org_id);
         }
@@ -465,7 +469,7 @@ impl Engine {
 
     /// Announce a committed change to the other nodes, in the background (the change
     /// feed is the guarantee; this is the fast path).
-    fn announce(&self, event: ClusterEvent) {
+    pub(crate) fn announce(&self, event: ClusterEvent) {
         let coord = self.shared.coord.clone();
         tokio::spawn(async move {
             if let Err(e) = coord.publish(&event).await {
@@ -475,7 +479,7 @@ impl Engine {
     }
 
     /// Apply a committed change to this node's caches and revocation set.
-    fn apply_here(&self, event: &ClusterEvent) {
+    pub(crate) fn apply_here(&self, event: &ClusterEvent) {
         match event {
             ClusterEvent::TokenRevoked { jti, expires_at, .. } => {
                 self.shared.revocations.apply_committed(jti.clone(), *expires_at);
@@ -514,13 +518,13 @@ impl Engine {
     }
 
     /// Count one `metric` for an agent today, in the usage analytics.
-    fn count(&self, org_id: Uuid, agent_id: Uuid, metric: Metric) {
-        let day = crate::domain::analytics::day_of(self.shared.now_ms());
+    pub(crate) fn count(&self, org_id: Uuid, agent_id: Uuid, metric: Metric) {
+        let day = crate::families::analytics::rules::day_of(self.shared.now_ms());
         self.shared.analytics.count(org_id, agent_id, day, metric);
     }
 
     /// Count a refusal by the daily quota in `agentidp_limit_rejections_total`.
-    fn quota_refusal(&self, e: EngineError) -> EngineError {
+    pub(crate) fn quota_refusal(&self, e: EngineError) -> EngineError {
         if let EngineError::QuotaExceeded { tier, .. } = &e {
             self.rejected(tier.as_str(), "daily_quota");
         }
@@ -530,7 +534,7 @@ impl Engine {
     /// Audit a refusal: one that names an organization always; one that names none (an
     /// unknown client, an assertion no partner signed — anyone can send those) once per
     /// action, address and window, the rest only counted.
-    async fn audit_refusal(&self, event: Event, address: Option<&str>) -> Result<()> {
+    pub(crate) async fn audit_refusal(&self, event: Event, address: Option<&str>) -> Result<()> {
         if event.org_id.is_some() {
             return self.audit(event).await;
         }
@@ -557,17 +561,17 @@ impl Engine {
     }
 
     /// Count a refusal by a tier's limits.
-    fn rejected(&self, tier: &str, reason: &str) {
+    pub(crate) fn rejected(&self, tier: &str, reason: &str) {
         self.shared.metrics.limit_rejections.with_label_values(&[tier, reason]).inc();
     }
 
     /// A new audit event stamped with the current time.
-    fn event(&self, org_id: Option<Uuid>, actor: String, action: &str, outcome: Outcome) -> Event {
+    pub(crate) fn event(&self, org_id: Option<Uuid>, actor: String, action: &str, outcome: Outcome) -> Event {
         Event::new(self.shared.now_ms(), org_id, actor, action, outcome)
     }
 
     /// The audit event of a successful management act by `call`.
-    fn call_event(
+    pub(crate) fn call_event(
         &self,
         call: &Call,
         org_id: Uuid,
@@ -582,18 +586,18 @@ impl Engine {
     }
 
     /// Check `operation` against the policy for a target in `target_org`.
-    fn authorize(&self, call: &Call, operation: &'static str, target_org: Uuid) -> Result<()> {
+    pub(crate) fn authorize(&self, call: &Call, operation: &'static str, target_org: Uuid) -> Result<()> {
         self.shared.policy.authorize(operation, &call.caller.scope, target_org == call.caller.org_id)
     }
 }
 
 /// The organization whose subscriptions an audit event of `action` in `org_id` concerns,
 /// if it is a webhook event.
-fn webhook_event_org(org_id: Option<Uuid>, action: &str) -> Option<Uuid> {
-    crate::domain::webhooks::event_for(action).and(org_id)
+pub(crate) fn webhook_event_org(org_id: Option<Uuid>, action: &str) -> Option<Uuid> {
+    crate::families::webhooks::rules::event_for(action).and(org_id)
 }
 
-fn page_limit(page: &PageRequest) -> Result<u32> {
+pub(crate) fn page_limit(page: &PageRequest) -> Result<u32> {
     match page.limit {
         None => Ok(DEFAULT_PAGE),
         Some(0) => Err(EngineError::invalid("limit", "must be at least 1")),
@@ -602,7 +606,7 @@ fn page_limit(page: &PageRequest) -> Result<u32> {
     }
 }
 
-fn decode_cursor(page: &PageRequest) -> Result<Option<Uuid>> {
+pub(crate) fn decode_cursor(page: &PageRequest) -> Result<Option<Uuid>> {
     // An empty cursor is the first page, as the contract allows.
     page.cursor
         .as_deref()
@@ -618,7 +622,7 @@ fn decode_cursor(page: &PageRequest) -> Result<Option<Uuid>> {
 }
 
 /// The cursor of the next page: present only when the page was full.
-fn next_cursor<T>(items: &[T], limit: u32, id: impl Fn(&T) -> Uuid) -> Option<String> {
+pub(crate) fn next_cursor<T>(items: &[T], limit: u32, id: impl Fn(&T) -> Uuid) -> Option<String> {
     if items.len() < limit as usize {
         return None;
     }

@@ -1,10 +1,14 @@
-//! Operating the engine: readiness (what `/ready` reports) and fault injection (the
-//! resilience tests' and operators' drills).
+//! Operating the engine: readiness (what `/ready` reports), fault injection (the
+//! resilience tests' and operators' drills), and the store's backup and restore — the
+//! front-end reaches storage only through these.
 
 use std::time::Duration;
 
+use std::path::Path;
+
 use super::{supervisor, Call, Engine};
-use crate::error::{EngineError, Result};
+use crate::config::EngineConfig;
+use crate::kernel::error::{EngineError, Result};
 
 /// How long a readiness check waits for one dependency.
 pub const READY_CHECK_TIMEOUT: Duration = Duration::from_millis(800);
@@ -122,6 +126,57 @@ impl Engine {
             coordinator,
             coordinator_kind: if self.shared.config.redis_url.is_some() { "Redis" } else { "in-process" },
             restarting,
+        }
+    }
+}
+
+impl Engine {
+    /// `agentidp backup`: copy the embedded store of `config` to the new file `dest`
+    /// (owner-only) while it serves. The master key is not in it. PostgreSQL is backed up
+    /// with its own tools, so a configuration with a database URL is refused.
+    pub async fn backup(config: &EngineConfig, dest: &Path) -> Result<()> {
+        if config.database_url.is_some() {
+            return Err(EngineError::invalid(
+                "database_url",
+                "agentidp backup copies the embedded store; for PostgreSQL use pg_dump",
+            ));
+        }
+        let (dir, dest) = (config.data_dir.clone(), dest.to_path_buf());
+        tokio::task::spawn_blocking(move || crate::store::sqlite::backup(&dir, &dest))
+            .await
+            .map_err(|e| EngineError::internal(format!("backup task: {e}")))?
+    }
+
+    /// `agentidp restore`: make the backup `src` the embedded store of `config`, whose
+    /// data directory must hold none yet, then migrate it; returns the schema version.
+    pub async fn restore(config: &EngineConfig, src: &Path) -> Result<u32> {
+        if config.database_url.is_some() {
+            return Err(EngineError::invalid(
+                "database_url",
+                "agentidp restore fills an embedded store; for PostgreSQL use pg_restore or psql",
+            ));
+        }
+        let (src, dir) = (src.to_path_buf(), config.data_dir.clone());
+        tokio::task::spawn_blocking(move || crate::store::sqlite::restore(&src, &dir))
+            .await
+            .map_err(|e| EngineError::internal(format!("restore task: {e}")))??;
+        Engine::migrate(config).await
+    }
+
+    /// Where the store of `config` is, for logs: `PostgreSQL (host:port/db)` or
+    /// `SQLite (dir)`; never a password.
+    pub fn describe_store(config: &EngineConfig) -> String {
+        match &config.database_url {
+            Some(url) => format!("PostgreSQL ({})", crate::store::postgres::PostgresStore::describe(url)),
+            None => format!("SQLite ({})", config.data_dir.display()),
+        }
+    }
+
+    /// The coordinator of `config`, for logs: `Redis (host:port)` or in-process.
+    pub fn describe_coordinator(config: &EngineConfig) -> String {
+        match &config.redis_url {
+            Some(url) => format!("Redis ({})", crate::runtime::coord::redis::RedisCoordinator::describe(url)),
+            None => "in-process (one node)".to_string(),
         }
     }
 }

@@ -2,41 +2,28 @@
 //! one database: migrations take an advisory lock, and audit chain heads are row-locked
 //! inside each group commit, so chains stay linear whichever node writes.
 
-use std::str::FromStr;
+pub(crate) use std::str::FromStr;
 
-use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use futures_util::future::try_join_all;
-use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
-use uuid::Uuid;
+pub(crate) use async_trait::async_trait;
+pub(crate) use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+pub(crate) use futures_util::future::try_join_all;
+pub(crate) use tokio_postgres::types::ToSql;
+pub(crate) use tokio_postgres::{NoTls, Row};
+pub(crate) use uuid::Uuid;
 
-mod analytics;
-mod audit;
-mod billing;
-mod changes;
-mod compliance;
-mod delegations;
-mod dids;
-mod directory;
-mod federation;
-mod feed;
-mod keys;
-mod quota;
-mod revocations;
+pub(crate) mod changes;
+pub(crate) mod feed;
+pub(crate) use changes::{one_row, tier_and_count};
 mod settings;
-mod webhooks;
 
-use super::{
-    enum_column, json_column, ClientRecord, Commit, FeedEntry, KeyRecord, Ping, Revocation, Store, UNATTRIBUTED_CHAIN,
-};
-use crate::domain::audit_chain;
-use crate::error::{EngineError, Result};
-use crate::model::{
+pub(crate) use super::{enum_column, json_column, Commit, FeedEntry, Ping, Store, UNATTRIBUTED_CHAIN};
+pub(crate) use crate::families::audit::chain;
+pub(crate) use crate::kernel::error::{EngineError, Result};
+pub(crate) use crate::kernel::model::{
     Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis, Organization, Outcome, Tier,
 };
 
-const MIGRATIONS: &[(i32, &str)] = &[
+pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../../migrations/postgres/0001_init.sql")),
     (2, include_str!("../../../../migrations/postgres/0002_token_lifecycle.sql")),
     (3, include_str!("../../../../migrations/postgres/0003_audit_index.sql")),
@@ -51,13 +38,13 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (12, include_str!("../../../../migrations/postgres/0012_billing.sql")),
 ];
 /// Arbitrary constant naming the advisory lock that serializes migrations across nodes.
-const MIGRATION_LOCK: i64 = 0x0041_676e_7449_6450;
+pub(crate) const MIGRATION_LOCK: i64 = 0x0041_676e_7449_6450;
 
 pub struct PostgresStore {
     pool: Pool,
 }
 
-fn db_err(e: tokio_postgres::Error) -> EngineError {
+pub(crate) fn db_err(e: tokio_postgres::Error) -> EngineError {
     if let Some(db) = e.as_db_error() {
         if db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION
             || db.code() == &tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION
@@ -84,7 +71,7 @@ fn db_err(e: tokio_postgres::Error) -> EngineError {
     }
 }
 
-fn pool_err(e: deadpool_postgres::PoolError) -> EngineError {
+pub(crate) fn pool_err(e: deadpool_postgres::PoolError) -> EngineError {
     match e {
         deadpool_postgres::PoolError::Backend(e) => db_err(e),
         other => EngineError::Unavailable(format!("postgres pool: {other}")),
@@ -126,35 +113,35 @@ impl PostgresStore {
         Ok(PostgresStore { pool })
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object> {
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.map_err(pool_err)
     }
 
-    async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+    pub(crate) async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(sql).await.map_err(db_err)?;
         client.query(&stmt, params).await.map_err(db_err)
     }
 
-    async fn query_opt(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
+    pub(crate) async fn query_opt(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
         Ok(self.query(sql, params).await?.into_iter().next())
     }
 
-    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+    pub(crate) async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(sql).await.map_err(db_err)?;
         client.execute(&stmt, params).await.map_err(db_err)
     }
 }
 
-const ORG_COLS: &str = "id, name, tier, created_at, updated_at, delegation";
-const AGENT_COLS: &str = "id, org_id, name, description, status, scopes, metadata, created_at, updated_at";
-const CRED_COLS: &str =
+pub(crate) const ORG_COLS: &str = "id, name, tier, created_at, updated_at, delegation";
+pub(crate) const AGENT_COLS: &str = "id, org_id, name, description, status, scopes, metadata, created_at, updated_at";
+pub(crate) const CRED_COLS: &str =
     "id, agent_id, org_id, client_id, kind, status, secret_prefix, created_at, rotated_at, revoked_at, public_jwk";
-const AUDIT_COLS: &str =
+pub(crate) const AUDIT_COLS: &str =
     "id, org_id, seq, occurred_at, actor, action, target, outcome, request_id, detail, prev_hash, hash";
 
-fn json_text<T: serde::Serialize>(v: &T) -> Result<String> {
+pub(crate) fn json_text<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(EngineError::internal)
 }
 

@@ -4,41 +4,28 @@
 //! connection mutex; SQLite serializes writers anyway, and the hot path (token issuance)
 //! reads nothing from the store once its caches are warm.
 
-use std::collections::hash_map::{Entry, HashMap};
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+pub(crate) use std::collections::hash_map::{Entry, HashMap};
+pub(crate) use std::path::Path;
+pub(crate) use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
-use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
-use uuid::Uuid;
+pub(crate) use async_trait::async_trait;
+pub(crate) use rusqlite::types::Value;
+pub(crate) use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+pub(crate) use uuid::Uuid;
 
-mod analytics;
-mod audit;
-mod billing;
-mod changes;
-mod compliance;
-mod delegations;
-mod dids;
-mod directory;
-mod federation;
-mod feed;
-mod keys;
-mod quota;
-mod revocations;
+pub(crate) mod changes;
+pub(crate) mod feed;
+pub(crate) use changes::{one_row, tier_and_count};
 mod settings;
-mod webhooks;
 
-use super::{
-    enum_column, json_column, ClientRecord, Commit, FeedEntry, KeyRecord, Ping, Revocation, Store, UNATTRIBUTED_CHAIN,
-};
-use crate::domain::audit_chain;
-use crate::error::{EngineError, Result};
-use crate::model::{
+pub(crate) use super::{enum_column, json_column, Commit, FeedEntry, Ping, Store, UNATTRIBUTED_CHAIN};
+pub(crate) use crate::families::audit::chain;
+pub(crate) use crate::kernel::error::{EngineError, Result};
+pub(crate) use crate::kernel::model::{
     Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis, Organization, Outcome, Tier,
 };
 
-const MIGRATIONS: &[(u32, &str)] = &[
+pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../../../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../../../migrations/sqlite/0002_token_lifecycle.sql")),
     (3, include_str!("../../../../migrations/sqlite/0003_audit_index.sql")),
@@ -65,11 +52,11 @@ pub struct SqliteStore {
     next_reader: std::sync::atomic::AtomicUsize,
 }
 
-const READERS: usize = 4;
+pub(crate) const READERS: usize = 4;
 
-type WriteJob = Box<dyn FnOnce(&mut Connection) + Send>;
+pub(crate) type WriteJob = Box<dyn FnOnce(&mut Connection) + Send>;
 
-fn db_err(e: rusqlite::Error) -> EngineError {
+pub(crate) fn db_err(e: rusqlite::Error) -> EngineError {
     if let rusqlite::Error::SqliteFailure(f, msg) = &e {
         if f.code == rusqlite::ErrorCode::ConstraintViolation {
             // The database's own words name tables and columns: logged, never answered.
@@ -83,7 +70,7 @@ fn db_err(e: rusqlite::Error) -> EngineError {
     EngineError::internal(format!("sqlite: {e}"))
 }
 
-fn uuid_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
+pub(crate) fn uuid_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
     let text: String = row.get(idx)?;
     Uuid::parse_str(&text)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
@@ -94,11 +81,11 @@ fn uuid_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
 /// readers do not block its writer, nor it them). Blocking: call it off the runtime's
 /// workers (`spawn_blocking`).
 #[allow(clippy::disallowed_methods)] // the retry's sleep is on a blocking thread, by contract
-fn copy_database(from: &Connection, to: &Path) -> Result<()> {
+pub(crate) fn copy_database(from: &Connection, to: &Path) -> Result<()> {
     let mut dest = Connection::open(to).map_err(db_err)?;
     let backup = rusqlite::backup::Backup::new(from, &mut dest).map_err(db_err)?;
     // Every page in one step (-1); a busy source is tried again for up to 10 s.
-    let started = std::time::Instant::now();
+    let started = crate::kernel::clock::monotonic();
     loop {
         match backup.step(-1).map_err(db_err)? {
             rusqlite::backup::StepResult::Done => break,
@@ -157,9 +144,9 @@ pub fn restore(src: &Path, dir: &Path) -> Result<()> {
     source
         .query_row("SELECT COUNT(*) FROM audit_events", [], |r| r.get::<_, i64>(0))
         .map_err(|_| bad("it has no audit trail"))?;
-    crate::private_fs::private_dir(dir)
+    crate::runtime::private_fs::private_dir(dir)
         .map_err(|e| EngineError::Unavailable(format!("cannot create {} owner-only: {e}", dir.display())))?;
-    crate::private_fs::private_file(&db)
+    crate::runtime::private_fs::private_file(&db)
         .map_err(|e| EngineError::Unavailable(format!("cannot create {} owner-only: {e}", db.display())))?;
     let outcome = copy_database(&source, &db);
     if outcome.is_err() {
@@ -175,9 +162,9 @@ impl SqliteStore {
         let private = |what: &Path, e: std::io::Error| {
             EngineError::Unavailable(format!("cannot create {} (data_dir) owner-only: {e}", what.display()))
         };
-        crate::private_fs::private_dir(dir).map_err(|e| private(dir, e))?;
+        crate::runtime::private_fs::private_dir(dir).map_err(|e| private(dir, e))?;
         // SQLite gives the -wal and -shm files the database file's mode.
-        crate::private_fs::private_file(&db).map_err(|e| private(&db, e))?;
+        crate::runtime::private_fs::private_file(&db).map_err(|e| private(&db, e))?;
         let conn = Connection::open(&db).map_err(db_err)?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
@@ -186,7 +173,7 @@ impl SqliteStore {
         .map_err(db_err)?;
         for side in ["agentidp.db-wal", "agentidp.db-shm"] {
             let path = dir.join(side);
-            crate::private_fs::restrict_if_present(&path).map_err(|e| private(&path, e))?;
+            crate::runtime::private_fs::restrict_if_present(&path).map_err(|e| private(&path, e))?;
         }
         let readers = (0..READERS)
             .map(|_| {
@@ -212,7 +199,7 @@ impl SqliteStore {
     }
 
     /// Run a read-only query on one of the reader connections.
-    async fn read<T, F>(&self, f: F) -> Result<T>
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
@@ -228,7 +215,7 @@ impl SqliteStore {
     }
 
     /// A write, on the one writer connection; durable when it returns.
-    async fn write<T, F>(&self, f: F) -> Result<T>
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
@@ -242,14 +229,14 @@ impl SqliteStore {
     }
 }
 
-const ORG_COLS: &str = "id, name, tier, created_at, updated_at, delegation";
-const AGENT_COLS: &str = "id, org_id, name, description, status, scopes, metadata, created_at, updated_at";
-const CRED_COLS: &str =
+pub(crate) const ORG_COLS: &str = "id, name, tier, created_at, updated_at, delegation";
+pub(crate) const AGENT_COLS: &str = "id, org_id, name, description, status, scopes, metadata, created_at, updated_at";
+pub(crate) const CRED_COLS: &str =
     "id, agent_id, org_id, client_id, kind, status, secret_prefix, created_at, rotated_at, revoked_at, public_jwk";
-const AUDIT_COLS: &str =
+pub(crate) const AUDIT_COLS: &str =
     "id, org_id, seq, occurred_at, actor, action, target, outcome, request_id, detail, prev_hash, hash";
 
-fn collect<P, T>(
+pub(crate) fn collect<P, T>(
     stmt: &mut rusqlite::Statement<'_>,
     params: impl rusqlite::Params,
     row: fn(&Row<'_>) -> rusqlite::Result<P>,
@@ -259,7 +246,7 @@ fn collect<P, T>(
     parts.into_iter().map(build).collect()
 }
 
-fn json_text<T: serde::Serialize>(v: &T) -> Result<String> {
+pub(crate) fn json_text<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(EngineError::internal)
 }
 

@@ -1,0 +1,85 @@
+//! Reading and verifying the audit trail. Writing goes through the AuditWriter actor.
+
+use uuid::Uuid;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+
+use crate::engine::{page_limit, Call, Engine};
+use crate::families::audit::chain::ChainVerifier;
+use crate::kernel::error::{EngineError, Result};
+use crate::kernel::model::{AuditEvent, AuditQuery, ChainReport, Page};
+use crate::store::UNATTRIBUTED_CHAIN;
+
+const VERIFY_BATCH: u32 = 1000;
+
+impl Engine {
+    /// The chain a call may read: its own organization's, or — for the platform
+    /// administrator — any named one (the nil id names events of no organization).
+    fn audit_org(&self, call: &Call, org: Option<Uuid>, operation: &'static str) -> Result<Option<Uuid>> {
+        let org = org.unwrap_or(call.caller.org_id);
+        self.authorize(call, operation, org)?;
+        Ok((org != UNATTRIBUTED_CHAIN).then_some(org))
+    }
+
+    pub async fn list_audit(&self, call: &Call, mut query: AuditQuery) -> Result<Page<AuditEvent>> {
+        query.org_id = self.audit_org(call, query.org_id, "audit.read")?;
+        let limit = page_limit(&query.page)?;
+        // Audit pages follow the chain's sequence, which its (chain, seq) key serves; the
+        // cursor is the last sequence number shown.
+        let before = query
+            .page
+            .cursor
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .map(|c| {
+                URL_SAFE_NO_PAD
+                    .decode(c)
+                    .ok()
+                    .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                    .map(i64::from_be_bytes)
+                    .ok_or_else(|| EngineError::invalid("cursor", "not a cursor this API returned"))
+            })
+            .transpose()?;
+        let items = self.shared.store.list_audit(&query, before, limit).await?;
+        let next_cursor = (items.len() == limit as usize)
+            .then(|| items.last().map(|e| URL_SAFE_NO_PAD.encode(e.seq.to_be_bytes())))
+            .flatten();
+        Ok(Page { items, next_cursor })
+    }
+
+    pub async fn get_audit(&self, call: &Call, id: Uuid) -> Result<AuditEvent> {
+        let event = self.shared.store.get_audit(id).await?.ok_or(EngineError::not_found("audit event"))?;
+        let org = event.org_id.unwrap_or(UNATTRIBUTED_CHAIN);
+        // Another organization's event is reported as absent, not as forbidden.
+        self.authorize(call, "audit.read", org).map_err(|_| EngineError::not_found("audit event"))?;
+        Ok(event)
+    }
+
+    /// Re-compute the whole hash chain of an organization.
+    pub async fn verify_audit(&self, call: &Call, org: Option<Uuid>) -> Result<ChainReport> {
+        let org_id = self.audit_org(call, org, "audit.verify")?;
+        self.verify_chain(org_id).await
+    }
+
+    /// Verify the chain of `org_id` (the unattributed chain for `None`), link by link.
+    pub(crate) async fn verify_chain(&self, org_id: Option<Uuid>) -> Result<ChainReport> {
+        let chain = org_id.unwrap_or(UNATTRIBUTED_CHAIN);
+        let mut verifier = ChainVerifier::default();
+        let mut after = 0;
+        loop {
+            let batch = self.shared.store.audit_chain(chain, after, VERIFY_BATCH).await?;
+            batch.iter().for_each(|e| verifier.feed(e));
+            match batch.last() {
+                Some(last) if batch.len() == VERIFY_BATCH as usize => after = last.seq,
+                _ => break,
+            }
+        }
+        Ok(ChainReport {
+            org_id,
+            intact: verifier.first_broken.is_none(),
+            events_checked: verifier.checked,
+            first_broken_event: verifier.first_broken,
+        })
+    }
+}

@@ -1,0 +1,24 @@
+//! The audit family's store port: what it reads and writes, and its records.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::kernel::error::Result;
+use crate::kernel::model::{AuditEvent, AuditQuery};
+use crate::store::{Commit, Ping};
+
+/// The audit trail, and the group commit that writes every change with its event (the
+/// AuditWriter's port).
+#[async_trait]
+pub trait AuditStore: Ping {
+    /// Apply each entry's changes, record its announcement in the change feed, link its
+    /// event into its chain — all entries in one transaction (group commit). The outer
+    /// error fails the whole batch (nothing written); an inner one only its entry, whose
+    /// changes and event are then left out.
+    async fn append_audit(&self, entries: Vec<Commit>) -> Result<Vec<Result<()>>>;
+    /// Newest first (by `seq`), from before the `before_seq` cursor.
+    async fn list_audit(&self, query: &AuditQuery, before_seq: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>>;
+    async fn get_audit(&self, id: Uuid) -> Result<Option<AuditEvent>>;
+    /// A chain's events in `seq` order, starting after `after_seq`.
+    async fn audit_chain(&self, chain: Uuid, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>>;
+}

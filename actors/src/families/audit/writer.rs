@@ -1,0 +1,179 @@
+//! AuditWriter: makes audit events durable with group commit. Appends queue in the
+//! mailbox while a batch is being written; the next flush takes all of them in one
+//! transaction, so concurrent requests share one commit and one flush to disk. An append
+//! may carry the directory changes its event records (and their announcement to the
+//! cluster): they are written in the same transaction, so no change is ever committed
+//! without its audit event. A caller's reply is sent only after the store returned, when
+//! its entry is committed and flushed — that is what lets the engine acknowledge a
+//! mutation or return a token only once it and its audit event are durable. There is no timer: batches grow with the load
+//! and the disk's latency, and an idle writer writes a lone event at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use crate::families::audit::AuditStore;
+use crate::families::compliance::rules as compliance;
+use crate::kernel::error::{EngineError, Result};
+use crate::runtime::actor::{ask, ChildSpec, Slot};
+use crate::runtime::coord::Coordinator;
+use crate::runtime::metrics::EngineMetrics;
+use crate::store::Commit;
+
+#[derive(Clone)]
+pub(crate) struct AuditWriter;
+
+/// What the writer is started with.
+#[derive(Clone)]
+pub(crate) struct Deps {
+    pub store: Arc<dyn AuditStore>,
+    /// Where derived reports are cached: a commit that changes what one reads drops it.
+    pub coord: Arc<dyn Coordinator>,
+    pub metrics: EngineMetrics,
+    /// Most entries in one group commit.
+    pub batch_max: usize,
+}
+
+/// The engine's handle on the writer.
+#[derive(Clone)]
+pub(crate) struct AuditLog {
+    slot: Arc<Slot<Msg>>,
+    timeout: Duration,
+}
+
+impl AuditLog {
+    /// Make `commit` durable (its event, its changes, its announcement), then return.
+    pub async fn append(&self, commit: Commit) -> Result<()> {
+        ask(&self.slot, self.timeout, |reply| Msg::Append(commit, reply)).await
+    }
+
+    /// Write everything pending; false if the writer did not finish within `within`.
+    async fn drain(slot: &Slot<Msg>, within: Duration) -> bool {
+        let Some(writer) = slot.load_full() else { return true };
+        matches!(writer.call(Msg::Drain, Some(within)).await, Ok(ractor::rpc::CallResult::Success(())))
+    }
+}
+
+/// Register the writer: it holds pending work, so it registers a drain.
+pub(crate) fn child(deps: Deps, call_timeout: Duration) -> (ChildSpec, AuditLog) {
+    let handle = AuditLog { slot: Arc::default(), timeout: call_timeout };
+    let drain_slot = handle.slot.clone();
+    let spec =
+        ChildSpec::singleton("audit_writer", AuditWriter, move || deps.clone(), handle.slot.clone(), || Msg::Crash)
+            .with_drain(move |within| {
+                let slot = drain_slot.clone();
+                Box::pin(async move { AuditLog::drain(&slot, within).await })
+            });
+    (spec, handle)
+}
+
+type Reply = RpcReplyPort<Result<()>>;
+
+// `Append` is nearly every message: boxing its event would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Msg {
+    /// Make the entry (event, and the changes it records) durable, then reply.
+    Append(Commit, Reply),
+    /// Write what is pending (sent to itself after the first append of a batch).
+    Flush,
+    /// Write everything pending now and reply; used by graceful shutdown.
+    Drain(RpcReplyPort<()>),
+    /// Fail on purpose (fault injection): the supervisor must restart this actor.
+    Crash,
+}
+
+pub(crate) struct State {
+    deps: Deps,
+    /// Events waiting for the next group commit, with the callers waiting on them.
+    pending: Vec<(Commit, Reply)>,
+    /// A `Flush` is already in the mailbox.
+    flush_queued: bool,
+}
+
+impl State {
+    /// Write every pending event, in batches of at most `audit_batch_max`.
+    async fn flush(&mut self) {
+        while !self.pending.is_empty() {
+            let take = self.pending.len().min(self.deps.batch_max.max(1));
+            let (entries, replies): (Vec<_>, Vec<_>) = self.pending.drain(..take).unzip();
+            let n = entries.len();
+            // The entries that make an organization's cached compliance report stale: none
+            // in a batch of issued tokens (no changes), so nothing is allocated there.
+            let stale: Vec<(usize, uuid::Uuid)> = entries
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| !c.changes.is_empty() && compliance::changes_report(&c.event.event.action))
+                .filter_map(|(i, c)| Some((i, c.event.event.org_id?)))
+                .collect();
+            let timer = self.deps.metrics.audit_commit_seconds.start_timer();
+            let outcome = self.deps.store.append_audit(entries).await;
+            timer.observe_duration();
+            self.deps.metrics.audit_batch_size.observe(n as f64);
+            match outcome {
+                Ok(outcomes) => {
+                    let written = outcomes.iter().filter(|o| o.is_ok()).count();
+                    self.deps.metrics.audit_events.inc_by(written as u64);
+                    // Before the replies: whoever reads the report after an answer gets
+                    // a fresh one.
+                    let mut orgs: Vec<uuid::Uuid> = stale
+                        .into_iter()
+                        .filter(|(i, _)| outcomes.get(*i).is_some_and(Result::is_ok))
+                        .map(|(_, org)| org)
+                        .collect();
+                    orgs.sort_unstable();
+                    orgs.dedup();
+                    for org in orgs {
+                        if let Err(e) = self.deps.coord.cache_drop(&compliance::cache_key(org)).await {
+                            tracing::warn!(error = %e, "a stale compliance report may be served until it expires");
+                        }
+                    }
+                    replies.into_iter().zip(outcomes).for_each(|(r, outcome)| {
+                        let _ = r.send(outcome);
+                    });
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, events = n, "audit batch not written");
+                    replies.into_iter().for_each(|r| {
+                        let _ = r.send(Err(EngineError::Unavailable("audit store unavailable".into())));
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl Actor for AuditWriter {
+    type Msg = Msg;
+    type State = State;
+    type Arguments = Deps;
+
+    async fn pre_start(&self, _: ActorRef<Msg>, deps: Deps) -> Result<State, ActorProcessingErr> {
+        // Chain heads live in the store and are read inside each commit, so a restarted
+        // writer has nothing to re-hydrate but a check that the store answers.
+        deps.store.ping().await?;
+        Ok(State { deps, pending: Vec::new(), flush_queued: false })
+    }
+
+    async fn handle(&self, myself: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
+        match msg {
+            Msg::Append(event, reply) => {
+                state.pending.push((event, reply));
+                if !state.flush_queued {
+                    state.flush_queued = true;
+                    myself.send_message(Msg::Flush)?;
+                }
+            }
+            Msg::Flush => {
+                state.flush_queued = false;
+                state.flush().await;
+            }
+            Msg::Drain(reply) => {
+                state.flush().await;
+                let _ = reply.send(());
+            }
+            Msg::Crash => panic!("audit writer: fault injected"),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,128 @@
+//! BillingSweeper: ends grace periods. A failed payment leaves an organization on its
+//! paid tier until `grace_until`; when no later event from Stripe has settled it by then,
+//! this actor (one per node, when billing is configured) moves the organization to free,
+//! audited as `billing.tier_change`. Every node sweeps; the commit claims the lapse as a
+//! once-only event, so exactly one node applies it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde_json::json;
+
+use crate::families::audit::chain::Event;
+use crate::families::audit::writer::AuditLog;
+use crate::families::billing::BillingChange;
+use crate::families::directory::DirectoryChange;
+use crate::kernel::clock::Clock;
+use crate::kernel::error::Result;
+use crate::kernel::model::{Millis, Organization, Outcome, Tier};
+use crate::runtime::actor::{ChildSpec, Slot};
+use crate::runtime::coord::ClusterEvent;
+use crate::store::{Change, Commit, Store};
+
+#[derive(Clone)]
+pub(crate) struct BillingSweeper;
+
+#[derive(Clone)]
+pub(crate) struct Deps {
+    pub store: Arc<dyn Store>,
+    pub audit: AuditLog,
+    pub clock: Arc<dyn Clock>,
+    pub every: Duration,
+}
+
+/// Register the sweeper; it has no handle (it only ticks).
+pub(crate) fn child(deps: Deps) -> (ChildSpec, ()) {
+    let slot: Arc<Slot<Msg>> = Arc::default();
+    (ChildSpec::singleton("billing_sweeper", BillingSweeper, move || deps.clone(), slot, || Msg::Crash), ())
+}
+
+pub(crate) enum Msg {
+    Sweep,
+    /// Fail on purpose (fault injection): the supervisor must restart this actor.
+    Crash,
+}
+
+pub(crate) struct State {
+    deps: Deps,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+/// Move every organization whose grace period has ended to free.
+async fn sweep(deps: &Deps) -> Result<usize> {
+    let now = deps.clock.now_ms();
+    let mut lapsed = 0;
+    for mut sub in deps.store.lapsed_subscriptions(now).await? {
+        let Some(org) = deps.store.get_org(sub.org_id).await? else { continue };
+        let grace_until = sub.grace_until.unwrap_or(now);
+        // The lapse is an event of its own, claimed once whichever node gets there first.
+        let claim = BillingChange::ClaimStripeEvent {
+            id: format!("grace:{}:{grace_until}", sub.org_id),
+            kind: "agentidp.grace_period_ended".into(),
+            at: now,
+        }
+        .into();
+        let detail = json!({"status": "unpaid", "from": org.tier, "to": Tier::Free, "grace_until": grace_until});
+        let (event, tier_change, announce) = tier_commit("agentidp", &org, Tier::Free, &detail, now);
+        sub.status = "unpaid".into();
+        sub.updated_at = now;
+        let mut changes = vec![claim, BillingChange::PutSubscription(Box::new(sub)).into()];
+        changes.extend(tier_change);
+        match deps.audit.append(Commit { event: event.seal(), changes, announce }).await {
+            Ok(()) => lapsed += 1,
+            // Another node applied it first.
+            Err(crate::EngineError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(lapsed)
+}
+
+impl Actor for BillingSweeper {
+    type Msg = Msg;
+    type State = State;
+    type Arguments = Deps;
+
+    async fn pre_start(&self, myself: ActorRef<Msg>, deps: Deps) -> Result<State, ActorProcessingErr> {
+        let ticker = myself.send_interval(deps.every, || Msg::Sweep);
+        Ok(State { deps, ticker })
+    }
+
+    async fn post_stop(&self, _: ActorRef<Msg>, state: &mut State) -> Result<(), ActorProcessingErr> {
+        state.ticker.abort();
+        Ok(())
+    }
+
+    async fn handle(&self, _: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
+        match msg {
+            Msg::Sweep => match sweep(&state.deps).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(organizations = n, "grace periods ended: moved to the free tier"),
+                Err(e) => tracing::warn!(error = %e, "grace periods not swept; trying again at the next tick"),
+            },
+            Msg::Crash => panic!("billing sweeper: fault injected"),
+        }
+        Ok(())
+    }
+}
+
+/// The audit event (`billing.tier_change` when the tier changes, `billing.subscription`
+/// otherwise) and the changes that put `org` on `tier`, and what every node must be told.
+/// Shared by the webhook and the grace-period sweeper.
+pub(crate) fn tier_commit(
+    actor: &str,
+    org: &Organization,
+    tier: Tier,
+    detail: &serde_json::Value,
+    now: Millis,
+) -> (Event, Vec<Box<dyn Change>>, Option<ClusterEvent>) {
+    let changed = org.tier != tier;
+    let action = if changed { "billing.tier_change" } else { "billing.subscription" };
+    let event = Event::new(now, Some(org.id), actor.into(), action, Outcome::Success).target(org.id).detail(detail);
+    if !changed {
+        return (event, Vec::new(), None);
+    }
+    let updated = Organization { tier, updated_at: now, ..org.clone() };
+    (event, vec![DirectoryChange::UpdateOrg(updated).into()], Some(ClusterEvent::OrgChanged { org_id: org.id }))
+}

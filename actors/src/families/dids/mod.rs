@@ -1,0 +1,11 @@
+//! Agents' W3C DIDs (did:web): syntax, documents and resolution (`rules.rs`), and the
+//! keys an agent's DID document lists (`handle.rs`). docs/design/directory.md.
+
+pub(crate) mod handle;
+pub(crate) mod postgres;
+pub mod rules;
+pub(crate) mod sqlite;
+mod store;
+pub use store::*;
+mod changes;
+pub use changes::DidChange;

@@ -1,0 +1,14 @@
+//! Organizations, agents and credentials: creating, changing and deleting them under the
+//! privilege rules (`kernel::privilege`), client secrets and their keyed hash
+//! (`secrets.rs`), and the first start and `admin recover` (`bootstrap.rs`).
+//! docs/design/directory.md.
+
+pub(crate) mod bootstrap;
+pub(crate) mod handle;
+pub(crate) mod postgres;
+pub mod secrets;
+pub(crate) mod sqlite;
+mod store;
+pub use store::*;
+mod changes;
+pub use changes::DirectoryChange;

@@ -1,0 +1,12 @@
+//! The daily call quota of each organization's tier: per-node leases refilled by one
+//! actor per organization from a ledger (the store, or Redis: `redis.rs`)
+//! (`counters.rs`), and the tier listing and usage (`handle.rs`). The tiers' limits
+//! themselves are `kernel::tiers`. docs/design/tiers.md.
+
+pub(crate) mod counters;
+pub(crate) mod handle;
+pub(crate) mod postgres;
+pub mod redis;
+pub(crate) mod sqlite;
+mod store;
+pub use store::*;

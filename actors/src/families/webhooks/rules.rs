@@ -1,0 +1,513 @@
+//! Webhooks' pure rules: the event catalogue (which audit actions become which event
+//! types), the Standard Webhooks signature, the retry schedule, and which destinations
+//! are allowed (the SSRF guard's address rules). Nothing here does I/O.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use aws_lc_rs::hmac;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::kernel::model::{rfc3339, AuditEvent, Millis, Outcome};
+
+/// An event type: its name, the audit action it is derived from, what it means.
+pub struct EventType {
+    pub name: &'static str,
+    pub action: &'static str,
+    pub description: &'static str,
+}
+
+/// Every event type a subscription can ask for. Token issuance is not one (it is too
+/// frequent; analytics counts it).
+pub const EVENT_TYPES: &[EventType] = &[
+    EventType { name: "agent.created", action: "agent.create", description: "An agent was registered" },
+    EventType {
+        name: "agent.updated",
+        action: "agent.update",
+        description: "An agent's name, scopes or metadata changed",
+    },
+    EventType { name: "agent.suspended", action: "agent.suspend", description: "An agent was suspended" },
+    EventType {
+        name: "agent.reactivated",
+        action: "agent.reactivate",
+        description: "A suspended agent was reactivated",
+    },
+    EventType { name: "agent.deleted", action: "agent.delete", description: "An agent was deleted" },
+    EventType { name: "credential.created", action: "credential.create", description: "A credential was issued" },
+    EventType { name: "credential.rotated", action: "credential.rotate", description: "A credential was rotated" },
+    EventType { name: "credential.revoked", action: "credential.revoke", description: "A credential was revoked" },
+    EventType { name: "token.revoked", action: "token.revoke", description: "An access token was revoked (RFC 7009)" },
+    EventType {
+        name: "key.rotated",
+        action: "keys.rotate",
+        description:
+            "The signing key was rotated (audited in the platform organization, so delivered to its subscriptions)",
+    },
+    EventType { name: "delegation.created", action: "delegation.create", description: "A delegation hop was made" },
+    EventType {
+        name: "delegation.revoked",
+        action: "delegation.revoke",
+        description: "A delegation link was revoked, with every link below it",
+    },
+    EventType {
+        name: "webhook.disabled",
+        action: "webhook.disable",
+        description: "The engine disabled a subscription (410 Gone, or failing for days); sent to the others",
+    },
+    EventType {
+        name: "organization.tier_changed",
+        action: "billing.tier_change",
+        description: "Billing moved the organization to another tier (a payment, a cancellation, a grace period ended)",
+    },
+    EventType { name: "webhook.test", action: "webhook.test", description: "Sent by POST /webhooks/{id}/test" },
+];
+
+/// The event type an audit action becomes, if any.
+pub fn event_for(action: &str) -> Option<&'static str> {
+    EVENT_TYPES.iter().find(|e| e.action == action).map(|e| e.name)
+}
+
+/// The most bytes a payload may have; a larger one is sent without its `detail`.
+pub const MAX_PAYLOAD: usize = 20 * 1024;
+
+/// The delivery of audit event `event` to subscription `webhook`, if it wants it: a
+/// successful act of a catalogued type (a test event only to the subscription tested).
+/// The payload is `{type, timestamp, data}`, `data` naming the organization, the audit
+/// event (id and seq), who acted, on what, and the event's detail.
+pub fn derive(webhook: &Webhook, event: &AuditEvent, now: Millis) -> Option<Delivery> {
+    if event.outcome != Outcome::Success {
+        return None;
+    }
+    let event_type = event_for(&event.action)?;
+    let to_this = |target: &Option<String>| target.as_deref() == Some(webhook.id.to_string().as_str());
+    if !webhook.wants(event_type) || (event_type == "webhook.test" && !to_this(&event.target)) {
+        return None;
+    }
+    if event_type == "webhook.disabled" && to_this(&event.target) {
+        return None;
+    }
+    let timestamp = rfc3339::format(event.occurred_at);
+    let mut data = serde_json::json!({
+        "organization_id": event.org_id,
+        "audit_event_id": event.id,
+        "audit_seq": event.seq,
+        "actor": event.actor,
+        "target": event.target,
+        "request_id": event.request_id,
+        "detail": event.detail,
+    });
+    let mut payload = serde_json::json!({"type": event_type, "timestamp": timestamp, "data": data}).to_string();
+    if payload.len() > MAX_PAYLOAD {
+        data["detail"] = serde_json::Value::Null;
+        data["truncated"] = serde_json::Value::Bool(true);
+        payload = serde_json::json!({"type": event_type, "timestamp": timestamp, "data": data}).to_string();
+    }
+    Some(Delivery {
+        id: Uuid::now_v7(),
+        webhook_id: webhook.id,
+        audit_seq: event.seq,
+        event_type: event_type.to_string(),
+        payload,
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_attempt_at: Some(now),
+        response_status: None,
+        last_error: None,
+        latency_ms: None,
+        created_at: event.occurred_at,
+        delivered_at: None,
+    })
+}
+
+/// Check a subscription's event types: a non-empty list of catalogued names, or `*`.
+/// Answers them sorted, without repeats.
+pub fn check_event_types(types: &[String]) -> std::result::Result<Vec<String>, String> {
+    if types.is_empty() {
+        return Err("name at least one event type, or \"*\" for all".into());
+    }
+    if let Some(bad) = types.iter().find(|t| *t != "*" && !EVENT_TYPES.iter().any(|e| e.name == t.as_str())) {
+        return Err(format!("{bad:?} is not an event type (GET /api/v1/webhooks/event-types lists them)"));
+    }
+    if types.iter().any(|t| t == "*") {
+        return Ok(vec!["*".into()]);
+    }
+    let mut out = types.to_vec();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// A subscription: where to send, which events, whether it is on.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Webhook {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub url: String,
+    /// Event type names, sorted, or `["*"]` for every one.
+    pub event_types: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub enabled: bool,
+    /// Why the engine turned it off (410 Gone, days of failures), if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    #[serde(with = "rfc3339")]
+    pub created_at: Millis,
+    #[serde(with = "rfc3339")]
+    pub updated_at: Millis,
+}
+
+impl Webhook {
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.event_types.iter().any(|t| t == "*" || t == event_type)
+    }
+}
+
+/// A subscription as created (or its secret rotated): the secret is shown this once.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookWithSecret {
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhook {
+    pub url: String,
+    pub event_types: Vec<String>,
+    #[serde(default, deserialize_with = "crate::kernel::model::present")]
+    pub description: Option<String>,
+    #[serde(default, deserialize_with = "crate::kernel::model::present")]
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookPatch {
+    #[serde(default, deserialize_with = "crate::kernel::model::present")]
+    pub url: Option<String>,
+    #[serde(default, deserialize_with = "crate::kernel::model::present")]
+    pub event_types: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "crate::kernel::model::present")]
+    pub description: Option<String>,
+    #[serde(default, deserialize_with = "crate::kernel::model::present")]
+    pub enabled: Option<bool>,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    /// Waiting for its (next) attempt.
+    Pending,
+    Delivered,
+    /// Every attempt of the schedule failed (a redelivery makes it pending again).
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(DeliveryStatus::Pending),
+            "delivered" => Some(DeliveryStatus::Delivered),
+            "failed" => Some(DeliveryStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One event for one subscription. Its id is the `webhook-id` of every attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    pub id: Uuid,
+    pub webhook_id: Uuid,
+    /// The audit event's position in the organization's chain: the delivery order.
+    pub audit_seq: i64,
+    pub event_type: String,
+    #[serde(skip)]
+    pub payload: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    #[serde(with = "rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<i64>,
+    /// When its event was committed.
+    #[serde(with = "rfc3339")]
+    pub created_at: Millis,
+    #[serde(with = "rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<Millis>,
+}
+
+/// A new signing secret: `whsec_` and the base64 of 32 random bytes (Standard Webhooks).
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap_or_else(|_| unreachable!("the system random source failed"));
+    format!("whsec_{}", STANDARD.encode(bytes))
+}
+
+/// The key bytes of a `whsec_` secret.
+pub fn secret_key(secret: &str) -> Option<Vec<u8>> {
+    STANDARD.decode(secret.strip_prefix("whsec_")?).ok()
+}
+
+/// One `webhook-signature` entry: `v1,` and the base64 HMAC-SHA256 of `id.timestamp.body`.
+pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+    let mut ctx = hmac::Context::with_key(&key);
+    ctx.update(id.as_bytes());
+    ctx.update(b".");
+    ctx.update(timestamp.to_string().as_bytes());
+    ctx.update(b".");
+    ctx.update(body);
+    format!("v1,{}", STANDARD.encode(ctx.sign().as_ref()))
+}
+
+/// The waits between attempts: after the first failure 5 s, then 5 min, 30 min, 2 h,
+/// 5 h, 10 h and 10 h; after the eighth attempt fails the delivery is `failed`.
+pub const RETRY_SCHEDULE: [Duration; 7] = [
+    Duration::from_secs(5),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(2 * 3600),
+    Duration::from_secs(5 * 3600),
+    Duration::from_secs(10 * 3600),
+    Duration::from_secs(10 * 3600),
+];
+
+/// The longest `Retry-After` honoured; a longer one waits this long.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// When to try again after `attempts` failed attempts (counting the one just made), or
+/// `None` when the schedule is spent. `jitter` in [0, 1) spreads retries by up to +10 %;
+/// a receiver's `Retry-After` is honoured when it asks for longer.
+pub fn next_retry(attempts: u32, jitter: f64, retry_after: Option<Duration>) -> Option<Duration> {
+    let base = *RETRY_SCHEDULE.get(attempts.checked_sub(1)? as usize)?;
+    let spread = base.mul_f64(1.0 + 0.1 * jitter.clamp(0.0, 1.0));
+    Some(retry_after.map_or(spread, |r| r.min(MAX_RETRY_AFTER).max(spread)))
+}
+
+/// `Retry-After` as seconds or an HTTP date, relative to `now_ms`.
+pub fn parse_retry_after(value: &str, now_ms: Millis) -> Option<Duration> {
+    if let Ok(secs) = value.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = time::OffsetDateTime::parse(value.trim(), &time::format_description::well_known::Rfc2822).ok()?;
+    let ms = at.unix_timestamp().saturating_mul(1000).saturating_sub(now_ms);
+    Some(Duration::from_millis(ms.max(0) as u64))
+}
+
+/// Destinations a delivery may go to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Destinations {
+    /// Development only: plain http, and only to loopback addresses, is allowed too.
+    pub allow_loopback_http: bool,
+}
+
+impl Destinations {
+    /// Whether a connection to `ip` is allowed.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        is_public(ip) || (self.allow_loopback_http && canonical(ip).is_loopback())
+    }
+
+    /// Check a subscription URL's form: https (or http to loopback when allowed), a host,
+    /// no credentials, and — when the host is an address in any encoding the URL parser
+    /// accepts (`0x7f000001`, `[::ffff:127.0.0.1]`) — an allowed one. Names are checked
+    /// when they are resolved, at registration and at every delivery.
+    pub fn check_url(&self, text: &str) -> std::result::Result<url::Url, String> {
+        if text.len() > 2048 {
+            return Err("at most 2048 characters".into());
+        }
+        let url = url::Url::parse(text).map_err(|e| format!("not an absolute URL ({e})"))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(
+                "a URL with credentials in it is refused: put them nowhere (the signature authenticates us)".into()
+            );
+        }
+        if url.fragment().is_some() {
+            return Err("a URL may not have a fragment".into());
+        }
+        let ip = match url.host() {
+            None => return Err("the URL has no host".into()),
+            Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+            Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+            Some(url::Host::Domain(_)) => None,
+        };
+        match url.scheme() {
+            "https" => {}
+            "http" if self.allow_loopback_http => {}
+            "http" => return Err("https only (plain http is allowed only to loopback, in development)".into()),
+            other => return Err(format!("scheme {other:?} is not https")),
+        }
+        if let Some(ip) = ip {
+            if !self.allows(ip) {
+                return Err(format!("{ip} is not a public address"));
+            }
+            if url.scheme() == "http" && !canonical(ip).is_loopback() {
+                return Err("plain http is allowed only to loopback".into());
+            }
+        }
+        Ok(url)
+    }
+}
+
+/// The IPv4 address inside an IPv4-mapped IPv6 address, else the address itself.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Whether `ip` is a globally routable unicast address: not private, loopback,
+/// link-local, multicast, broadcast, unspecified, shared (CGNAT), documentation,
+/// benchmarking or reserved — and, for IPv6, no such IPv4 address embedded in it
+/// (mapped, compatible, NAT64, 6to4) and no Teredo.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => is_public_v6(v6),
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_multicast()
+        || ip.is_broadcast()
+        || ip.is_unspecified()
+        || ip.is_documentation()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 192 && b == 0 && c == 0)
+        || (a == 198 && (b == 18 || b == 19))
+        || a >= 240)
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let s = ip.segments();
+    let embedded = |hi: usize| Ipv4Addr::new((s[hi] >> 8) as u8, s[hi] as u8, (s[hi + 1] >> 8) as u8, s[hi + 1] as u8);
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return is_public_v4(v4);
+    }
+    if s[..6] == [0; 6] {
+        // ::/96: unspecified, loopback, IPv4-compatible.
+        return !ip.is_unspecified() && !ip.is_loopback() && is_public_v4(embedded(6));
+    }
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4] {
+        return is_public_v4(embedded(6));
+    }
+    if s[0] == 0x2002 {
+        return is_public_v4(embedded(1));
+    }
+    !(ip.is_multicast()
+        || (s[0] & 0xfe00) == 0xfc00
+        || (s[0] & 0xffc0) == 0xfe80
+        || (s[0] & 0xffc0) == 0xfec0
+        || (s[0] == 0x2001 && s[1] == 0x0db8)
+        || (s[0] == 0x2001 && s[1] == 0)
+        || s[0] == 0x0100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_is_standard_webhooks_own_example() {
+        // The example of the Standard Webhooks specification.
+        let key = secret_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let body = br#"{"test": 2432232314}"#;
+        assert_eq!(
+            sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+        assert!(new_secret().starts_with("whsec_"));
+        assert_eq!(secret_key(&new_secret()).unwrap().len(), 32);
+    }
+
+    #[test]
+    fn retries_follow_the_schedule_then_stop_and_honour_retry_after() {
+        assert_eq!(next_retry(1, 0.0, None), Some(Duration::from_secs(5)));
+        assert_eq!(next_retry(2, 0.0, None), Some(Duration::from_secs(300)));
+        assert_eq!(next_retry(7, 0.0, None), Some(Duration::from_secs(36_000)));
+        assert_eq!(next_retry(8, 0.0, None), None);
+        assert_eq!(next_retry(0, 0.0, None), None);
+        assert_eq!(next_retry(1, 0.99, None), Some(Duration::from_secs(5).mul_f64(1.099)));
+        assert_eq!(next_retry(1, 0.0, Some(Duration::from_secs(60))), Some(Duration::from_secs(60)));
+        assert_eq!(next_retry(2, 0.0, Some(Duration::from_secs(1))), Some(Duration::from_secs(300)), "never sooner");
+        assert_eq!(next_retry(1, 0.0, Some(Duration::from_secs(1 << 40))), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("120", 0), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("Thu, 01 Jan 1970 00:02:00 GMT", 60_000), Some(Duration::from_secs(60)));
+        assert_eq!(parse_retry_after("soon", 0), None);
+    }
+
+    #[test]
+    fn only_public_destinations_in_every_encoding() {
+        let strict = Destinations::default();
+        for bad in [
+            "https://127.0.0.1/",
+            "https://0x7f000001/",
+            "https://2130706433/",
+            "https://0177.0.0.1/",
+            "https://127.1/",
+            "https://[::1]/",
+            "https://[::ffff:127.0.0.1]/",
+            "https://[::ffff:7f00:1]/",
+            "https://169.254.169.254/latest/meta-data",
+            "https://10.0.0.1/",
+            "https://172.16.5.4/",
+            "https://192.168.1.1/",
+            "https://100.64.0.1/",
+            "https://0.0.0.0/",
+            "https://[::]/",
+            "https://[fe80::1]/",
+            "https://[fd00::1]/",
+            "https://[ff02::1]/",
+            "https://224.0.0.1/",
+            "https://[64:ff9b::a9fe:a9fe]/",
+            "https://[2002:7f00:1::]/",
+            "http://example.com/",
+            "http://127.0.0.1/",
+            "ftp://example.com/",
+            "https://user:pw@example.com/",
+            "not a url",
+            "https://",
+        ] {
+            assert!(strict.check_url(bad).is_err(), "{bad} was allowed");
+        }
+        for good in ["https://example.com/hooks", "https://8.8.8.8/", "https://[2606:4700::1111]/x?y=1"] {
+            assert!(strict.check_url(good).is_ok(), "{good} was refused");
+        }
+        let dev = Destinations { allow_loopback_http: true };
+        assert!(dev.check_url("http://127.0.0.1:9000/hook").is_ok());
+        assert!(dev.check_url("http://[::1]:9000/hook").is_ok());
+        assert!(dev.check_url("http://10.0.0.1/").is_err(), "development allows loopback, not private networks");
+        assert!(dev.check_url("http://8.8.8.8/").is_err(), "plain http only to loopback");
+    }
+
+    #[test]
+    fn audit_actions_map_to_event_types() {
+        assert_eq!(event_for("agent.create"), Some("agent.created"));
+        assert_eq!(event_for("delegation.revoke"), Some("delegation.revoked"));
+        assert_eq!(event_for("token.issue"), None, "issuance is not an event");
+    }
+}

@@ -1,0 +1,201 @@
+//! CacheKeeper: the node's listener for changes made elsewhere. Changes made on this node
+//! are applied here by the engine as they commit; changes made on other nodes (or by an
+//! operator command on the same store) arrive two ways:
+//!
+//! 1. the coordinator's announcements (Redis pub/sub: milliseconds), and
+//! 2. the store's change feed (`cluster_events`), written in the same transaction as each
+//!    change, which this actor polls every `feed_poll`. The feed is the guarantee: an
+//!    announcement lost with Redis (down, restarted, a dropped subscription) is applied
+//!    within one poll interval all the same.
+//!
+//! Every event is idempotent (drop a cache entry, remember a revocation), so seeing one
+//! twice is harmless. Those meant for other owners (token revocations, key rotations) are
+//! forwarded to them. A restarted keeper drops every cached entry: the caches re-hydrate
+//! from the store on their next miss.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::concurrency::JoinHandle as TimerHandle;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::task::JoinHandle;
+
+use crate::families::delegation::actor::Delegations;
+use crate::families::federation::actor::Federation;
+use crate::families::revocation::actor::Revocations;
+use crate::families::revocation::Revocation;
+use crate::families::signing::actor::Keys;
+use crate::families::tiers::counters::Quota;
+use crate::kernel::clock::Clock;
+use crate::kernel::model::Millis;
+use crate::runtime::actor::{ChildSpec, Slot};
+use crate::runtime::cache::Caches;
+use crate::runtime::coord::{ClusterEvent, Coordinator};
+use crate::store::FeedStore;
+
+/// How far back each poll of the change feed reads. Feed entries are stamped by the
+/// writing node's clock and become visible at commit, which may be out of `seq` order
+/// across nodes; re-reading a window (and skipping what was seen) catches late commits
+/// and clock skew between nodes of up to about this much.
+const FEED_WINDOW: Duration = Duration::from_secs(30);
+/// Feed entries older than this are deleted (by whichever node purges first).
+const FEED_RETENTION: Duration = Duration::from_secs(600);
+/// Purge once every this many polls.
+const PURGE_EVERY_POLLS: u32 = 60;
+
+#[derive(Clone)]
+pub(crate) struct CacheKeeper;
+
+/// What the keeper is started with: where changes come from, and whom they are for.
+#[derive(Clone)]
+pub(crate) struct Deps {
+    pub store: Arc<dyn FeedStore>,
+    pub coord: Arc<dyn Coordinator>,
+    pub clock: Arc<dyn Clock>,
+    pub caches: Arc<Caches>,
+    pub revocations: Revocations,
+    pub keys: Keys,
+    pub quota: Quota,
+    pub delegations: Delegations,
+    pub federation: Federation,
+    pub feed_poll: Duration,
+}
+
+/// Register the keeper. The engine never calls it: it only listens.
+pub(crate) fn child(deps: Deps) -> (ChildSpec, ()) {
+    let slot: Arc<Slot<Msg>> = Arc::default();
+    (ChildSpec::singleton("cache_keeper", CacheKeeper, move || deps.clone(), slot, || Msg::Crash), ())
+}
+
+pub(crate) enum Msg {
+    /// An announcement received from the cluster: apply it.
+    Announced(ClusterEvent),
+    /// Read the change feed and apply what is new.
+    Poll,
+    /// Fail on purpose (fault injection): the supervisor must restart this actor.
+    Crash,
+}
+
+pub(crate) struct State {
+    deps: Deps,
+    /// Forwards the coordinator subscription into this mailbox.
+    listener: JoinHandle<()>,
+    poller: TimerHandle<()>,
+    /// Feed entries already applied, with their creation time (pruned past the window).
+    seen: HashMap<i64, Millis>,
+    /// When the feed was last read successfully; a longer gap than the window means
+    /// entries may have been missed, and everything is dropped instead.
+    last_read: Millis,
+    polls: u32,
+}
+
+/// Apply `event` here, or hand it to the actor that owns what it changes.
+fn dispatch(deps: &Deps, event: ClusterEvent) {
+    match event {
+        ClusterEvent::TokenRevoked { jti, org_id, expires_at } => {
+            deps.revocations.announced(Revocation { jti, org_id, expires_at })
+        }
+        ClusterEvent::KeysChanged => deps.keys.changed_elsewhere(),
+        ClusterEvent::OrgChanged { org_id } => {
+            let quota = deps.quota.clone();
+            tokio::spawn(async move { quota.org_changed(org_id).await });
+        }
+        ClusterEvent::DelegationsChanged { org_id, origin } => deps.delegations.changed_elsewhere(org_id, origin),
+        ClusterEvent::PartnersChanged => deps.federation.changed_elsewhere(),
+        ClusterEvent::Everything => forget_everything(deps),
+        other => deps.caches.apply(&other),
+    }
+}
+
+/// Drop every cached entry and every organization's delegation index (they re-hydrate
+/// from the store on their next use), and read the federation partners again.
+fn forget_everything(deps: &Deps) {
+    deps.caches.apply(&ClusterEvent::Everything);
+    deps.delegations.forget_all();
+    deps.federation.changed_elsewhere();
+}
+
+impl State {
+    async fn poll(&mut self) {
+        let deps = &self.deps;
+        let now = deps.clock.now_ms();
+        let window = FEED_WINDOW.as_millis() as i64;
+        let entries = match deps.store.cluster_events_since(now - window).await {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the cluster change feed");
+                return;
+            }
+        };
+        if now - self.last_read > window / 2 {
+            // Entries may have come and gone from the window unseen: start clean.
+            tracing::warn!(gap_ms = now - self.last_read, "change feed unread for too long; dropping all caches");
+            forget_everything(deps);
+            deps.revocations.reread();
+        }
+        self.last_read = now;
+        for entry in entries {
+            if self.seen.insert(entry.seq, entry.created_at).is_none() {
+                dispatch(deps, entry.event);
+            }
+        }
+        self.seen.retain(|_, at| *at >= now - window);
+        self.polls += 1;
+        if self.polls % PURGE_EVERY_POLLS == 0 {
+            if let Err(e) = deps.store.purge_cluster_events(now - FEED_RETENTION.as_millis() as i64).await {
+                tracing::warn!(error = %e, "could not purge the cluster change feed");
+            }
+        }
+    }
+}
+
+impl Actor for CacheKeeper {
+    type Msg = Msg;
+    type State = State;
+    type Arguments = Deps;
+
+    async fn pre_start(&self, myself: ActorRef<Msg>, deps: Deps) -> Result<State, ActorProcessingErr> {
+        let mut events = deps.coord.subscribe().await?;
+        // What the feed holds now is older than this node's empty caches: mark it seen.
+        let now = deps.clock.now_ms();
+        let seen = deps
+            .store
+            .cluster_events_since(now - FEED_WINDOW.as_millis() as i64)
+            .await?
+            .into_iter()
+            .map(|e| (e.seq, e.created_at))
+            .collect();
+        forget_everything(&deps);
+        let (owners, me) = (deps.clone(), myself.clone());
+        let listener = tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                match event {
+                    ClusterEvent::TokenRevoked { .. } | ClusterEvent::KeysChanged => dispatch(&owners, event),
+                    other => {
+                        if me.send_message(Msg::Announced(other)).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        let poller = myself.send_interval(deps.feed_poll, || Msg::Poll);
+        Ok(State { deps, listener, poller, seen, last_read: now, polls: 0 })
+    }
+
+    async fn post_stop(&self, _: ActorRef<Msg>, state: &mut State) -> Result<(), ActorProcessingErr> {
+        state.listener.abort();
+        state.poller.abort();
+        Ok(())
+    }
+
+    async fn handle(&self, _: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
+        match msg {
+            Msg::Announced(event) => dispatch(&state.deps, event),
+            Msg::Poll => state.poll().await,
+            Msg::Crash => panic!("cache keeper: fault injected"),
+        }
+        Ok(())
+    }
+}
