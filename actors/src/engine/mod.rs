@@ -27,6 +27,7 @@ use crate::families::revocation::actor::Revocations;
 use crate::families::signing::actor as key_manager;
 use crate::families::signing::actor::Keys;
 use crate::families::tiers::counters::{Quota, QuotaState, TierCounters};
+#[cfg(feature = "redis")]
 use crate::families::tiers::redis::RedisLedger;
 use crate::families::tiers::QuotaStore;
 use crate::families::webhooks::actor::{self as webhook_queues, DeliveryQueues, Webhooks};
@@ -37,12 +38,15 @@ use crate::runtime::actor::Children;
 use crate::runtime::cache::Caches;
 use crate::runtime::cache_keeper;
 use crate::runtime::coord::memory::MemoryCoordinator;
+#[cfg(feature = "redis")]
 use crate::runtime::coord::redis::RedisCoordinator;
-use crate::runtime::coord::{ClusterEvent, Coordinator};
+use crate::runtime::coord::Coordinator;
+use crate::runtime::events::{ClusterEvent, Listeners};
 use crate::runtime::keyed::{self, KeyedConfig, KeyedMetrics};
 use crate::runtime::keystore::Keystore;
 use crate::runtime::metrics::EngineMetrics;
 use crate::runtime::supervisor;
+#[cfg(feature = "postgres")]
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Change, Commit, Store};
@@ -85,6 +89,8 @@ pub(crate) struct Shared {
     pub store: Arc<dyn Store>,
     pub coord: Arc<dyn Coordinator>,
     pub caches: Arc<Caches>,
+    /// What the families do with cluster events.
+    pub listeners: Arc<Listeners>,
     pub policy: Policy,
     pub metrics: EngineMetrics,
     pub hasher: SecretHasher,
@@ -147,13 +153,22 @@ fn startup_err(setting: &str, target: &str, e: EngineError) -> EngineError {
     EngineError::Unavailable(format!("{setting} ({target}): {cause}"))
 }
 
+/// A setting names a backend this build of the engine left out (a cargo feature).
+#[cfg(not(all(feature = "postgres", feature = "redis", feature = "stripe")))]
+fn not_built(setting: &'static str, what: &str, feature: &str) -> EngineError {
+    EngineError::invalid(setting, format!("this build has no {what} support (the engine's `{feature}` feature)"))
+}
+
 async fn open_store(config: &EngineConfig) -> Result<Arc<dyn Store>> {
     let (store, setting, target): (Arc<dyn Store>, _, String) = match &config.database_url {
+        #[cfg(feature = "postgres")]
         Some(url) => {
             let target = PostgresStore::describe(url);
             let store = PostgresStore::connect(url).map_err(|e| startup_err("DATABASE_URL", &target, e))?;
             (Arc::new(store), "DATABASE_URL", target)
         }
+        #[cfg(not(feature = "postgres"))]
+        Some(_) => return Err(not_built("DATABASE_URL", "PostgreSQL", "postgres")),
         None => {
             let target = config.data_dir.display().to_string();
             let store = SqliteStore::open(&config.data_dir).map_err(|e| startup_err("data_dir", &target, e))?;
@@ -177,6 +192,9 @@ impl Engine {
         // With Redis, it is both the coordinator and the quota's ledger; without, the store
         // is the ledger.
         let (coord, ledger): (Arc<dyn Coordinator>, Arc<dyn QuotaStore>) = match &config.redis_url {
+            #[cfg(not(feature = "redis"))]
+            Some(_) => return Err(not_built("REDIS_URL", "Redis", "redis")),
+            #[cfg(feature = "redis")]
             Some(url) => {
                 let redis_err = |e| startup_err("REDIS_URL", &RedisCoordinator::describe(url), e);
                 let coord = RedisCoordinator::connect(url, &config.redis_namespace).await.map_err(redis_err)?;
@@ -216,6 +234,7 @@ impl Engine {
                 coord: coord.clone(),
                 metrics: metrics.clone(),
                 batch_max: config.audit_batch_max,
+                stale: vec![crate::families::compliance::REPORT_STALE],
             },
             timeout,
         ));
@@ -323,6 +342,9 @@ impl Engine {
         );
         federation.reload().await?;
         let billing = match &config.billing {
+            #[cfg(not(feature = "stripe"))]
+            Some(_) => return Err(not_built("billing", "Stripe billing", "stripe")),
+            #[cfg(feature = "stripe")]
             Some(settings) => {
                 let api = crate::families::billing::stripe::StripeApi::new(
                     &settings.secret_key,
@@ -338,17 +360,21 @@ impl Engine {
             }
             None => None,
         };
-        // The keeper routes cluster events to the others, so it starts last.
+        // What each family does with cluster events, registered by the family.
+        let mut listeners = Listeners::default();
+        crate::families::directory::events::listen(&caches, &mut listeners);
+        crate::families::revocation::actor::listen(&revocations, &mut listeners);
+        crate::families::signing::actor::listen(&keys, &mut listeners);
+        crate::families::tiers::counters::listen(&quota, &mut listeners);
+        crate::families::delegation::actor::listen(&delegations, &mut listeners);
+        crate::families::federation::actor::listen(&federation, &mut listeners);
+        let listeners = Arc::new(listeners);
+        // The keeper hands cluster events to the families, so it starts last.
         children.register(cache_keeper::child(cache_keeper::Deps {
             store: store.clone(),
             coord: coord.clone(),
             clock,
-            caches: caches.clone(),
-            revocations: revocations.clone(),
-            keys: keys.clone(),
-            quota: quota.clone(),
-            delegations: delegations.clone(),
-            federation: federation.clone(),
+            listeners: listeners.clone(),
             feed_poll: config.feed_poll,
         }));
 
@@ -359,6 +385,7 @@ impl Engine {
             policy: Policy::load()?,
             metrics,
             caches,
+            listeners,
             keys,
             audit,
             revocations,
@@ -446,13 +473,8 @@ impl Engine {
         self.shared.audit.append(commit).await?;
         self.nudge_webhooks(webhook_org);
         if let Some(event) = announce {
-            self.apply_here(&event);
-            match &event {
-                ClusterEvent::OrgChanged { org_id } => self.shared.quota.org_changed(*org_id).await,
-                // A partner change counts on this node before it is answered.
-                ClusterEvent::PartnersChanged => self.shared.federation.reload().await?,
-                _ => {}
-            }
+            // What the families registered: the change counts here before it is answered.
+            self.shared.listeners.committed(&event).await?;
             self.announce(event);
         }
         Ok(())
@@ -476,27 +498,6 @@ impl Engine {
                 tracing::warn!(error = %e, "announcement not published; other nodes will read it from the change feed");
             }
         });
-    }
-
-    /// Apply a committed change to this node's caches and revocation set.
-    pub(crate) fn apply_here(&self, event: &ClusterEvent) {
-        match event {
-            ClusterEvent::TokenRevoked { jti, expires_at, .. } => {
-                self.shared.revocations.apply_committed(jti.clone(), *expires_at);
-            }
-            // Applied (and awaited) by `commit`: the change must count before it answers.
-            ClusterEvent::OrgChanged { .. } => {}
-            // Applied by the organization's DelegationActor before it answered.
-            ClusterEvent::DelegationsChanged { .. } => {}
-            // Applied (and awaited) by `commit`.
-            ClusterEvent::PartnersChanged => {}
-            ClusterEvent::Everything => {
-                self.shared.caches.apply(event);
-                self.shared.delegations.forget_all();
-                self.shared.federation.changed_elsewhere();
-            }
-            other => self.shared.caches.apply(other),
-        }
     }
 
     /// Count a management call against its organization's daily quota: the HTTP front-end

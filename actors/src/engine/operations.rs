@@ -167,7 +167,10 @@ impl Engine {
     /// `SQLite (dir)`; never a password.
     pub fn describe_store(config: &EngineConfig) -> String {
         match &config.database_url {
+            #[cfg(feature = "postgres")]
             Some(url) => format!("PostgreSQL ({})", crate::store::postgres::PostgresStore::describe(url)),
+            #[cfg(not(feature = "postgres"))]
+            Some(_) => "PostgreSQL (not in this build)".to_string(),
             None => format!("SQLite ({})", config.data_dir.display()),
         }
     }
@@ -175,7 +178,10 @@ impl Engine {
     /// The coordinator of `config`, for logs: `Redis (host:port)` or in-process.
     pub fn describe_coordinator(config: &EngineConfig) -> String {
         match &config.redis_url {
+            #[cfg(feature = "redis")]
             Some(url) => format!("Redis ({})", crate::runtime::coord::redis::RedisCoordinator::describe(url)),
+            #[cfg(not(feature = "redis"))]
+            Some(_) => "Redis (not in this build)".to_string(),
             None => "in-process (one node)".to_string(),
         }
     }

@@ -17,7 +17,6 @@ use crate::families::directory::ClientRecord;
 use crate::families::tokens::claims::AccessClaims;
 use crate::kernel::jose::{parse_public_jwk, PublicJwk};
 use crate::kernel::model::{Agent, AgentStatus, CredentialStatus};
-use crate::runtime::coord::ClusterEvent;
 
 /// An access token whose signature and issuer were verified, with the caller it names.
 /// Time, revocation and the client's status are checked on every use, not cached.
@@ -176,33 +175,30 @@ impl Caches {
         }
     }
 
-    /// Apply an invalidation. Only the CacheKeeper actor calls this.
-    pub(crate) fn apply(&self, event: &ClusterEvent) {
+    /// Drop a credential (its secret or status changed). Invalidations come from the
+    /// directory's cluster events (`families::directory::events`).
+    pub(crate) fn forget_client(&self, client_id: &str) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        match event {
-            ClusterEvent::ClientChanged { client_id } => {
-                self.clients.remove(client_id);
-            }
-            ClusterEvent::AgentChanged { agent_id } => {
-                self.agents.remove(agent_id);
-                self.records.remove(agent_id);
-                self.did_docs.remove(agent_id);
-                self.clients.retain(|_, c| c.agent_id != *agent_id);
-            }
-            ClusterEvent::Everything => {
-                self.records.clear();
-                self.did_docs.clear();
-                self.clients.clear();
-                self.agents.clear();
-                self.bearer.clear();
-            }
-            // Owned by other actors; nothing cached here depends on them.
-            ClusterEvent::TokenRevoked { .. }
-            | ClusterEvent::KeysChanged
-            | ClusterEvent::OrgChanged { .. }
-            | ClusterEvent::DelegationsChanged { .. }
-            | ClusterEvent::PartnersChanged => {}
-        }
+        self.clients.remove(client_id);
+    }
+
+    /// Drop what is cached of an agent: its record, its DID document, its credentials.
+    pub(crate) fn forget_agent(&self, agent_id: Uuid) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.agents.remove(&agent_id);
+        self.records.remove(&agent_id);
+        self.did_docs.remove(&agent_id);
+        self.clients.retain(|_, c| c.agent_id != agent_id);
+    }
+
+    /// Drop every cached entry.
+    pub(crate) fn forget_all(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.records.clear();
+        self.did_docs.clear();
+        self.clients.clear();
+        self.agents.clear();
+        self.bearer.clear();
     }
 
     pub fn bearer(&self, hash: &[u8; 32]) -> Option<Arc<Verified>> {

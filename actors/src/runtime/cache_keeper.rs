@@ -8,10 +8,11 @@
 //!    announcement lost with Redis (down, restarted, a dropped subscription) is applied
 //!    within one poll interval all the same.
 //!
-//! Every event is idempotent (drop a cache entry, remember a revocation), so seeing one
-//! twice is harmless. Those meant for other owners (token revocations, key rotations) are
-//! forwarded to them. A restarted keeper drops every cached entry: the caches re-hydrate
-//! from the store on their next miss.
+//! What an event does is registered by its family (`runtime::events::Listeners`); every
+//! reaction is idempotent (drop a cache entry, remember a revocation), so seeing one twice
+//! is harmless. Urgent kinds (token revocations, key rotations) are applied straight off
+//! the subscription. A restarted keeper has every family drop what it cached: the caches
+//! re-hydrate from the store on their next miss.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,18 +22,11 @@ use ractor::concurrency::JoinHandle as TimerHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinHandle;
 
-use crate::families::delegation::actor::Delegations;
-use crate::families::federation::actor::Federation;
-use crate::families::revocation::actor::Revocations;
-use crate::families::revocation::Revocation;
-use crate::families::signing::actor::Keys;
-use crate::families::tiers::counters::Quota;
 use crate::kernel::clock::Clock;
 use crate::kernel::model::Millis;
 use crate::runtime::actor::{ChildSpec, Slot};
-use crate::runtime::cache::Caches;
-use crate::runtime::coord::{ClusterEvent, Coordinator};
-use crate::store::FeedStore;
+use crate::runtime::coord::Coordinator;
+use crate::runtime::events::{ClusterEvent, FeedStore, Listeners};
 
 /// How far back each poll of the change feed reads. Feed entries are stamped by the
 /// writing node's clock and become visible at commit, which may be out of `seq` order
@@ -47,18 +41,14 @@ const PURGE_EVERY_POLLS: u32 = 60;
 #[derive(Clone)]
 pub(crate) struct CacheKeeper;
 
-/// What the keeper is started with: where changes come from, and whom they are for.
+/// What the keeper is started with: where changes come from, and what the families do
+/// with them (registered by each family; the keeper names none).
 #[derive(Clone)]
 pub(crate) struct Deps {
     pub store: Arc<dyn FeedStore>,
     pub coord: Arc<dyn Coordinator>,
     pub clock: Arc<dyn Clock>,
-    pub caches: Arc<Caches>,
-    pub revocations: Revocations,
-    pub keys: Keys,
-    pub quota: Quota,
-    pub delegations: Delegations,
-    pub federation: Federation,
+    pub listeners: Arc<Listeners>,
     pub feed_poll: Duration,
 }
 
@@ -90,30 +80,14 @@ pub(crate) struct State {
     polls: u32,
 }
 
-/// Apply `event` here, or hand it to the actor that owns what it changes.
+/// Hand `event` to the families that listen to it.
 fn dispatch(deps: &Deps, event: ClusterEvent) {
-    match event {
-        ClusterEvent::TokenRevoked { jti, org_id, expires_at } => {
-            deps.revocations.announced(Revocation { jti, org_id, expires_at })
-        }
-        ClusterEvent::KeysChanged => deps.keys.changed_elsewhere(),
-        ClusterEvent::OrgChanged { org_id } => {
-            let quota = deps.quota.clone();
-            tokio::spawn(async move { quota.org_changed(org_id).await });
-        }
-        ClusterEvent::DelegationsChanged { org_id, origin } => deps.delegations.changed_elsewhere(org_id, origin),
-        ClusterEvent::PartnersChanged => deps.federation.changed_elsewhere(),
-        ClusterEvent::Everything => forget_everything(deps),
-        other => deps.caches.apply(&other),
-    }
+    deps.listeners.arrived(&event);
 }
 
-/// Drop every cached entry and every organization's delegation index (they re-hydrate
-/// from the store on their next use), and read the federation partners again.
+/// Every family drops what it cached (it re-hydrates from the store on next use).
 fn forget_everything(deps: &Deps) {
-    deps.caches.apply(&ClusterEvent::Everything);
-    deps.delegations.forget_all();
-    deps.federation.changed_elsewhere();
+    deps.listeners.forget_everything();
 }
 
 impl State {
@@ -132,7 +106,6 @@ impl State {
             // Entries may have come and gone from the window unseen: start clean.
             tracing::warn!(gap_ms = now - self.last_read, "change feed unread for too long; dropping all caches");
             forget_everything(deps);
-            deps.revocations.reread();
         }
         self.last_read = now;
         for entry in entries {
@@ -170,13 +143,10 @@ impl Actor for CacheKeeper {
         let (owners, me) = (deps.clone(), myself.clone());
         let listener = tokio::spawn(async move {
             while let Some(event) = events.recv().await {
-                match event {
-                    ClusterEvent::TokenRevoked { .. } | ClusterEvent::KeysChanged => dispatch(&owners, event),
-                    other => {
-                        if me.send_message(Msg::Announced(other)).is_err() {
-                            return;
-                        }
-                    }
+                if owners.listeners.is_urgent(&event) {
+                    dispatch(&owners, event);
+                } else if me.send_message(Msg::Announced(event)).is_err() {
+                    return;
                 }
             }
         });

@@ -5,6 +5,7 @@ pub(crate) mod actor;
 pub(crate) mod cache;
 pub(crate) mod cache_keeper;
 pub mod coord;
+pub mod events;
 pub(crate) mod keyed;
 pub(crate) mod keystore;
 pub(crate) mod metrics;

@@ -23,14 +23,14 @@ use crate::families::signing::SigningKeyStore;
 use crate::families::tiers::QuotaStore;
 use crate::families::webhooks::WebhookStore;
 use crate::kernel::error::Result;
-use crate::kernel::model::Millis;
-use crate::runtime::coord::ClusterEvent;
+use crate::runtime::events::{ClusterEvent, FeedStore};
 
 /// What a store says of a change that breaks a uniqueness or reference rule: the
 /// engine names what is taken where it knows (`name_taken`, …); the database's own
 /// message never reaches a client.
 pub const CONFLICT: &str = "the change conflicts with a record that exists (or refers to one that does not)";
 
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
 
@@ -46,6 +46,7 @@ pub trait Change: std::fmt::Debug + Send + Sync + 'static {
     /// Apply on the SQLite writer's open transaction.
     fn apply_sqlite(&self, conn: &rusqlite::Connection) -> Result<()>;
     /// Apply on the open PostgreSQL transaction.
+    #[cfg(feature = "postgres")]
     async fn apply_postgres(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<()>;
 }
 
@@ -59,6 +60,7 @@ macro_rules! applied_by_adapters {
                 super::sqlite::apply(conn, self)
             }
 
+            #[cfg(feature = "postgres")]
             async fn apply_postgres(&self, tx: &tokio_postgres::Transaction<'_>) -> $crate::kernel::error::Result<()> {
                 super::postgres::apply(tx, self).await
             }
@@ -91,14 +93,6 @@ impl Commit {
     }
 }
 
-/// An entry of the cluster change feed (`cluster_events`).
-#[derive(Debug, Clone)]
-pub struct FeedEntry {
-    pub seq: i64,
-    pub created_at: Millis,
-    pub event: ClusterEvent,
-}
-
 /// A store that answers: one cheap round trip, for readiness checks and for an actor
 /// that must not start without its store.
 #[async_trait]
@@ -113,15 +107,6 @@ pub trait SettingsStore: Send + Sync + 'static {
     async fn setting_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>>;
     /// The value under `key`, if any.
     async fn setting(&self, key: &str) -> Result<Option<Vec<u8>>>;
-}
-
-/// The cluster change feed (the CacheKeeper's port).
-#[async_trait]
-pub trait FeedStore: Send + Sync + 'static {
-    /// Change-feed entries created at or after `since`, oldest first.
-    async fn cluster_events_since(&self, since: Millis) -> Result<Vec<FeedEntry>>;
-    /// Forget change-feed entries created before `before`; returns how many.
-    async fn purge_cluster_events(&self, before: Millis) -> Result<u64>;
 }
 
 /// A webhook signing secret as stored: sealed by the keystore under `kid` (or a

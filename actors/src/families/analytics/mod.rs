@@ -4,6 +4,7 @@
 
 pub(crate) mod actor;
 pub(crate) mod handle;
+#[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub mod rules;
 pub(crate) mod sqlite;

@@ -4,6 +4,7 @@
 
 pub mod chain;
 pub(crate) mod handle;
+#[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
 mod store;

@@ -14,7 +14,6 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::families::audit::AuditStore;
-use crate::families::compliance::rules as compliance;
 use crate::kernel::error::{EngineError, Result};
 use crate::runtime::actor::{ask, ChildSpec, Slot};
 use crate::runtime::coord::Coordinator;
@@ -33,6 +32,20 @@ pub(crate) struct Deps {
     pub metrics: EngineMetrics,
     /// Most entries in one group commit.
     pub batch_max: usize,
+    /// The cached reports that commits make stale, registered by the families that cache
+    /// them.
+    pub stale: Vec<StaleAfter>,
+}
+
+/// A value cached in the coordinator (per organization) that a committed change can make
+/// stale: dropped after the commit, before its answer, so whoever reads it after the
+/// answer gets a fresh one. Registered by the family that caches it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StaleAfter {
+    /// Whether a change audited as this action makes it stale.
+    pub action: fn(&str) -> bool,
+    /// Where an organization's value is cached.
+    pub key: fn(uuid::Uuid) -> String,
 }
 
 /// The engine's handle on the writer.
@@ -98,13 +111,16 @@ impl State {
             let take = self.pending.len().min(self.deps.batch_max.max(1));
             let (entries, replies): (Vec<_>, Vec<_>) = self.pending.drain(..take).unzip();
             let n = entries.len();
-            // The entries that make an organization's cached compliance report stale: none
-            // in a batch of issued tokens (no changes), so nothing is allocated there.
-            let stale: Vec<(usize, uuid::Uuid)> = entries
+            // The cached values the entries make stale: none in a batch of issued tokens
+            // (no changes), so nothing is allocated there.
+            let stale: Vec<(usize, String)> = entries
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| !c.changes.is_empty() && compliance::changes_report(&c.event.event.action))
-                .filter_map(|(i, c)| Some((i, c.event.event.org_id?)))
+                .filter(|(_, c)| !c.changes.is_empty())
+                .filter_map(|(i, c)| Some((i, c.event.event.org_id?, c.event.event.action.as_str())))
+                .flat_map(|(i, org, action)| {
+                    self.deps.stale.iter().filter(move |s| (s.action)(action)).map(move |s| (i, (s.key)(org)))
+                })
                 .collect();
             let timer = self.deps.metrics.audit_commit_seconds.start_timer();
             let outcome = self.deps.store.append_audit(entries).await;
@@ -116,16 +132,16 @@ impl State {
                     self.deps.metrics.audit_events.inc_by(written as u64);
                     // Before the replies: whoever reads the report after an answer gets
                     // a fresh one.
-                    let mut orgs: Vec<uuid::Uuid> = stale
+                    let mut keys: Vec<String> = stale
                         .into_iter()
                         .filter(|(i, _)| outcomes.get(*i).is_some_and(Result::is_ok))
-                        .map(|(_, org)| org)
+                        .map(|(_, key)| key)
                         .collect();
-                    orgs.sort_unstable();
-                    orgs.dedup();
-                    for org in orgs {
-                        if let Err(e) = self.deps.coord.cache_drop(&compliance::cache_key(org)).await {
-                            tracing::warn!(error = %e, "a stale compliance report may be served until it expires");
+                    keys.sort_unstable();
+                    keys.dedup();
+                    for key in keys {
+                        if let Err(e) = self.deps.coord.cache_drop(&key).await {
+                            tracing::warn!(error = %e, key, "a stale cached report may be served until it expires");
                         }
                     }
                     replies.into_iter().zip(outcomes).for_each(|(r, outcome)| {

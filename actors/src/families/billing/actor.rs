@@ -10,16 +10,14 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::json;
 
-use crate::families::audit::chain::Event;
 use crate::families::audit::writer::AuditLog;
+use crate::families::billing::handle::tier_commit;
 use crate::families::billing::BillingChange;
-use crate::families::directory::DirectoryChange;
 use crate::kernel::clock::Clock;
 use crate::kernel::error::Result;
-use crate::kernel::model::{Millis, Organization, Outcome, Tier};
+use crate::kernel::model::Tier;
 use crate::runtime::actor::{ChildSpec, Slot};
-use crate::runtime::coord::ClusterEvent;
-use crate::store::{Change, Commit, Store};
+use crate::store::{Commit, Store};
 
 #[derive(Clone)]
 pub(crate) struct BillingSweeper;
@@ -105,24 +103,4 @@ impl Actor for BillingSweeper {
         }
         Ok(())
     }
-}
-
-/// The audit event (`billing.tier_change` when the tier changes, `billing.subscription`
-/// otherwise) and the changes that put `org` on `tier`, and what every node must be told.
-/// Shared by the webhook and the grace-period sweeper.
-pub(crate) fn tier_commit(
-    actor: &str,
-    org: &Organization,
-    tier: Tier,
-    detail: &serde_json::Value,
-    now: Millis,
-) -> (Event, Vec<Box<dyn Change>>, Option<ClusterEvent>) {
-    let changed = org.tier != tier;
-    let action = if changed { "billing.tier_change" } else { "billing.subscription" };
-    let event = Event::new(now, Some(org.id), actor.into(), action, Outcome::Success).target(org.id).detail(detail);
-    if !changed {
-        return (event, Vec::new(), None);
-    }
-    let updated = Organization { tier, updated_at: now, ..org.clone() };
-    (event, vec![DirectoryChange::UpdateOrg(updated).into()], Some(ClusterEvent::OrgChanged { org_id: org.id }))
 }

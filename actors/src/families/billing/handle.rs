@@ -11,12 +11,16 @@ use uuid::Uuid;
 
 use super::settings::BillingSettings;
 use crate::engine::{Call, Engine};
-use crate::families::billing::actor::tier_commit;
+use crate::families::audit::chain::Event;
 use crate::families::billing::provider::{BillingApi, CheckoutRequest, CheckoutSession};
 use crate::families::billing::rules::{self as rules, Action, RemoteSubscription, StripeEvent, TenantSubscription};
 use crate::families::billing::BillingChange;
+use crate::families::directory::events::OrgChanged;
+use crate::families::directory::DirectoryChange;
 use crate::kernel::error::{EngineError, Result};
-use crate::kernel::model::{Millis, Tier};
+use crate::kernel::model::{Millis, Organization, Outcome, Tier};
+use crate::runtime::events::ClusterEvent;
+use crate::store::Change;
 
 /// The engine's billing: its settings and the provider's API.
 #[derive(Clone)]
@@ -261,4 +265,24 @@ impl Engine {
         self.commit(audit, changes, announce).await?;
         Ok(StripeOutcome::Processed)
     }
+}
+
+/// The audit event (`billing.tier_change` when the tier changes, `billing.subscription`
+/// otherwise) and the changes that put `org` on `tier`, and what every node must be told.
+/// Shared by the webhook and the grace-period sweeper.
+pub(crate) fn tier_commit(
+    actor: &str,
+    org: &Organization,
+    tier: Tier,
+    detail: &serde_json::Value,
+    now: Millis,
+) -> (Event, Vec<Box<dyn Change>>, Option<ClusterEvent>) {
+    let changed = org.tier != tier;
+    let action = if changed { "billing.tier_change" } else { "billing.subscription" };
+    let event = Event::new(now, Some(org.id), actor.into(), action, Outcome::Success).target(org.id).detail(detail);
+    if !changed {
+        return (event, Vec::new(), None);
+    }
+    let updated = Organization { tier, updated_at: now, ..org.clone() };
+    (event, vec![DirectoryChange::UpdateOrg(updated).into()], Some(ClusterEvent::of(&OrgChanged { org_id: org.id })))
 }

@@ -9,7 +9,7 @@
 //! know — made a moment ago on another node — makes it ask the actor to re-read the
 //! store once. A restarted (or idle-stopped and restarted) actor re-hydrates the index
 //! from `delegation_chains`; changes made on other nodes arrive as
-//! `ClusterEvent::DelegationsChanged` and make it re-read.
+//! `DelegationsChanged` and make it re-read.
 
 use std::sync::Arc;
 
@@ -23,6 +23,7 @@ use crate::families::delegation::rules::{ChainIndex, Delegation, DelegationStatu
 use crate::families::delegation::DelegationStore;
 use crate::kernel::clock::Clock;
 use crate::kernel::error::Result;
+use crate::runtime::events::{Event, Listeners};
 use crate::runtime::keyed::{KeyedFamily, KeyedHost};
 use crate::store::Commit;
 
@@ -179,4 +180,25 @@ impl Delegations {
         self.snapshots.clear();
         self.pending.clear();
     }
+}
+
+/// An organization's delegation chains changed (a link made or revoked) on the node
+/// `origin`: the other nodes read its index again (the origin already has it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DelegationsChanged {
+    pub org_id: Uuid,
+    pub origin: Uuid,
+}
+
+impl Event for DelegationsChanged {
+    const KIND: &'static str = "delegations_changed";
+}
+
+/// The organization's actor has its index when the change is answered; other nodes read
+/// theirs again.
+pub(crate) fn listen(delegations: &Delegations, listeners: &mut Listeners) {
+    let (elsewhere, everything) = (delegations.clone(), delegations.clone());
+    listeners
+        .elsewhere(move |e: DelegationsChanged| elsewhere.changed_elsewhere(e.org_id, e.origin))
+        .everything(move || everything.forget_all());
 }

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::engine::{decode_cursor, next_cursor, page_limit, Call, Engine};
 use crate::families::analytics::rules::Metric;
+use crate::families::delegation::actor::DelegationsChanged;
 use crate::families::delegation::biscuit::BiscuitFault;
 use crate::families::delegation::rules::{
     act_claim, plan_hop, DelegateRequest, Delegation, DelegationIssued, DelegationStatus, DelegationView, Hop,
@@ -24,7 +25,7 @@ use crate::kernel::jose;
 use crate::kernel::model::{AgentStatus, Millis, Outcome, Page, PageRequest};
 use crate::kernel::policy::Target;
 use crate::kernel::scopes;
-use crate::runtime::coord::ClusterEvent;
+use crate::runtime::events::ClusterEvent;
 use crate::store::Commit;
 
 /// `GET /delegations`' filters.
@@ -207,7 +208,7 @@ impl Engine {
             "token_id": link.token_id,
         });
         let event = self.call_event(call, org_id, "delegation.create", id, detail);
-        let announce = ClusterEvent::DelegationsChanged { org_id, origin: self.shared.delegations.node() };
+        let announce = ClusterEvent::of(&DelegationsChanged { org_id, origin: self.shared.delegations.node() });
         let commit = Commit {
             event: event.seal(),
             changes: vec![DelegationChange::InsertDelegation(link.clone()).into()],
@@ -419,7 +420,7 @@ impl Engine {
         let now = self.shared.now_ms();
         let detail = json!({"chain_id": link.chain_id, "cascade": below});
         let event = self.call_event(call, org_id, "delegation.revoke", id, detail);
-        let announce = ClusterEvent::DelegationsChanged { org_id, origin: self.shared.delegations.node() };
+        let announce = ClusterEvent::of(&DelegationsChanged { org_id, origin: self.shared.delegations.node() });
         let commit = Commit {
             event: event.seal(),
             changes: vec![DelegationChange::RevokeDelegation { org_id, id, now }.into()],

@@ -6,6 +6,7 @@
 pub(crate) mod actor;
 pub mod biscuit;
 pub(crate) mod handle;
+#[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub mod rules;
 pub(crate) mod sqlite;

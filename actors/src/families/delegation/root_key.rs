@@ -40,13 +40,5 @@ pub(crate) async fn load_or_create(
         Some(r) => (Vec::new(), Some(String::from_utf8(r.to_vec()).map_err(|_| bad())?)),
         None => (rest.to_vec(), None),
     };
-    let record = crate::families::signing::KeyRecord {
-        kid,
-        alg: "biscuit-ed25519".into(),
-        private_key,
-        key_ref,
-        created_at: 0,
-        activates_at: 0,
-    };
-    BiscuitKeys::from_private(&keystore.unseal(&record).await?)
+    BiscuitKeys::from_private(&keystore.unseal_bytes(&kid, &private_key, key_ref.as_deref()).await?)
 }

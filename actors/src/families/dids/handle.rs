@@ -13,12 +13,13 @@ use crate::engine::{Call, Engine};
 use crate::families::dids::rules::{self, DocumentMetadata, Method, ResolutionError};
 use crate::families::dids::DidChange;
 use crate::families::dids::DidKeyRecord;
+use crate::families::directory::events::AgentChanged;
 use crate::kernel::error::{EngineError, Result};
 use crate::kernel::jose;
 use crate::kernel::model::TOKEN_PATH;
 use crate::kernel::model::{rfc3339, AgentStatus, Millis};
 use crate::runtime::cache::RenderedDid;
-use crate::runtime::coord::ClusterEvent;
+use crate::runtime::events::ClusterEvent;
 use crate::store::SealedSecret;
 
 /// An agent has at most this many DID keys at once.
@@ -223,7 +224,7 @@ impl Engine {
         let did_url = format!("{}#{key_id}", rules::agent_did(&self.idp_did()?, agent.id));
         let detail = json!({"key_id": key_id, "generated": private.is_some()});
         let event = self.call_event(call, agent.org_id, "did.key.add", agent.id, detail);
-        let announce = ClusterEvent::AgentChanged { agent_id: agent.id };
+        let announce = ClusterEvent::of(&AgentChanged { agent_id: agent.id });
         self.commit(event, vec![DidChange::InsertDidKey(Box::new(record)).into()], Some(announce)).await?;
         let private_jwk = private.map(|(mut jwk, _)| {
             jwk["kid"] = json!(did_url);
@@ -236,7 +237,7 @@ impl Engine {
     pub async fn remove_did_key(&self, call: &Call, org: Option<Uuid>, agent_id: Uuid, key_id: &str) -> Result<()> {
         let agent = self.credential_agent(call, org, agent_id, "credentials.revoke").await?;
         let event = self.call_event(call, agent.org_id, "did.key.remove", agent.id, json!({"key_id": key_id}));
-        let announce = ClusterEvent::AgentChanged { agent_id: agent.id };
+        let announce = ClusterEvent::of(&AgentChanged { agent_id: agent.id });
         let change = DidChange::RemoveDidKey { agent_id: agent.id, key_id: key_id.to_string() }.into();
         self.commit(event, vec![change], Some(announce)).await
     }

@@ -2,6 +2,7 @@
 //! keys an agent's DID document lists (`handle.rs`). docs/design/directory.md.
 
 pub(crate) mod handle;
+#[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub mod rules;
 pub(crate) mod sqlite;

@@ -5,12 +5,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::engine::Engine;
+use crate::families::directory::events::AgentChanged;
 use crate::families::directory::handle::{FIRST_ORG, PLATFORM_ADMIN, PLATFORM_ORG};
 use crate::families::directory::DirectoryChange;
 use crate::kernel::error::{EngineError, Result};
 use crate::kernel::model::*;
 use crate::kernel::scopes;
-use crate::runtime::coord::ClusterEvent;
+use crate::runtime::events::ClusterEvent;
 
 impl Engine {
     /// On an empty store: create the platform organization with its administrator, and
@@ -136,7 +137,7 @@ impl Engine {
             .event(Some(agent.org_id), "operator".into(), "admin.recover", Outcome::Success)
             .target(agent.id)
             .detail(&json!({"client_id": cred.credential.client_id, "created": created}));
-        self.commit(event, changes, Some(ClusterEvent::AgentChanged { agent_id: agent.id })).await?;
+        self.commit(event, changes, Some(ClusterEvent::of(&AgentChanged { agent_id: agent.id }))).await?;
         Ok(RecoveredAdmin {
             org_id: agent.org_id,
             agent_id: agent.id,

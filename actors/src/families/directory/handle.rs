@@ -7,6 +7,9 @@ use uuid::Uuid;
 
 use crate::engine::{decode_cursor, next_cursor, page_limit, Call, Engine};
 use crate::families::analytics::rules::Metric;
+use crate::families::directory::events::AgentChanged;
+use crate::families::directory::events::ClientChanged;
+use crate::families::directory::events::OrgChanged;
 use crate::families::directory::secrets;
 use crate::families::directory::DirectoryChange;
 use crate::kernel::error::{EngineError, Result};
@@ -14,7 +17,7 @@ use crate::kernel::jose;
 use crate::kernel::model::*;
 use crate::kernel::privilege;
 use crate::kernel::scopes;
-use crate::runtime::coord::ClusterEvent;
+use crate::runtime::events::ClusterEvent;
 use crate::store::Change;
 
 const MAX_NAME: usize = 128;
@@ -178,7 +181,7 @@ impl Engine {
         self.commit(
             event,
             vec![DirectoryChange::UpdateOrg(org.clone()).into()],
-            Some(ClusterEvent::OrgChanged { org_id: org.id }),
+            Some(ClusterEvent::of(&OrgChanged { org_id: org.id })),
         )
         .await
         .map_err(name_taken("organization", &org.name))?;
@@ -216,7 +219,7 @@ impl Engine {
             return Err(EngineError::Conflict("the organization holds the last active platform administrator".into()));
         }
         let event = self.call_event(call, id, "organization.delete", id, json!({}));
-        self.commit(event, vec![DirectoryChange::DeleteOrg(id).into()], Some(ClusterEvent::Everything)).await
+        self.commit(event, vec![DirectoryChange::DeleteOrg(id).into()], Some(ClusterEvent::everything())).await
     }
 
     // ---- agents ---------------------------------------------------------------------
@@ -348,7 +351,7 @@ impl Engine {
             agent.id,
             json!({"name": agent.name, "status": agent.status, "scopes": agent.scopes}),
         );
-        let announce = ClusterEvent::AgentChanged { agent_id: agent.id };
+        let announce = ClusterEvent::of(&AgentChanged { agent_id: agent.id });
         self.commit(event, vec![DirectoryChange::UpdateAgent(agent.clone()).into()], Some(announce))
             .await
             .map_err(name_taken("agent", &agent.name))?;
@@ -365,7 +368,7 @@ impl Engine {
         self.check_not_stronger(call, &before)?;
         self.keep_a_platform_admin(&before, None).await?;
         let event = self.call_event(call, org_id, "agent.delete", id, json!({}));
-        let announce = ClusterEvent::AgentChanged { agent_id: id };
+        let announce = ClusterEvent::of(&AgentChanged { agent_id: id });
         self.commit(event, vec![DirectoryChange::DeleteAgent { org_id, id }.into()], Some(announce)).await?;
         self.count(org_id, id, Metric::AgentsDeleted);
         Ok(())
@@ -518,7 +521,7 @@ impl Engine {
             id,
             json!({"agent_id": agent.id, "client_id": credential.client_id}),
         );
-        let announce = ClusterEvent::ClientChanged { client_id: credential.client_id.clone() };
+        let announce = ClusterEvent::of(&ClientChanged { client_id: credential.client_id.clone() });
         self.commit(event, vec![change], Some(announce)).await?;
         self.count(agent.org_id, agent.id, Metric::CredentialsRotated);
         Ok(IssuedCredential { credential, client_secret: Some(secret) })
@@ -544,7 +547,7 @@ impl Engine {
             id,
             json!({"agent_id": agent.id, "client_id": credential.client_id}),
         );
-        let announce = ClusterEvent::ClientChanged { client_id: credential.client_id.clone() };
+        let announce = ClusterEvent::of(&ClientChanged { client_id: credential.client_id.clone() });
         self.commit(
             event,
             vec![DirectoryChange::RevokeCredential { agent_id: agent.id, id, now }.into()],

@@ -4,7 +4,9 @@
 //! docs/design/directory.md.
 
 pub(crate) mod bootstrap;
+pub mod events;
 pub(crate) mod handle;
+#[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub mod secrets;
 pub(crate) mod sqlite;

@@ -43,6 +43,7 @@ use crate::families::federation::FederationStore;
 use crate::kernel::clock::Clock;
 use crate::kernel::error::{EngineError, Result};
 use crate::kernel::model::Millis;
+use crate::runtime::events::{Event, Listeners};
 use crate::runtime::keyed::{KeyedFamily, KeyedHost};
 use crate::runtime::metrics::FederationMetrics;
 use crate::runtime::outbound::{HttpClient, OutboundRequest};
@@ -458,4 +459,25 @@ impl Federation {
             }
         });
     }
+}
+
+/// A federation partner was created, changed or deleted: rebuild the partner index.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PartnersChanged {}
+
+impl Event for PartnersChanged {
+    const KIND: &'static str = "partners_changed";
+}
+
+/// A partner change counts on the committing node before it is answered; the others
+/// rebuild their index as it arrives, and after a gap.
+pub(crate) fn listen(federation: &Federation, listeners: &mut Listeners) {
+    let (here, elsewhere, everything) = (federation.clone(), federation.clone(), federation.clone());
+    listeners
+        .here(move |_: PartnersChanged| {
+            let federation = here.clone();
+            async move { federation.reload().await }
+        })
+        .elsewhere(move |_: PartnersChanged| elsewhere.changed_elsewhere())
+        .everything(move || everything.changed_elsewhere());
 }

@@ -7,6 +7,7 @@ pub(crate) mod actor;
 mod assertion;
 pub(crate) mod handle;
 mod jwks;
+#[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub mod rules;
 pub mod settings;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::families::webhooks::rules::Destinations;
+use crate::runtime::outbound::Destinations;
 
 /// How the JwksCache actors fetch partners' keys.
 #[derive(Debug, Clone, Copy)]

@@ -10,6 +10,7 @@
 
 mod changes;
 mod handle;
+#[cfg(feature = "postgres")]
 mod postgres;
 mod rules;
 mod sqlite;

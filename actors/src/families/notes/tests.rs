@@ -11,6 +11,7 @@ use crate::kernel::error::EngineError;
 /// it: there the PostgreSQL run never skips).
 async fn configs(dir: &std::path::Path) -> Vec<EngineConfig> {
     let mut out = vec![EngineConfig::embedded(dir.join("sqlite"))];
+    #[cfg(feature = "postgres")]
     match std::env::var("AGENTIDP_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty()) {
         Some(url) => {
             let schema = format!("t_{}", Uuid::now_v7().simple());

@@ -17,6 +17,7 @@ use crate::families::revocation::{Revocation, RevocationStore};
 use crate::kernel::clock::Clock;
 use crate::kernel::error::Result;
 use crate::runtime::actor::{ChildSpec, Slot};
+use crate::runtime::events::Listeners;
 
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
@@ -64,6 +65,21 @@ impl Revocations {
             let _ = r.send_message(Msg::Purge);
         }
     }
+}
+
+/// A revocation counts on the committing node before it is answered, and on every other
+/// node as soon as it is heard of; after a gap in what this node heard, the set is read
+/// again.
+pub(crate) fn listen(revocations: &Revocations, listeners: &mut Listeners) {
+    let (here, elsewhere, gap) = (revocations.clone(), revocations.clone(), revocations.clone());
+    listeners
+        .here(move |r: Revocation| {
+            here.apply_committed(r.jti, r.expires_at);
+            async { Ok(()) }
+        })
+        .elsewhere(move |r: Revocation| elsewhere.announced(r))
+        .urgent::<Revocation>()
+        .everything(move || gap.reread());
 }
 
 /// Register the actor: its child specification and the engine's handle.

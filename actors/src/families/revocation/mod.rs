@@ -3,6 +3,7 @@
 //! Revoking is a verb of the tokens family. docs/design/tokens.md.
 
 pub(crate) mod actor;
+#[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
 mod store;

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use crate::kernel::error::Result;
 
 /// A revoked access token, remembered until it would have expired anyway.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Revocation {
     pub jti: String,
     pub org_id: Uuid,
@@ -21,4 +21,9 @@ pub trait RevocationStore: Send + Sync + 'static {
     async fn revocations(&self, now_secs: i64) -> Result<Vec<Revocation>>;
     /// Forget revocations of tokens expired by `now_secs`; returns how many.
     async fn purge_revocations(&self, now_secs: i64) -> Result<u64>;
+}
+
+/// A revocation is announced to every node as itself: refuse the token until it expires.
+impl crate::runtime::events::Event for Revocation {
+    const KIND: &'static str = "token_revoked";
 }

@@ -16,7 +16,8 @@ use crate::families::signing::{KeyRecord, SigningKeyStore};
 use crate::kernel::clock::Clock;
 use crate::kernel::error::{EngineError, Result};
 use crate::runtime::actor::{ask, ChildSpec, Slot};
-use crate::runtime::coord::{ClusterEvent, Coordinator};
+use crate::runtime::coord::Coordinator;
+use crate::runtime::events::{ClusterEvent, Event, Listeners};
 use crate::runtime::keystore::Keystore;
 
 /// How often the ring is re-read from the store (keys rotated by another process, e.g.
@@ -82,6 +83,20 @@ impl Keys {
 }
 
 /// Register the KeyManager: its child specification and the engine's handle.
+/// A signing key was created on some node: reload the key ring.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct KeysChanged {}
+
+impl Event for KeysChanged {
+    const KIND: &'static str = "keys_changed";
+}
+
+/// Every node reloads its key ring when another made a key, at once.
+pub(crate) fn listen(keys: &Keys, listeners: &mut Listeners) {
+    let keys = keys.clone();
+    listeners.elsewhere(move |_: KeysChanged| keys.changed_elsewhere()).urgent::<KeysChanged>();
+}
+
 pub(crate) fn child(deps: Deps, call_timeout: Duration) -> (ChildSpec, Keys) {
     let handle = Keys { ring: RingCell::default(), slot: Arc::default(), timeout: call_timeout };
     let ring = handle.ring.clone();
@@ -150,7 +165,8 @@ async fn load_ring(shared: &Args) -> Result<Arc<KeyRing>> {
     for record in needed {
         let alg = SigningAlg::parse(&record.alg)
             .ok_or_else(|| EngineError::internal(format!("unknown key algorithm {}", record.alg)))?;
-        let pkcs8 = shared.deps.keystore.unseal(record).await?;
+        let pkcs8 =
+            shared.deps.keystore.unseal_bytes(&record.kid, &record.private_key, record.key_ref.as_deref()).await?;
         let key = SigningKey::from_pkcs8(alg, &pkcs8, record.created_at, record.activates_at)?;
         if key.kid != record.kid {
             return Err(EngineError::internal(format!("stored kid {} does not match its key", record.kid)));
@@ -185,7 +201,7 @@ async fn rotate(shared: &Args) -> Result<String> {
     let now = shared.now_ms();
     let kid = create_key(shared, now, now + shared.deps.settings.key_preannounce.as_millis() as i64).await?;
     load_ring(shared).await?;
-    if let Err(e) = shared.deps.coord.publish(&ClusterEvent::KeysChanged).await {
+    if let Err(e) = shared.deps.coord.publish(&ClusterEvent::of(&KeysChanged {})).await {
         // Other nodes still pick the key up on their next tick, well before it signs.
         tracing::warn!(error = %e, "could not announce the new signing key");
     }

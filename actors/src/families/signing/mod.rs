@@ -5,6 +5,7 @@
 pub(crate) mod actor;
 pub(crate) mod handle;
 pub mod keys;
+#[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
 mod store;

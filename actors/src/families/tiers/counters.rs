@@ -37,12 +37,14 @@ use dashmap::DashMap;
 use ractor::RpcReplyPort;
 use uuid::Uuid;
 
+use crate::families::directory::events::OrgChanged;
 use crate::families::directory::DirectoryStore;
 use crate::families::tiers::{GrantRequest, QuotaStore};
 use crate::kernel::clock::Clock;
 use crate::kernel::error::{EngineError, Result};
 use crate::kernel::model::{Millis, Tier};
 use crate::kernel::tiers::TierTable;
+use crate::runtime::events::Listeners;
 use crate::runtime::keyed::{KeyedFamily, KeyedHost};
 use crate::runtime::metrics::QuotaMetrics;
 
@@ -381,4 +383,22 @@ impl Quota {
             }
         }
     }
+}
+
+/// An organization's change (its tier) counts for its quota on the committing node before
+/// it is answered, and on every other node as it arrives.
+pub(crate) fn listen(quota: &Quota, listeners: &mut Listeners) {
+    let (here, elsewhere) = (quota.clone(), quota.clone());
+    listeners
+        .here(move |e: OrgChanged| {
+            let quota = here.clone();
+            async move {
+                quota.org_changed(e.org_id).await;
+                Ok(())
+            }
+        })
+        .elsewhere(move |e: OrgChanged| {
+            let quota = elsewhere.clone();
+            tokio::spawn(async move { quota.org_changed(e.org_id).await });
+        });
 }

@@ -5,7 +5,9 @@
 
 pub(crate) mod counters;
 pub(crate) mod handle;
+#[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+#[cfg(feature = "redis")]
 pub mod redis;
 pub(crate) mod sqlite;
 mod store;

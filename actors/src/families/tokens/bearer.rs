@@ -20,7 +20,7 @@ use crate::kernel::jose;
 use crate::kernel::model::{AgentStatus, CredentialStatus, Outcome};
 use crate::kernel::validity::{check_times, OWN_EXP_LEEWAY_SECS};
 use crate::runtime::cache::Verified;
-use crate::runtime::coord::ClusterEvent;
+use crate::runtime::events::ClusterEvent;
 
 impl Engine {
     /// The token's client must still be active, and an agent of the token's lineage.
@@ -126,7 +126,7 @@ impl Engine {
         }
         let revocation = Revocation { jti: claims.jti.clone(), org_id: claims.org_id, expires_at: claims.exp };
         let announce =
-            ClusterEvent::TokenRevoked { jti: claims.jti.clone(), org_id: claims.org_id, expires_at: claims.exp };
+            ClusterEvent::of(&Revocation { jti: claims.jti.clone(), org_id: claims.org_id, expires_at: claims.exp });
         let event = self
             .event(Some(client.org_id), client.agent_id.to_string(), "token.revoke", Outcome::Success)
             .target(&claims.jti)

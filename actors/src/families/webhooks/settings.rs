@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::rules::Destinations;
+use crate::runtime::outbound::Destinations;
 
 /// How webhook deliveries run.
 #[derive(Debug, Clone, Copy)]

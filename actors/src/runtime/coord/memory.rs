@@ -7,7 +7,8 @@ use dashmap::DashMap;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::kernel::error::Result;
-use crate::runtime::coord::{Claim, ClusterEvent, Coordinator};
+use crate::runtime::coord::{Claim, Coordinator};
+use crate::runtime::events::ClusterEvent;
 
 pub struct MemoryCoordinator {
     tx: broadcast::Sender<ClusterEvent>,
@@ -50,7 +51,7 @@ impl Coordinator for MemoryCoordinator {
             loop {
                 let event = match rx.recv().await {
                     Ok(e) => e,
-                    Err(broadcast::error::RecvError::Lagged(_)) => ClusterEvent::Everything,
+                    Err(broadcast::error::RecvError::Lagged(_)) => ClusterEvent::everything(),
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
                 if out.send(event).await.is_err() {

@@ -5,38 +5,14 @@
 //! (pub/sub and `SET NX`) when `REDIS_URL` is set.
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 use crate::kernel::error::Result;
+use crate::runtime::events::ClusterEvent;
 
 pub mod memory;
+#[cfg(feature = "redis")]
 pub mod redis;
-
-/// Something every node must apply to its local caches.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ClusterEvent {
-    /// A credential's secret or status changed.
-    ClientChanged { client_id: String },
-    /// An agent's status or scopes changed, or it was deleted.
-    AgentChanged { agent_id: Uuid },
-    /// An access token was revoked; refuse it until it expires (`expires_at`, seconds).
-    TokenRevoked { jti: String, org_id: Uuid, expires_at: i64 },
-    /// A signing key was created: reload the key ring.
-    KeysChanged,
-    /// An organization changed (its tier, say): its quota reads it again.
-    OrgChanged { org_id: Uuid },
-    /// An organization's delegation chains changed (a link made or revoked) on the node
-    /// `origin`: the other nodes read its index again (the origin already has it).
-    DelegationsChanged { org_id: Uuid, origin: Uuid },
-    /// A federation partner was created, changed or deleted: rebuild the partner index.
-    PartnersChanged,
-    /// Anything may have changed (an organization was deleted, or events were lost while
-    /// a subscription was down): drop every cached entry.
-    Everything,
-}
 
 /// The answer of [`Coordinator::claim_once`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +27,7 @@ pub trait Coordinator: Send + Sync + 'static {
     /// Announce `event` to every node, this one included.
     async fn publish(&self, event: &ClusterEvent) -> Result<()>;
     /// Events published by any node from now on. After a lost connection the stream
-    /// yields [`ClusterEvent::Everything`] once it is back, since events may have been missed.
+    /// yields [`ClusterEvent::everything`] once it is back, since events may have been missed.
     async fn subscribe(&self) -> Result<mpsc::Receiver<ClusterEvent>>;
     /// One cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<()>;

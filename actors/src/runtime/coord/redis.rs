@@ -12,7 +12,8 @@ use redis::AsyncCommands;
 use tokio::sync::mpsc;
 
 use crate::kernel::error::{EngineError, Result};
-use crate::runtime::coord::{Claim, ClusterEvent, Coordinator};
+use crate::runtime::coord::{Claim, Coordinator};
+use crate::runtime::events::ClusterEvent;
 
 /// One round trip: the start of Redis's memory of claims (a key that vanishes with that
 /// memory, re-set by the first claim after), then the claim itself. 1 first, 0 replayed,
@@ -122,7 +123,7 @@ impl Coordinator for RedisCoordinator {
                     }
                 };
                 backoff = Duration::from_millis(50);
-                if out.send(ClusterEvent::Everything).await.is_err() {
+                if out.send(ClusterEvent::everything()).await.is_err() {
                     return;
                 }
             }

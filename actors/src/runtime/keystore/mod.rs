@@ -7,10 +7,38 @@ use std::path::Path;
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
-use crate::families::signing::KeyRecord;
 use crate::kernel::error::{EngineError, Result};
 
+#[cfg(feature = "vault")]
 mod vault;
+
+/// A build without the `vault` feature refuses a Vault configuration, and a key stored
+/// in Vault, with a clear error.
+#[cfg(not(feature = "vault"))]
+mod vault {
+    use super::VaultConfig;
+    use crate::kernel::error::{EngineError, Result};
+
+    pub enum Vault {}
+
+    fn not_built() -> EngineError {
+        EngineError::Unavailable("this build has no Vault support (the engine's `vault` feature)".into())
+    }
+
+    impl Vault {
+        pub async fn connect(_: &VaultConfig) -> Result<Vault> {
+            Err(not_built())
+        }
+
+        pub async fn put(&self, _: &str, _: &[u8]) -> Result<String> {
+            match *self {}
+        }
+
+        pub async fn get(&self, _: &str) -> Result<Vec<u8>> {
+            match *self {}
+        }
+    }
+}
 
 const SEALED_V1: &[u8] = b"v1";
 const PLAIN_REF: &str = "plain";
@@ -114,11 +142,6 @@ impl Keystore {
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&data);
         Ok(Sealed { private_key: out, key_ref: None })
-    }
-
-    /// Recover the PKCS#8 DER of a stored key.
-    pub async fn unseal(&self, record: &KeyRecord) -> Result<Vec<u8>> {
-        self.unseal_bytes(&record.kid, &record.private_key, record.key_ref.as_deref()).await
     }
 
     /// Recover the bytes [`Keystore::seal`] protected under `kid` (a signing key, a

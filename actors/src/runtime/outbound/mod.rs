@@ -8,6 +8,7 @@
 //! The engine crate holds no HTTP *server*; `scripts/check-structure` enforces that on
 //! `cargo tree`.
 
+pub mod destinations;
 pub mod reqwest;
 
 use std::net::IpAddr;
@@ -15,8 +16,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::families::webhooks::rules::Destinations;
 use crate::kernel::error::Result;
+pub use destinations::Destinations;
 
 /// One outbound request.
 #[derive(Debug, Clone)]

@@ -15,8 +15,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 
-use crate::families::webhooks::rules::Destinations;
 use crate::kernel::error::{EngineError, Result};
+use crate::runtime::outbound::Destinations;
 use crate::runtime::outbound::{HttpClient, Method, OutboundRequest, OutboundResponse, Resolver};
 
 /// Outbound HTTP through reqwest.

@@ -8,7 +8,7 @@ use tokio_postgres::Transaction;
 use super::{db_err, json_text};
 use crate::kernel::error::{EngineError, Result};
 use crate::kernel::model::Millis;
-use crate::runtime::coord::ClusterEvent;
+use crate::runtime::events::ClusterEvent;
 use crate::store::Change;
 
 /// The organization's committed tier, under its row lock, and how many rows of `table`

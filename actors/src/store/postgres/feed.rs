@@ -1,8 +1,8 @@
-//! PostgreSQL: the cluster change feed ([`crate::store::FeedStore`]).
+//! PostgreSQL: the cluster change feed ([`crate::runtime::events::FeedStore`]).
 
 // The adapter's connection helpers, error mapping, shared columns and imports.
 use super::*;
-use crate::store::FeedStore;
+use crate::runtime::events::{FeedEntry, FeedStore};
 
 #[async_trait]
 impl FeedStore for PostgresStore {

@@ -16,7 +16,7 @@ pub(crate) mod feed;
 pub(crate) use changes::{one_row, tier_and_count};
 mod settings;
 
-pub(crate) use super::{enum_column, json_column, Commit, FeedEntry, Ping, Store, UNATTRIBUTED_CHAIN};
+pub(crate) use super::{enum_column, json_column, Commit, Ping, Store, UNATTRIBUTED_CHAIN};
 pub(crate) use crate::families::audit::chain;
 pub(crate) use crate::kernel::error::{EngineError, Result};
 pub(crate) use crate::kernel::model::{

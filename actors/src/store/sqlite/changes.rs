@@ -8,7 +8,7 @@ use rusqlite::{params, Connection};
 use super::{db_err, json_text};
 use crate::kernel::error::{EngineError, Result};
 use crate::kernel::model::Millis;
-use crate::runtime::coord::ClusterEvent;
+use crate::runtime::events::ClusterEvent;
 
 /// The organization's committed tier and how many rows of `table` it has.
 pub(crate) fn tier_and_count(conn: &Connection, org_id: uuid::Uuid, table: &str) -> Result<(String, u64)> {
