@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::ServeProcess;
+use crate::support::{JsonBody, ServeProcess};
 
 fn agentidp() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentidp"));
@@ -78,8 +78,7 @@ async fn serve_answers_then_stops_gracefully_on_sigterm() {
     let base = format!("http://127.0.0.1:{port}");
     crate::support::wait_until_up(&format!("{base}/ready"), "agentidp serve").await;
     let http = reqwest::Client::new();
-    let meta: serde_json::Value =
-        http.get(format!("{base}/.well-known/oauth-authorization-server")).send().await.unwrap().json().await.unwrap();
+    let meta: serde_json::Value = http.get(format!("{base}/.well-known/oauth-authorization-server")).json_body().await;
     assert_eq!(meta["issuer"], base);
     assert!(dir.path().join("data").join("agentidp.db").exists(), "data_dir from the file is used");
     // A refusal's access line says why and for which client, never the secret.
@@ -128,7 +127,7 @@ const UNLIMITED_FREE_TIER: &str =
     "[tiers.free]\ncalls_per_day = \"unlimited\"\ntoken_rate = 100000\ntoken_burst = 100000\n";
 
 async fn get_json(http: &reqwest::Client, url: String, token: &str) -> serde_json::Value {
-    http.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+    http.get(url).bearer_auth(token).json_body().await
 }
 
 async fn token(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
@@ -521,15 +520,8 @@ async fn a_backup_under_load_restores_with_every_record_and_an_intact_chain() {
         let resp = http.get(format!("{}/api/v1/agents/{id}", server.base)).bearer_auth(&admin).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "agent {id} lost");
     }
-    let report: serde_json::Value = http
-        .get(format!("{}/api/v1/audit-events/verify", server.base))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report: serde_json::Value =
+        http.get(format!("{}/api/v1/audit-events/verify", server.base)).bearer_auth(&admin).json_body().await;
     assert_eq!(report["intact"], true, "{report}");
 }
 

@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::jose::ClientKey;
-use crate::support::{backends, jwt_parts, spawn_app, spawn_app_with};
+use crate::support::{backends, jwt_parts, spawn_app, spawn_app_with, JsonBody};
 
 fn conformance_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance")
@@ -112,8 +112,7 @@ async fn strict_validators_accept_the_metadata_of_an_issuer_with_a_path() {
     assert_eq!(out["discovery_path"], "/.well-known/oauth-authorization-server/tenant");
     assert_eq!((out["token_type"].as_str(), out["active"].as_bool()), (Some("bearer"), Some(true)), "{out}");
     // The document is also served without the path, for a proxy that strips it.
-    let meta: Value =
-        app.http.get(app.url("/.well-known/oauth-authorization-server")).send().await.unwrap().json().await.unwrap();
+    let meta: Value = app.http.get(app.url("/.well-known/oauth-authorization-server")).json_body().await;
     assert_eq!(meta["token_endpoint"], format!("{issuer}/api/v1/oauth2/token"));
     let other = app.http.get(app.url("/.well-known/oauth-authorization-server/other")).send().await.unwrap();
     assert_eq!(other.status(), reqwest::StatusCode::NOT_FOUND);

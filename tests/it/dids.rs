@@ -7,7 +7,7 @@ use agentidp_engine::families::signing::keys::{SigningAlg, SigningKey};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{backends, jwt_parts, spawn_app, App};
+use crate::support::{backends, jwt_parts, spawn_app, App, JsonBody};
 
 fn encoded(did: &str) -> String {
     percent_encoding::utf8_percent_encode(did, percent_encoding::NON_ALPHANUMERIC).to_string()
@@ -156,7 +156,7 @@ async fn agents_have_did_web_documents_and_sign_in_with_their_did_keys() {
         let (status, _) = app.call(Method::DELETE, &format!("{keys}/key-1"), &admin, None).await;
         assert_eq!(status, StatusCode::NO_CONTENT);
         assert_eq!(app.call(Method::DELETE, &format!("{keys}/key-1"), &admin, None).await.0, StatusCode::NOT_FOUND);
-        let doc: Value = app.http.get(&doc_url).send().await.unwrap().json().await.unwrap();
+        let doc: Value = app.http.get(&doc_url).json_body().await;
         let methods: Vec<&str> =
             doc["verificationMethod"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
         assert_eq!(methods, vec![format!("{did}#key-2")]);
@@ -167,13 +167,13 @@ async fn agents_have_did_web_documents_and_sign_in_with_their_did_keys() {
             let (status, added) = app.call(Method::POST, &keys, &admin, Some(json!({"generate": true}))).await;
             assert_eq!(status, StatusCode::CREATED, "{added}");
         }
-        let doc: Value = app.http.get(&doc_url).send().await.unwrap().json().await.unwrap();
+        let doc: Value = app.http.get(&doc_url).json_body().await;
         assert_eq!(doc["verificationMethod"].as_array().unwrap().len(), 3, "{doc}");
         let (status, _) = app.call(Method::POST, &format!("/api/v1/agents/{id}/suspend"), &admin, None).await;
         assert_eq!(status, StatusCode::OK);
         let (_, result) = resolve(&app, &did, None).await;
         assert_eq!(result["didDocumentMetadata"]["deactivated"], true, "{result}");
-        let doc: Value = app.http.get(&doc_url).send().await.unwrap().json().await.unwrap();
+        let doc: Value = app.http.get(&doc_url).json_body().await;
         for document in [&result["didDocument"], &doc] {
             for relation in ["verificationMethod", "authentication", "assertionMethod"] {
                 let listed = document[relation].as_array().map_or(0, Vec::len);

@@ -7,7 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::each_backend;
-use crate::support::{Backend, Storage, TestApp};
+use crate::support::{Backend, JsonBody, Storage, TestApp};
 
 /// Defect 4: ~3,000 half-sent requests were all still held after 106 s and a flood
 /// exhausted the file descriptors. With a cap of 32 connections and a 1 s header
@@ -256,7 +256,7 @@ async fn edge_cases_get_problems_that_agree_with_the_contract() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {problem}");
     }
     // Every operation of the contract is routed: none answers "no such endpoint".
-    let doc: Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: Value = app.http.get(app.url("/openapi.json")).json_body().await;
     let nil = "00000000-0000-0000-0000-000000000000";
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in ["get", "post", "patch", "delete"].iter().filter(|m| item.get(**m).is_some()) {

@@ -10,7 +10,7 @@ use agentidp_engine::Clock as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{backends, jwt_parts, spawn_app_with, wait_until_up, App, ServeProcess};
+use crate::support::{backends, jwt_parts, spawn_app_with, wait_until_up, App, JsonBody, ServeProcess};
 
 const PARTNER_ISS: &str = "https://partner.example";
 
@@ -36,7 +36,7 @@ impl PyPartner {
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
-        self.http.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap().json().await.unwrap()
+        self.http.post(format!("{}{path}", self.base)).json(&body).json_body().await
     }
 
     async fn sign(&self, claims: Value, extra: Value) -> String {
@@ -48,7 +48,7 @@ impl PyPartner {
     }
 
     async fn fetches(&self) -> u64 {
-        let body: Value = self.http.get(format!("{}/count", self.base)).send().await.unwrap().json().await.unwrap();
+        let body: Value = self.http.get(format!("{}/count", self.base)).json_body().await;
         body["fetches"].as_u64().unwrap()
     }
 
@@ -367,15 +367,7 @@ async fn bad_partner_definitions_are_4xx_that_name_the_field() {
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["error"], "invalid_request", "{body}");
         // Discovery lists the grant.
-        let meta: Value = app
-            .http
-            .get(app.url("/.well-known/oauth-authorization-server"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let meta: Value = app.http.get(app.url("/.well-known/oauth-authorization-server")).json_body().await;
         assert!(meta["grant_types_supported"]
             .as_array()
             .unwrap()

@@ -7,7 +7,7 @@ use std::time::Duration;
 use agentidp_engine::families::signing::keys::SigningAlg;
 use agentidp_engine::{Engine, EngineConfig, EngineError, TokenRequest, VaultConfig};
 
-use crate::support::jwt_parts;
+use crate::support::{jwt_parts, JsonBody};
 
 async fn admin_token(engine: &Engine) -> String {
     let boot = engine.bootstrap().await.unwrap();
@@ -104,12 +104,8 @@ async fn signing_keys_live_in_vault_when_it_is_configured() {
     let secret: serde_json::Value = http
         .get(format!("{addr}/v1/secret/data/agentidp-test/signing-keys/{kid}"))
         .header("X-Vault-Token", "root")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert!(secret["data"]["data"]["pkcs8"].as_str().is_some_and(|s| !s.is_empty()));
     // ...and a restarted engine signs with the same key, loaded from there.
     let engine = Engine::start(config.clone()).await.unwrap();

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::each_backend;
 use crate::jose::ClientKey;
-use crate::support::{jwt_parts, App};
+use crate::support::{jwt_parts, App, JsonBody};
 
 async fn form(app: &App, path: &str, params: &[(&str, &str)]) -> (StatusCode, Value) {
     let resp = app.http.post(app.url(path)).form(params).send().await.unwrap();
@@ -377,7 +377,7 @@ each_backend!(forged_management_tokens_are_refused, |app| {
     let (header, claims) = jwt_parts(&token);
     let enc = |v: &Value| base64_url(v);
     let none = format!("{}.{}.", enc(&json!({"alg": "none", "typ": "at+jwt", "kid": header["kid"]})), enc(&claims));
-    let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).json_body().await;
     let hs = jsonwebtoken::encode(
         &{
             let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);

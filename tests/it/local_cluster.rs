@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::support::{backends, client_token, Backend};
+use crate::support::{backends, client_token, Backend, JsonBody};
 
 /// How to call the script for one cluster.
 #[derive(Clone)]
@@ -130,14 +130,7 @@ async fn the_cluster_script_serves_two_nodes_behind_nginx_and_revokes_across_the
     assert!(one > 0 && two > 0 && one + two == 11, "nginx spreads the token requests: {one} and {two}");
     // The issuer is the balancer's address on every node.
     for node in [script.node(1), script.node(2)] {
-        let meta: Value = http
-            .get(format!("{node}/.well-known/oauth-authorization-server"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let meta: Value = http.get(format!("{node}/.well-known/oauth-authorization-server")).json_body().await;
         assert_eq!(meta["issuer"], balancer.as_str());
     }
 

@@ -1,5 +1,6 @@
 //! Operations endpoints, discovery documents and the shape of errors for unknown routes.
 
+use crate::support::JsonBody;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -32,7 +33,7 @@ each_backend!(health_ready_metrics_and_openapi_answer, |app| {
     ] {
         assert!(metrics.contains(series), "{series} missing from /metrics");
     }
-    let openapi: Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let openapi: Value = app.http.get(app.url("/openapi.json")).json_body().await;
     assert_eq!(openapi["openapi"].as_str().map(|v| v.starts_with("3.")), Some(true));
     for path in ["/api/v1/oauth2/token", "/api/v1/agents", "/api/v1/audit-events/verify"] {
         assert!(openapi["paths"][path].is_object(), "{path} missing from openapi.json");
@@ -40,8 +41,7 @@ each_backend!(health_ready_metrics_and_openapi_answer, |app| {
 });
 
 each_backend!(discovery_documents_describe_the_server, |app| {
-    let meta: Value =
-        app.http.get(app.url("/.well-known/oauth-authorization-server")).send().await.unwrap().json().await.unwrap();
+    let meta: Value = app.http.get(app.url("/.well-known/oauth-authorization-server")).json_body().await;
     assert_eq!(meta["issuer"], app.base);
     assert_eq!(meta["token_endpoint"], format!("{}/api/v1/oauth2/token", app.base));
     assert_eq!(meta["jwks_uri"], format!("{}/.well-known/jwks.json", app.base));
@@ -60,7 +60,7 @@ each_backend!(discovery_documents_describe_the_server, |app| {
     assert_eq!(meta["introspection_endpoint"], format!("{}/api/v1/oauth2/introspect", app.base));
     assert_eq!(meta["revocation_endpoint"], format!("{}/api/v1/oauth2/revoke", app.base));
     assert!(meta["dpop_signing_alg_values_supported"].as_array().is_some_and(|a| a.contains(&"ES256".into())));
-    let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).json_body().await;
     let key = &jwks["keys"][0];
     assert_eq!(
         (key["kty"].as_str(), key["crv"].as_str(), key["alg"].as_str()),

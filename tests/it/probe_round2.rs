@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::jose::ClientKey;
-use crate::support::{backends, spawn_app, App};
+use crate::support::{backends, spawn_app, App, JsonBody};
 
 const NIL_ORG: &str = "00000000-0000-0000-0000-000000000000";
 
@@ -192,7 +192,7 @@ async fn the_contract_names_what_the_server_accepts() {
     let backend = backends().remove(0);
     let app = spawn_app(&backend).await;
     let platform = app.platform_token().await;
-    let doc: Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: Value = app.http.get(app.url("/openapi.json")).json_body().await;
     let (_, types) = app.call(Method::GET, "/api/v1/webhooks/event-types", &platform, None).await;
     let schema_types = doc["components"]["schemas"]["NewWebhook"]["properties"]["event_types"]["items"]["enum"]
         .as_array()

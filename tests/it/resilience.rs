@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::{backends, spawn_app, TestApp};
+use crate::support::{backends, spawn_app, JsonBody, TestApp};
 
 async fn restarts(app: &TestApp, actor: &str) -> u64 {
     let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
@@ -40,8 +40,7 @@ async fn crashed_actors_are_restarted_and_rehydrate_from_the_store() {
         // fault drill names exactly those.
         let names = app.engine.actor_names();
         assert!(names.len() >= 4, "{names:?}");
-        let openapi: serde_json::Value =
-            app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+        let openapi: serde_json::Value = app.http.get(app.url("/openapi.json")).json_body().await;
         let mut documented: Vec<&str> = openapi["paths"]["/api/v1/admin/faults/{actor}"]["post"]["parameters"][0]
             ["schema"]["enum"]
             .as_array()

@@ -296,15 +296,7 @@ macro_rules! each_backend {
 /// panics unless one is issued.
 pub async fn client_token(base: &str, client_id: &str, client_secret: &str) -> String {
     let form = [("grant_type", "client_credentials"), ("client_id", client_id), ("client_secret", client_secret)];
-    let body: Value = reqwest::Client::new()
-        .post(format!("{base}/api/v1/oauth2/token"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = reqwest::Client::new().post(format!("{base}/api/v1/oauth2/token")).form(&form).json_body().await;
     body["access_token"].as_str().unwrap_or_else(|| panic!("no access_token: {body}")).to_string()
 }
 
@@ -606,5 +598,16 @@ impl OwnPostgres {
 impl Drop for OwnPostgres {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A request's JSON answer: `.send().await.unwrap().json().await.unwrap()`, said once.
+pub trait JsonBody {
+    fn json_body<T: serde::de::DeserializeOwned>(self) -> impl std::future::Future<Output = T>;
+}
+
+impl JsonBody for reqwest::RequestBuilder {
+    async fn json_body<T: serde::de::DeserializeOwned>(self) -> T {
+        self.send().await.unwrap().json().await.unwrap()
     }
 }

@@ -15,7 +15,7 @@ use agentidp_engine::EngineConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{backends, spawn_app, spawn_app_with, App, ProcessCluster, ServeProcess};
+use crate::support::{backends, spawn_app, spawn_app_with, App, JsonBody, ProcessCluster, ServeProcess};
 
 /// Development destinations (plain http to loopback), a quick poll, a short timeout.
 fn dev(config: &mut EngineConfig) {
@@ -490,12 +490,8 @@ async fn a_killed_delivering_node_is_taken_over_with_the_same_webhook_id() {
         .post(format!("{}/api/v1/webhooks", a.base))
         .bearer_auth(&admin)
         .json(&json!({"url": url, "event_types": ["agent.created", "webhook.test"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let hook = created["id"].as_str().unwrap().to_string();
     // Node A alone: it takes the lease and delivers the test event.
     http.post(format!("{}/api/v1/webhooks/{hook}/test", a.base)).bearer_auth(&admin).send().await.unwrap();

@@ -8,4 +8,5 @@ pub(crate) mod bearer;
 pub mod claims;
 pub(crate) mod client_auth;
 pub(crate) mod handle;
+pub(crate) mod jwt_bearer;
 pub(crate) mod limits;
