@@ -7,8 +7,6 @@ mod operations;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use ractor::{Actor, ActorRef};
 use uuid::Uuid;
 
@@ -32,7 +30,7 @@ use crate::families::tiers::redis::RedisLedger;
 use crate::families::tiers::QuotaStore;
 use crate::families::webhooks::actor::{self as webhook_queues, DeliveryQueues, Webhooks};
 use crate::kernel::error::{EngineError, Result};
-use crate::kernel::model::{Millis, Outcome, PageRequest};
+use crate::kernel::model::{Millis, Outcome};
 use crate::kernel::policy::Policy;
 use crate::runtime::actor::Children;
 use crate::runtime::cache::Caches;
@@ -139,9 +137,6 @@ pub struct Engine {
     pub(crate) shared: Arc<Shared>,
     pub(crate) supervisor: ActorRef<supervisor::Msg>,
 }
-
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 200;
 
 /// A start-up failure, naming the setting to look at and where it points.
 fn startup_err(setting: &str, target: &str, e: EngineError) -> EngineError {
@@ -596,36 +591,4 @@ impl Engine {
 /// if it is a webhook event.
 pub(crate) fn webhook_event_org(org_id: Option<Uuid>, action: &str) -> Option<Uuid> {
     crate::families::webhooks::rules::event_for(action).and(org_id)
-}
-
-pub(crate) fn page_limit(page: &PageRequest) -> Result<u32> {
-    match page.limit {
-        None => Ok(DEFAULT_PAGE),
-        Some(0) => Err(EngineError::invalid("limit", "must be at least 1")),
-        Some(n) if n > MAX_PAGE => Err(EngineError::invalid("limit", format!("at most {MAX_PAGE}"))),
-        Some(n) => Ok(n),
-    }
-}
-
-pub(crate) fn decode_cursor(page: &PageRequest) -> Result<Option<Uuid>> {
-    // An empty cursor is the first page, as the contract allows.
-    page.cursor
-        .as_deref()
-        .filter(|c| !c.is_empty())
-        .map(|c| {
-            URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-                .and_then(|b| Uuid::from_slice(&b).ok())
-                .ok_or_else(|| EngineError::invalid("cursor", "not a cursor this API returned"))
-        })
-        .transpose()
-}
-
-/// The cursor of the next page: present only when the page was full.
-pub(crate) fn next_cursor<T>(items: &[T], limit: u32, id: impl Fn(&T) -> Uuid) -> Option<String> {
-    if items.len() < limit as usize {
-        return None;
-    }
-    items.last().map(|last| URL_SAFE_NO_PAD.encode(id(last).as_bytes()))
 }

@@ -5,10 +5,11 @@ use uuid::Uuid;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
-use crate::engine::{page_limit, Call, Engine};
+use crate::engine::{Call, Engine};
 use crate::families::audit::chain::ChainVerifier;
 use crate::kernel::error::{EngineError, Result};
 use crate::kernel::model::{AuditEvent, AuditQuery, ChainReport, Page};
+use crate::kernel::paging::page_limit;
 use crate::store::UNATTRIBUTED_CHAIN;
 
 const VERIFY_BATCH: u32 = 1000;

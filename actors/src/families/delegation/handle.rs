@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::engine::{decode_cursor, next_cursor, page_limit, Call, Engine};
+use crate::engine::{Call, Engine};
 use crate::families::analytics::rules::Metric;
 use crate::families::delegation::actor::DelegationsChanged;
 use crate::families::delegation::biscuit::BiscuitFault;
@@ -23,6 +23,7 @@ use crate::families::tokens::claims::{self, AccessClaims, Grant};
 use crate::kernel::error::{EngineError, Result};
 use crate::kernel::jose;
 use crate::kernel::model::{AgentStatus, Millis, Outcome, Page, PageRequest};
+use crate::kernel::paging::{decode_cursor, next_cursor, page_limit};
 use crate::kernel::policy::Target;
 use crate::kernel::scopes;
 use crate::runtime::events::ClusterEvent;

@@ -5,7 +5,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::engine::{decode_cursor, next_cursor, page_limit, Call, Engine};
+use crate::engine::{Call, Engine};
 use crate::families::analytics::rules::Metric;
 use crate::families::directory::events::AgentChanged;
 use crate::families::directory::events::ClientChanged;
@@ -15,6 +15,7 @@ use crate::families::directory::DirectoryChange;
 use crate::kernel::error::{EngineError, Result};
 use crate::kernel::jose;
 use crate::kernel::model::*;
+use crate::kernel::paging::{decode_cursor, next_cursor, page_limit};
 use crate::kernel::privilege;
 use crate::kernel::scopes;
 use crate::runtime::events::ClusterEvent;

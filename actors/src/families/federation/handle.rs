@@ -9,13 +9,14 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::engine::{decode_cursor, next_cursor, page_limit, Call, Engine};
+use crate::engine::{Call, Engine};
 use crate::families::federation::actor::KeySnapshot;
 use crate::families::federation::actor::PartnersChanged;
 use crate::families::federation::rules::{self as rules, NewPartner, Partner, PartnerPatch, PartnerRules, VerifiedJwt};
 use crate::families::federation::PartnerChange;
 use crate::kernel::error::{EngineError, Result};
 use crate::kernel::model::{rfc3339, AgentStatus, Millis, Page, PageRequest};
+use crate::kernel::paging::{decode_cursor, next_cursor, page_limit};
 use crate::runtime::events::ClusterEvent;
 
 /// A partner with what this node knows of its keys.

@@ -5,7 +5,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::engine::{decode_cursor, next_cursor, page_limit, Call, Engine};
+use crate::engine::{Call, Engine};
 use crate::families::webhooks::rules::{
     self, Delivery, EventType, NewWebhook, Webhook, WebhookPatch, WebhookWithSecret, EVENT_TYPES,
 };
@@ -13,6 +13,7 @@ use crate::families::webhooks::WebhookChange;
 use crate::families::webhooks::WebhookRecord;
 use crate::kernel::error::{EngineError, Result};
 use crate::kernel::model::{Page, PageRequest};
+use crate::kernel::paging::{decode_cursor, next_cursor, page_limit};
 use crate::store::SealedSecret;
 
 /// The longest description a subscription may have, in characters.
