@@ -80,16 +80,6 @@ pub(crate) struct State {
     polls: u32,
 }
 
-/// Hand `event` to the families that listen to it.
-fn dispatch(deps: &Deps, event: ClusterEvent) {
-    deps.listeners.arrived(&event);
-}
-
-/// Every family drops what it cached (it re-hydrates from the store on next use).
-fn forget_everything(deps: &Deps) {
-    deps.listeners.forget_everything();
-}
-
 impl State {
     async fn poll(&mut self) {
         let deps = &self.deps;
@@ -105,12 +95,12 @@ impl State {
         if now - self.last_read > window / 2 {
             // Entries may have come and gone from the window unseen: start clean.
             tracing::warn!(gap_ms = now - self.last_read, "change feed unread for too long; dropping all caches");
-            forget_everything(deps);
+            deps.listeners.forget_everything();
         }
         self.last_read = now;
         for entry in entries {
             if self.seen.insert(entry.seq, entry.created_at).is_none() {
-                dispatch(deps, entry.event);
+                deps.listeners.arrived(&entry.event);
             }
         }
         self.seen.retain(|_, at| *at >= now - window);
@@ -139,12 +129,12 @@ impl Actor for CacheKeeper {
             .into_iter()
             .map(|e| (e.seq, e.created_at))
             .collect();
-        forget_everything(&deps);
+        deps.listeners.forget_everything();
         let (owners, me) = (deps.clone(), myself.clone());
         let listener = tokio::spawn(async move {
             while let Some(event) = events.recv().await {
                 if owners.listeners.is_urgent(&event) {
-                    dispatch(&owners, event);
+                    owners.listeners.arrived(&event);
                 } else if me.send_message(Msg::Announced(event)).is_err() {
                     return;
                 }
@@ -162,7 +152,7 @@ impl Actor for CacheKeeper {
 
     async fn handle(&self, _: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
         match msg {
-            Msg::Announced(event) => dispatch(&state.deps, event),
+            Msg::Announced(event) => state.deps.listeners.arrived(&event),
             Msg::Poll => state.poll().await,
             Msg::Crash => panic!("cache keeper: fault injected"),
         }

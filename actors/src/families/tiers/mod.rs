@@ -1,6 +1,6 @@
 //! The daily call quota of each organization's tier: per-node leases refilled by one
-//! actor per organization from a ledger (the store, or Redis: `redis.rs`)
-//! (`counters.rs`), and the tier listing and usage (`handle.rs`). The tiers' limits
+//! actor per organization (`counters.rs`) from a ledger — the store, or Redis
+//! (`redis.rs`) — and the tier listing and usage (`handle.rs`). The tiers' limits
 //! themselves are `kernel::tiers`. docs/design/tiers.md.
 
 pub(crate) mod counters;
