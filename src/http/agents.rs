@@ -1,192 +1,119 @@
 //! `/api/v1/agents` and their credentials.
 
-use std::convert::Infallible;
-
 use agentidp_engine::{AgentPatch, NewAgent, NewCredential};
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
-use warp::reply::Response;
-use warp::Filter;
 
-use super::{
-    body, ctx, json_reply, no_content, parse_id, parse_query, query, AppState, Body, Ctx, ListQuery, OrgQuery,
+use super::route::{route, Req, Resource};
+use super::{json_reply, no_content, ApiResult, Ctx, ListQuery, OrgQuery};
+
+/// Its endpoints (the contract: see [`super::route`]).
+pub const RESOURCE: Resource = Resource {
+    routes: &[
+        route!(GET "/api/v1/agents", "listAgents", Policy("agents.list") => list),
+        route!(POST "/api/v1/agents", "createAgent", Policy("agents.create") => create),
+        route!(GET "/api/v1/agents/{id}", "getAgent", Policy("agents.get") => get),
+        route!(PATCH "/api/v1/agents/{id}", "updateAgent", Policy("agents.update") => update),
+        route!(DELETE "/api/v1/agents/{id}", "deleteAgent", Policy("agents.delete") => delete),
+        route!(POST "/api/v1/agents/{id}/suspend", "suspendAgent", Policy("agents.suspend") => suspend),
+        route!(POST "/api/v1/agents/{id}/reactivate", "reactivateAgent", Policy("agents.reactivate") => reactivate),
+        route!(GET "/api/v1/agents/{id}/credentials", "listCredentials", Policy("credentials.list") => list_credentials),
+        route!(POST "/api/v1/agents/{id}/credentials", "createCredential", Policy("credentials.create") => create_credential),
+        route!(POST "/api/v1/agents/{id}/credentials/{cid}/rotate", "rotateCredential", Policy("credentials.rotate") => rotate_credential),
+        route!(DELETE "/api/v1/agents/{id}/credentials/{cid}", "revokeCredential", Policy("credentials.revoke") => revoke_credential),
+    ],
+    openapi: include_str!("agents.openapi.json"),
 };
 
-pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let c = || ctx(state.clone());
-    let list = warp::path!("agents").and(warp::get()).and(c()).and(query()).and_then(list);
-    let create = warp::path!("agents").and(warp::post()).and(c()).and(query()).and(body(&state)).and_then(create);
-    let get = warp::path!("agents" / String).and(warp::get()).and(c()).and(query()).and_then(get);
-    let update =
-        warp::path!("agents" / String).and(warp::patch()).and(c()).and(query()).and(body(&state)).and_then(update);
-    let delete = warp::path!("agents" / String).and(warp::delete()).and(c()).and(query()).and_then(delete);
-    let suspend = warp::path!("agents" / String / "suspend").and(warp::post()).and(c()).and(query()).and_then(suspend);
-    let reactivate =
-        warp::path!("agents" / String / "reactivate").and(warp::post()).and(c()).and(query()).and_then(reactivate);
-    let creds_list = warp::path!("agents" / String / "credentials")
-        .and(warp::get())
-        .and(c())
-        .and(query())
-        .and_then(list_credentials);
-    let creds_create = warp::path!("agents" / String / "credentials")
-        .and(warp::post())
-        .and(c())
-        .and(query())
-        .and(body(&state))
-        .and_then(create_credential);
-    let creds_rotate = warp::path!("agents" / String / "credentials" / String / "rotate")
-        .and(warp::post())
-        .and(c())
-        .and(query())
-        .and_then(rotate_credential);
-    let creds_revoke = warp::path!("agents" / String / "credentials" / String)
-        .and(warp::delete())
-        .and(c())
-        .and(query())
-        .and_then(revoke_credential);
-    list.or(create)
-        .unify()
-        .or(get)
-        .unify()
-        .or(update)
-        .unify()
-        .or(delete)
-        .unify()
-        .or(suspend)
-        .unify()
-        .or(reactivate)
-        .unify()
-        .or(creds_list)
-        .unify()
-        .or(creds_create)
-        .unify()
-        .or(creds_rotate)
-        .unify()
-        .or(creds_revoke)
-        .unify()
-        .boxed()
+async fn list(ctx: Ctx, req: Req) -> ApiResult {
+    let q: ListQuery = req.query_as()?;
+    let call = ctx.call().await?;
+    let page = ctx.engine().list_agents(&call, q.org_id, q.page()).await?;
+    Ok(json_reply(StatusCode::OK, &page))
 }
 
-async fn list(ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let q: ListQuery = parse_query(&q)?;
-        let call = ctx.call().await?;
-        let page = ctx.engine().list_agents(&call, q.org_id, q.page()).await?;
-        Ok(json_reply(StatusCode::OK, &page))
-    })
-    .await
+async fn create(ctx: Ctx, req: Req) -> ApiResult {
+    let body = req.body();
+    let q: OrgQuery = req.query_as()?;
+    let call = ctx.call().await?;
+    let mut new: NewAgent = body.json()?;
+    new.org_id = new.org_id.or(q.org_id);
+    let agent = ctx.engine().create_agent(&call, new).await?;
+    Ok(json_reply(StatusCode::CREATED, &agent))
 }
 
-async fn create(ctx: Ctx, q: String, body: Body) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let q: OrgQuery = parse_query(&q)?;
-        let call = ctx.call().await?;
-        let mut new: NewAgent = body.json()?;
-        new.org_id = new.org_id.or(q.org_id);
-        let agent = ctx.engine().create_agent(&call, new).await?;
-        Ok(json_reply(StatusCode::CREATED, &agent))
-    })
-    .await
+async fn get(ctx: Ctx, req: Req) -> ApiResult {
+    let q: OrgQuery = req.query_as()?;
+    let id = req.id(0, "id")?;
+    let call = ctx.call().await?;
+    let agent = ctx.engine().get_agent(&call, q.org_id, id).await?;
+    Ok(json_reply(StatusCode::OK, &agent))
 }
 
-async fn get(id: String, ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let q: OrgQuery = parse_query(&q)?;
-        let id = parse_id("id", &id)?;
-        let call = ctx.call().await?;
-        let agent = ctx.engine().get_agent(&call, q.org_id, id).await?;
-        Ok(json_reply(StatusCode::OK, &agent))
-    })
-    .await
+async fn update(ctx: Ctx, req: Req) -> ApiResult {
+    let body = req.body();
+    let q: OrgQuery = req.query_as()?;
+    let id = req.id(0, "id")?;
+    let call = ctx.call().await?;
+    let patch: AgentPatch = body.json()?;
+    let agent = ctx.engine().update_agent(&call, q.org_id, id, patch).await?;
+    Ok(json_reply(StatusCode::OK, &agent))
 }
 
-async fn update(id: String, ctx: Ctx, q: String, body: Body) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let q: OrgQuery = parse_query(&q)?;
-        let id = parse_id("id", &id)?;
-        let call = ctx.call().await?;
-        let patch: AgentPatch = body.json()?;
-        let agent = ctx.engine().update_agent(&call, q.org_id, id, patch).await?;
-        Ok(json_reply(StatusCode::OK, &agent))
-    })
-    .await
+async fn delete(ctx: Ctx, req: Req) -> ApiResult {
+    let q: OrgQuery = req.query_as()?;
+    let id = req.id(0, "id")?;
+    let call = ctx.call().await?;
+    ctx.engine().delete_agent(&call, q.org_id, id).await?;
+    Ok(no_content())
 }
 
-async fn delete(id: String, ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let q: OrgQuery = parse_query(&q)?;
-        let id = parse_id("id", &id)?;
-        let call = ctx.call().await?;
-        ctx.engine().delete_agent(&call, q.org_id, id).await?;
-        Ok(no_content())
-    })
-    .await
+async fn suspend(ctx: Ctx, req: Req) -> ApiResult {
+    let q: OrgQuery = req.query_as()?;
+    let id = req.id(0, "id")?;
+    let call = ctx.call().await?;
+    let agent = ctx.engine().suspend_agent(&call, q.org_id, id).await?;
+    Ok(json_reply(StatusCode::OK, &agent))
 }
 
-async fn suspend(id: String, ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let q: OrgQuery = parse_query(&q)?;
-        let id = parse_id("id", &id)?;
-        let call = ctx.call().await?;
-        let agent = ctx.engine().suspend_agent(&call, q.org_id, id).await?;
-        Ok(json_reply(StatusCode::OK, &agent))
-    })
-    .await
+async fn reactivate(ctx: Ctx, req: Req) -> ApiResult {
+    let q: OrgQuery = req.query_as()?;
+    let id = req.id(0, "id")?;
+    let call = ctx.call().await?;
+    let agent = ctx.engine().reactivate_agent(&call, q.org_id, id).await?;
+    Ok(json_reply(StatusCode::OK, &agent))
 }
 
-async fn reactivate(id: String, ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let q: OrgQuery = parse_query(&q)?;
-        let id = parse_id("id", &id)?;
-        let call = ctx.call().await?;
-        let agent = ctx.engine().reactivate_agent(&call, q.org_id, id).await?;
-        Ok(json_reply(StatusCode::OK, &agent))
-    })
-    .await
+async fn list_credentials(ctx: Ctx, req: Req) -> ApiResult {
+    let q: OrgQuery = req.query_as()?;
+    let id = req.id(0, "id")?;
+    let call = ctx.call().await?;
+    let items = ctx.engine().list_credentials(&call, q.org_id, id).await?;
+    Ok(json_reply(StatusCode::OK, &serde_json::json!({"items": items})))
 }
 
-async fn list_credentials(id: String, ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let q: OrgQuery = parse_query(&q)?;
-        let id = parse_id("id", &id)?;
-        let call = ctx.call().await?;
-        let items = ctx.engine().list_credentials(&call, q.org_id, id).await?;
-        Ok(json_reply(StatusCode::OK, &serde_json::json!({"items": items})))
-    })
-    .await
+async fn create_credential(ctx: Ctx, req: Req) -> ApiResult {
+    let body = req.body();
+    let q: OrgQuery = req.query_as()?;
+    let id = req.id(0, "id")?;
+    let call = ctx.call().await?;
+    // No body: a client secret. A body chooses the type (e.g. private_key_jwt + jwk).
+    let new: NewCredential = if body.is_empty() { NewCredential::default() } else { body.json()? };
+    let issued = ctx.engine().create_credential(&call, q.org_id, id, new).await?;
+    Ok(json_reply(StatusCode::CREATED, &issued))
 }
 
-async fn create_credential(id: String, ctx: Ctx, q: String, body: Body) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let q: OrgQuery = parse_query(&q)?;
-        let id = parse_id("id", &id)?;
-        let call = ctx.call().await?;
-        // No body: a client secret. A body chooses the type (e.g. private_key_jwt + jwk).
-        let new: NewCredential = if body.is_empty() { NewCredential::default() } else { body.json()? };
-        let issued = ctx.engine().create_credential(&call, q.org_id, id, new).await?;
-        Ok(json_reply(StatusCode::CREATED, &issued))
-    })
-    .await
+async fn rotate_credential(ctx: Ctx, req: Req) -> ApiResult {
+    let q: OrgQuery = req.query_as()?;
+    let (id, cid) = (req.id(0, "id")?, req.id(1, "cid")?);
+    let call = ctx.call().await?;
+    let issued = ctx.engine().rotate_credential(&call, q.org_id, id, cid).await?;
+    Ok(json_reply(StatusCode::OK, &issued))
 }
 
-async fn rotate_credential(id: String, cid: String, ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let q: OrgQuery = parse_query(&q)?;
-        let (id, cid) = (parse_id("id", &id)?, parse_id("cid", &cid)?);
-        let call = ctx.call().await?;
-        let issued = ctx.engine().rotate_credential(&call, q.org_id, id, cid).await?;
-        Ok(json_reply(StatusCode::OK, &issued))
-    })
-    .await
-}
-
-async fn revoke_credential(id: String, cid: String, ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let q: OrgQuery = parse_query(&q)?;
-        let (id, cid) = (parse_id("id", &id)?, parse_id("cid", &cid)?);
-        let call = ctx.call().await?;
-        let credential = ctx.engine().revoke_credential(&call, q.org_id, id, cid).await?;
-        Ok(json_reply(StatusCode::OK, &credential))
-    })
-    .await
+async fn revoke_credential(ctx: Ctx, req: Req) -> ApiResult {
+    let q: OrgQuery = req.query_as()?;
+    let (id, cid) = (req.id(0, "id")?, req.id(1, "cid")?);
+    let call = ctx.call().await?;
+    let credential = ctx.engine().revoke_credential(&call, q.org_id, id, cid).await?;
+    Ok(json_reply(StatusCode::OK, &credential))
 }

@@ -1,23 +1,21 @@
 //! `/api/v1/analytics`: usage totals, one metric's daily series, one agent's totals.
 
-use std::convert::Infallible;
-
 use agentidp_engine::AnalyticsQuery;
 use uuid::Uuid;
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
-use warp::reply::Response;
-use warp::Filter;
 
-use super::{ctx, json_reply, parse_id, parse_query, query, AppState, Ctx};
+use super::route::{route, Req, Resource};
+use super::{json_reply, ApiResult, Ctx};
 
-pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let c = || ctx(state.clone());
-    let summary = warp::path!("analytics" / "summary").and(warp::get()).and(c()).and(query()).and_then(summary);
-    let series = warp::path!("analytics" / "timeseries").and(warp::get()).and(c()).and(query()).and_then(timeseries);
-    let agent = warp::path!("analytics" / "agents" / String).and(warp::get()).and(c()).and(query()).and_then(agent);
-    summary.or(series).unify().or(agent).unify().boxed()
-}
+/// Its endpoints (the contract: see [`super::route`]).
+pub const RESOURCE: Resource = Resource {
+    routes: &[
+        route!(GET "/api/v1/analytics/summary", "getAnalyticsSummary", Policy("analytics.read") => summary),
+        route!(GET "/api/v1/analytics/timeseries", "getAnalyticsTimeseries", Policy("analytics.read") => timeseries),
+        route!(GET "/api/v1/analytics/agents/{id}", "getAgentAnalytics", Policy("analytics.read") => agent),
+    ],
+    openapi: include_str!("analytics.openapi.json"),
+};
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,34 +40,25 @@ struct SeriesParams {
     to: Option<String>,
 }
 
-async fn summary(ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let p: RangeParams = parse_query(&q)?;
-        let call = ctx.call().await?;
-        let summary = ctx.engine().analytics_summary(&call, p.into()).await?;
-        Ok(json_reply(StatusCode::OK, &summary))
-    })
-    .await
+async fn summary(ctx: Ctx, req: Req) -> ApiResult {
+    let p: RangeParams = req.query_as()?;
+    let call = ctx.call().await?;
+    let summary = ctx.engine().analytics_summary(&call, p.into()).await?;
+    Ok(json_reply(StatusCode::OK, &summary))
 }
 
-async fn timeseries(ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let p: SeriesParams = parse_query(&q)?;
-        let call = ctx.call().await?;
-        let query = AnalyticsQuery { org_id: p.org_id, from: p.from, to: p.to };
-        let series = ctx.engine().analytics_timeseries(&call, query, p.metric.as_deref()).await?;
-        Ok(json_reply(StatusCode::OK, &series))
-    })
-    .await
+async fn timeseries(ctx: Ctx, req: Req) -> ApiResult {
+    let p: SeriesParams = req.query_as()?;
+    let call = ctx.call().await?;
+    let query = AnalyticsQuery { org_id: p.org_id, from: p.from, to: p.to };
+    let series = ctx.engine().analytics_timeseries(&call, query, p.metric.as_deref()).await?;
+    Ok(json_reply(StatusCode::OK, &series))
 }
 
-async fn agent(id: String, ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let id = parse_id("id", &id)?;
-        let p: RangeParams = parse_query(&q)?;
-        let call = ctx.call().await?;
-        let summary = ctx.engine().agent_analytics(&call, p.into(), id).await?;
-        Ok(json_reply(StatusCode::OK, &summary))
-    })
-    .await
+async fn agent(ctx: Ctx, req: Req) -> ApiResult {
+    let id = req.id(0, "id")?;
+    let p: RangeParams = req.query_as()?;
+    let call = ctx.call().await?;
+    let summary = ctx.engine().agent_analytics(&call, p.into(), id).await?;
+    Ok(json_reply(StatusCode::OK, &summary))
 }

@@ -2,61 +2,42 @@
 //! subscription, and the webhook Stripe calls (no token: its signature is checked on the
 //! raw body). 404 "billing is not configured" on a deployment without Stripe.
 
-use std::convert::Infallible;
-
 use agentidp_engine::CheckoutParams;
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
-use warp::reply::Response;
-use warp::Filter;
 
-use super::{body, ctx, json_reply, parse_query, query, AppState, Body, Ctx, OrgQuery};
+use super::route::{route, Req, Resource};
+use super::{json_reply, ApiResult, Ctx, OrgQuery};
 
-pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let c = || ctx(state.clone());
-    let checkout = warp::path!("billing" / "checkout-session")
-        .and(warp::post())
-        .and(c())
-        .and(query())
-        .and(body(&state))
-        .and_then(checkout);
-    let subscription =
-        warp::path!("billing" / "subscription").and(warp::get()).and(c()).and(query()).and_then(subscription);
-    let webhook = warp::path!("billing" / "webhook")
-        .and(warp::post())
-        .and(c())
-        .and(warp::header::optional::<String>("stripe-signature"))
-        .and(body(&state))
-        .and_then(webhook);
-    checkout.or(subscription).unify().or(webhook).unify().boxed()
+/// Its endpoints (the contract: see [`super::route`]).
+pub const RESOURCE: Resource = Resource {
+    routes: &[
+        route!(POST "/api/v1/billing/checkout-session", "createCheckoutSession", Policy("billing.checkout") => checkout),
+        route!(GET "/api/v1/billing/subscription", "getBillingSubscription", Policy("billing.subscription") => subscription),
+        route!(POST "/api/v1/billing/webhook", "receiveStripeWebhook", Documented => webhook),
+    ],
+    openapi: include_str!("billing.openapi.json"),
+};
+
+async fn checkout(ctx: Ctx, req: Req) -> ApiResult {
+    let body = req.body();
+    let q: OrgQuery = req.query_as()?;
+    let call = ctx.call().await?;
+    let params: CheckoutParams = body.json()?;
+    let session = ctx.engine().billing_checkout(&call, q.org_id, params).await?;
+    Ok(json_reply(StatusCode::CREATED, &session))
 }
 
-async fn checkout(ctx: Ctx, q: String, body: Body) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let q: OrgQuery = parse_query(&q)?;
-        let call = ctx.call().await?;
-        let params: CheckoutParams = body.json()?;
-        let session = ctx.engine().billing_checkout(&call, q.org_id, params).await?;
-        Ok(json_reply(StatusCode::CREATED, &session))
-    })
-    .await
+async fn subscription(ctx: Ctx, req: Req) -> ApiResult {
+    let q: OrgQuery = req.query_as()?;
+    let call = ctx.call().await?;
+    let view = ctx.engine().billing_subscription(&call, q.org_id).await?;
+    Ok(json_reply(StatusCode::OK, &view))
 }
 
-async fn subscription(ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let q: OrgQuery = parse_query(&q)?;
-        let call = ctx.call().await?;
-        let view = ctx.engine().billing_subscription(&call, q.org_id).await?;
-        Ok(json_reply(StatusCode::OK, &view))
-    })
-    .await
-}
-
-async fn webhook(ctx: Ctx, signature: Option<String>, body: Body) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        ctx.presented_as("stripe");
-        let outcome = ctx.engine().stripe_webhook(body.bytes(), signature.as_deref()).await?;
-        Ok(json_reply(StatusCode::OK, &serde_json::json!({ "received": true, "outcome": outcome })))
-    })
-    .await
+async fn webhook(ctx: Ctx, req: Req) -> ApiResult {
+    let signature = ctx.header("stripe-signature");
+    let body = req.body();
+    ctx.presented_as("stripe");
+    let outcome = ctx.engine().stripe_webhook(body.bytes(), signature.as_deref()).await?;
+    Ok(json_reply(StatusCode::OK, &serde_json::json!({ "received": true, "outcome": outcome })))
 }

@@ -1,25 +1,24 @@
 //! `/api/v1/compliance`: the organization's compliance report (JSON, or CSV with
 //! `?format=csv`) and the findings of one agent.
 
-use std::convert::Infallible;
-
 use agentidp_engine::families::compliance::rules::ComplianceReport;
 use uuid::Uuid;
-use warp::filters::BoxedFilter;
 use warp::http::header::{HeaderValue, CONTENT_TYPE};
 use warp::http::StatusCode;
-use warp::reply::Response;
-use warp::{Filter, Reply};
+use warp::Reply;
 
 use super::problem::Problem;
-use super::{ctx, json_reply, parse_id, parse_query, query, AppState, Ctx, OrgQuery};
+use super::route::{route, Req, Resource};
+use super::{json_reply, ApiResult, Ctx, OrgQuery};
 
-pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let c = || ctx(state.clone());
-    let report = warp::path!("compliance" / "report").and(warp::get()).and(c()).and(query()).and_then(report);
-    let agent = warp::path!("compliance" / "agents" / String).and(warp::get()).and(c()).and(query()).and_then(agent);
-    report.or(agent).unify().boxed()
-}
+/// Its endpoints (the contract: see [`super::route`]).
+pub const RESOURCE: Resource = Resource {
+    routes: &[
+        route!(GET "/api/v1/compliance/report", "getComplianceReport", Policy("compliance.read") => report),
+        route!(GET "/api/v1/compliance/agents/{id}", "getAgentCompliance", Policy("compliance.read") => agent),
+    ],
+    openapi: include_str!("compliance.openapi.json"),
+};
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,36 +27,30 @@ struct ReportQuery {
     format: Option<String>,
 }
 
-async fn report(ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let q: ReportQuery = parse_query(&q)?;
-        let csv = match q.format.as_deref() {
-            None | Some("json") => false,
-            Some("csv") => true,
-            Some(_) => return Err(Problem::invalid_field("format", "json or csv")),
-        };
-        let call = ctx.call().await?;
-        let report = ctx.engine().compliance_report(&call, q.org_id).await?;
-        if !csv {
-            return Ok(json_reply(StatusCode::OK, &report));
-        }
-        let mut resp = as_csv(&report).into_response();
-        resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
-        resp.headers_mut().insert("x-compliance-score", HeaderValue::from(report.score));
-        Ok(resp)
-    })
-    .await
+async fn report(ctx: Ctx, req: Req) -> ApiResult {
+    let q: ReportQuery = req.query_as()?;
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(Problem::invalid_field("format", "json or csv")),
+    };
+    let call = ctx.call().await?;
+    let report = ctx.engine().compliance_report(&call, q.org_id).await?;
+    if !csv {
+        return Ok(json_reply(StatusCode::OK, &report));
+    }
+    let mut resp = as_csv(&report).into_response();
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    resp.headers_mut().insert("x-compliance-score", HeaderValue::from(report.score));
+    Ok(resp)
 }
 
-async fn agent(id: String, ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let id = parse_id("id", &id)?;
-        let q: OrgQuery = parse_query(&q)?;
-        let call = ctx.call().await?;
-        let findings = ctx.engine().compliance_agent(&call, q.org_id, id).await?;
-        Ok(json_reply(StatusCode::OK, &findings))
-    })
-    .await
+async fn agent(ctx: Ctx, req: Req) -> ApiResult {
+    let id = req.id(0, "id")?;
+    let q: OrgQuery = req.query_as()?;
+    let call = ctx.call().await?;
+    let findings = ctx.engine().compliance_agent(&call, q.org_id, id).await?;
+    Ok(json_reply(StatusCode::OK, &findings))
 }
 
 /// One row per finding and agent concerned (a finding about no agent: one row naming its

@@ -1,7 +1,9 @@
-//! The warp front-end: one module per resource, each exposing a boxed `routes(state)`.
-//! Handlers are plain async fns that return `Result<Response, Problem>`; domain errors
-//! become replies through [`problem`], and the top-level `recover` renders only what
-//! warp itself rejected (unknown path, wrong method, oversized body).
+//! The warp front-end: one module per resource, each declaring its endpoints in one
+//! table ([`route::Resource`]) that the dispatch, the 404/405 answers, the metric labels
+//! and the OpenAPI document all derive from. Handlers are plain async fns that return
+//! `Result<Response, Problem>`; domain errors become replies through [`problem`], and
+//! the top-level `recover` renders only what warp itself rejected (unknown path, wrong
+//! method, oversized body).
 
 mod agents;
 mod analytics;
@@ -19,6 +21,7 @@ mod oauth;
 mod ops;
 mod organizations;
 pub mod problem;
+pub(crate) mod route;
 mod webhooks;
 
 pub use oauth::token_request;
@@ -54,8 +57,42 @@ pub struct AppState {
     pub engine: Engine,
     metrics: HttpMetrics,
     limits: crate::limits::HttpLimits,
-    /// Every endpoint's path and methods, from the contract (docs/openapi.json).
-    routes: Arc<edge::RouteTable>,
+    /// Every endpoint, from the resources' tables.
+    routes: Arc<route::Table>,
+    /// The OpenAPI document those tables generate (served at `/openapi.json`).
+    openapi: Arc<str>,
+}
+
+/// Every resource of the API, in the order its paths appear in the OpenAPI document.
+/// A new resource is a module with a `RESOURCE` table and its `<module>.openapi.json`,
+/// and one line here.
+const RESOURCES: &[&route::Resource] = &[
+    &oauth::RESOURCE,
+    &discovery::RESOURCE,
+    &ops::RESOURCE,
+    &organizations::RESOURCE,
+    &agents::RESOURCE,
+    &audit::RESOURCE,
+    &keys::RESOURCE,
+    &analytics::RESOURCE,
+    &delegations::RESOURCE,
+    &webhooks::RESOURCE,
+    &federation::RESOURCE,
+    &dids::RESOURCE,
+    &billing::RESOURCE,
+    &compliance::RESOURCE,
+];
+
+/// The frame of the OpenAPI document (info, shared components).
+const OPENAPI_FRAME: &str = include_str!("openapi.json");
+/// The engine's policy: which scope each policy operation needs.
+const POLICY: &str = include_str!("../../policies/scopes.json");
+
+/// The OpenAPI document of this server, generated from its route tables
+/// (`docs/openapi.json` is this, checked by a test).
+pub fn openapi_document() -> anyhow::Result<String> {
+    let doc = route::document(OPENAPI_FRAME, RESOURCES, POLICY).map_err(anyhow::Error::msg)?;
+    Ok(serde_json::to_string_pretty(&doc)? + "\n")
 }
 
 #[derive(Clone)]
@@ -86,8 +123,9 @@ impl AppState {
         // CPU seconds, resident memory, open and maximum file descriptors, threads, start time.
         #[cfg(target_os = "linux")]
         engine.metrics_registry().register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
-        let routes = Arc::new(edge::RouteTable::from_openapi(ops::OPENAPI)?);
-        Ok(AppState { engine, metrics: HttpMetrics { requests, latency }, limits, routes })
+        let routes = Arc::new(route::Table::new(RESOURCES).map_err(anyhow::Error::msg)?);
+        let openapi = openapi_document()?.into();
+        Ok(AppState { engine, metrics: HttpMetrics { requests, latency }, limits, routes, openapi })
     }
 }
 
@@ -95,9 +133,7 @@ impl AppState {
 pub struct Ctx {
     pub state: AppState,
     pub request_id: String,
-    authorization: Option<String>,
-    /// The `DPoP` proof header (RFC 9449), if any.
-    dpop: Option<String>,
+    headers: HeaderMap,
     method: Method,
     /// The request path, for the `htu` a DPoP proof must name.
     path: String,
@@ -127,7 +163,7 @@ impl Ctx {
     /// error form) renders it, so an engine that is unavailable is a 503 in both.
     pub async fn call(&self) -> Result<Call, EngineError> {
         let missing = || EngineError::InvalidToken("an access token is required".into());
-        let header = self.authorization.as_deref().ok_or_else(missing)?;
+        let header = self.authorization().ok_or_else(missing)?;
         let (scheme, token) = header.split_once(' ').ok_or_else(missing)?;
         let token = token.trim();
         if token.is_empty() {
@@ -136,10 +172,8 @@ impl Ctx {
         let caller = if scheme.eq_ignore_ascii_case("bearer") {
             self.engine().authenticate(token).await?
         } else if scheme.eq_ignore_ascii_case("dpop") {
-            let proof = self
-                .dpop
-                .as_deref()
-                .ok_or_else(|| EngineError::InvalidToken("a DPoP proof header is required".into()))?;
+            let proof =
+                self.dpop().ok_or_else(|| EngineError::InvalidToken("a DPoP proof header is required".into()))?;
             let htu = format!("{}{}", self.engine().config().issuer, self.path);
             let presentation = DpopPresentation { proof, htm: self.method.as_str(), htu: &htu };
             self.engine().authenticate_dpop(token, presentation).await?
@@ -163,22 +197,31 @@ impl Ctx {
         let _ = self.quota.set(quota);
     }
 
+    /// A request header's value, if it is present once and is visible ASCII.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The `DPoP` proof header (RFC 9449), if any.
     pub fn dpop(&self) -> Option<&str> {
-        self.dpop.as_deref()
+        self.header("dpop")
     }
 
     pub fn authorization(&self) -> Option<&str> {
-        self.authorization.as_deref()
+        self.header("authorization")
+    }
+
+    /// The OpenAPI document this server publishes.
+    pub fn openapi(&self) -> &str {
+        &self.state.openapi
     }
 
     /// Run a handler body in this request's span; record metrics and the access log,
-    /// labelled with the endpoint's path template from the contract.
-    pub async fn respond<F>(self, handler: impl FnOnce(Ctx) -> F) -> Result<Response, Infallible>
+    /// labelled with the endpoint's path template (`route`).
+    async fn respond<F>(self, route: &'static str, handler: impl FnOnce(Ctx) -> F) -> Response
     where
         F: Future<Output = ApiResult>,
     {
-        let routes = self.state.routes.clone();
-        let route = routes.label(&self.path);
         let span = tracing::info_span!("request", request_id = %self.request_id, method = %self.method, route);
         let (state, request_id, method, started, quota, client) = (
             self.state.clone(),
@@ -213,7 +256,7 @@ impl Ctx {
                 resp.headers_mut().insert(name, value);
             }
         }
-        Ok(resp)
+        resp
     }
 }
 
@@ -227,20 +270,22 @@ fn valid_request_id(id: &str) -> bool {
 pub struct Peer(pub std::net::IpAddr);
 
 /// Extract a [`Ctx`]; never rejects.
-pub fn ctx(state: AppState) -> BoxedFilter<(Ctx,)> {
+fn ctx(state: AppState) -> BoxedFilter<(Ctx,)> {
     warp::any()
         .map(move || state.clone())
-        .and(warp::header::optional::<String>("x-request-id"))
-        .and(warp::header::optional::<String>("authorization"))
-        .and(warp::header::optional::<String>("dpop"))
+        .and(warp::header::headers_cloned())
         .and(warp::method())
         .and(warp::path::full())
         .and(warp::ext::optional::<Peer>())
-        .map(|state, request_id: Option<String>, authorization, dpop, method, path: FullPath, peer: Option<Peer>| Ctx {
+        .map(|state, headers: HeaderMap, method, path: FullPath, peer: Option<Peer>| Ctx {
             state,
-            request_id: request_id.filter(|id| valid_request_id(id)).unwrap_or_else(|| Uuid::now_v7().to_string()),
-            authorization,
-            dpop,
+            request_id: headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .filter(|id| valid_request_id(id))
+                .map(str::to_string)
+                .unwrap_or_else(|| Uuid::now_v7().to_string()),
+            headers,
             method,
             path: path.as_str().to_string(),
             peer: peer.map(|p| p.0),
@@ -322,7 +367,7 @@ impl warp::reject::Reject for BodyTimeout {}
 /// A body of at most [`MAX_BODY`] bytes, with or without Content-Length (a declared
 /// length over the limit is refused before anything is read), that arrives whole within
 /// the body read timeout: a client trickling its body does not hold a connection.
-pub fn body(state: &AppState) -> BoxedFilter<(Body,)> {
+fn body(state: &AppState) -> BoxedFilter<(Body,)> {
     let timeout = state.limits.body_read_timeout;
     warp::header::optional::<String>("content-type")
         .and(warp::header::optional::<u64>("content-length"))
@@ -357,7 +402,7 @@ pub fn body(state: &AppState) -> BoxedFilter<(Body,)> {
 }
 
 /// The raw query string (empty when absent), parsed by handlers.
-pub fn query() -> BoxedFilter<(String,)> {
+fn query() -> BoxedFilter<(String,)> {
     warp::query::raw().or(warp::any().map(String::new)).unify().boxed()
 }
 
@@ -411,50 +456,29 @@ pub fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// Every route of the server.
+/// Every route of the server: the edge's guard, then the one dispatch over the route
+/// table (a path no route has is a 404, another verb of a known path a 405).
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let api = warp::path("api").and(warp::path("v1"));
-    let v1 = oauth::routes(state.clone())
-        .or(delegations::routes(state.clone()))
-        .unify()
-        .or(organizations::routes(state.clone()))
-        .unify()
-        .or(agents::routes(state.clone()))
-        .unify()
-        .or(audit::routes(state.clone()))
-        .unify()
-        .or(analytics::routes(state.clone()))
-        .unify()
-        .or(keys::routes(state.clone()))
-        .unify()
-        .or(webhooks::routes(state.clone()))
-        .unify()
-        .or(federation::routes(state.clone()))
-        .unify()
-        .or(billing::routes(state.clone()))
-        .unify()
-        .or(compliance::routes(state.clone()))
-        .unify()
-        .or(dids::api(state.clone()))
-        .unify()
-        .boxed();
     let table = state.routes.clone();
+    let found = warp::method().and(warp::path::full()).and_then(move |method: Method, path: FullPath| {
+        let found = table.find(&method, path.as_str());
+        async move {
+            found.map_err(|miss| match miss {
+                route::Miss::Path => warp::reject::custom(edge::NoSuchPath),
+                route::Miss::Verb(allow) => warp::reject::custom(edge::WrongMethod(allow)),
+            })
+        }
+    });
+    let dispatch = found.and(ctx(state.clone())).and(query()).and(body(&state)).then(
+        |found: route::Found, ctx: Ctx, query: String, body: Body| async move {
+            let route::Found { route, label, params } = found;
+            let req = route::Req::new(params, query, body);
+            ctx.respond(label, move |ctx| (route.handler)(ctx, req)).await
+        },
+    );
     let cors = cors::Cors::new(&state.limits.cors_origins);
     let preflight = cors::preflight(cors.clone());
-    let routed = edge::guard(state.limits.max_header_bytes)
-        .and(
-            discovery::routes(state.clone())
-                .or(dids::public(state.clone()))
-                .unify()
-                .or(ops::routes(state.clone()))
-                .unify()
-                .or(api.and(v1))
-                .unify()
-                .or(edge::fallback(table))
-                .unify(),
-        )
-        .recover(recover)
-        .unify();
+    let routed = edge::guard(state.limits.max_header_bytes).and(dispatch).recover(recover).unify();
     // What no handler answered (rejected at the edge, or no such route) is counted, logged
     // and given its `x-request-id` here, labelled `unmatched` when the contract has no
     // such path; handlers do their own in `Ctx::respond`.
@@ -576,4 +600,23 @@ async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     let mut resp = problem.into_response();
     resp.extensions_mut().insert(Recovered);
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    /// `docs/openapi.json` is generated from the route tables: CI fails when the checked-in
+    /// file differs (`scripts/gen-openapi` rewrites it).
+    #[test]
+    fn docs_openapi_json_is_what_the_route_tables_generate() {
+        let generated = super::openapi_document().unwrap();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json");
+        if std::env::var_os("AGENTIDP_WRITE_OPENAPI").is_some() {
+            std::fs::write(path, &generated).unwrap();
+        }
+        let checked_in = std::fs::read_to_string(path).unwrap();
+        assert!(
+            generated == checked_in,
+            "docs/openapi.json is not what the route tables generate: run scripts/gen-openapi"
+        );
+    }
 }

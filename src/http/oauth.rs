@@ -5,34 +5,29 @@
 //! never problem+json.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 
 use agentidp_engine::{
     Call, ClientAuth, EngineError, Introspector, OAuthError, TokenRequest, ASSERTION_TYPE_JWT_BEARER,
 };
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use warp::filters::BoxedFilter;
 use warp::http::header::{HeaderValue, CACHE_CONTROL, PRAGMA};
 use warp::http::StatusCode;
 use warp::reply::Response;
-use warp::Filter;
 
 use super::problem::{oauth_error, oauth_invalid_request};
-use super::{body, ctx, json_reply, AppState, Body, Ctx};
+use super::route::{route, Req, Resource};
+use super::{json_reply, ApiResult, Body, Ctx};
 
-pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let token =
-        warp::path!("oauth2" / "token").and(warp::post()).and(ctx(state.clone())).and(body(&state)).and_then(token);
-    let introspect = warp::path!("oauth2" / "introspect")
-        .and(warp::post())
-        .and(ctx(state.clone()))
-        .and(body(&state))
-        .and_then(introspect);
-    let revoke =
-        warp::path!("oauth2" / "revoke").and(warp::post()).and(ctx(state.clone())).and(body(&state)).and_then(revoke);
-    token.or(introspect).unify().or(revoke).unify().boxed()
-}
+/// Its endpoints (the contract: see [`super::route`]).
+pub const RESOURCE: Resource = Resource {
+    routes: &[
+        route!(POST "/api/v1/oauth2/token", "issueToken", Documented => token),
+        route!(POST "/api/v1/oauth2/introspect", "introspectToken", Documented => introspect),
+        route!(POST "/api/v1/oauth2/revoke", "revokeToken", Documented => revoke),
+    ],
+    openapi: include_str!("oauth.openapi.json"),
+};
 
 fn no_store(mut resp: Response) -> Response {
     resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -40,16 +35,19 @@ fn no_store(mut resp: Response) -> Response {
     resp
 }
 
-async fn token(ctx: Ctx, body: Body) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move { Ok(issue(&ctx, &body).await.unwrap_or_else(oauth_error)) }).await
+async fn token(ctx: Ctx, req: Req) -> ApiResult {
+    let body = req.body();
+    Ok(issue(&ctx, &body).await.unwrap_or_else(oauth_error))
 }
 
-async fn introspect(ctx: Ctx, body: Body) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move { Ok(introspection(&ctx, &body).await.unwrap_or_else(oauth_error)) }).await
+async fn introspect(ctx: Ctx, req: Req) -> ApiResult {
+    let body = req.body();
+    Ok(introspection(&ctx, &body).await.unwrap_or_else(oauth_error))
 }
 
-async fn revoke(ctx: Ctx, body: Body) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move { Ok(revocation(&ctx, &body).await.unwrap_or_else(oauth_error)) }).await
+async fn revoke(ctx: Ctx, req: Req) -> ApiResult {
+    let body = req.body();
+    Ok(revocation(&ctx, &body).await.unwrap_or_else(oauth_error))
 }
 
 /// The form body, or an `invalid_request` when the body is not a form.

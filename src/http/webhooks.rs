@@ -2,67 +2,29 @@
 //! catalogue, and each subscription's deliveries, redelivery, test event and secret
 //! rotation.
 
-use std::convert::Infallible;
-
 use agentidp_engine::families::webhooks::rules::{NewWebhook, WebhookPatch};
 use agentidp_engine::PageRequest;
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
-use warp::reply::Response;
-use warp::Filter;
 
-use super::{body, ctx, json_reply, no_content, parse_id, parse_query, query, AppState, Body, Ctx};
+use super::route::{route, Req, Resource};
+use super::{json_reply, no_content, ApiResult, Ctx};
 
-pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let c = || ctx(state.clone());
-    let types = warp::path!("webhooks" / "event-types").and(warp::get()).and(c()).and_then(event_types);
-    let create = warp::path!("webhooks").and(warp::post()).and(c()).and(body(&state)).and_then(create);
-    let list = warp::path!("webhooks").and(warp::get()).and(c()).and(query()).and_then(list);
-    let get = warp::path!("webhooks" / String).and(warp::get()).and(c()).and_then(get);
-    let one = || warp::path("webhooks").and(subscription()).and(warp::path::end());
-    let update = one().and(warp::patch()).and(c()).and(body(&state)).and_then(update);
-    let delete = one().and(warp::delete()).and(c()).and_then(delete);
-    let deliveries =
-        warp::path!("webhooks" / String / "deliveries").and(warp::get()).and(c()).and(query()).and_then(deliveries);
-    let redeliver = warp::path!("webhooks" / String / "deliveries" / String / "redeliver")
-        .and(warp::post())
-        .and(c())
-        .and_then(redeliver);
-    let test = warp::path!("webhooks" / String / "test").and(warp::post()).and(c()).and_then(test);
-    let rotate = warp::path!("webhooks" / String / "rotate-secret").and(warp::post()).and(c()).and_then(rotate);
-    types
-        .or(create)
-        .unify()
-        .or(list)
-        .unify()
-        .or(get)
-        .unify()
-        .or(update)
-        .unify()
-        .or(delete)
-        .unify()
-        .or(deliveries)
-        .unify()
-        .or(redeliver)
-        .unify()
-        .or(test)
-        .unify()
-        .or(rotate)
-        .unify()
-        .boxed()
-}
-
-/// A subscription's id segment: anything but `event-types` (a path of its own, whose
-/// other methods are answered 405 by the route table, not taken for an id).
-fn subscription() -> impl Filter<Extract = (String,), Error = warp::Rejection> + Clone {
-    warp::path::param::<String>().and_then(|id: String| async move {
-        if id == "event-types" {
-            Err(warp::reject::not_found())
-        } else {
-            Ok(id)
-        }
-    })
-}
+/// Its endpoints (the contract: see [`super::route`]).
+pub const RESOURCE: Resource = Resource {
+    routes: &[
+        route!(GET "/api/v1/webhooks", "listWebhooks", Policy("webhooks.list") => list),
+        route!(POST "/api/v1/webhooks", "createWebhook", Policy("webhooks.create") => create),
+        route!(GET "/api/v1/webhooks/event-types", "listWebhookEventTypes", Policy("webhooks.event_types") => event_types),
+        route!(GET "/api/v1/webhooks/{id}", "getWebhook", Policy("webhooks.get") => get),
+        route!(PATCH "/api/v1/webhooks/{id}", "updateWebhook", Policy("webhooks.update") => update),
+        route!(DELETE "/api/v1/webhooks/{id}", "deleteWebhook", Policy("webhooks.delete") => delete),
+        route!(GET "/api/v1/webhooks/{id}/deliveries", "listWebhookDeliveries", Policy("webhooks.deliveries") => deliveries),
+        route!(POST "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", "redeliverWebhook", Policy("webhooks.redeliver") => redeliver),
+        route!(POST "/api/v1/webhooks/{id}/test", "testWebhook", Policy("webhooks.test") => test),
+        route!(POST "/api/v1/webhooks/{id}/rotate-secret", "rotateWebhookSecret", Policy("webhooks.rotate_secret") => rotate),
+    ],
+    openapi: include_str!("webhooks.openapi.json"),
+};
 
 /// A listing's page parameters (a subscription is always of the caller's organization).
 #[derive(serde::Deserialize, Default)]
@@ -78,103 +40,75 @@ impl PageParams {
     }
 }
 
-async fn event_types(ctx: Ctx) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let call = ctx.call().await?;
-        let types: Vec<_> = ctx
-            .engine()
-            .webhook_event_types(&call)?
-            .iter()
-            .map(|t| serde_json::json!({"name": t.name, "description": t.description}))
-            .collect();
-        Ok(json_reply(StatusCode::OK, &serde_json::json!({ "items": types })))
-    })
-    .await
+async fn event_types(ctx: Ctx, _: Req) -> ApiResult {
+    let call = ctx.call().await?;
+    let types: Vec<_> = ctx
+        .engine()
+        .webhook_event_types(&call)?
+        .iter()
+        .map(|t| serde_json::json!({"name": t.name, "description": t.description}))
+        .collect();
+    Ok(json_reply(StatusCode::OK, &serde_json::json!({ "items": types })))
 }
 
-async fn create(ctx: Ctx, body: Body) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let new: NewWebhook = body.json()?;
-        let call = ctx.call().await?;
-        let created = ctx.engine().create_webhook(&call, new).await?;
-        Ok(json_reply(StatusCode::CREATED, &created))
-    })
-    .await
+async fn create(ctx: Ctx, req: Req) -> ApiResult {
+    let body = req.body();
+    let new: NewWebhook = body.json()?;
+    let call = ctx.call().await?;
+    let created = ctx.engine().create_webhook(&call, new).await?;
+    Ok(json_reply(StatusCode::CREATED, &created))
 }
 
-async fn list(ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let p: PageParams = parse_query(&q)?;
-        let call = ctx.call().await?;
-        Ok(json_reply(StatusCode::OK, &ctx.engine().list_webhooks(&call, p.page()).await?))
-    })
-    .await
+async fn list(ctx: Ctx, req: Req) -> ApiResult {
+    let p: PageParams = req.query_as()?;
+    let call = ctx.call().await?;
+    Ok(json_reply(StatusCode::OK, &ctx.engine().list_webhooks(&call, p.page()).await?))
 }
 
-async fn get(id: String, ctx: Ctx) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let id = parse_id("id", &id)?;
-        let call = ctx.call().await?;
-        Ok(json_reply(StatusCode::OK, &ctx.engine().get_webhook(&call, id).await?))
-    })
-    .await
+async fn get(ctx: Ctx, req: Req) -> ApiResult {
+    let id = req.id(0, "id")?;
+    let call = ctx.call().await?;
+    Ok(json_reply(StatusCode::OK, &ctx.engine().get_webhook(&call, id).await?))
 }
 
-async fn update(id: String, ctx: Ctx, body: Body) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let id = parse_id("id", &id)?;
-        let patch: WebhookPatch = body.json()?;
-        let call = ctx.call().await?;
-        Ok(json_reply(StatusCode::OK, &ctx.engine().update_webhook(&call, id, patch).await?))
-    })
-    .await
+async fn update(ctx: Ctx, req: Req) -> ApiResult {
+    let body = req.body();
+    let id = req.id(0, "id")?;
+    let patch: WebhookPatch = body.json()?;
+    let call = ctx.call().await?;
+    Ok(json_reply(StatusCode::OK, &ctx.engine().update_webhook(&call, id, patch).await?))
 }
 
-async fn delete(id: String, ctx: Ctx) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let id = parse_id("id", &id)?;
-        let call = ctx.call().await?;
-        ctx.engine().delete_webhook(&call, id).await?;
-        Ok(no_content())
-    })
-    .await
+async fn delete(ctx: Ctx, req: Req) -> ApiResult {
+    let id = req.id(0, "id")?;
+    let call = ctx.call().await?;
+    ctx.engine().delete_webhook(&call, id).await?;
+    Ok(no_content())
 }
 
-async fn deliveries(id: String, ctx: Ctx, q: String) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let id = parse_id("id", &id)?;
-        let p: PageParams = parse_query(&q)?;
-        let call = ctx.call().await?;
-        Ok(json_reply(StatusCode::OK, &ctx.engine().list_deliveries(&call, id, p.page()).await?))
-    })
-    .await
+async fn deliveries(ctx: Ctx, req: Req) -> ApiResult {
+    let id = req.id(0, "id")?;
+    let p: PageParams = req.query_as()?;
+    let call = ctx.call().await?;
+    Ok(json_reply(StatusCode::OK, &ctx.engine().list_deliveries(&call, id, p.page()).await?))
 }
 
-async fn redeliver(id: String, delivery_id: String, ctx: Ctx) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let id = parse_id("id", &id)?;
-        let delivery_id = parse_id("delivery_id", &delivery_id)?;
-        let call = ctx.call().await?;
-        Ok(json_reply(StatusCode::ACCEPTED, &ctx.engine().redeliver(&call, id, delivery_id).await?))
-    })
-    .await
+async fn redeliver(ctx: Ctx, req: Req) -> ApiResult {
+    let id = req.id(0, "id")?;
+    let delivery_id = req.id(1, "delivery_id")?;
+    let call = ctx.call().await?;
+    Ok(json_reply(StatusCode::ACCEPTED, &ctx.engine().redeliver(&call, id, delivery_id).await?))
 }
 
-async fn test(id: String, ctx: Ctx) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let id = parse_id("id", &id)?;
-        let call = ctx.call().await?;
-        let event_id = ctx.engine().test_webhook(&call, id).await?;
-        Ok(json_reply(StatusCode::ACCEPTED, &serde_json::json!({ "audit_event_id": event_id })))
-    })
-    .await
+async fn test(ctx: Ctx, req: Req) -> ApiResult {
+    let id = req.id(0, "id")?;
+    let call = ctx.call().await?;
+    let event_id = ctx.engine().test_webhook(&call, id).await?;
+    Ok(json_reply(StatusCode::ACCEPTED, &serde_json::json!({ "audit_event_id": event_id })))
 }
 
-async fn rotate(id: String, ctx: Ctx) -> Result<Response, Infallible> {
-    ctx.respond(|ctx| async move {
-        let id = parse_id("id", &id)?;
-        let call = ctx.call().await?;
-        Ok(json_reply(StatusCode::OK, &ctx.engine().rotate_webhook_secret(&call, id).await?))
-    })
-    .await
+async fn rotate(ctx: Ctx, req: Req) -> ApiResult {
+    let id = req.id(0, "id")?;
+    let call = ctx.call().await?;
+    Ok(json_reply(StatusCode::OK, &ctx.engine().rotate_webhook_secret(&call, id).await?))
 }
