@@ -1,6 +1,10 @@
 //! Server configuration, layered: defaults ← TOML file ← `AGENTIDP_*` environment ←
-//! command-line flags. clap resolves flags and environment; the file fills what both
-//! left unset.
+//! command-line flags. Each setting is declared once, as a field of [`Settings`]: its
+//! name is the file key, the flag is derived from it (`token_ttl` → `--token-ttl`), the
+//! environment variable and the help (with the default) are its attributes; the README's
+//! table is checked against `serve --help` (`tests/it/cli.rs`). clap resolves flags and
+//! environment; the file, read into the same struct, fills what both left unset.
+//! [`Settings::resolve`] validates each value, naming where it came from.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,11 +16,15 @@ use anyhow::Context;
 use base64::Engine as _;
 use serde::Deserialize;
 
-/// Settings shared by `serve`, `migrate` and `bootstrap`.
-#[derive(Debug, Clone, Default, clap::Args)]
+/// Settings shared by `serve`, `migrate` and `bootstrap`: the command line and
+/// environment (clap), and the TOML file (serde, the same fields; a key the struct does
+/// not have is refused).
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// TOML configuration file (keys as in the README table).
     #[arg(long, env = "AGENTIDP_CONFIG")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "AGENTIDP_LISTEN")]
@@ -54,7 +62,8 @@ pub struct Settings {
     /// Rotate the signing key every this many seconds [default: never].
     #[arg(long, env = "AGENTIDP_KEY_ROTATION_INTERVAL")]
     pub key_rotation_interval: Option<u64>,
-    /// Base64 of the 32-byte key sealing private keys at rest [default: data_dir/master.key].
+    /// Base64 of the 32-byte key sealing private keys at rest [default: <data_dir>/master.key,
+    /// created].
     #[arg(long, env = "AGENTIDP_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<String>,
     /// Most concurrent HTTP connections; more wait in the listen backlog [default: 10000].
@@ -75,6 +84,7 @@ pub struct Settings {
     /// DID documents and the OAuth endpoints (CORS); repeat it, or comma-separate them in
     /// the variable; `*` allows any [default: none, no CORS].
     #[arg(long = "cors-origin", env = "AGENTIDP_CORS_ORIGINS", value_delimiter = ',')]
+    #[serde(default)]
     pub cors_origins: Vec<String>,
     /// Development only: webhooks may go over plain http to loopback addresses
     /// [default: false].
@@ -131,55 +141,17 @@ pub struct Settings {
     /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
     #[arg(long, env = "AGENTIDP_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-}
-
-/// The TOML file: the same keys, snake_case.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSettings {
-    listen: Option<SocketAddr>,
-    data_dir: Option<PathBuf>,
-    database_url: Option<String>,
-    redis_url: Option<String>,
-    redis_namespace: Option<String>,
-    issuer: Option<String>,
-    audience: Option<String>,
-    token_ttl: Option<u64>,
-    log_format: Option<String>,
-    signing_alg: Option<String>,
-    key_preannounce: Option<u64>,
-    key_rotation_interval: Option<u64>,
-    master_key: Option<String>,
-    max_connections: Option<usize>,
-    header_read_timeout: Option<u64>,
-    body_read_timeout: Option<u64>,
-    write_timeout: Option<u64>,
-    cors_origins: Option<Vec<String>>,
-    webhook_allow_loopback_http: Option<bool>,
-    federation_allow_loopback_http: Option<bool>,
-    federation_refetch_cooldown: Option<u64>,
-    clock_skew: Option<u64>,
-    webhook_poll_ms: Option<u64>,
-    webhook_lease: Option<u64>,
-    webhook_timeout: Option<u64>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    compliance_credential_max_age_days: Option<u64>,
-    stripe_secret_key: Option<String>,
-    stripe_webhook_secret: Option<String>,
-    stripe_price_pro: Option<String>,
-    stripe_price_enterprise: Option<String>,
-    stripe_api_base: Option<String>,
-    billing_grace_days: Option<u64>,
     /// Milliseconds between analytics flushes (100 to 60000). File only.
+    #[arg(skip)]
     analytics_flush_ms: Option<u64>,
     /// `[tiers.free]`, `[tiers.pro]`, `[tiers.enterprise]`: each limit a number or
     /// `"unlimited"`; a limit left out keeps its default. File only.
+    #[arg(skip)]
     #[serde(default)]
     tiers: FileTiers,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileTiers {
     free: Option<FileTierLimits>,
@@ -187,7 +159,7 @@ struct FileTiers {
     enterprise: Option<FileTierLimits>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileTierLimits {
     max_agents: Option<Limit>,
@@ -198,7 +170,7 @@ struct FileTierLimits {
 }
 
 /// A limit in the file: a count, or the word `unlimited`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 enum Limit {
     Count(u64),
@@ -319,11 +291,7 @@ impl Settings {
     /// Stripe billing: on when the secret key is given, which then needs the webhook
     /// secret and at least one price; any other billing setting without the key is an
     /// error (it would silently do nothing).
-    fn billing(
-        &self,
-        layers: &Layers,
-        file: &FileSettings,
-    ) -> anyhow::Result<Option<agentidp_engine::BillingSettings>> {
+    fn billing(&self, layers: &Layers, file: &Settings) -> anyhow::Result<Option<agentidp_engine::BillingSettings>> {
         use agentidp_engine::kernel::model::Tier;
         let pick = |id, cli: &Option<String>, file: &Option<String>| layers.pick(id, cli.clone(), file.clone());
         let key = pick("stripe_secret_key", &self.stripe_secret_key, &file.stripe_secret_key);
@@ -373,12 +341,12 @@ impl Settings {
             argv: std::env::args().collect(),
             file: self.config.clone(),
         };
-        let file: FileSettings = match &self.config {
+        let file: Settings = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
                 toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
             }
-            None => FileSettings::default(),
+            None => Settings::default(),
         };
         let billing = self.billing(&layers, &file)?;
         let listen = self.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
@@ -522,7 +490,8 @@ impl Settings {
             http.write_timeout = seconds(v)?;
         }
         let given = Some(self.cors_origins.clone()).filter(|o| !o.is_empty());
-        let (origins, from) = layers.pick("cors_origins", given, file.cors_origins).unwrap_or_default();
+        let in_file = Some(file.cors_origins).filter(|o| !o.is_empty());
+        let (origins, from) = layers.pick("cors_origins", given, in_file).unwrap_or_default();
         for origin in origins.iter().filter(|o| *o != "*") {
             let ok = url::Url::parse(origin).is_ok_and(|u| {
                 matches!(u.scheme(), "http" | "https") && u.host_str().is_some() && matches!(u.path(), "" | "/")
@@ -559,6 +528,37 @@ mod tests {
         let path = dir.path().join("agentidp.toml");
         std::fs::write(&path, toml)?;
         Settings { config: Some(path), ..Settings::default() }.resolve()
+    }
+
+    /// The defaults the help states (`[default: …]`, what the README's table is checked
+    /// against) are the real ones: giving a setting its stated default changes nothing.
+    #[test]
+    fn every_default_the_help_states_is_the_default() {
+        use clap::{Args, FromArgMatches};
+        let command = Settings::augment_args(clap::Command::new("agentidp").no_binary_name(true));
+        let resolved = |argv: &[String]| {
+            let matches = command.clone().try_get_matches_from(argv).unwrap();
+            let settings = Settings::from_arg_matches(&matches).unwrap();
+            format!("{:?}", settings.resolve().unwrap())
+        };
+        let none = resolved(&[]);
+        let mut checked = 0;
+        for arg in command.get_arguments() {
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let Some(default) = help.split("[default: ").nth(1).and_then(|d| d.split(']').next()) else { continue };
+            let Some(flag) = arg.get_long() else { continue };
+            // A default in words ("the issuer", "<data_dir>/master.key") describes it.
+            if default.contains([' ', '<']) {
+                continue;
+            }
+            let argv = [format!("--{flag}"), default.to_string()];
+            // Nor is one the flag cannot take ("never"), or that needs another setting.
+            let Ok(matches) = command.clone().try_get_matches_from(&argv) else { continue };
+            let Ok(given) = Settings::from_arg_matches(&matches).unwrap().resolve() else { continue };
+            assert_eq!(format!("{given:?}"), none, "--{flag}: the help's default {default:?} is not the default");
+            checked += 1;
+        }
+        assert!(checked >= 15, "only {checked} stated defaults checked");
     }
 
     #[test]

@@ -38,6 +38,6 @@ async fn webhook(ctx: Ctx, req: Req) -> ApiResult {
     let signature = ctx.header("stripe-signature");
     let body = req.body();
     ctx.presented_as("stripe");
-    let outcome = ctx.engine().stripe_webhook(body.bytes(), signature.as_deref()).await?;
+    let outcome = ctx.engine().stripe_webhook(body.bytes(), signature).await?;
     Ok(json_reply(StatusCode::OK, &serde_json::json!({ "received": true, "outcome": outcome })))
 }

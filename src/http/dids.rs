@@ -65,8 +65,8 @@ async fn resolve(ctx: Ctx, req: Req) -> ApiResult {
     let did = req.param(0);
     let accept = ctx.header("accept");
     // The DID is one path segment, percent-encoded as any (its own `%3A` as `%253A`).
-    let did = percent_encoding::percent_decode_str(&did).decode_utf8_lossy().into_owned();
-    let resolution = ctx.engine().resolve_did(&did, accepts_json(accept.as_deref())).await?;
+    let did = percent_encoding::percent_decode_str(did).decode_utf8_lossy().into_owned();
+    let resolution = ctx.engine().resolve_did(&did, accepts_json(accept)).await?;
     let status = StatusCode::from_u16(resolution.status).unwrap_or(StatusCode::OK);
     let mut resp = json_reply(status, &resolution.result);
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/did-resolution+json"));
@@ -94,6 +94,6 @@ async fn remove_key(ctx: Ctx, req: Req) -> ApiResult {
     let q: OrgQuery = req.query_as()?;
     let id = req.id(0, "id")?;
     let call = ctx.call().await?;
-    ctx.engine().remove_did_key(&call, q.org_id, id, &key_id).await?;
+    ctx.engine().remove_did_key(&call, q.org_id, id, key_id).await?;
     Ok(no_content())
 }

@@ -19,7 +19,7 @@ pub const RESOURCE: Resource = Resource {
 async fn drill(ctx: Ctx, req: Req) -> ApiResult {
     let actor = req.param(0);
     let call = ctx.call().await?;
-    ctx.engine().drill_fault(&call, &actor).await?;
+    ctx.engine().drill_fault(&call, actor).await?;
     Ok(json_reply(StatusCode::ACCEPTED, &serde_json::json!({"actor": actor, "fault": "injected"})))
 }
 

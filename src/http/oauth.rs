@@ -37,17 +37,17 @@ fn no_store(mut resp: Response) -> Response {
 
 async fn token(ctx: Ctx, req: Req) -> ApiResult {
     let body = req.body();
-    Ok(issue(&ctx, &body).await.unwrap_or_else(oauth_error))
+    Ok(issue(&ctx, body).await.unwrap_or_else(oauth_error))
 }
 
 async fn introspect(ctx: Ctx, req: Req) -> ApiResult {
     let body = req.body();
-    Ok(introspection(&ctx, &body).await.unwrap_or_else(oauth_error))
+    Ok(introspection(&ctx, body).await.unwrap_or_else(oauth_error))
 }
 
 async fn revoke(ctx: Ctx, req: Req) -> ApiResult {
     let body = req.body();
-    Ok(revocation(&ctx, &body).await.unwrap_or_else(oauth_error))
+    Ok(revocation(&ctx, body).await.unwrap_or_else(oauth_error))
 }
 
 /// The form body, or an `invalid_request` when the body is not a form.

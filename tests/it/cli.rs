@@ -408,28 +408,67 @@ fn errors_name_the_variable_the_flag_or_the_file_key_that_was_given() {
     }
 }
 
-/// Issue 15, item 7: `serve --help` names every setting the README's configuration table
-/// lists, environment-only ones included.
+/// Issue 15, item 7, and issue 29, item 5: the README's configuration table and the one
+/// declaration of the settings (`serve --help`, generated from it) agree both ways: every
+/// setting in the help has a row with its environment variable, its file key (the flag's
+/// name in snake_case) and its default; every flag and variable of the table is in the help.
 #[test]
-fn serve_help_lists_every_setting_of_the_readme_table() {
+fn serve_help_and_the_readme_table_list_the_same_settings() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let section = readme.split("## Configuration").nth(1).unwrap();
     let out = agentidp().args(["serve", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
+    let code = |cell: &str| -> Vec<String> { cell.split('`').skip(1).step_by(2).map(str::to_string).collect() };
+    let rows: Vec<Vec<String>> = section
+        .lines()
+        .take_while(|l| !l.starts_with("## "))
+        .filter(|l| l.starts_with("| `"))
+        .map(|row| row.split('|').map(str::trim).map(str::to_string).collect())
+        .collect();
     let mut checked = 0;
-    for row in section.lines().take_while(|l| !l.starts_with("## ")).filter(|l| l.starts_with("| ")) {
-        let cells: Vec<&str> = row.split('|').collect();
-        let (flag, env) = (cells[1], cells[2]);
-        for name in env.split('`').skip(1).step_by(2).filter(|n| n.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
-        {
-            assert!(help.contains(name), "{name} (README) is not in serve --help");
+    for row in &rows {
+        for name in code(&row[2]).iter().filter(|n| n.chars().all(|c| c.is_ascii_uppercase() || c == '_')) {
+            assert!(help.contains(name.as_str()), "{name} (README) is not in serve --help");
             checked += 1;
         }
-        for flag in flag.split('`').skip(1).step_by(2).filter(|f| f.starts_with("--")) {
-            assert!(help.contains(flag), "{flag} (README) is not in serve --help");
+        for flag in code(&row[1]).iter().filter(|f| f.starts_with("--")) {
+            assert!(help.contains(flag.as_str()), "{flag} (README) is not in serve --help");
         }
     }
     assert!(checked >= 25, "only {checked} settings read from the README table");
+    // Each setting of the help: `      --name <VALUE>` then its text, `[default: …]` and
+    // `[env: NAME=]`.
+    let mut blocks: Vec<(String, String)> = Vec::new();
+    for line in help.lines() {
+        let trimmed = line.trim_start();
+        if line.starts_with("      --") || line.starts_with("  -") {
+            let flag = trimmed.split([' ', '=', '[']).find(|w| w.starts_with("--")).unwrap_or_default();
+            blocks.push((flag.to_string(), String::new()));
+        } else if let Some((_, text)) = blocks.last_mut() {
+            text.push_str(trimmed);
+            text.push(' ');
+        }
+    }
+    let mut settings = 0;
+    for (flag, text) in blocks.iter().filter(|(f, _)| f != "--help" && f != "--json") {
+        let env = text.split("[env: ").nth(1).and_then(|e| e.split(['=', ']']).next()).unwrap_or_default();
+        let row = rows
+            .iter()
+            .find(|r| code(&r[1]).iter().any(|f| f == flag))
+            .unwrap_or_else(|| panic!("{flag} (serve --help) has no row in the README's table"));
+        assert!(code(&row[2]).iter().any(|e| e == env), "{flag}: the README names another variable than {env}");
+        let key = flag.trim_start_matches("--").replace('-', "_");
+        if flag != "--config" {
+            let keys = code(&row[3]);
+            assert!(keys.iter().any(|k| *k == key || *k == format!("{key}s")), "{flag}: file key {keys:?}");
+        }
+        if let Some(default) = text.split("[default: ").nth(1).and_then(|d| d.split(']').next()) {
+            let default = default.split(' ').next().unwrap_or_default().trim_end_matches(',');
+            assert!(row[4].contains(default), "{flag}: the help's default {default} is not the README's {}", row[4]);
+        }
+        settings += 1;
+    }
+    assert!(settings >= 30, "only {settings} settings read from serve --help");
 }
 
 /// Issue 15, item 10: a backup taken while the server works restores into a fresh data

@@ -23,6 +23,14 @@ each_backend!(credential_secret_is_shown_once_and_never_listed, |app| {
     assert!(items[0].get("client_secret").is_none());
     assert!(!list.to_string().contains(&secret));
     assert!(secret.starts_with(items[0]["secret_prefix"].as_str().unwrap()));
+    // The contract gives neither field a null (schemathesis found `{"type": null, "jwk":
+    // null}` accepted as a client secret): 400, and nothing created.
+    for body in [json!({"type": null, "jwk": null}), json!({"type": null}), json!({"jwk": null})] {
+        let (status, problem) = app.call(Method::POST, &path, &admin, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {problem}");
+    }
+    let (_, list) = app.call(Method::GET, &path, &admin, None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
 });
 
 each_backend!(rotation_replaces_the_secret_and_revocation_ends_it, |app| {

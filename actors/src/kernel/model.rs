@@ -279,9 +279,9 @@ pub struct IssuedCredential {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewCredential {
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type", default, deserialize_with = "present")]
     pub kind: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub jwk: Option<serde_json::Value>,
 }
 
