@@ -19,13 +19,13 @@
 use std::time::Duration;
 
 use agentidp_engine::families::audit::chain::Event;
-use agentidp_engine::families::audit::AuditStore;
+use agentidp_engine::families::audit::{AuditStore, Commit};
 use agentidp_engine::families::directory::secrets::SecretHasher;
 use agentidp_engine::families::signing::keys::SigningAlg;
 use agentidp_engine::families::tiers::redis::RedisLedger;
 use agentidp_engine::families::tiers::{GrantRequest, QuotaStore};
 use agentidp_engine::store::sqlite::SqliteStore;
-use agentidp_engine::store::{Commit, Store};
+use agentidp_engine::store::Migrate;
 use agentidp_engine::{Call, Caller, ClientAuth, Engine, EngineConfig, Introspector, TokenRequest};
 use agentidp_engine::{Outcome, SystemClock};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};

@@ -17,6 +17,7 @@ use crate::families::analytics::rules::Metric;
 use crate::families::audit::chain::Event;
 use crate::families::audit::writer as audit_writer;
 use crate::families::audit::writer::AuditLog;
+use crate::families::audit::Commit;
 use crate::families::delegation::actor::{DelegationChains, Delegations};
 use crate::families::directory::secrets::{self, SecretHasher};
 use crate::families::federation::actor::{Federation, JwksCaches};
@@ -47,7 +48,7 @@ use crate::runtime::supervisor;
 #[cfg(feature = "postgres")]
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Change, Commit, Store};
+use crate::store::{Change, Migrate, Ping, SettingsStore};
 
 pub use crate::families::analytics::handle::AnalyticsQuery;
 pub use crate::families::billing::handle::{CheckoutParams, StripeOutcome, SubscriptionView};
@@ -63,6 +64,33 @@ pub use crate::families::tokens::handle::{
 pub use operations::{Liveness, Readiness, READY_CHECK_TIMEOUT};
 
 pub use crate::kernel::model::Caller;
+
+/// The whole durable store: every family's port, and the backend's migrations. The
+/// engine opens one backend and hands each actor the narrow port it uses (an
+/// `Arc<dyn Store>` coerces to any of them); a new family adds its port here.
+pub(crate) trait Store:
+    Migrate
+    + Ping
+    + SettingsStore
+    + crate::families::directory::DirectoryStore
+    + crate::families::signing::SigningKeyStore
+    + crate::families::revocation::RevocationStore
+    + crate::families::audit::AuditStore
+    + crate::runtime::events::FeedStore
+    + QuotaStore
+    + crate::families::analytics::AnalyticsStore
+    + crate::families::delegation::DelegationStore
+    + crate::families::webhooks::WebhookStore
+    + crate::families::federation::FederationStore
+    + crate::families::dids::DidStore
+    + crate::families::billing::BillingStore
+    + crate::families::compliance::ComplianceStore
+{
+}
+
+impl Store for SqliteStore {}
+#[cfg(feature = "postgres")]
+impl Store for PostgresStore {}
 
 /// One management call: the caller and the request id its audit events carry.
 #[derive(Debug, Clone)]
@@ -346,7 +374,8 @@ impl Engine {
                     settings.api_base.as_deref(),
                 )?;
                 children.register(crate::families::billing::actor::child(crate::families::billing::actor::Deps {
-                    store: store.clone(),
+                    subscriptions: store.clone(),
+                    directory: store.clone(),
                     audit: audit.clone(),
                     clock: clock.clone(),
                     every: settings.sweep_every,

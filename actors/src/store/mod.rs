@@ -1,7 +1,8 @@
-//! The durable-records ports and their two adapters. Domain code and actors see only the
-//! narrow port they use ([`DirectoryStore`], [`AuditStore`], …; [`Store`] is all of them);
-//! each adapter is a folder with one file per port, converts its driver's errors into
-//! [`EngineError`] once, and owns its SQL.
+//! The two backends and what every family's port shares. A family declares its own port
+//! (`families/<name>/store.rs`) and implements it for each backend beside it
+//! (`sqlite.rs`, `postgres.rs`); this layer holds the connections, their migrations and
+//! error mapping, the [`Change`] a family commits, and nothing that names a family
+//! (the union of every port is composition's: `engine::Store`).
 //!
 //! Both adapters store timestamps as unix milliseconds and JSON as text, so records read
 //! back identically from either (the audit hash chain depends on that).
@@ -9,21 +10,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::families::analytics::AnalyticsStore;
-use crate::families::audit::chain::SealedEvent;
-use crate::families::audit::AuditStore;
-use crate::families::billing::BillingStore;
-use crate::families::compliance::ComplianceStore;
-use crate::families::delegation::DelegationStore;
-use crate::families::dids::DidStore;
-use crate::families::directory::DirectoryStore;
-use crate::families::federation::FederationStore;
-use crate::families::revocation::RevocationStore;
-use crate::families::signing::SigningKeyStore;
-use crate::families::tiers::QuotaStore;
-use crate::families::webhooks::WebhookStore;
 use crate::kernel::error::Result;
-use crate::runtime::events::{ClusterEvent, FeedStore};
 
 /// What a store says of a change that breaks a uniqueness or reference rule: the
 /// engine names what is taken where it knows (`name_taken`, …); the database's own
@@ -75,24 +62,6 @@ impl<C: Change> From<C> for Box<dyn Change> {
     }
 }
 
-/// One entry of a group commit: an audit event, the changes it records, and what every
-/// node must be told about them. The changes, the announcement (in the cluster change
-/// feed) and the event are written together, or — if a change fails — none of them, and
-/// the rest of the batch goes on.
-#[derive(Debug)]
-pub struct Commit {
-    pub event: SealedEvent,
-    pub changes: Vec<Box<dyn Change>>,
-    pub announce: Option<ClusterEvent>,
-}
-
-impl Commit {
-    /// An audit event that records no change (e.g. a token issued).
-    pub fn event(event: SealedEvent) -> Commit {
-        Commit { event, changes: Vec::new(), announce: None }
-    }
-}
-
 /// A store that answers: one cheap round trip, for readiness checks and for an actor
 /// that must not start without its store.
 #[async_trait]
@@ -118,27 +87,9 @@ pub struct SealedSecret {
     pub key_ref: Option<String>,
 }
 
-/// The whole durable store: every port, and its migrations. The engine opens one and
-/// hands each actor the narrow port it uses; a new family adds its own port here (and
-/// one adapter file per backend).
+/// A backend's schema: its migrations, applied in order.
 #[async_trait]
-pub trait Store:
-    Ping
-    + SettingsStore
-    + DirectoryStore
-    + SigningKeyStore
-    + RevocationStore
-    + AuditStore
-    + FeedStore
-    + QuotaStore
-    + AnalyticsStore
-    + DelegationStore
-    + WebhookStore
-    + FederationStore
-    + DidStore
-    + BillingStore
-    + ComplianceStore
-{
+pub trait Migrate: Send + Sync + 'static {
     /// Apply pending migrations; returns the schema version now in force.
     async fn migrate(&self) -> Result<u32>;
 }

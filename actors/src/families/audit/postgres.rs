@@ -1,7 +1,8 @@
 //! PostgreSQL: the audit trail and its group commit ([`crate::families::audit::AuditStore`]).
 
 // The adapter's connection helpers, error mapping, shared columns and imports.
-use crate::families::audit::AuditStore;
+use super::chain;
+use super::{AuditStore, Commit};
 use crate::store::postgres::*;
 
 pub(crate) fn audit(row: &Row) -> Result<AuditEvent> {

@@ -3,9 +3,29 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use super::chain::SealedEvent;
 use crate::kernel::error::Result;
 use crate::kernel::model::{AuditEvent, AuditQuery};
-use crate::store::{Commit, Ping};
+use crate::runtime::events::ClusterEvent;
+use crate::store::{Change, Ping};
+
+/// One entry of a group commit: an audit event, the changes it records, and what every
+/// node must be told about them. The changes, the announcement (in the cluster change
+/// feed) and the event are written together, or — if a change fails — none of them, and
+/// the rest of the batch goes on.
+#[derive(Debug)]
+pub struct Commit {
+    pub event: SealedEvent,
+    pub changes: Vec<Box<dyn Change>>,
+    pub announce: Option<ClusterEvent>,
+}
+
+impl Commit {
+    /// An audit event that records no change (e.g. a token issued).
+    pub fn event(event: SealedEvent) -> Commit {
+        Commit { event, changes: Vec::new(), announce: None }
+    }
+}
 
 /// The audit trail, and the group commit that writes every change with its event (the
 /// AuditWriter's port).

@@ -13,12 +13,12 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
+use super::Commit;
 use crate::families::audit::AuditStore;
 use crate::kernel::error::{EngineError, Result};
 use crate::runtime::actor::{ask, ChildSpec, Slot};
 use crate::runtime::coord::Coordinator;
 use crate::runtime::metrics::EngineMetrics;
-use crate::store::Commit;
 
 #[derive(Clone)]
 pub(crate) struct AuditWriter;

@@ -11,20 +11,25 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::json;
 
 use crate::families::audit::writer::AuditLog;
+use crate::families::audit::Commit;
 use crate::families::billing::handle::tier_commit;
 use crate::families::billing::BillingChange;
+use crate::families::billing::BillingStore;
+use crate::families::directory::DirectoryStore;
 use crate::kernel::clock::Clock;
 use crate::kernel::error::Result;
 use crate::kernel::model::Tier;
 use crate::runtime::actor::{ChildSpec, Slot};
-use crate::store::{Commit, Store};
 
 #[derive(Clone)]
 pub(crate) struct BillingSweeper;
 
 #[derive(Clone)]
 pub(crate) struct Deps {
-    pub store: Arc<dyn Store>,
+    /// Subscriptions whose grace period ended.
+    pub subscriptions: Arc<dyn BillingStore>,
+    /// Their organizations.
+    pub directory: Arc<dyn DirectoryStore>,
     pub audit: AuditLog,
     pub clock: Arc<dyn Clock>,
     pub every: Duration,
@@ -51,8 +56,8 @@ pub(crate) struct State {
 async fn sweep(deps: &Deps) -> Result<usize> {
     let now = deps.clock.now_ms();
     let mut lapsed = 0;
-    for mut sub in deps.store.lapsed_subscriptions(now).await? {
-        let Some(org) = deps.store.get_org(sub.org_id).await? else { continue };
+    for mut sub in deps.subscriptions.lapsed_subscriptions(now).await? {
+        let Some(org) = deps.directory.get_org(sub.org_id).await? else { continue };
         let grace_until = sub.grace_until.unwrap_or(now);
         // The lapse is an event of its own, claimed once whichever node gets there first.
         let claim = BillingChange::ClaimStripeEvent {

@@ -19,13 +19,13 @@ use ractor::RpcReplyPort;
 use uuid::Uuid;
 
 use crate::families::audit::writer::AuditLog;
+use crate::families::audit::Commit;
 use crate::families::delegation::rules::{ChainIndex, Delegation, DelegationStatus};
 use crate::families::delegation::DelegationStore;
 use crate::kernel::clock::Clock;
 use crate::kernel::error::Result;
 use crate::runtime::events::{Event, Listeners};
 use crate::runtime::keyed::{KeyedFamily, KeyedHost};
-use crate::store::Commit;
 
 /// Every organization's published index on this node.
 pub(crate) type Snapshots = Arc<DashMap<Uuid, Arc<ChainIndex>>>;

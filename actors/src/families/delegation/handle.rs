@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::engine::{Call, Engine};
 use crate::families::analytics::rules::Metric;
+use crate::families::audit::Commit;
 use crate::families::delegation::actor::DelegationsChanged;
 use crate::families::delegation::biscuit::BiscuitFault;
 use crate::families::delegation::rules::{
@@ -27,7 +28,6 @@ use crate::kernel::paging::{decode_cursor, next_cursor, page_limit};
 use crate::kernel::policy::Target;
 use crate::kernel::scopes;
 use crate::runtime::events::ClusterEvent;
-use crate::store::Commit;
 
 /// `GET /delegations`' filters.
 #[derive(Debug, Clone, Default)]

@@ -13,7 +13,7 @@ const BISCUIT_KEY_SETTING: &str = "biscuit_root_key";
 /// The biscuit root key: read from the store, or made (once, whichever node is first)
 /// and kept there sealed like a signing key.
 pub(crate) async fn load_or_create(
-    store: &dyn crate::store::Store,
+    store: &dyn crate::store::SettingsStore,
     keystore: &crate::runtime::keystore::Keystore,
 ) -> Result<BiscuitKeys> {
     let value = match store.setting(BISCUIT_KEY_SETTING).await? {

@@ -32,6 +32,7 @@ use uuid::Uuid;
 use super::settings::WebhookSettings;
 use crate::families::audit::chain::Event;
 use crate::families::audit::writer::AuditLog;
+use crate::families::audit::Commit;
 use crate::families::webhooks::rules::{self, Delivery, DeliveryStatus, Webhook};
 use crate::families::webhooks::WebhookChange;
 use crate::families::webhooks::{WebhookRecord, WebhookStore};
@@ -43,7 +44,7 @@ use crate::runtime::keyed::{KeyedFamily, KeyedHost};
 use crate::runtime::keystore::Keystore;
 use crate::runtime::metrics::WebhookMetrics;
 use crate::runtime::outbound::{HttpClient, OutboundRequest, Resolver};
-use crate::store::{Commit, SealedSecret};
+use crate::store::SealedSecret;
 
 /// Audit events read per page while deriving deliveries.
 const DERIVE_PAGE: u32 = 200;

@@ -16,8 +16,7 @@ pub(crate) mod feed;
 pub(crate) use changes::{one_row, tier_and_count};
 mod settings;
 
-pub(crate) use super::{enum_column, json_column, Commit, Ping, Store, UNATTRIBUTED_CHAIN};
-pub(crate) use crate::families::audit::chain;
+pub(crate) use super::{enum_column, json_column, Migrate, Ping, UNATTRIBUTED_CHAIN};
 pub(crate) use crate::kernel::error::{EngineError, Result};
 pub(crate) use crate::kernel::model::{
     Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis, Organization, Outcome, Tier,
@@ -146,7 +145,7 @@ pub(crate) fn json_text<T: serde::Serialize>(v: &T) -> Result<String> {
 }
 
 #[async_trait]
-impl Store for PostgresStore {
+impl Migrate for PostgresStore {
     async fn migrate(&self) -> Result<u32> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
