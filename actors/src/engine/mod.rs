@@ -34,7 +34,7 @@ use crate::kernel::error::{EngineError, Result};
 use crate::kernel::model::{Millis, Outcome};
 use crate::kernel::policy::Policy;
 use crate::runtime::actor::Children;
-use crate::runtime::cache::Caches;
+use crate::runtime::cache::Epoch;
 use crate::runtime::cache_keeper;
 use crate::runtime::coord::memory::MemoryCoordinator;
 #[cfg(feature = "redis")]
@@ -114,7 +114,12 @@ pub(crate) struct Shared {
     pub config: EngineConfig,
     pub store: Arc<dyn Store>,
     pub coord: Arc<dyn Coordinator>,
-    pub caches: Arc<Caches>,
+    /// The tokens family's credential, agent and Bearer caches.
+    pub token_caches: Arc<crate::families::tokens::cache::TokenCaches>,
+    /// The directory's cached agent records.
+    pub agent_records: Arc<crate::families::directory::events::AgentRecords>,
+    /// The DIDs' rendered documents.
+    pub did_documents: Arc<crate::families::dids::cache::DidDocuments>,
     /// What the families do with cluster events.
     pub listeners: Arc<Listeners>,
     pub policy: Policy,
@@ -236,7 +241,15 @@ impl Engine {
             Arc::new(Keystore::open(&config.data_dir, config.master_key.as_deref(), config.vault.as_ref()).await?);
         let biscuit = Arc::new(crate::families::delegation::root_key::load_or_create(store.as_ref(), &keystore).await?);
         let metrics = EngineMetrics::new()?;
-        let caches = Arc::new(Caches::default());
+        // One epoch for every cache: an invalidation anywhere voids fills in flight.
+        let epoch = Arc::new(Epoch::default());
+        let token_caches = Arc::new(crate::families::tokens::cache::TokenCaches::new(epoch.clone()));
+        let agent_records = Arc::new(crate::runtime::cache::EpochMap::new(
+            epoch.clone(),
+            crate::families::directory::events::RECORD_LIMIT,
+        ));
+        let did_documents =
+            Arc::new(crate::runtime::cache::EpochMap::new(epoch, crate::families::dids::cache::DOCUMENT_LIMIT));
         let (clock, timeout) = (config.clock.clone(), config.call_timeout);
 
         // The actor families, in start order: one registration each.
@@ -386,7 +399,9 @@ impl Engine {
         };
         // What each family does with cluster events, registered by the family.
         let mut listeners = Listeners::default();
-        crate::families::directory::events::listen(&caches, &mut listeners);
+        crate::families::directory::events::listen(&agent_records, &mut listeners);
+        crate::families::tokens::cache::listen(&token_caches, &mut listeners);
+        crate::families::dids::cache::listen(&did_documents, &mut listeners);
         crate::families::revocation::actor::listen(&revocations, &mut listeners);
         crate::families::signing::actor::listen(&keys, &mut listeners);
         crate::families::tiers::counters::listen(&quota, &mut listeners);
@@ -408,7 +423,9 @@ impl Engine {
             hasher: SecretHasher::new(&hash_key),
             policy: Policy::load()?,
             metrics,
-            caches,
+            token_caches,
+            agent_records,
+            did_documents,
             listeners,
             keys,
             audit,

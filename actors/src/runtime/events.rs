@@ -128,6 +128,18 @@ impl Listeners {
         self
     }
 
+    /// A quick, idempotent `reaction` to `E` on the committing node (before it answers)
+    /// and on every node as it arrives: what a cache does to drop what changed.
+    pub fn everywhere<E: Event>(&mut self, reaction: impl Fn(E) + Send + Sync + 'static) -> &mut Self {
+        let reaction = Arc::new(reaction);
+        let here = reaction.clone();
+        self.here(move |e: E| {
+            here(e);
+            async { Ok(()) }
+        })
+        .elsewhere(move |e: E| reaction(e))
+    }
+
     /// Apply `E` straight off the coordinator's subscription, ahead of other announcements.
     pub fn urgent<E: Event>(&mut self) -> &mut Self {
         self.urgent.push(E::KIND);

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::cache::RenderedDid;
 use crate::engine::{Call, Engine};
 use crate::families::dids::rules::{self, DocumentMetadata, Method, ResolutionError};
 use crate::families::dids::DidChange;
@@ -18,7 +19,6 @@ use crate::kernel::error::{EngineError, Result};
 use crate::kernel::jose;
 use crate::kernel::model::TOKEN_PATH;
 use crate::kernel::model::{rfc3339, AgentStatus, Millis};
-use crate::runtime::cache::RenderedDid;
 use crate::runtime::events::ClusterEvent;
 use crate::store::SealedSecret;
 
@@ -111,11 +111,11 @@ impl Engine {
     /// Render an agent's document (or find it rendered): `NotFound` if the DID names no
     /// agent, now or before (a deleted agent's DID resolves, deactivated and without keys).
     pub(crate) async fn rendered_did(&self, agent_id: Uuid) -> Result<Arc<RenderedDid>> {
-        let caches = &self.shared.caches;
-        if let Some(hit) = caches.did_document(agent_id) {
+        let documents = &self.shared.did_documents;
+        if let Some(hit) = documents.get(&agent_id) {
             return Ok(hit);
         }
-        let epoch = caches.epoch();
+        let epoch = documents.epoch();
         let agent = self.shared.store.did_agent(agent_id).await?;
         if agent.is_none() && !self.shared.store.agent_deleted(agent_id).await? {
             return Err(EngineError::not_found("DID"));
@@ -149,7 +149,7 @@ impl Engine {
             keys: parsed,
             agent: agent.filter(|_| active).map(Arc::new),
         };
-        Ok(caches.fill_did_document(epoch, agent_id, rendered))
+        Ok(documents.fill(epoch, agent_id, Arc::new(rendered)))
     }
 
     /// `GET /agents/{id}/did.json` (public): the document's JSON text and its metadata.

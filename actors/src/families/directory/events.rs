@@ -1,12 +1,13 @@
-//! The directory's cluster events, and what every node does with them: drop what it
-//! cached of the credential, the agent, or everything.
+//! The directory's cluster events (other families' caches follow them too), and what
+//! every node does with them here: drop its cached record of the agent, or everything.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::runtime::cache::Caches;
+use crate::kernel::model::Agent;
+use crate::runtime::cache::EpochMap;
 use crate::runtime::events::{Event, Listeners};
 
 /// A credential's secret or status changed.
@@ -39,19 +40,14 @@ impl Event for OrgChanged {
     const KIND: &'static str = "org_changed";
 }
 
-/// The shared caches follow the directory's changes, here and on every node.
-pub(crate) fn listen(caches: &Arc<Caches>, listeners: &mut Listeners) {
-    let (c1, c2, c3, c4, c5) = (caches.clone(), caches.clone(), caches.clone(), caches.clone(), caches.clone());
-    listeners
-        .here(move |e: ClientChanged| {
-            c1.forget_client(&e.client_id);
-            async { Ok(()) }
-        })
-        .elsewhere(move |e: ClientChanged| c2.forget_client(&e.client_id))
-        .here(move |e: AgentChanged| {
-            c3.forget_agent(e.agent_id);
-            async { Ok(()) }
-        })
-        .elsewhere(move |e: AgentChanged| c4.forget_agent(e.agent_id))
-        .everything(move || c5.forget_all());
+/// Whole agent records, for management reads (`GET /agents/{id}`).
+pub type AgentRecords = EpochMap<Uuid, Agent>;
+
+/// Upper bound of cached agent records.
+pub const RECORD_LIMIT: usize = 200_000;
+
+/// The directory's record cache follows its changes, here and on every node.
+pub(crate) fn listen(records: &Arc<AgentRecords>, listeners: &mut Listeners) {
+    let (r1, r2) = (records.clone(), records.clone());
+    listeners.everywhere(move |e: AgentChanged| r1.forget(&e.agent_id)).everything(move || r2.forget_all());
 }

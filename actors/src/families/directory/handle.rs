@@ -278,13 +278,13 @@ impl Engine {
         self.authorize(call, "agents.get", org_id)?;
         // Served from the record cache when possible: every change to an agent
         // invalidates it (here and on every node) before it is acknowledged.
-        let caches = &self.shared.caches;
-        if let Some(agent) = caches.agent_record(id).filter(|a| a.org_id == org_id) {
+        let records = &self.shared.agent_records;
+        if let Some(agent) = records.get(&id).filter(|a| a.org_id == org_id) {
             return Ok(agent.as_ref().clone());
         }
-        let epoch = caches.epoch();
+        let epoch = records.epoch();
         let agent = self.shared.store.get_agent(org_id, id).await?.ok_or(EngineError::not_found("agent"))?;
-        caches.fill_record(epoch, &agent);
+        records.fill(epoch, id, std::sync::Arc::new(agent.clone()));
         Ok(agent)
     }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::cache::Verified;
 use crate::engine::{Caller, ClientAuth, DpopPresentation, Engine, Introspector, OAuthError, Origin};
 use crate::families::federation::handle::FEDERATION_CLIENT;
 use crate::families::revocation::Revocation;
@@ -19,7 +20,6 @@ use crate::kernel::error::{EngineError, Result};
 use crate::kernel::jose;
 use crate::kernel::model::{AgentStatus, CredentialStatus, Outcome};
 use crate::kernel::validity::{check_times, OWN_EXP_LEEWAY_SECS};
-use crate::runtime::cache::Verified;
 use crate::runtime::events::ClusterEvent;
 
 impl Engine {
@@ -66,7 +66,7 @@ impl Engine {
 
     /// An agent's status in `org_id` (cached), `None` if it is gone.
     pub(crate) async fn agent_status(&self, org_id: Uuid, agent_id: Uuid) -> Result<Option<AgentStatus>> {
-        let caches = &self.shared.caches;
+        let caches = &self.shared.token_caches;
         if let Some(agent) = caches.agent(agent_id) {
             return Ok((agent.org_id == org_id).then_some(agent.status));
         }
@@ -134,7 +134,7 @@ impl Engine {
             .detail(&json!({"client_id": claims.client_id, "exp": claims.exp}));
         let change = RevocationChange::RevokeToken { revocation, now: self.shared.now_ms() }.into();
         self.commit(event, vec![change], Some(announce)).await?;
-        self.shared.caches.forget_bearer(&token_hash(token));
+        self.shared.token_caches.forget_bearer(&token_hash(token));
         Ok(())
     }
 
@@ -186,7 +186,7 @@ impl Engine {
         }
         let hash = token_hash(token);
         let now = self.shared.now_ms();
-        if let Some(hit) = self.shared.caches.bearer(&hash) {
+        if let Some(hit) = self.shared.token_caches.bearer(&hash) {
             if check_times(hit.claims.exp, Some(hit.claims.nbf), now, OWN_EXP_LEEWAY_SECS).is_ok() {
                 self.shared.metrics.token_cache_hits.inc();
                 return Ok(hit);
@@ -206,7 +206,7 @@ impl Engine {
             delegation_id: claims.delegation_id,
         });
         let verified = Arc::new(Verified { claims, caller });
-        self.shared.caches.remember_bearer(hash, verified.clone());
+        self.shared.token_caches.remember_bearer(hash, verified.clone());
         Ok(verified)
     }
 

@@ -9,13 +9,13 @@ use std::time::Duration;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::cache::{AgentEntry, ClientEntry, ClientKey};
 use crate::engine::{Engine, Origin};
 use crate::families::tokens::handle::{oauth, AuthenticatedClient, ClientAuth, OAuthError};
 use crate::kernel::error::{EngineError, Result};
 use crate::kernel::jose;
 use crate::kernel::model::{AgentStatus, CredentialStatus, Outcome};
 use crate::kernel::model::{INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH};
-use crate::runtime::cache::{AgentEntry, ClientEntry, ClientKey};
 use crate::runtime::coord::Claim;
 
 /// Resolve a client id to its cached entries, reading the store on a miss.
@@ -23,7 +23,7 @@ pub(crate) async fn client_entry(
     engine: &Engine,
     client_id: &str,
 ) -> Result<Option<(Arc<ClientEntry>, Arc<AgentEntry>)>> {
-    let caches = &engine.shared.caches;
+    let caches = &engine.shared.token_caches;
     if let Some(hit) = caches.client(client_id) {
         return Ok(Some(hit));
     }

@@ -5,6 +5,7 @@
 //! docs/design/tokens.md.
 
 pub(crate) mod bearer;
+pub mod cache;
 pub mod claims;
 pub(crate) mod client_auth;
 pub(crate) mod handle;
