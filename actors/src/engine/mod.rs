@@ -114,10 +114,13 @@ pub(crate) struct Shared {
     pub config: EngineConfig,
     pub store: Arc<dyn Store>,
     pub coord: Arc<dyn Coordinator>,
-    /// The tokens family's credential, agent and Bearer caches.
+    /// What other families require of a token on every use.
+    pub token_conditions: Vec<crate::families::tokens::bearer::TokenCondition>,
+    /// The tokens family's credential and Bearer caches.
     pub token_caches: Arc<crate::families::tokens::cache::TokenCaches>,
-    /// The directory's cached agent records.
-    pub agent_records: Arc<crate::families::directory::events::AgentRecords>,
+    /// The directory's cached agents (as authentication needs them) and agent records.
+    pub agent_entries: Arc<crate::families::directory::cache::AgentEntries>,
+    pub agent_records: Arc<crate::families::directory::cache::AgentRecords>,
     /// The DIDs' rendered documents.
     pub did_documents: Arc<crate::families::dids::cache::DidDocuments>,
     /// What the families do with cluster events.
@@ -243,11 +246,11 @@ impl Engine {
         let metrics = EngineMetrics::new()?;
         // One epoch for every cache: an invalidation anywhere voids fills in flight.
         let epoch = Arc::new(Epoch::default());
-        let token_caches = Arc::new(crate::families::tokens::cache::TokenCaches::new(epoch.clone()));
-        let agent_records = Arc::new(crate::runtime::cache::EpochMap::new(
-            epoch.clone(),
-            crate::families::directory::events::RECORD_LIMIT,
-        ));
+        let agent_limit = crate::families::directory::cache::AGENT_LIMIT;
+        let agent_entries = Arc::new(crate::runtime::cache::EpochMap::new(epoch.clone(), agent_limit));
+        let agent_records = Arc::new(crate::runtime::cache::EpochMap::new(epoch.clone(), agent_limit));
+        let token_caches =
+            Arc::new(crate::families::tokens::cache::TokenCaches::new(epoch.clone(), agent_entries.clone()));
         let did_documents =
             Arc::new(crate::runtime::cache::EpochMap::new(epoch, crate::families::dids::cache::DOCUMENT_LIMIT));
         let (clock, timeout) = (config.clock.clone(), config.call_timeout);
@@ -399,7 +402,7 @@ impl Engine {
         };
         // What each family does with cluster events, registered by the family.
         let mut listeners = Listeners::default();
-        crate::families::directory::events::listen(&agent_records, &mut listeners);
+        crate::families::directory::cache::listen(&agent_entries, &agent_records, &mut listeners);
         crate::families::tokens::cache::listen(&token_caches, &mut listeners);
         crate::families::dids::cache::listen(&did_documents, &mut listeners);
         crate::families::revocation::actor::listen(&revocations, &mut listeners);
@@ -423,7 +426,9 @@ impl Engine {
             hasher: SecretHasher::new(&hash_key),
             policy: Policy::load()?,
             metrics,
+            token_conditions: vec![crate::families::delegation::handle::chain_stands],
             token_caches,
+            agent_entries,
             agent_records,
             did_documents,
             listeners,

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
+
 use serde_json::json;
 use uuid::Uuid;
 
@@ -66,6 +68,18 @@ fn refused(r: HopRefused) -> EngineError {
 }
 
 impl Engine {
+    /// The biscuit root public key delegations in biscuit form are signed with, as
+    /// biscuit tools print it (`ed25519/<hex>`).
+    pub fn biscuit_public_key(&self) -> String {
+        self.shared.biscuit.public_key()
+    }
+
+    /// The revocation ids of revoked biscuit delegations that have not expired: what a
+    /// service verifying biscuits offline must refuse (any token whose block carries one).
+    pub async fn revoked_biscuits(&self) -> Result<Vec<String>> {
+        self.shared.store.revoked_biscuits(self.shared.now_ms()).await
+    }
+
     /// The hops (root first) of the link `id` of `org_id` if the chain stands: every hop
     /// unrevoked and every agent in it active. Reads the published index; a link it does
     /// not know (made a moment ago elsewhere) makes it re-read the store once.
@@ -437,4 +451,17 @@ impl Engine {
         }
         Ok(revoked)
     }
+}
+
+/// The tokens family's [`crate::families::tokens::bearer::TokenCondition`] for
+/// delegation tokens: one stands only while its whole chain does.
+pub(crate) fn chain_stands<'a>(engine: &'a Engine, claims: &'a AccessClaims) -> BoxFuture<'a, Result<()>> {
+    Box::pin(async move {
+        if let Some(id) = claims.delegation_id {
+            if let Err(reason) = engine.check_chain(claims.org_id, id).await? {
+                return Err(EngineError::InvalidToken(format!("the token's delegation chain is {}", reason.as_str())));
+            }
+        }
+        Ok(())
+    })
 }

@@ -1,14 +1,10 @@
-//! The directory's cluster events (other families' caches follow them too), and what
-//! every node does with them here: drop its cached record of the agent, or everything.
-
-use std::sync::Arc;
+//! The directory's cluster events: its own caches (`cache.rs`) and other families'
+//! follow them.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::kernel::model::Agent;
-use crate::runtime::cache::EpochMap;
-use crate::runtime::events::{Event, Listeners};
+use crate::runtime::events::Event;
 
 /// A credential's secret or status changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,16 +34,4 @@ pub struct OrgChanged {
 
 impl Event for OrgChanged {
     const KIND: &'static str = "org_changed";
-}
-
-/// Whole agent records, for management reads (`GET /agents/{id}`).
-pub type AgentRecords = EpochMap<Uuid, Agent>;
-
-/// Upper bound of cached agent records.
-pub const RECORD_LIMIT: usize = 200_000;
-
-/// The directory's record cache follows its changes, here and on every node.
-pub(crate) fn listen(records: &Arc<AgentRecords>, listeners: &mut Listeners) {
-    let (r1, r2) = (records.clone(), records.clone());
-    listeners.everywhere(move |e: AgentChanged| r1.forget(&e.agent_id)).everything(move || r2.forget_all());
 }

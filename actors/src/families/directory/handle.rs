@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::engine::{Call, Engine};
 use crate::families::analytics::rules::Metric;
+use crate::families::directory::cache::AgentEntry;
 use crate::families::directory::events::AgentChanged;
 use crate::families::directory::events::ClientChanged;
 use crate::families::directory::events::OrgChanged;
@@ -271,6 +272,19 @@ impl Engine {
         let items = self.shared.store.list_agents(org_id, decode_cursor(&page)?, limit).await?;
         let next_cursor = next_cursor(&items, limit, |a| a.id);
         Ok(Page { items, next_cursor })
+    }
+
+    /// An agent's status in `org_id` (cached), `None` if it is gone.
+    pub(crate) async fn agent_status(&self, org_id: Uuid, agent_id: Uuid) -> Result<Option<AgentStatus>> {
+        let entries = &self.shared.agent_entries;
+        if let Some(agent) = entries.get(&agent_id) {
+            return Ok((agent.org_id == org_id).then_some(agent.status));
+        }
+        let epoch = entries.epoch();
+        Ok(self.shared.store.get_agent(org_id, agent_id).await?.map(|agent| {
+            entries.fill(epoch, agent.id, std::sync::Arc::new(AgentEntry::of(&agent)));
+            agent.status
+        }))
     }
 
     pub async fn get_agent(&self, call: &Call, org: Option<Uuid>, id: Uuid) -> Result<Agent> {

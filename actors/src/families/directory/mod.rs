@@ -4,6 +4,7 @@
 //! docs/design/directory.md.
 
 pub(crate) mod bootstrap;
+pub mod cache;
 pub mod events;
 pub(crate) mod handle;
 #[cfg(feature = "postgres")]

@@ -1,5 +1,5 @@
 //! The signing keys as the engine publishes and rotates them (the KeyManager owns the
-//! ring), and the biscuit root key of delegations.
+//! ring).
 
 use std::sync::Arc;
 
@@ -8,18 +8,6 @@ use crate::families::signing::keys::KeyRing;
 use crate::kernel::error::{EngineError, Result};
 
 impl Engine {
-    /// The biscuit root public key delegations in biscuit form are signed with, as
-    /// biscuit tools print it (`ed25519/<hex>`).
-    pub fn biscuit_public_key(&self) -> String {
-        self.shared.biscuit.public_key()
-    }
-
-    /// The revocation ids of revoked biscuit delegations that have not expired: what a
-    /// service verifying biscuits offline must refuse (any token whose block carries one).
-    pub async fn revoked_biscuits(&self) -> Result<Vec<String>> {
-        self.shared.store.revoked_biscuits(self.shared.now_ms()).await
-    }
-
     /// The published JWKS document (RFC 7517), serialized.
     pub fn jwks(&self) -> Result<String> {
         Ok(self.ring()?.jwks(self.shared.now_ms()))

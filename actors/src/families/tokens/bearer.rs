@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
+
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -21,6 +23,12 @@ use crate::kernel::jose;
 use crate::kernel::model::{AgentStatus, CredentialStatus, Outcome};
 use crate::kernel::validity::{check_times, OWN_EXP_LEEWAY_SECS};
 use crate::runtime::events::ClusterEvent;
+
+/// What another family requires of a token on every use, beyond its signature, times,
+/// revocation and client: a delegation token stands only while its chain does. The
+/// families register theirs at start (composition); the check runs them in order, so
+/// the tokens family needs to know none of them.
+pub(crate) type TokenCondition = for<'a> fn(&'a Engine, &'a AccessClaims) -> BoxFuture<'a, Result<()>>;
 
 impl Engine {
     /// The token's client must still be active, and an agent of the token's lineage.
@@ -62,19 +70,6 @@ impl Engine {
 
     async fn agent_active(&self, org_id: Uuid, agent_id: Uuid) -> Result<bool> {
         Ok(self.agent_status(org_id, agent_id).await? == Some(AgentStatus::Active))
-    }
-
-    /// An agent's status in `org_id` (cached), `None` if it is gone.
-    pub(crate) async fn agent_status(&self, org_id: Uuid, agent_id: Uuid) -> Result<Option<AgentStatus>> {
-        let caches = &self.shared.token_caches;
-        if let Some(agent) = caches.agent(agent_id) {
-            return Ok((agent.org_id == org_id).then_some(agent.status));
-        }
-        let epoch = caches.epoch();
-        Ok(self.shared.store.get_agent(org_id, agent_id).await?.map(|agent| {
-            caches.fill_agent(epoch, &agent);
-            agent.status
-        }))
     }
 
     /// RFC 7662 introspection. Anything not active — expired, revoked, malformed, signed
@@ -210,19 +205,17 @@ impl Engine {
         Ok(verified)
     }
 
-    /// What is checked on every use of a verified token: not revoked, and its client
-    /// (and subject) still active.
+    /// What is checked on every use of a verified token: not revoked, its client (and
+    /// subject) still active, and what other families registered as a
+    /// [`TokenCondition`].
     async fn check_still_good(&self, verified: &Verified) -> Result<()> {
         let claims = &verified.claims;
         if self.shared.revocations.is_revoked(&claims.jti) {
             return Err(EngineError::InvalidToken("the token was revoked".into()));
         }
         self.check_token_client(&claims.client_id, &claims.sub, claims.org_id).await?;
-        // A delegation token stands only while its whole chain does.
-        if let Some(id) = claims.delegation_id {
-            if let Err(reason) = self.check_chain(claims.org_id, id).await? {
-                return Err(EngineError::InvalidToken(format!("the token's delegation chain is {}", reason.as_str())));
-            }
+        for condition in &self.shared.token_conditions {
+            condition(self, claims).await?;
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
-//! What the token endpoint and Bearer authentication keep in memory: each credential
-//! and its agent as authentication needs them (read from the directory's records, dropped
-//! by its `ClientChanged`/`AgentChanged`), and tokens whose signature was verified.
+//! What the token endpoint and Bearer authentication keep in memory: each credential as
+//! authentication needs it (read from the directory's records, with its agent into the
+//! directory's `AgentEntries`; dropped by its `ClientChanged`/`AgentChanged`), and tokens
+//! whose signature was verified.
 
 use std::sync::Arc;
 
@@ -8,10 +9,11 @@ use dashmap::DashMap;
 use uuid::Uuid;
 
 use super::claims::AccessClaims;
+use crate::families::directory::cache::{AgentEntries, AgentEntry};
 use crate::families::directory::events::{AgentChanged, ClientChanged};
 use crate::families::directory::ClientRecord;
 use crate::kernel::jose::{parse_public_jwk, PublicJwk};
-use crate::kernel::model::{Agent, AgentStatus, Caller, CredentialStatus};
+use crate::kernel::model::{Caller, CredentialStatus};
 use crate::runtime::cache::{Epoch, EpochMap};
 use crate::runtime::events::Listeners;
 
@@ -39,15 +41,7 @@ pub enum ClientKey {
     Unusable,
 }
 
-/// What the token endpoint needs of an agent.
-#[derive(Debug)]
-pub struct AgentEntry {
-    pub org_id: Uuid,
-    pub status: AgentStatus,
-    pub scopes: Vec<String>,
-}
-
-/// Upper bound of cached credentials and agents; a map is cleared when it is reached.
+/// Upper bound of cached credentials; the map is cleared when it is reached.
 const CLIENT_LIMIT: usize = 200_000;
 /// Upper bound of cached bearer tokens (tokens are short-lived: clearing only costs a
 /// re-verification).
@@ -56,17 +50,14 @@ const BEARER_LIMIT: usize = 200_000;
 /// The family's caches.
 pub struct TokenCaches {
     clients: EpochMap<String, ClientEntry>,
-    agents: EpochMap<Uuid, AgentEntry>,
+    /// The directory's, which a credential's read fills too.
+    agents: Arc<AgentEntries>,
     bearer: DashMap<[u8; 32], Arc<Verified>>,
 }
 
 impl TokenCaches {
-    pub fn new(epoch: Arc<Epoch>) -> TokenCaches {
-        TokenCaches {
-            clients: EpochMap::new(epoch.clone(), CLIENT_LIMIT),
-            agents: EpochMap::new(epoch, CLIENT_LIMIT),
-            bearer: DashMap::new(),
-        }
+    pub fn new(epoch: Arc<Epoch>, agents: Arc<AgentEntries>) -> TokenCaches {
+        TokenCaches { clients: EpochMap::new(epoch, CLIENT_LIMIT), agents, bearer: DashMap::new() }
     }
 
     pub fn epoch(&self) -> u64 {
@@ -102,16 +93,6 @@ impl TokenCaches {
         (self.clients.fill(epoch, record.client_id.clone(), client), agent)
     }
 
-    pub fn agent(&self, agent_id: Uuid) -> Option<Arc<AgentEntry>> {
-        self.agents.get(&agent_id)
-    }
-
-    /// Cache an agent read from the store (after reading `epoch`).
-    pub fn fill_agent(&self, epoch: u64, agent: &Agent) {
-        let entry = AgentEntry { org_id: agent.org_id, status: agent.status, scopes: agent.scopes.clone() };
-        self.agents.fill(epoch, agent.id, Arc::new(entry));
-    }
-
     pub fn bearer(&self, hash: &[u8; 32]) -> Option<Arc<Verified>> {
         self.bearer.get(hash).map(|c| c.clone())
     }
@@ -131,14 +112,13 @@ impl TokenCaches {
         self.clients.forget(client_id);
     }
 
+    /// Its credentials (the directory drops the agent's entry).
     fn forget_agent(&self, agent_id: Uuid) {
-        self.agents.forget(&agent_id);
         self.clients.forget_where(|_, c| c.agent_id == agent_id);
     }
 
     fn forget_all(&self) {
         self.clients.forget_all();
-        self.agents.forget_all();
         self.bearer.clear();
     }
 }

@@ -9,8 +9,9 @@ use std::time::Duration;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::cache::{AgentEntry, ClientEntry, ClientKey};
+use super::cache::{ClientEntry, ClientKey};
 use crate::engine::{Engine, Origin};
+use crate::families::directory::cache::AgentEntry;
 use crate::families::tokens::handle::{oauth, AuthenticatedClient, ClientAuth, OAuthError};
 use crate::kernel::error::{EngineError, Result};
 use crate::kernel::jose;
