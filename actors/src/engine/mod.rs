@@ -267,6 +267,8 @@ impl Engine {
             },
             timeout,
         ));
+        // The webhook dispatcher, once registered (its queues commit through the writer).
+        let nudged: Arc<std::sync::OnceLock<Webhooks>> = Arc::default();
         let audit = children.register(audit_writer::child(
             audit_writer::Deps {
                 store: store.clone(),
@@ -274,6 +276,7 @@ impl Engine {
                 metrics: metrics.clone(),
                 batch_max: config.audit_batch_max,
                 stale: vec![crate::families::compliance::REPORT_STALE],
+                durable: vec![webhook_queues::nudge_when_durable(nudged.clone())],
             },
             timeout,
         ));
@@ -355,6 +358,7 @@ impl Engine {
                 stopping: Arc::default(),
             },
         ));
+        let _ = nudged.set(webhooks.clone());
         let registry: Arc<crate::families::federation::actor::Registry> = Arc::default();
         let jwks = JwksCaches {
             registry: registry.clone(),
@@ -513,26 +517,14 @@ impl Engine {
         changes: Vec<Box<dyn Change>>,
         announce: Option<ClusterEvent>,
     ) -> Result<()> {
-        // Read before sealing: no copy of the action on the token path.
-        let webhook_org = webhook_event_org(event.org_id, &event.action);
         let commit = Commit { event: event.seal(), changes, announce: announce.clone() };
         self.shared.audit.append(commit).await?;
-        self.nudge_webhooks(webhook_org);
         if let Some(event) = announce {
             // What the families registered: the change counts here before it is answered.
             self.shared.listeners.committed(&event).await?;
             self.announce(event);
         }
         Ok(())
-    }
-
-    /// A webhook event of `org_id` is durable (see [`webhook_event_org`]): the
-    /// organization's subscriptions this node drives deliver it now (the others' nodes
-    /// find it on their next tick).
-    pub(crate) fn nudge_webhooks(&self, org_id: Option<Uuid>) {
-        if let Some(org_id) = org_id {
-            self.shared.webhooks.nudge(org_id);
-        }
     }
 
     /// Announce a committed change to the other nodes, in the background (the change
@@ -636,10 +628,4 @@ impl Engine {
     pub(crate) fn authorize(&self, call: &Call, operation: &'static str, target_org: Uuid) -> Result<()> {
         self.shared.policy.authorize(operation, &call.caller.scope, target_org == call.caller.org_id)
     }
-}
-
-/// The organization whose subscriptions an audit event of `action` in `org_id` concerns,
-/// if it is a webhook event.
-pub(crate) fn webhook_event_org(org_id: Option<Uuid>, action: &str) -> Option<Uuid> {
-    crate::families::webhooks::rules::event_for(action).and(org_id)
 }

@@ -35,6 +35,19 @@ pub(crate) struct Deps {
     /// The cached reports that commits make stale, registered by the families that cache
     /// them.
     pub stale: Vec<StaleAfter>,
+    /// What families do once an event is durable, registered by them.
+    pub durable: Vec<OnDurable>,
+}
+
+/// What a family does once an event that concerns it is durable, before the commit is
+/// answered (the webhooks family nudges the organization's deliveries). Registered by
+/// the family, so the writer (and every path that commits through it) names none.
+#[derive(Clone)]
+pub(crate) struct OnDurable {
+    /// Whether an event audited as this action concerns it.
+    pub action: fn(&str) -> bool,
+    /// What it does, given the event's organization.
+    pub run: Arc<dyn Fn(uuid::Uuid) + Send + Sync>,
 }
 
 /// A value cached in the coordinator (per organization) that a committed change can make
@@ -122,6 +135,14 @@ impl State {
                     self.deps.stale.iter().filter(move |s| (s.action)(action)).map(move |s| (i, (s.key)(org)))
                 })
                 .collect();
+            let durable: Vec<(usize, uuid::Uuid, &OnDurable)> = entries
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| Some((i, c.event.event.org_id?, c.event.event.action.as_str())))
+                .flat_map(|(i, org, action)| {
+                    self.deps.durable.iter().filter(move |d| (d.action)(action)).map(move |d| (i, org, d))
+                })
+                .collect();
             let timer = self.deps.metrics.audit_commit_seconds.start_timer();
             let outcome = self.deps.store.append_audit(entries).await;
             timer.observe_duration();
@@ -143,6 +164,10 @@ impl State {
                         if let Err(e) = self.deps.coord.cache_drop(&key).await {
                             tracing::warn!(error = %e, key, "a stale cached report may be served until it expires");
                         }
+                    }
+                    for (_, org, hook) in durable.iter().filter(|(i, _, _)| outcomes.get(*i).is_some_and(Result::is_ok))
+                    {
+                        (hook.run)(*org);
                     }
                     replies.into_iter().zip(outcomes).for_each(|(r, outcome)| {
                         let _ = r.send(outcome);

@@ -230,7 +230,6 @@ impl Engine {
             announce: Some(announce.clone()),
         };
         self.shared.delegations.create(org_id, link.clone(), commit).await?;
-        self.nudge_webhooks(crate::engine::webhook_event_org(Some(org_id), "delegation.create"));
         self.announce(announce);
         self.count(org_id, caller.agent_id, Metric::DelegationsCreated);
         Ok(DelegationIssued {
@@ -442,7 +441,6 @@ impl Engine {
             announce: Some(announce.clone()),
         };
         let revoked = self.shared.delegations.revoke(org_id, commit).await?;
-        self.nudge_webhooks(crate::engine::webhook_event_org(Some(org_id), "delegation.revoke"));
         self.announce(announce);
         let after = self.shared.delegations.index(org_id).await?;
         for revoked_id in &revoked {

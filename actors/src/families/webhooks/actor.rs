@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use super::settings::WebhookSettings;
 use crate::families::audit::chain::Event;
-use crate::families::audit::writer::AuditLog;
+use crate::families::audit::writer::{AuditLog, OnDurable};
 use crate::families::audit::Commit;
 use crate::families::webhooks::rules::{self, Delivery, DeliveryStatus, Webhook};
 use crate::families::webhooks::WebhookChange;
@@ -346,6 +346,21 @@ impl KeyedFamily for DeliveryQueues {
 }
 
 /// The engine's handle on the webhook queues.
+/// The audit writer's hook: once an event that is a webhook event is durable, the
+/// organization's subscriptions this node drives deliver it now (the others' nodes find
+/// it on their next tick). `target` is set once the dispatcher is registered (the
+/// writer starts first: the queues commit through it).
+pub(crate) fn nudge_when_durable(target: Arc<std::sync::OnceLock<Webhooks>>) -> OnDurable {
+    OnDurable {
+        action: |action| rules::event_for(action).is_some(),
+        run: Arc::new(move |org_id| {
+            if let Some(webhooks) = target.get() {
+                webhooks.nudge(org_id);
+            }
+        }),
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct Webhooks {
     host: KeyedHost<DeliveryQueues>,
