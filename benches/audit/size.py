@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""How many bytes the audit trail costs a token, on either store.
+
+Starts the real server (release build) on a fresh store — a temporary data directory, or
+a database of its own created in the PostgreSQL given by --database-url and dropped
+after — provisions agents, issues tokens with wrk for --duration seconds, and reports:
+
+- bytes a stored event costs, all in: the audit table and its indexes (SQLite: `dbstat`
+  pages; PostgreSQL: `pg_total_relation_size`), divided by the events stored;
+- the split between rows and indexes;
+- each action's average row size (SQLite: the bytes of its columns; PostgreSQL:
+  `pg_column_size` of the row), so the token's own event can be told from the rest.
+
+    python3 benches/audit/size.py --duration 20
+    python3 benches/audit/size.py --database-url postgres://postgres@127.0.0.1:5432/postgres
+"""
+import argparse
+import base64
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "load"))
+import harness  # noqa: E402  (the load harness's server, wrk and provisioning helpers)
+
+AUDIT = "audit_events"
+
+
+def psql(url, sql):
+    out = subprocess.run(["psql", url, "-qAtX", "-F", "\t", "-c", sql], capture_output=True, text=True, check=True)
+    return [line.split("\t") for line in out.stdout.splitlines() if line]
+
+
+def measure_sqlite(data_dir):
+    db = sqlite3.connect(os.path.join(data_dir, "agentidp.db"))
+    indexes = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", (AUDIT,))]
+    pages = dict(db.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall())
+    rows = db.execute(f"SELECT count(*) FROM {AUDIT}").fetchone()[0]
+    columns = [r[1] for r in db.execute(f"PRAGMA table_info({AUDIT})")]
+    width = " + ".join(f"coalesce(length({c}), 0)" for c in columns)
+    actions = db.execute(f"SELECT action, count(*), avg({width}) FROM {AUDIT} GROUP BY action ORDER BY 2 DESC").fetchall()
+    db.close()
+    return {"events": rows, "table": pages.get(AUDIT, 0), "indexes": sum(pages.get(i, 0) for i in indexes),
+            "actions": [(a, n, float(w)) for a, n, w in actions]}
+
+
+def measure_postgres(url):
+    psql(url, f"VACUUM ANALYZE {AUDIT}")
+    [[rows, table, total]] = psql(url, f"SELECT count(*), pg_table_size('{AUDIT}'), pg_total_relation_size('{AUDIT}') "
+                                       f"FROM {AUDIT}")
+    actions = psql(url, f"SELECT action, count(*), avg(pg_column_size({AUDIT}.*)) FROM {AUDIT} GROUP BY action "
+                        "ORDER BY 2 DESC")
+    return {"events": int(rows), "table": int(table), "indexes": int(total) - int(table),
+            "actions": [(a, int(n), float(w)) for a, n, w in actions]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--agents", type=int, default=100)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--duration", type=int, default=20, help="seconds of token issuance")
+    ap.add_argument("--database-url", help="a PostgreSQL server to create (and drop) a database in")
+    ap.add_argument("--server-bin", help="an agentidp binary instead of the release build")
+    args = ap.parse_args()
+    binary = args.server_bin or os.path.join(harness.TARGET, "release", "agentidp")
+    work = tempfile.mkdtemp(prefix="agentidp-audit-size-")
+    port = harness.free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, AGENTIDP_DATA_DIR=os.path.join(work, "data"), AGENTIDP_LISTEN=f"127.0.0.1:{port}",
+               AGENTIDP_ISSUER=base, AGENTIDP_LOG="warn", AGENTIDP_REDIS_NAMESPACE=f"size{port}")
+    env.pop("DATABASE_URL", None)
+    env.pop("REDIS_URL", None)
+    db_url = None
+    if args.database_url:
+        name = f"agentidp_size_{os.getpid()}"
+        psql(args.database_url, f"CREATE DATABASE {name}")
+        parts = urllib.parse.urlsplit(args.database_url)
+        db_url = urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+        env["DATABASE_URL"] = db_url
+        env["AGENTIDP_MASTER_KEY"] = base64.b64encode(os.urandom(32)).decode()
+    server = None
+    try:
+        boot = subprocess.run([binary, "bootstrap", "--json"], env=env, capture_output=True, text=True, check=True)
+        creds = json.loads(boot.stdout)
+        server = harness.start([binary, "serve"], env=env)
+        harness.wait_ready(f"{base}/ready", server)
+        token = lambda cid, secret: harness.http(  # noqa: E731
+            "POST", f"{base}/api/v1/oauth2/token", {"grant_type": "client_credentials"}, basic=(cid, secret),
+            form=True)["access_token"]
+        platform = token(creds["platform_client_id"], creds["platform_client_secret"])
+        harness.http("PATCH", f"{base}/api/v1/organizations/{creds['org_id']}", {"tier": "enterprise"}, token=platform)
+        agents = harness.provision(base, token(creds["client_id"], creds["client_secret"]), args.agents)
+        lines = [f"POST\t/api/v1/oauth2/token\t{harness.q({'grant_type': 'client_credentials', 'client_id': a[1], 'client_secret': a[2]})}\t"
+                 for a in agents]
+        wrk_args = argparse.Namespace(connections=args.connections, threads=args.threads, duration=args.duration)
+        run = harness.wrk(wrk_args, base, lines, server.pid)
+        time.sleep(0.5)
+        m = measure_postgres(db_url) if db_url else measure_sqlite(os.path.join(work, "data"))
+    finally:
+        if server:
+            harness.stop(server)
+        if db_url:
+            psql(args.database_url, f"DROP DATABASE IF EXISTS {db_url.rsplit('/', 1)[1]}")
+        subprocess.run(["rm", "-rf", work])
+    store = "PostgreSQL" if db_url else "SQLite"
+    n = max(m["events"], 1)
+    print(f"{store}: {m['events']} audit events after {run['requests'] - run['errors']} tokens in {args.duration}s ({run['ok_per_s']:.0f}/s)")
+    print(f"| store | bytes / event, all in | rows | indexes |")
+    print(f"|---|---|---|---|")
+    print(f"| {store} | {(m['table'] + m['indexes']) / n:.0f} | {m['table'] / n:.0f} | {m['indexes'] / n:.0f} |")
+    print()
+    print("| action | events | average row bytes |")
+    print("|---|---|---|")
+    for action, count, width in m["actions"]:
+        print(f"| `{action}` | {count} | {width:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
