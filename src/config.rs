@@ -112,6 +112,14 @@ pub struct Settings {
     /// Seconds one delivery attempt may take (1-60) [default: 15].
     #[arg(long, env = "AGENTIDP_WEBHOOK_TIMEOUT")]
     pub webhook_timeout: Option<u64>,
+    /// Days a settled webhook delivery (delivered, or failed for good) is kept before the
+    /// janitor removes it (1-3650) [default: 30].
+    #[arg(long, env = "AGENTIDP_WEBHOOK_DELIVERY_RETENTION_DAYS")]
+    pub webhook_delivery_retention_days: Option<u64>,
+    /// Seconds between the janitor's rounds, which remove what has ended: expired
+    /// revocations, old deliveries, the change feed (10-86400) [default: 60].
+    #[arg(long, env = "AGENTIDP_JANITOR_INTERVAL")]
+    pub janitor_interval: Option<u64>,
     /// The compliance report's rotation policy: a client secret older than this many days
     /// is a finding (1-3650) [default: 90].
     #[arg(long, env = "AGENTIDP_COMPLIANCE_CREDENTIAL_MAX_AGE_DAYS")]
@@ -460,6 +468,18 @@ impl Settings {
         if let Some((secs, from)) = layers.pick("webhook_timeout", self.webhook_timeout, file.webhook_timeout) {
             anyhow::ensure!((1..=60).contains(&secs), "{from}: the webhook timeout must be 1 to 60 seconds");
             hooks.timeout = Duration::from_secs(secs);
+        }
+        if let Some((days, from)) = layers.pick(
+            "webhook_delivery_retention_days",
+            self.webhook_delivery_retention_days,
+            file.webhook_delivery_retention_days,
+        ) {
+            anyhow::ensure!((1..=3650).contains(&days), "{from}: the delivery retention must be 1 to 3650 days");
+            engine.webhooks.delivery_retention = Duration::from_secs(days * 86_400);
+        }
+        if let Some((secs, from)) = layers.pick("janitor_interval", self.janitor_interval, file.janitor_interval) {
+            anyhow::ensure!((10..=86_400).contains(&secs), "{from}: the janitor interval must be 10 to 86400 seconds");
+            engine.janitor.every = Duration::from_secs(secs);
         }
         let tiers = &mut engine.tiers;
         for (name, given, limits) in [

@@ -56,6 +56,8 @@ pub struct EngineConfig {
     pub feed_poll: Duration,
     /// How often the analytics aggregator writes its counts: what a crash can lose.
     pub analytics_flush: Duration,
+    /// How often, and in what batches, the janitor removes what has ended.
+    pub janitor: crate::runtime::janitor::JanitorSettings,
     /// Failed client authentications of one client_id, within `lockout_window`, before
     /// it is locked out for the window (per node).
     pub lockout_failures: u32,
@@ -107,6 +109,7 @@ impl EngineConfig {
             vault: None,
             feed_poll: Duration::from_secs(1),
             analytics_flush: Duration::from_secs(1),
+            janitor: Default::default(),
             tiers: TierTable::default(),
             delegation_max_depth: 3,
             delegation_max_ttl: Duration::from_secs(3600),

@@ -517,3 +517,73 @@ async fn a_killed_delivering_node_is_taken_over_with_the_same_webhook_id() {
     assert_eq!(hits[2].1["data"]["detail"]["name"], "survives-a-crash");
     drop(b);
 }
+
+/// Issue 37, item 5: the janitor removes settled deliveries past their retention, in
+/// batches, oldest first, and keeps pending ones whatever their age; it also drops
+/// revocations of expired tokens. Its counter says what it removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_janitor_removes_settled_deliveries_past_their_retention_and_expired_revocations() {
+    for backend in backends() {
+        let app = spawn_app_with(&backend, |config| {
+            dev(config);
+            config.webhooks.delivery_retention = Duration::from_secs(7 * 86_400);
+            config.webhooks.disable_after = Duration::from_secs(365 * 86_400);
+            config.janitor.batch = 2;
+        })
+        .await;
+        let admin = app.admin_token().await;
+        let receiver = Receiver::default();
+        let url = receiver.start().await;
+        let (hook, _) = subscribe(&app, &admin, &url, json!(["agent.created"])).await;
+        for name in ["a", "b", "c"] {
+            new_agent(&app, &admin, name).await;
+        }
+        until("three deliveries", || receiver.count() == 3).await;
+        let settled = |listed: &[Value]| listed.iter().filter(|d| d["status"] == "delivered").count();
+        let start = Instant::now();
+        while settled(&deliveries(&app, &admin, &hook).await) < 3 {
+            assert!(start.elapsed() < Duration::from_secs(15), "not all delivered");
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        // A revoked token, and a delivery that stays pending (the receiver now fails).
+        let (client_id, secret) = (app.boot.client_id.clone(), app.boot.client_secret.clone());
+        let doomed = app.token(&client_id, &secret, None).await;
+        let resp = app
+            .http
+            .post(app.url("/api/v1/oauth2/revoke"))
+            .basic_auth(&client_id, Some(&secret))
+            .form(&[("token", doomed.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        receiver.plan(&[Reply::Status(500); 20]);
+        new_agent(&app, &admin, "d").await;
+        until("the failing attempt", || receiver.count() == 4).await;
+
+        // Within the retention: nothing of it goes.
+        let clock = &app.storage.clock;
+        clock.advance(Duration::from_secs(6 * 86_400));
+        let removed = |report: &[(&str, u64)], what: &str| report.iter().find(|(w, _)| *w == what).map(|r| r.1);
+        let report = app.engine.sweep().await;
+        assert_eq!(removed(&report, "webhook_deliveries"), Some(0), "{report:?}");
+        // The token expired long ago: its revocation is swept.
+        assert_eq!(removed(&report, "revocations"), Some(1), "{report:?}");
+
+        // Past it: the three delivered ones go (in batches of two), the pending one stays.
+        clock.advance(Duration::from_secs(2 * 86_400));
+        let report = app.engine.sweep().await;
+        assert_eq!(removed(&report, "webhook_deliveries"), Some(3), "{report:?}");
+        let admin = app.admin_token().await;
+        let left = deliveries(&app, &admin, &hook).await;
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!(left[0]["status"], "pending");
+        assert_eq!(removed(&app.engine.sweep().await, "webhook_deliveries"), Some(0));
+        let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(
+            metrics.contains(r#"agentidp_janitor_removed_total{what="webhook_deliveries"} 3"#),
+            "{}",
+            metrics.lines().filter(|l| l.contains("janitor")).collect::<Vec<_>>().join("\n")
+        );
+    }
+}

@@ -152,6 +152,8 @@ pub(crate) struct Shared {
     pub client_rates: crate::families::tokens::limits::ClientRates,
     /// Every registered child of the root supervisor.
     pub children: Arc<Children>,
+    /// What removes what has ended (its actor runs a round every `janitor.every`).
+    pub janitor: crate::runtime::janitor::Janitor,
 }
 
 impl Shared {
@@ -404,6 +406,18 @@ impl Engine {
             }
             None => None,
         };
+        // What has ended is removed by the janitor, each family's sweep registered here.
+        let janitor = crate::runtime::janitor::Janitor::new(
+            vec![
+                revocations::sweep(store.clone()),
+                webhook_queues::sweep(store.clone(), config.webhooks.delivery_retention),
+                cache_keeper::feed_sweep(store.clone()),
+            ],
+            clock.clone(),
+            config.janitor,
+            &metrics.registry,
+        )?;
+        children.register((crate::runtime::janitor::child(janitor.clone()), ()));
         // What each family does with cluster events, registered by the family.
         let mut listeners = Listeners::default();
         crate::families::directory::cache::listen(&agent_entries, &agent_records, &mut listeners);
@@ -460,6 +474,7 @@ impl Engine {
             refusals: crate::families::tokens::limits::RefusalSampler::new(config.lockout_window, config.clock.clone()),
             client_rates: crate::families::tokens::limits::ClientRates::new(&config.tiers, &config.clock),
             children,
+            janitor,
             config,
             store,
             coord,

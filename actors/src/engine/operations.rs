@@ -80,6 +80,12 @@ impl Engine {
         self.shared.children.iter().map(|c| c.name).collect()
     }
 
+    /// Run one round of the janitor now (its actor runs one every `janitor.every`): what
+    /// each sweep removed, by name. For operators' drills and tests.
+    pub async fn sweep(&self) -> Vec<(&'static str, u64)> {
+        self.shared.janitor.round().await
+    }
+
     /// Make the named supervised actor fail on purpose; its supervisor restarts it. For
     /// resilience tests and operator drills. `NotFound` if no actor has that name.
     pub fn inject_fault(&self, actor: &str) -> Result<()> {

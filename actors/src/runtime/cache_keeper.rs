@@ -27,16 +27,27 @@ use crate::kernel::model::Millis;
 use crate::runtime::actor::{ChildSpec, Slot};
 use crate::runtime::coord::Coordinator;
 use crate::runtime::events::{ClusterEvent, FeedStore, Listeners};
+use crate::runtime::janitor::Sweep;
 
 /// How far back each poll of the change feed reads. Feed entries are stamped by the
 /// writing node's clock and become visible at commit, which may be out of `seq` order
 /// across nodes; re-reading a window (and skipping what was seen) catches late commits
 /// and clock skew between nodes of up to about this much.
 const FEED_WINDOW: Duration = Duration::from_secs(30);
-/// Feed entries older than this are deleted (by whichever node purges first).
+/// Feed entries older than this are deleted (by whichever node's janitor gets there
+/// first).
 const FEED_RETENTION: Duration = Duration::from_secs(600);
-/// Purge once every this many polls.
-const PURGE_EVERY_POLLS: u32 = 60;
+
+/// The janitor's sweep of the change feed.
+pub(crate) fn feed_sweep(store: Arc<dyn FeedStore>) -> Sweep {
+    Sweep {
+        what: "cluster_events",
+        run: Arc::new(move |now, batch| {
+            let store = store.clone();
+            Box::pin(async move { store.purge_cluster_events(now - FEED_RETENTION.as_millis() as i64, batch).await })
+        }),
+    }
+}
 
 #[derive(Clone)]
 pub(crate) struct CacheKeeper;
@@ -77,7 +88,6 @@ pub(crate) struct State {
     /// When the feed was last read successfully; a longer gap than the window means
     /// entries may have been missed, and everything is dropped instead.
     last_read: Millis,
-    polls: u32,
 }
 
 impl State {
@@ -104,12 +114,6 @@ impl State {
             }
         }
         self.seen.retain(|_, at| *at >= now - window);
-        self.polls += 1;
-        if self.polls % PURGE_EVERY_POLLS == 0 {
-            if let Err(e) = deps.store.purge_cluster_events(now - FEED_RETENTION.as_millis() as i64).await {
-                tracing::warn!(error = %e, "could not purge the cluster change feed");
-            }
-        }
     }
 }
 
@@ -141,7 +145,7 @@ impl Actor for CacheKeeper {
             }
         });
         let poller = myself.send_interval(deps.feed_poll, || Msg::Poll);
-        Ok(State { deps, listener, poller, seen, last_read: now, polls: 0 })
+        Ok(State { deps, listener, poller, seen, last_read: now })
     }
 
     async fn post_stop(&self, _: ActorRef<Msg>, state: &mut State) -> Result<(), ActorProcessingErr> {

@@ -81,8 +81,9 @@ pub struct FeedEntry {
 pub trait FeedStore: Send + Sync + 'static {
     /// Change-feed entries created at or after `since`, oldest first.
     async fn cluster_events_since(&self, since: Millis) -> Result<Vec<FeedEntry>>;
-    /// Forget change-feed entries created before `before`; returns how many.
-    async fn purge_cluster_events(&self, before: Millis) -> Result<u64>;
+    /// Forget at most `limit` change-feed entries created before `before` (the janitor's
+    /// sweep); returns how many.
+    async fn purge_cluster_events(&self, before: Millis, limit: usize) -> Result<u64>;
 }
 
 type Here = Arc<dyn Fn(&ClusterEvent) -> Option<BoxFuture<'static, Result<()>>> + Send + Sync>;

@@ -6,6 +6,7 @@ pub(crate) mod cache;
 pub(crate) mod cache_keeper;
 pub mod coord;
 pub mod events;
+pub(crate) mod janitor;
 pub(crate) mod keyed;
 pub(crate) mod keystore;
 pub(crate) mod metrics;

@@ -152,12 +152,21 @@ impl Actor for RevocationActor {
                     }),
                     Err(e) => tracing::warn!(error = %e, "could not reload revocations"),
                 }
-                if let Err(e) = deps.store.purge_revocations(now_s).await {
-                    tracing::warn!(error = %e, "could not purge expired revocations");
-                }
             }
             Msg::Crash => panic!("revocation actor: fault injected"),
         }
         Ok(())
+    }
+}
+
+/// The janitor's sweep of revocations whose tokens have expired (refused by their
+/// `exp` anyway).
+pub(crate) fn sweep(store: Arc<dyn RevocationStore>) -> crate::runtime::janitor::Sweep {
+    crate::runtime::janitor::Sweep {
+        what: "revocations",
+        run: Arc::new(move |now, batch| {
+            let store = store.clone();
+            Box::pin(async move { store.purge_revocations(now / 1000, batch).await })
+        }),
     }
 }

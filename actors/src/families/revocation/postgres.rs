@@ -17,8 +17,13 @@ impl RevocationStore for PostgresStore {
             .collect())
     }
 
-    async fn purge_revocations(&self, now_secs: i64) -> Result<u64> {
-        self.execute("DELETE FROM token_revocations WHERE expires_at <= $1", &[&now_secs]).await
+    async fn purge_revocations(&self, now_secs: i64, limit: usize) -> Result<u64> {
+        self.execute(
+            "DELETE FROM token_revocations WHERE jti IN \
+             (SELECT jti FROM token_revocations WHERE expires_at <= $1 LIMIT $2)",
+            &[&now_secs, &(limit as i64)],
+        )
+        .await
     }
 }
 

@@ -22,11 +22,15 @@ impl RevocationStore for SqliteStore {
         .await
     }
 
-    async fn purge_revocations(&self, now_secs: i64) -> Result<u64> {
+    async fn purge_revocations(&self, now_secs: i64, limit: usize) -> Result<u64> {
         self.write(move |conn| {
-            conn.execute("DELETE FROM token_revocations WHERE expires_at <= ?1", params![now_secs])
-                .map(|n| n as u64)
-                .map_err(db_err)
+            conn.execute(
+                "DELETE FROM token_revocations WHERE jti IN \
+                 (SELECT jti FROM token_revocations WHERE expires_at <= ?1 LIMIT ?2)",
+                params![now_secs, limit as i64],
+            )
+            .map(|n| n as u64)
+            .map_err(db_err)
         })
         .await
     }

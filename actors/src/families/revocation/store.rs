@@ -19,8 +19,9 @@ pub struct Revocation {
 pub trait RevocationStore: Send + Sync + 'static {
     /// Revocations of tokens that have not expired by `now_secs`.
     async fn revocations(&self, now_secs: i64) -> Result<Vec<Revocation>>;
-    /// Forget revocations of tokens expired by `now_secs`; returns how many.
-    async fn purge_revocations(&self, now_secs: i64) -> Result<u64>;
+    /// Forget at most `limit` revocations of tokens expired by `now_secs` (the janitor's
+    /// sweep); returns how many.
+    async fn purge_revocations(&self, now_secs: i64, limit: usize) -> Result<u64>;
 }
 
 /// A revocation is announced to every node as itself: refuse the token until it expires.

@@ -503,3 +503,15 @@ pub(crate) fn dispatcher(
     });
     (spec, handle)
 }
+
+/// The janitor's sweep of settled deliveries past their retention.
+pub(crate) fn sweep(store: Arc<dyn WebhookStore>, retention: Duration) -> crate::runtime::janitor::Sweep {
+    let retention = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    crate::runtime::janitor::Sweep {
+        what: "webhook_deliveries",
+        run: Arc::new(move |now, batch| {
+            let store = store.clone();
+            Box::pin(async move { store.purge_deliveries(now.saturating_sub(retention), batch).await })
+        }),
+    }
+}

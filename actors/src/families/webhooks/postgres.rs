@@ -308,6 +308,16 @@ impl WebhookStore for PostgresStore {
         .transpose()?
         .ok_or_else(|| EngineError::not_found("delivery"))
     }
+
+    async fn purge_deliveries(&self, before: Millis, limit: usize) -> Result<u64> {
+        self.execute(
+            "DELETE FROM webhook_deliveries WHERE id IN \
+             (SELECT id FROM webhook_deliveries WHERE created_at < $1 AND status IN ('delivered', 'failed') \
+              ORDER BY created_at LIMIT $2)",
+            &[&before, &(limit as i64)],
+        )
+        .await
+    }
 }
 
 /// Apply one of the family's changes on the open transaction.

@@ -21,6 +21,9 @@ pub struct WebhookSettings {
     pub secret_overlap: Duration,
     /// Where deliveries may go (development: plain http to loopback too).
     pub destinations: Destinations,
+    /// Settled deliveries (delivered, or failed for good) older than this are removed by
+    /// the janitor.
+    pub delivery_retention: Duration,
 }
 
 impl Default for WebhookSettings {
@@ -32,6 +35,7 @@ impl Default for WebhookSettings {
             disable_after: Duration::from_secs(5 * 24 * 3600),
             secret_overlap: Duration::from_secs(24 * 3600),
             destinations: Destinations::default(),
+            delivery_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

@@ -343,6 +343,20 @@ impl WebhookStore for SqliteStore {
         })
         .await
     }
+
+    async fn purge_deliveries(&self, before: Millis, limit: usize) -> Result<u64> {
+        self.write(move |conn| {
+            conn.execute(
+                "DELETE FROM webhook_deliveries WHERE id IN \
+                 (SELECT id FROM webhook_deliveries WHERE created_at < ?1 AND status IN ('delivered', 'failed') \
+                  ORDER BY created_at LIMIT ?2)",
+                params![before, limit as i64],
+            )
+            .map(|n| n as u64)
+            .map_err(db_err)
+        })
+        .await
+    }
 }
 
 /// Apply one of the family's changes on the writer's open transaction.

@@ -67,4 +67,8 @@ pub trait WebhookStore: Send + Sync + 'static {
     /// Make a delivery pending again, due at `now`, its attempts counted from zero.
     /// `NotFound` if there is no such delivery.
     async fn redeliver(&self, webhook_id: Uuid, id: Uuid, now: Millis) -> Result<Delivery>;
+    /// Remove at most `limit` settled deliveries (delivered, or failed for good) created
+    /// before `before`, oldest first (the janitor's sweep); returns how many. Pending ones
+    /// stay whatever their age.
+    async fn purge_deliveries(&self, before: Millis, limit: usize) -> Result<u64>;
 }

@@ -14,7 +14,12 @@ impl FeedStore for PostgresStore {
             .collect()
     }
 
-    async fn purge_cluster_events(&self, before: Millis) -> Result<u64> {
-        self.execute("DELETE FROM cluster_events WHERE created_at < $1", &[&before]).await
+    async fn purge_cluster_events(&self, before: Millis, limit: usize) -> Result<u64> {
+        self.execute(
+            "DELETE FROM cluster_events WHERE seq IN \
+             (SELECT seq FROM cluster_events WHERE created_at < $1 ORDER BY seq LIMIT $2)",
+            &[&before, &(limit as i64)],
+        )
+        .await
     }
 }

@@ -35,6 +35,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
     (10, include_str!("../../../../migrations/postgres/0010_federation.sql")),
     (11, include_str!("../../../../migrations/postgres/0011_did_keys.sql")),
     (12, include_str!("../../../../migrations/postgres/0012_billing.sql")),
+    (13, include_str!("../../../../migrations/postgres/0013_janitor.sql")),
 ];
 /// Arbitrary constant naming the advisory lock that serializes migrations across nodes.
 pub(crate) const MIGRATION_LOCK: i64 = 0x0041_676e_7449_6450;

@@ -21,11 +21,15 @@ impl FeedStore for SqliteStore {
         .await
     }
 
-    async fn purge_cluster_events(&self, before: Millis) -> Result<u64> {
+    async fn purge_cluster_events(&self, before: Millis, limit: usize) -> Result<u64> {
         self.write(move |conn| {
-            conn.execute("DELETE FROM cluster_events WHERE created_at < ?1", params![before])
-                .map(|n| n as u64)
-                .map_err(db_err)
+            conn.execute(
+                "DELETE FROM cluster_events WHERE seq IN \
+                 (SELECT seq FROM cluster_events WHERE created_at < ?1 ORDER BY seq LIMIT ?2)",
+                params![before, limit as i64],
+            )
+            .map(|n| n as u64)
+            .map_err(db_err)
         })
         .await
     }

@@ -37,6 +37,7 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     (10, include_str!("../../../../migrations/sqlite/0010_federation.sql")),
     (11, include_str!("../../../../migrations/sqlite/0011_did_keys.sql")),
     (12, include_str!("../../../../migrations/sqlite/0012_billing.sql")),
+    (13, include_str!("../../../../migrations/sqlite/0013_janitor.sql")),
 ];
 
 pub struct SqliteStore {
