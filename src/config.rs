@@ -120,6 +120,14 @@ pub struct Settings {
     /// revocations, old deliveries, the change feed (10-86400) [default: 60].
     #[arg(long, env = "AGENTIDP_JANITOR_INTERVAL")]
     pub janitor_interval: Option<u64>,
+    /// Seconds between an audit chain's signed checkpoints while it moves (1-86400)
+    /// [default: 60].
+    #[arg(long, env = "AGENTIDP_AUDIT_CHECKPOINT_INTERVAL")]
+    pub audit_checkpoint_interval: Option<u64>,
+    /// Events after which an audit chain gets a signed checkpoint sooner
+    /// (1-10000000) [default: 10000].
+    #[arg(long, env = "AGENTIDP_AUDIT_CHECKPOINT_EVENTS")]
+    pub audit_checkpoint_events: Option<i64>,
     /// The compliance report's rotation policy: a client secret older than this many days
     /// is a finding (1-3650) [default: 90].
     #[arg(long, env = "AGENTIDP_COMPLIANCE_CREDENTIAL_MAX_AGE_DAYS")]
@@ -480,6 +488,18 @@ impl Settings {
         if let Some((secs, from)) = layers.pick("janitor_interval", self.janitor_interval, file.janitor_interval) {
             anyhow::ensure!((10..=86_400).contains(&secs), "{from}: the janitor interval must be 10 to 86400 seconds");
             engine.janitor.every = Duration::from_secs(secs);
+        }
+        if let Some((secs, from)) =
+            layers.pick("audit_checkpoint_interval", self.audit_checkpoint_interval, file.audit_checkpoint_interval)
+        {
+            anyhow::ensure!((1..=86_400).contains(&secs), "{from}: the checkpoint interval must be 1 to 86400 seconds");
+            engine.checkpoints.every = Duration::from_secs(secs);
+        }
+        if let Some((n, from)) =
+            layers.pick("audit_checkpoint_events", self.audit_checkpoint_events, file.audit_checkpoint_events)
+        {
+            anyhow::ensure!((1..=10_000_000).contains(&n), "{from}: must be 1 to 10000000 events");
+            engine.checkpoints.every_events = n;
         }
         let tiers = &mut engine.tiers;
         for (name, given, limits) in [

@@ -58,6 +58,8 @@ pub struct EngineConfig {
     pub analytics_flush: Duration,
     /// How often, and in what batches, the janitor removes what has ended.
     pub janitor: crate::runtime::janitor::JanitorSettings,
+    /// When each audit chain gets a signed checkpoint.
+    pub checkpoints: crate::families::audit::checkpointer::CheckpointSettings,
     /// Failed client authentications of one client_id, within `lockout_window`, before
     /// it is locked out for the window (per node).
     pub lockout_failures: u32,
@@ -110,6 +112,7 @@ impl EngineConfig {
             feed_poll: Duration::from_secs(1),
             analytics_flush: Duration::from_secs(1),
             janitor: Default::default(),
+            checkpoints: Default::default(),
             tiers: TierTable::default(),
             delegation_max_depth: 3,
             delegation_max_ttl: Duration::from_secs(3600),

@@ -1,5 +1,5 @@
-//! `/api/v1/audit-events`: listing with filters and cursor pagination, one event, and
-//! verification of the organization's hash chain.
+//! `/api/v1/audit-events`: listing with filters and cursor pagination, one event,
+//! verification of the organization's hash chain, and its signed checkpoints.
 
 use agentidp_engine::kernel::model::rfc3339;
 use agentidp_engine::{AuditQuery, Outcome, PageRequest};
@@ -8,13 +8,14 @@ use warp::http::StatusCode;
 
 use super::problem::Problem;
 use super::route::{route, Req, Resource};
-use super::{json_reply, ApiResult, Ctx, OrgQuery};
+use super::{json_reply, ApiResult, Ctx, ListQuery, OrgQuery};
 
 /// Its endpoints (the contract: see [`super::route`]).
 pub const RESOURCE: Resource = Resource {
     routes: &[
         route!(GET "/api/v1/audit-events", "listAuditEvents", Policy("audit.read") => list),
         route!(GET "/api/v1/audit-events/verify", "verifyAuditChain", Policy("audit.verify") => verify),
+        route!(GET "/api/v1/audit-events/checkpoints", "listAuditCheckpoints", Policy("audit.read") => checkpoints),
         route!(GET "/api/v1/audit-events/{id}", "getAuditEvent", Policy("audit.read") => get),
     ],
     openapi: include_str!("audit.openapi.json"),
@@ -64,6 +65,13 @@ async fn verify(ctx: Ctx, req: Req) -> ApiResult {
     let call = ctx.call().await?;
     let report = ctx.engine().verify_audit(&call, q.org_id).await?;
     Ok(json_reply(StatusCode::OK, &report))
+}
+
+async fn checkpoints(ctx: Ctx, req: Req) -> ApiResult {
+    let q: ListQuery = req.query_as()?;
+    let call = ctx.call().await?;
+    let page = ctx.engine().audit_checkpoints(&call, q.org_id, q.page()).await?;
+    Ok(json_reply(StatusCode::OK, &page))
 }
 
 async fn get(ctx: Ctx, req: Req) -> ApiResult {

@@ -133,3 +133,97 @@ async fn an_edited_event_breaks_the_chain() {
         assert_eq!(report["first_broken_event"], victim);
     }
 }
+
+/// Run SQL on a test app's store, behind the server's back.
+async fn tamper(app: &crate::support::App, backend: &Backend, sql: &str) -> u64 {
+    match backend {
+        Backend::Sqlite => {
+            let conn = rusqlite::Connection::open(app.storage.data_dir.join("agentidp.db")).unwrap();
+            conn.execute(sql, []).unwrap() as u64
+        }
+        Backend::Postgres { .. } => {
+            let url = app.storage.database_url.as_deref().unwrap();
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(conn);
+            client.execute(sql, &[]).await.unwrap()
+        }
+    }
+}
+
+const VERIFY_CHECKPOINT: &str = r#"
+import json, sys
+import jwt
+base, token = sys.argv[1], sys.argv[2]
+key = jwt.PyJWKClient(base + "/.well-known/jwks.json").get_signing_key_from_jwt(token)
+assert jwt.get_unverified_header(token)["typ"] == "audit-checkpoint+jwt"
+claims = jwt.decode(token, key.key, algorithms=["ES256"], issuer=base, options={"require": ["iss", "sub", "iat"]})
+print(json.dumps(claims))
+"#;
+
+/// Issue 37, item 2: every chain gets signed checkpoints, which PyJWT verifies against
+/// the JWKS; a chain that lost its newest events (the checkpointed one among them), or
+/// whose checkpointed event was rewritten, no longer verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_checkpoints_vouch_for_the_head_and_expose_a_truncated_chain() {
+    for backend in crate::support::backends() {
+        let app = crate::support::spawn_app_with(&backend, |config| {
+            config.checkpoints.every = std::time::Duration::from_millis(50);
+            // The injected clock stands still: a checkpoint follows every move of the head.
+            config.checkpoints.every_events = 1;
+        })
+        .await;
+        let token = app.admin_token().await;
+        for i in 0..4 {
+            app.call(Method::POST, "/api/v1/agents", &token, Some(json!({"name": format!("c{i}")}))).await;
+        }
+        // The head: the newest event of the organization's chain.
+        let head = events(&app, &token, "?limit=1").await[0].clone();
+        let start = std::time::Instant::now();
+        let checkpoint = loop {
+            let (status, page) = app.call(Method::GET, "/api/v1/audit-events/checkpoints", &token, None).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            if page["items"][0]["seq"].as_i64() >= head["seq"].as_i64() {
+                break page["items"][0].clone();
+            }
+            assert!(start.elapsed() < std::time::Duration::from_secs(10), "no checkpoint of the head: {page}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        assert_eq!(checkpoint["seq"], head["seq"], "{checkpoint} {head}");
+        assert_eq!(checkpoint["hash"], head["hash"], "{checkpoint} {head}");
+
+        // An independent JWT library verifies it against the JWKS.
+        let (base, jwt) = (app.base.clone(), checkpoint["jwt"].as_str().unwrap().to_string());
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("python3").args(["-c", VERIFY_CHECKPOINT, &base, &jwt]).output()
+        })
+        .await
+        .unwrap()
+        .expect("python3 with PyJWT");
+        assert!(out.status.success(), "PyJWT refused the checkpoint:\n{}", String::from_utf8_lossy(&out.stderr));
+        let claims: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(claims["sub"], app.boot.org_id.to_string());
+        assert_eq!(claims["seq"], checkpoint["seq"]);
+        assert_eq!(claims["hash"], checkpoint["hash"]);
+        // It is not an access token.
+        let (status, _) = app.call(Method::GET, "/api/v1/agents", checkpoint["jwt"].as_str().unwrap(), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+        let (_, report) = app.call(Method::GET, "/api/v1/audit-events/verify", &token, None).await;
+        assert_eq!(report["intact"], true, "{report}");
+        assert_eq!(report["checkpoint"]["seq"], checkpoint["seq"], "{report}");
+        assert_eq!(report["checkpoint"]["holds"], true, "{report}");
+
+        // The newest events removed — head and all, the links left intact: only the
+        // checkpoint tells. (The token in hand: issuing another would append an event.)
+        let seq = checkpoint["seq"].as_i64().unwrap();
+        let chain = app.boot.org_id;
+        let removed =
+            tamper(&app, &backend, &format!("DELETE FROM audit_events WHERE chain = '{chain}' AND seq > {}", seq - 2))
+                .await;
+        assert!(removed >= 2, "{removed}");
+        let (_, report) = app.call(Method::GET, "/api/v1/audit-events/verify", &token, None).await;
+        assert_eq!(report["intact"], false, "{report}");
+        assert_eq!(report["first_broken_event"], Value::Null, "the links that are left are intact: {report}");
+        assert_eq!(report["checkpoint"]["holds"], false, "{report}");
+    }
+}

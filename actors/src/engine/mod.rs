@@ -418,6 +418,13 @@ impl Engine {
             &metrics.registry,
         )?;
         children.register((crate::runtime::janitor::child(janitor.clone()), ()));
+        children.register(crate::families::audit::checkpointer::child(crate::families::audit::checkpointer::Deps {
+            store: store.clone(),
+            keys: keys.clone(),
+            clock: clock.clone(),
+            issuer: config.issuer.clone(),
+            settings: config.checkpoints,
+        }));
         // What each family does with cluster events, registered by the family.
         let mut listeners = Listeners::default();
         crate::families::directory::cache::listen(&agent_entries, &agent_records, &mut listeners);

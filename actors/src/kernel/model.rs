@@ -366,6 +366,18 @@ pub struct ChainReport {
     pub events_checked: u64,
     /// The first event whose hash or link does not match, when the chain is broken.
     pub first_broken_event: Option<Uuid>,
+    /// The chain's latest signed checkpoint, and whether the chain still holds the event
+    /// it vouches for (missing or different: events were removed or rewritten).
+    pub checkpoint: Option<CheckpointCheck>,
+}
+
+/// What verification found of a chain's latest checkpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointCheck {
+    pub seq: i64,
+    #[serde(with = "rfc3339")]
+    pub created_at: Millis,
+    pub holds: bool,
 }
 
 /// An OAuth 2.0 access token response (RFC 6749 §5.1, RFC 8693 §2.2.1).

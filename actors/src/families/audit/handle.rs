@@ -7,8 +7,10 @@ use base64::Engine as _;
 
 use crate::engine::{Call, Engine};
 use crate::families::audit::chain::ChainVerifier;
+use crate::families::audit::checkpointer::{chain_of, CheckpointClaims, CHECKPOINT_TYP};
+use crate::families::audit::Checkpoint;
 use crate::kernel::error::{EngineError, Result};
-use crate::kernel::model::{AuditEvent, AuditQuery, ChainReport, Page};
+use crate::kernel::model::{AuditEvent, AuditQuery, ChainReport, CheckpointCheck, Page, PageRequest};
 use crate::kernel::paging::page_limit;
 use crate::store::UNATTRIBUTED_CHAIN;
 
@@ -28,20 +30,7 @@ impl Engine {
         let limit = page_limit(&query.page)?;
         // Audit pages follow the chain's sequence, which its (chain, seq) key serves; the
         // cursor is the last sequence number shown.
-        let before = query
-            .page
-            .cursor
-            .as_deref()
-            .filter(|c| !c.is_empty())
-            .map(|c| {
-                URL_SAFE_NO_PAD
-                    .decode(c)
-                    .ok()
-                    .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-                    .map(i64::from_be_bytes)
-                    .ok_or_else(|| EngineError::invalid("cursor", "not a cursor this API returned"))
-            })
-            .transpose()?;
+        let before = decode_seq_cursor(query.page.cursor.as_deref())?;
         let items = self.shared.store.list_audit(&query, before, limit).await?;
         let next_cursor = (items.len() == limit as usize)
             .then(|| items.last().map(|e| URL_SAFE_NO_PAD.encode(e.seq.to_be_bytes())))
@@ -63,24 +52,78 @@ impl Engine {
         self.verify_chain(org_id).await
     }
 
-    /// Verify the chain of `org_id` (the unattributed chain for `None`), link by link.
+    /// The signed checkpoints of a chain (the caller's organization's, or a named one
+    /// for the platform administrator), newest first.
+    pub async fn audit_checkpoints(
+        &self,
+        call: &Call,
+        org: Option<Uuid>,
+        page: PageRequest,
+    ) -> Result<Page<Checkpoint>> {
+        let org_id = self.audit_org(call, org, "audit.read")?;
+        let limit = page_limit(&page)?;
+        let before = decode_seq_cursor(page.cursor.as_deref())?;
+        let items = self.shared.store.checkpoints(chain_of(org_id), before, limit).await?;
+        let next_cursor = (items.len() == limit as usize)
+            .then(|| items.last().map(|c| URL_SAFE_NO_PAD.encode(c.seq.to_be_bytes())))
+            .flatten();
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Verify the chain of `org_id` (the unattributed chain for `None`), link by link,
+    /// and against its latest signed checkpoint.
     pub(crate) async fn verify_chain(&self, org_id: Option<Uuid>) -> Result<ChainReport> {
-        let chain = org_id.unwrap_or(UNATTRIBUTED_CHAIN);
+        let chain = chain_of(org_id);
+        // Read first: the walk that follows covers it.
+        let latest = self.shared.store.checkpoints(chain, None, 1).await?.into_iter().next();
+        let mut at_checkpoint: Option<String> = None;
         let mut verifier = ChainVerifier::default();
         let mut after = 0;
         loop {
             let batch = self.shared.store.audit_chain(chain, after, VERIFY_BATCH).await?;
             batch.iter().for_each(|e| verifier.feed(e));
+            if let Some(e) = latest.as_ref().and_then(|c| batch.iter().find(|e| e.seq == c.seq)) {
+                at_checkpoint = Some(e.hash.clone());
+            }
             match batch.last() {
                 Some(last) if batch.len() == VERIFY_BATCH as usize => after = last.seq,
                 _ => break,
             }
         }
+        let checkpoint = match latest {
+            Some(c) => {
+                let signed = self.ring().and_then(|ring| {
+                    ring.verify_typed::<CheckpointClaims>(&c.jwt, CHECKPOINT_TYP, self.shared.now_ms())
+                });
+                let vouches = signed.is_ok_and(|claims| {
+                    claims.seq == c.seq && claims.hash == c.hash && claims.sub == chain.to_string()
+                });
+                let holds = vouches && at_checkpoint.as_deref() == Some(c.hash.as_str());
+                Some(CheckpointCheck { seq: c.seq, created_at: c.created_at, holds })
+            }
+            None => None,
+        };
         Ok(ChainReport {
             org_id,
-            intact: verifier.first_broken.is_none(),
+            intact: verifier.first_broken.is_none() && checkpoint.as_ref().is_none_or(|c| c.holds),
             events_checked: verifier.checked,
             first_broken_event: verifier.first_broken,
+            checkpoint,
         })
     }
+}
+
+/// A page cursor that is a chain's `seq` (the last one shown).
+fn decode_seq_cursor(cursor: Option<&str>) -> Result<Option<i64>> {
+    cursor
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                .map(i64::from_be_bytes)
+                .ok_or_else(|| EngineError::invalid("cursor", "not a cursor this API returned"))
+        })
+        .transpose()
 }

@@ -3,6 +3,7 @@
 //! (`handle.rs`). docs/design/audit.md.
 
 pub mod chain;
+pub mod checkpointer;
 pub(crate) mod handle;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;

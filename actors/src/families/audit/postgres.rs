@@ -2,7 +2,7 @@
 
 // The adapter's connection helpers, error mapping, shared columns and imports.
 use super::chain;
-use super::{AuditStore, Commit};
+use super::{AuditStore, ChainHead, Checkpoint, Commit};
 use crate::store::postgres::*;
 
 pub(crate) fn audit(row: &Row) -> Result<AuditEvent> {
@@ -160,5 +160,47 @@ impl AuditStore for PostgresStore {
         .iter()
         .map(audit)
         .collect()
+    }
+
+    async fn chain_heads(&self) -> Result<Vec<ChainHead>> {
+        Ok(self
+            .query(
+                "SELECT h.chain, h.seq, h.hash, c.seq, c.created_at FROM audit_heads h \
+                 LEFT JOIN LATERAL (SELECT seq, created_at FROM audit_checkpoints WHERE chain = h.chain \
+                 ORDER BY seq DESC LIMIT 1) c ON true",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| ChainHead {
+                chain: r.get(0),
+                seq: r.get(1),
+                hash: r.get(2),
+                checkpoint: r.get::<_, Option<i64>>(3).zip(r.get::<_, Option<i64>>(4)),
+            })
+            .collect())
+    }
+
+    async fn insert_checkpoint(&self, c: &Checkpoint) -> Result<()> {
+        self.execute(
+            "INSERT INTO audit_checkpoints (chain, seq, hash, created_at, jwt) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (chain, seq) DO NOTHING",
+            &[&c.chain, &c.seq, &c.hash, &c.created_at, &c.jwt],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn checkpoints(&self, chain: Uuid, before_seq: Option<i64>, limit: u32) -> Result<Vec<Checkpoint>> {
+        Ok(self
+            .query(
+                "SELECT seq, hash, created_at, jwt FROM audit_checkpoints WHERE chain = $1 AND seq < $2 \
+                 ORDER BY seq DESC LIMIT $3",
+                &[&chain, &before_seq.unwrap_or(i64::MAX), &i64::from(limit)],
+            )
+            .await?
+            .iter()
+            .map(|r| Checkpoint { chain, seq: r.get(0), hash: r.get(1), created_at: r.get(2), jwt: r.get(3) })
+            .collect())
     }
 }

@@ -2,7 +2,7 @@
 
 // The adapter's connection helpers, error mapping, shared columns and imports.
 use super::chain;
-use super::{AuditStore, Commit};
+use super::{AuditStore, ChainHead, Checkpoint, Commit};
 use crate::store::sqlite::*;
 
 pub(crate) type AuditParts =
@@ -192,6 +192,69 @@ impl AuditStore for SqliteStore {
                 ))
                 .map_err(db_err)?;
             collect(&mut stmt, params![chain.to_string(), after_seq, limit], audit_from_row, audit_from_parts)
+        })
+        .await
+    }
+
+    async fn chain_heads(&self) -> Result<Vec<ChainHead>> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT h.chain, h.seq, h.hash, c.seq, c.created_at FROM audit_heads h \
+                     LEFT JOIN audit_checkpoints c ON c.chain = h.chain \
+                     AND c.seq = (SELECT max(seq) FROM audit_checkpoints WHERE chain = h.chain)",
+                )
+                .map_err(db_err)?;
+            collect(
+                &mut stmt,
+                [],
+                |r| {
+                    Ok((
+                        uuid_col(r, 0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get::<_, Option<i64>>(3)?,
+                        r.get::<_, Option<i64>>(4)?,
+                    ))
+                },
+                |(chain, seq, hash, at_seq, at)| Ok(ChainHead { chain, seq, hash, checkpoint: at_seq.zip(at) }),
+            )
+        })
+        .await
+    }
+
+    async fn insert_checkpoint(&self, c: &Checkpoint) -> Result<()> {
+        let c = c.clone();
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO audit_checkpoints (chain, seq, hash, created_at, jwt) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (chain, seq) DO NOTHING",
+                params![c.chain.to_string(), c.seq, c.hash, c.created_at, c.jwt],
+            )
+            .map(|_| ())
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn checkpoints(&self, chain: Uuid, before_seq: Option<i64>, limit: u32) -> Result<Vec<Checkpoint>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT seq, hash, created_at, jwt FROM audit_checkpoints WHERE chain = ?1 AND seq < ?2 \
+                     ORDER BY seq DESC LIMIT ?3",
+                )
+                .map_err(db_err)?;
+            let parts: Vec<(i64, String, i64, String)> = collect(
+                &mut stmt,
+                params![chain.to_string(), before_seq.unwrap_or(i64::MAX), limit],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                Ok,
+            )?;
+            Ok(parts
+                .into_iter()
+                .map(|(seq, hash, created_at, jwt)| Checkpoint { chain, seq, hash, created_at, jwt })
+                .collect())
         })
         .await
     }

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::chain::SealedEvent;
 use crate::kernel::error::Result;
-use crate::kernel::model::{AuditEvent, AuditQuery};
+use crate::kernel::model::{AuditEvent, AuditQuery, Millis};
 use crate::runtime::events::ClusterEvent;
 use crate::store::{Change, Ping};
 
@@ -41,4 +41,35 @@ pub trait AuditStore: Ping {
     async fn get_audit(&self, id: Uuid) -> Result<Option<AuditEvent>>;
     /// A chain's events in `seq` order, starting after `after_seq`.
     async fn audit_chain(&self, chain: Uuid, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>>;
+    /// Every chain's head (its newest event's `seq` and hash) with its latest checkpoint,
+    /// if any: what the checkpointer decides from.
+    async fn chain_heads(&self) -> Result<Vec<ChainHead>>;
+    /// Record a checkpoint; one another node recorded first for the same `seq` stands.
+    async fn insert_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()>;
+    /// A chain's checkpoints, newest first, before the `before_seq` cursor.
+    async fn checkpoints(&self, chain: Uuid, before_seq: Option<i64>, limit: u32) -> Result<Vec<Checkpoint>>;
+}
+
+/// A chain's head and its latest checkpoint.
+#[derive(Debug, Clone)]
+pub struct ChainHead {
+    pub chain: Uuid,
+    pub seq: i64,
+    pub hash: String,
+    /// The latest checkpoint's `seq` and time.
+    pub checkpoint: Option<(i64, Millis)>,
+}
+
+/// A signed statement of a chain's head: `seq` events, the last of them hashing to
+/// `hash`, as of `created_at`; `jwt` is the same signed by the issuer's key (typ
+/// `audit-checkpoint+jwt`), verifiable offline against the JWKS.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Checkpoint {
+    #[serde(skip)]
+    pub chain: Uuid,
+    pub seq: i64,
+    pub hash: String,
+    #[serde(with = "crate::kernel::model::rfc3339")]
+    pub created_at: Millis,
+    pub jwt: String,
 }

@@ -152,11 +152,23 @@ impl SigningKey {
         Ok(SigningKey { kid, alg, created_at, activates_at, pair, header_prefix, jwk, decoding })
     }
 
-    /// Sign `claims` as a compact JWT.
+    /// Sign `claims` as a compact JWT access token (`typ` `at+jwt`).
     pub fn sign<C: Serialize>(&self, claims: &C) -> Result<String> {
+        self.sign_after(&self.header_prefix, claims)
+    }
+
+    /// Sign `claims` as a compact JWT of another type (`typ`), so it is never taken for
+    /// an access token.
+    pub fn sign_typed<C: Serialize>(&self, typ: &str, claims: &C) -> Result<String> {
+        let header = serde_json::json!({"alg": self.alg.as_str(), "typ": typ, "kid": self.kid});
+        let prefix = format!("{}.", b64(&serde_json::to_vec(&header).map_err(EngineError::internal)?));
+        self.sign_after(&prefix, claims)
+    }
+
+    fn sign_after<C: Serialize>(&self, header_prefix: &str, claims: &C) -> Result<String> {
         let payload = serde_json::to_vec(claims).map_err(EngineError::internal)?;
-        let mut token = String::with_capacity(self.header_prefix.len() + payload.len() * 4 / 3 + 350);
-        token.push_str(&self.header_prefix);
+        let mut token = String::with_capacity(header_prefix.len() + payload.len() * 4 / 3 + 350);
+        token.push_str(header_prefix);
         URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
         let sig = match &self.pair {
             Pair::Ec(pair) => {
@@ -286,6 +298,31 @@ impl KeyRing {
             }
         })?;
         Ok(claims)
+    }
+
+    /// Verify the signature of a JWT of type `typ` (not an access token: no audience, no
+    /// expiry) made by one of this ring's keys, published at `now`; its claims.
+    pub fn verify_typed<C: serde::de::DeserializeOwned>(&self, token: &str, typ: &str, now: Millis) -> Result<C> {
+        let bad = |why: &str| EngineError::InvalidToken(format!("{typ}: {why}"));
+        let header = jsonwebtoken::decode_header(token).map_err(|_| bad("malformed"))?;
+        if header.typ.as_deref() != Some(typ) {
+            return Err(bad("another type of token"));
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.by_kid.get(kid))
+            .copied()
+            .filter(|&i| self.published(i, now))
+            .map(|i| &self.keys[i])
+            .ok_or_else(|| bad("signed by a key this issuer does not publish"))?;
+        let mut validation = jsonwebtoken::Validation::new(key.alg.jwt_alg());
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        jsonwebtoken::decode::<C>(token, &key.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| bad(&crate::kernel::jose::describe(&e)))
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &Arc<SigningKey>> {

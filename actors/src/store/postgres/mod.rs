@@ -36,6 +36,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
     (11, include_str!("../../../../migrations/postgres/0011_did_keys.sql")),
     (12, include_str!("../../../../migrations/postgres/0012_billing.sql")),
     (13, include_str!("../../../../migrations/postgres/0013_janitor.sql")),
+    (14, include_str!("../../../../migrations/postgres/0014_audit_checkpoints.sql")),
 ];
 /// Arbitrary constant naming the advisory lock that serializes migrations across nodes.
 pub(crate) const MIGRATION_LOCK: i64 = 0x0041_676e_7449_6450;

@@ -38,6 +38,7 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     (11, include_str!("../../../../migrations/sqlite/0011_did_keys.sql")),
     (12, include_str!("../../../../migrations/sqlite/0012_billing.sql")),
     (13, include_str!("../../../../migrations/sqlite/0013_janitor.sql")),
+    (14, include_str!("../../../../migrations/sqlite/0014_audit_checkpoints.sql")),
 ];
 
 pub struct SqliteStore {

@@ -1,0 +1,150 @@
+//! The checkpointer: every audit chain whose head has moved gets a signed checkpoint —
+//! its `seq`, its head's hash, the time — once `every_events` new events are in it or
+//! `every` has passed since its last one. The JWT (typ `audit-checkpoint+jwt`) is signed
+//! by the issuer's signing key, so anyone with the JWKS verifies it offline; a chain
+//! that later lacks the checkpointed event, or holds another one there, fails
+//! verification, the newest events included. Every node checkpoints; a checkpoint
+//! another node recorded first for the same `seq` stands.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::concurrency::JoinHandle;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{AuditStore, Checkpoint};
+use crate::families::signing::actor::Keys;
+use crate::kernel::clock::Clock;
+use crate::kernel::error::Result;
+use crate::runtime::actor::{ChildSpec, Slot};
+use crate::store::UNATTRIBUTED_CHAIN;
+
+/// The JWT `typ` of a checkpoint: never taken for an access token (`at+jwt`).
+pub const CHECKPOINT_TYP: &str = "audit-checkpoint+jwt";
+
+/// When a chain is checkpointed.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointSettings {
+    /// At least this often while the chain moves.
+    pub every: Duration,
+    /// And whenever this many events have joined it since the last checkpoint.
+    pub every_events: i64,
+}
+
+impl Default for CheckpointSettings {
+    fn default() -> Self {
+        CheckpointSettings { every: Duration::from_secs(60), every_events: 10_000 }
+    }
+}
+
+/// What a checkpoint's JWT says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointClaims {
+    pub iss: String,
+    /// The chain: its organization's id (the nil id: events of no organization).
+    pub sub: String,
+    /// Events in the chain, the last of them at this `seq`.
+    pub seq: i64,
+    /// The hash of the event at `seq`.
+    pub hash: String,
+    /// When the checkpoint was made (seconds).
+    pub iat: i64,
+}
+
+#[derive(Clone)]
+pub(crate) struct Deps {
+    pub store: Arc<dyn AuditStore>,
+    pub keys: Keys,
+    pub clock: Arc<dyn Clock>,
+    pub issuer: String,
+    pub settings: CheckpointSettings,
+}
+
+/// Checkpoint every chain that is due; how many were made.
+pub(crate) async fn checkpoint_due(deps: &Deps) -> Result<usize> {
+    let now = deps.clock.now_ms();
+    let every = i64::try_from(deps.settings.every.as_millis()).unwrap_or(i64::MAX);
+    let mut made = 0;
+    for head in deps.store.chain_heads().await? {
+        let due = match head.checkpoint {
+            _ if head.seq == 0 => false,
+            None => true,
+            Some((seq, at)) => {
+                head.seq > seq && (head.seq - seq >= deps.settings.every_events.max(1) || now - at >= every)
+            }
+        };
+        if !due {
+            continue;
+        }
+        let claims = CheckpointClaims {
+            iss: deps.issuer.clone(),
+            sub: head.chain.to_string(),
+            seq: head.seq,
+            hash: head.hash.clone(),
+            iat: now / 1000,
+        };
+        let jwt = deps.keys.ring()?.signing_key(now).sign_typed(CHECKPOINT_TYP, &claims)?;
+        let checkpoint = Checkpoint { chain: head.chain, seq: head.seq, hash: head.hash, created_at: now, jwt };
+        deps.store.insert_checkpoint(&checkpoint).await?;
+        made += 1;
+    }
+    Ok(made)
+}
+
+/// The chain key of an organization (`None`: events of no organization).
+pub(crate) fn chain_of(org_id: Option<Uuid>) -> Uuid {
+    org_id.unwrap_or(UNATTRIBUTED_CHAIN)
+}
+
+#[derive(Clone)]
+pub(crate) struct Checkpointer;
+
+pub(crate) enum Msg {
+    Tick,
+    /// Fail on purpose (fault injection): the supervisor must restart this actor.
+    Crash,
+}
+
+pub(crate) struct State {
+    deps: Deps,
+    ticker: JoinHandle<()>,
+}
+
+/// Register the checkpointer; it has no handle (it only ticks).
+pub(crate) fn child(deps: Deps) -> (ChildSpec, ()) {
+    let slot: Arc<Slot<Msg>> = Arc::default();
+    (ChildSpec::singleton("audit_checkpointer", Checkpointer, move || deps.clone(), slot, || Msg::Crash), ())
+}
+
+impl Actor for Checkpointer {
+    type Msg = Msg;
+    type State = State;
+    type Arguments = Deps;
+
+    async fn pre_start(&self, myself: ActorRef<Msg>, deps: Deps) -> Result<State, ActorProcessingErr> {
+        // Looked at every second (or `every`, when shorter), so `every_events` is kept
+        // within a second's worth of events.
+        let tick = deps.settings.every.min(Duration::from_secs(1));
+        let ticker = myself.send_interval(tick, || Msg::Tick);
+        Ok(State { deps, ticker })
+    }
+
+    async fn post_stop(&self, _: ActorRef<Msg>, state: &mut State) -> Result<(), ActorProcessingErr> {
+        state.ticker.abort();
+        Ok(())
+    }
+
+    async fn handle(&self, _: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
+        match msg {
+            Msg::Tick => {
+                if let Err(e) = checkpoint_due(&state.deps).await {
+                    tracing::warn!(error = %e, "audit checkpoints not made; trying again next tick");
+                }
+            }
+            Msg::Crash => panic!("audit checkpointer: fault injected"),
+        }
+        Ok(())
+    }
+}
