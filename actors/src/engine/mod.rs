@@ -417,7 +417,7 @@ impl Engine {
             config.janitor,
             &metrics.registry,
         )?;
-        children.register((crate::runtime::janitor::child(janitor.clone()), ()));
+        children.register(crate::runtime::janitor::child(janitor.clone()));
         children.register(crate::families::audit::checkpointer::child(crate::families::audit::checkpointer::Deps {
             store: store.clone(),
             keys: keys.clone(),

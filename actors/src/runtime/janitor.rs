@@ -10,12 +10,11 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use prometheus::{IntCounterVec, Opts, Registry};
-use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::kernel::clock::Clock;
 use crate::kernel::error::{EngineError, Result};
 use crate::kernel::model::Millis;
-use crate::runtime::actor::{ChildSpec, Slot};
+use crate::runtime::actor::ChildSpec;
 
 /// Remove at most `batch` items that are done by `now`; how many were removed.
 pub type SweepFn = Arc<dyn Fn(Millis, usize) -> BoxFuture<'static, Result<u64>> + Send + Sync>;
@@ -106,49 +105,13 @@ impl Janitor {
     }
 }
 
-/// The actor that runs a round every `every`.
-#[derive(Clone)]
-pub(crate) struct JanitorActor;
-
-pub(crate) enum Msg {
-    Round,
-    /// Fail on purpose (fault injection): the supervisor must restart this actor.
-    Crash,
+/// Register the janitor's actor: a round every `every`.
+pub(crate) fn child(janitor: Janitor) -> (ChildSpec, ()) {
+    crate::runtime::ticker::child("janitor", janitor.settings.every, janitor, round)
 }
 
-pub(crate) struct State {
-    janitor: Janitor,
-    ticker: ractor::concurrency::JoinHandle<()>,
-}
-
-/// Register the janitor's actor.
-pub(crate) fn child(janitor: Janitor) -> ChildSpec {
-    let slot: Arc<Slot<Msg>> = Arc::default();
-    ChildSpec::singleton("janitor", JanitorActor, move || janitor.clone(), slot, || Msg::Crash)
-}
-
-impl Actor for JanitorActor {
-    type Msg = Msg;
-    type State = State;
-    type Arguments = Janitor;
-
-    async fn pre_start(&self, myself: ActorRef<Msg>, janitor: Janitor) -> Result<State, ActorProcessingErr> {
-        let ticker = myself.send_interval(janitor.settings.every, || Msg::Round);
-        Ok(State { janitor, ticker })
-    }
-
-    async fn post_stop(&self, _: ActorRef<Msg>, state: &mut State) -> Result<(), ActorProcessingErr> {
-        state.ticker.abort();
-        Ok(())
-    }
-
-    async fn handle(&self, _: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
-        match msg {
-            Msg::Round => {
-                state.janitor.round().await;
-            }
-            Msg::Crash => panic!("janitor: fault injected"),
-        }
-        Ok(())
-    }
+fn round(janitor: &Janitor) -> BoxFuture<'_, ()> {
+    Box::pin(async move {
+        janitor.round().await;
+    })
 }

@@ -13,3 +13,4 @@ pub(crate) mod metrics;
 pub mod outbound;
 pub(crate) mod private_fs;
 pub(crate) mod supervisor;
+pub(crate) mod ticker;

@@ -9,8 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::concurrency::JoinHandle;
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -18,7 +17,7 @@ use super::{AuditStore, Checkpoint};
 use crate::families::signing::actor::Keys;
 use crate::kernel::clock::Clock;
 use crate::kernel::error::Result;
-use crate::runtime::actor::{ChildSpec, Slot};
+use crate::runtime::actor::ChildSpec;
 use crate::store::UNATTRIBUTED_CHAIN;
 
 /// The JWT `typ` of a checkpoint: never taken for an access token (`at+jwt`).
@@ -98,53 +97,18 @@ pub(crate) fn chain_of(org_id: Option<Uuid>) -> Uuid {
     org_id.unwrap_or(UNATTRIBUTED_CHAIN)
 }
 
-#[derive(Clone)]
-pub(crate) struct Checkpointer;
-
-pub(crate) enum Msg {
-    Tick,
-    /// Fail on purpose (fault injection): the supervisor must restart this actor.
-    Crash,
-}
-
-pub(crate) struct State {
-    deps: Deps,
-    ticker: JoinHandle<()>,
-}
-
-/// Register the checkpointer; it has no handle (it only ticks).
+/// Register the checkpointer; it has no handle (it only ticks). It looks every second
+/// (or every `every`, when shorter), so `every_events` is kept within a second's worth of
+/// events.
 pub(crate) fn child(deps: Deps) -> (ChildSpec, ()) {
-    let slot: Arc<Slot<Msg>> = Arc::default();
-    (ChildSpec::singleton("audit_checkpointer", Checkpointer, move || deps.clone(), slot, || Msg::Crash), ())
+    let tick = deps.settings.every.min(Duration::from_secs(1));
+    crate::runtime::ticker::child("audit_checkpointer", tick, deps, round)
 }
 
-impl Actor for Checkpointer {
-    type Msg = Msg;
-    type State = State;
-    type Arguments = Deps;
-
-    async fn pre_start(&self, myself: ActorRef<Msg>, deps: Deps) -> Result<State, ActorProcessingErr> {
-        // Looked at every second (or `every`, when shorter), so `every_events` is kept
-        // within a second's worth of events.
-        let tick = deps.settings.every.min(Duration::from_secs(1));
-        let ticker = myself.send_interval(tick, || Msg::Tick);
-        Ok(State { deps, ticker })
-    }
-
-    async fn post_stop(&self, _: ActorRef<Msg>, state: &mut State) -> Result<(), ActorProcessingErr> {
-        state.ticker.abort();
-        Ok(())
-    }
-
-    async fn handle(&self, _: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
-        match msg {
-            Msg::Tick => {
-                if let Err(e) = checkpoint_due(&state.deps).await {
-                    tracing::warn!(error = %e, "audit checkpoints not made; trying again next tick");
-                }
-            }
-            Msg::Crash => panic!("audit checkpointer: fault injected"),
+fn round(deps: &Deps) -> BoxFuture<'_, ()> {
+    Box::pin(async move {
+        if let Err(e) = checkpoint_due(deps).await {
+            tracing::warn!(error = %e, "audit checkpoints not made; trying again next tick");
         }
-        Ok(())
-    }
+    })
 }

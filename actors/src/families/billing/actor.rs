@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use futures_util::future::BoxFuture;
 use serde_json::json;
 
 use crate::families::audit::writer::AuditLog;
@@ -19,10 +19,7 @@ use crate::families::directory::DirectoryStore;
 use crate::kernel::clock::Clock;
 use crate::kernel::error::Result;
 use crate::kernel::model::Tier;
-use crate::runtime::actor::{ChildSpec, Slot};
-
-#[derive(Clone)]
-pub(crate) struct BillingSweeper;
+use crate::runtime::actor::ChildSpec;
 
 #[derive(Clone)]
 pub(crate) struct Deps {
@@ -37,19 +34,17 @@ pub(crate) struct Deps {
 
 /// Register the sweeper; it has no handle (it only ticks).
 pub(crate) fn child(deps: Deps) -> (ChildSpec, ()) {
-    let slot: Arc<Slot<Msg>> = Arc::default();
-    (ChildSpec::singleton("billing_sweeper", BillingSweeper, move || deps.clone(), slot, || Msg::Crash), ())
+    crate::runtime::ticker::child("billing_sweeper", deps.every, deps, round)
 }
 
-pub(crate) enum Msg {
-    Sweep,
-    /// Fail on purpose (fault injection): the supervisor must restart this actor.
-    Crash,
-}
-
-pub(crate) struct State {
-    deps: Deps,
-    ticker: tokio::task::JoinHandle<()>,
+fn round(deps: &Deps) -> BoxFuture<'_, ()> {
+    Box::pin(async move {
+        match sweep(deps).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(organizations = n, "grace periods ended: moved to the free tier"),
+            Err(e) => tracing::warn!(error = %e, "grace periods not swept; trying again at the next tick"),
+        }
+    })
 }
 
 /// Move every organization whose grace period has ended to free.
@@ -80,32 +75,4 @@ async fn sweep(deps: &Deps) -> Result<usize> {
         }
     }
     Ok(lapsed)
-}
-
-impl Actor for BillingSweeper {
-    type Msg = Msg;
-    type State = State;
-    type Arguments = Deps;
-
-    async fn pre_start(&self, myself: ActorRef<Msg>, deps: Deps) -> Result<State, ActorProcessingErr> {
-        let ticker = myself.send_interval(deps.every, || Msg::Sweep);
-        Ok(State { deps, ticker })
-    }
-
-    async fn post_stop(&self, _: ActorRef<Msg>, state: &mut State) -> Result<(), ActorProcessingErr> {
-        state.ticker.abort();
-        Ok(())
-    }
-
-    async fn handle(&self, _: ActorRef<Msg>, msg: Msg, state: &mut State) -> Result<(), ActorProcessingErr> {
-        match msg {
-            Msg::Sweep => match sweep(&state.deps).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(organizations = n, "grace periods ended: moved to the free tier"),
-                Err(e) => tracing::warn!(error = %e, "grace periods not swept; trying again at the next tick"),
-            },
-            Msg::Crash => panic!("billing sweeper: fault injected"),
-        }
-        Ok(())
-    }
 }
