@@ -8,7 +8,7 @@ use warp::http::StatusCode;
 
 use super::problem::Problem;
 use super::route::{route, Req, Resource};
-use super::{json_reply, ApiResult, Ctx, ListQuery, OrgQuery};
+use super::{json_reply, ApiResult, Ctx, ListQuery};
 
 /// Its endpoints (the contract: see [`super::route`]).
 pub const RESOURCE: Resource = Resource {
@@ -60,10 +60,18 @@ async fn list(ctx: Ctx, req: Req) -> ApiResult {
     Ok(json_reply(StatusCode::OK, &page))
 }
 
+/// `verify`'s parameters: whose chain, and whether to walk it whole.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct VerifyQuery {
+    org_id: Option<Uuid>,
+    full: Option<bool>,
+}
+
 async fn verify(ctx: Ctx, req: Req) -> ApiResult {
-    let q: OrgQuery = req.query_as()?;
+    let q: VerifyQuery = req.query_as()?;
     let call = ctx.call().await?;
-    let report = ctx.engine().verify_audit(&call, q.org_id).await?;
+    let report = ctx.engine().verify_audit(&call, q.org_id, q.full.unwrap_or(false)).await?;
     Ok(json_reply(StatusCode::OK, &report))
 }
 

@@ -227,3 +227,64 @@ async fn signed_checkpoints_vouch_for_the_head_and_expose_a_truncated_chain() {
         assert_eq!(report["checkpoint"]["holds"], false, "{report}");
     }
 }
+
+/// Wait until the organization's chain has a checkpoint of its head; that head.
+async fn until_checkpointed(app: &crate::support::App, token: &str) -> Value {
+    let head = events(app, token, "?limit=1").await[0].clone();
+    let start = std::time::Instant::now();
+    loop {
+        let (_, page) = app.call(Method::GET, "/api/v1/audit-events/checkpoints?limit=1", token, None).await;
+        if page["items"][0]["seq"] == head["seq"] {
+            return head;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "no checkpoint of {head}: {page}");
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+}
+
+/// Issue 37, item 4: verification resumes after the last checkpoint it found intact, so
+/// its cost follows the new events; `full=true` walks the whole chain again, and only it
+/// sees an edit made before that checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_resumes_from_the_last_verified_checkpoint() {
+    for backend in crate::support::backends() {
+        let app = crate::support::spawn_app_with(&backend, |config| {
+            config.checkpoints.every = std::time::Duration::from_millis(30);
+            config.checkpoints.every_events = 1;
+        })
+        .await;
+        let token = app.admin_token().await;
+        for i in 0..3 {
+            app.call(Method::POST, "/api/v1/agents", &token, Some(json!({"name": format!("v{i}")}))).await;
+        }
+        let first = until_checkpointed(&app, &token).await;
+        let (_, report) = app.call(Method::GET, "/api/v1/audit-events/verify", &token, None).await;
+        assert_eq!(report["intact"], true, "{report}");
+        assert_eq!(report["resumed_after"], Value::Null, "the first verification walks it all: {report}");
+        assert_eq!(report["events_checked"], first["seq"], "{report}");
+
+        let (_, victim) = app.call(Method::POST, "/api/v1/agents", &token, Some(json!({"name": "victim"}))).await;
+        app.call(Method::POST, "/api/v1/agents", &token, Some(json!({"name": "after"}))).await;
+        let second = until_checkpointed(&app, &token).await;
+        let (_, report) = app.call(Method::GET, "/api/v1/audit-events/verify", &token, None).await;
+        assert_eq!(report["intact"], true, "{report}");
+        assert_eq!(report["resumed_after"], first["seq"], "{report}");
+        let new = second["seq"].as_i64().unwrap() - first["seq"].as_i64().unwrap();
+        assert_eq!(report["events_checked"], new, "only the new events: {report}");
+
+        // An edit before the verified checkpoint: the resumed walk does not see it (its
+        // event's hash no longer recomputes, but that event is behind the resume point);
+        // the full walk does.
+        let events_now = events(&app, &token, "?action=agent.create&limit=2").await;
+        let edited = events_now[1]["id"].as_str().unwrap().to_string();
+        assert_eq!(events_now[1]["target"], victim["id"], "{events_now:?}");
+        tamper(&app, &backend, &format!("UPDATE audit_events SET actor = 'mallory' WHERE id = '{edited}'")).await;
+        let (_, report) = app.call(Method::GET, "/api/v1/audit-events/verify", &token, None).await;
+        assert_eq!(report["resumed_after"], second["seq"], "{report}");
+        assert_eq!(report["intact"], true, "behind the resume point: {report}");
+        let (_, report) = app.call(Method::GET, "/api/v1/audit-events/verify?full=true", &token, None).await;
+        assert_eq!(report["intact"], false, "{report}");
+        assert_eq!(report["first_broken_event"], edited, "{report}");
+        assert_eq!(report["resumed_after"], Value::Null);
+    }
+}

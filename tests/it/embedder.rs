@@ -43,6 +43,6 @@ async fn an_embedder_starts_calls_and_shuts_down_the_engine() {
     let actions: Vec<&str> = page.items.iter().map(|e| e.action.as_str()).collect();
     assert!(actions.contains(&"agent.create"), "{actions:?}");
     assert!(actions.contains(&"client.authenticate"), "{actions:?}");
-    assert!(engine.verify_audit(&call, None).await.unwrap().intact);
+    assert!(engine.verify_audit(&call, None, true).await.unwrap().intact);
     engine.shutdown().await;
 }

@@ -369,6 +369,10 @@ pub struct ChainReport {
     /// The chain's latest signed checkpoint, and whether the chain still holds the event
     /// it vouches for (missing or different: events were removed or rewritten).
     pub checkpoint: Option<CheckpointCheck>,
+    /// Where the walk began: after this `seq`, the newest checkpoint an earlier
+    /// verification found intact (its event still there with its hash); `None`, from the
+    /// chain's first event.
+    pub resumed_after: Option<i64>,
 }
 
 /// What verification found of a chain's latest checkpoint.

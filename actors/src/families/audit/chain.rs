@@ -197,6 +197,12 @@ impl Default for ChainVerifier {
 }
 
 impl ChainVerifier {
+    /// A verifier that resumes after `seq`, whose event hashed to `hash` (a verified
+    /// checkpoint).
+    pub fn after(seq: i64, hash: &str) -> ChainVerifier {
+        ChainVerifier { expected_prev: hash.to_string(), expected_seq: seq + 1, checked: 0, first_broken: None }
+    }
+
     pub fn feed(&mut self, event: &AuditEvent) {
         self.checked += 1;
         if self.first_broken.is_some() {

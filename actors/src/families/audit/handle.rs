@@ -46,10 +46,11 @@ impl Engine {
         Ok(event)
     }
 
-    /// Re-compute the whole hash chain of an organization.
-    pub async fn verify_audit(&self, call: &Call, org: Option<Uuid>) -> Result<ChainReport> {
+    /// Re-compute an organization's hash chain: from its last verified checkpoint, or
+    /// (`full`) from its first event.
+    pub async fn verify_audit(&self, call: &Call, org: Option<Uuid>, full: bool) -> Result<ChainReport> {
         let org_id = self.audit_org(call, org, "audit.verify")?;
-        self.verify_chain(org_id).await
+        self.verify_chain(org_id, full).await
     }
 
     /// The signed checkpoints of a chain (the caller's organization's, or a named one
@@ -71,26 +72,36 @@ impl Engine {
     }
 
     /// Verify the chain of `org_id` (the unattributed chain for `None`), link by link,
-    /// and against its latest signed checkpoint.
-    pub(crate) async fn verify_chain(&self, org_id: Option<Uuid>) -> Result<ChainReport> {
+    /// and against its latest signed checkpoint. Unless `full`, the walk resumes after the
+    /// newest checkpoint an earlier verification found intact (if the chain still holds
+    /// that checkpoint's event): its cost follows the new events, not the chain's length.
+    pub(crate) async fn verify_chain(&self, org_id: Option<Uuid>, full: bool) -> Result<ChainReport> {
         let chain = chain_of(org_id);
+        let store = &self.shared.store;
         // Read first: the walk that follows covers it.
-        let latest = self.shared.store.checkpoints(chain, None, 1).await?.into_iter().next();
-        let mut at_checkpoint: Option<String> = None;
-        let mut verifier = ChainVerifier::default();
-        let mut after = 0;
+        let latest = store.checkpoints(chain, None, 1).await?.into_iter().next();
+        let resume = if full { None } else { store.verified_checkpoint(chain).await? };
+        let mut hashes_seen: Vec<(i64, String)> = Vec::new();
+        let (mut verifier, mut after, mut resume_holds) = (ChainVerifier::default(), 0, true);
+        if let Some(v) = &resume {
+            let event = store.audit_chain(chain, v.seq - 1, 1).await?.into_iter().next();
+            resume_holds = event.as_ref().is_some_and(|e| e.seq == v.seq && e.hash == v.hash);
+            hashes_seen.extend(event.map(|e| (e.seq, e.hash)));
+            verifier = ChainVerifier::after(v.seq, &v.hash);
+            after = v.seq;
+        }
         loop {
-            let batch = self.shared.store.audit_chain(chain, after, VERIFY_BATCH).await?;
+            let batch = store.audit_chain(chain, after, VERIFY_BATCH).await?;
             batch.iter().for_each(|e| verifier.feed(e));
             if let Some(e) = latest.as_ref().and_then(|c| batch.iter().find(|e| e.seq == c.seq)) {
-                at_checkpoint = Some(e.hash.clone());
+                hashes_seen.push((e.seq, e.hash.clone()));
             }
             match batch.last() {
                 Some(last) if batch.len() == VERIFY_BATCH as usize => after = last.seq,
                 _ => break,
             }
         }
-        let checkpoint = match latest {
+        let checkpoint = match &latest {
             Some(c) => {
                 let signed = self.ring().and_then(|ring| {
                     ring.verify_typed::<CheckpointClaims>(&c.jwt, CHECKPOINT_TYP, self.shared.now_ms())
@@ -98,17 +109,22 @@ impl Engine {
                 let vouches = signed.is_ok_and(|claims| {
                     claims.seq == c.seq && claims.hash == c.hash && claims.sub == chain.to_string()
                 });
-                let holds = vouches && at_checkpoint.as_deref() == Some(c.hash.as_str());
-                Some(CheckpointCheck { seq: c.seq, created_at: c.created_at, holds })
+                let present = hashes_seen.iter().any(|(seq, hash)| *seq == c.seq && *hash == c.hash);
+                Some(CheckpointCheck { seq: c.seq, created_at: c.created_at, holds: vouches && present })
             }
             None => None,
         };
+        let intact = resume_holds && verifier.first_broken.is_none() && checkpoint.as_ref().is_none_or(|c| c.holds);
+        if let Some(c) = latest.as_ref().filter(|_| intact) {
+            store.mark_verified(chain, c.seq, self.shared.now_ms()).await?;
+        }
         Ok(ChainReport {
             org_id,
-            intact: verifier.first_broken.is_none() && checkpoint.as_ref().is_none_or(|c| c.holds),
+            intact,
             events_checked: verifier.checked,
             first_broken_event: verifier.first_broken,
             checkpoint,
+            resumed_after: resume.map(|v| v.seq),
         })
     }
 }

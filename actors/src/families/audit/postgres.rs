@@ -191,6 +191,26 @@ impl AuditStore for PostgresStore {
         .map(|_| ())
     }
 
+    async fn verified_checkpoint(&self, chain: Uuid) -> Result<Option<Checkpoint>> {
+        Ok(self
+            .query_opt(
+                "SELECT seq, hash, created_at, jwt FROM audit_checkpoints \
+                 WHERE chain = $1 AND verified_at IS NOT NULL ORDER BY seq DESC LIMIT 1",
+                &[&chain],
+            )
+            .await?
+            .map(|r| Checkpoint { chain, seq: r.get(0), hash: r.get(1), created_at: r.get(2), jwt: r.get(3) }))
+    }
+
+    async fn mark_verified(&self, chain: Uuid, seq: i64, at: Millis) -> Result<()> {
+        self.execute(
+            "UPDATE audit_checkpoints SET verified_at = $3 WHERE chain = $1 AND seq = $2",
+            &[&chain, &seq, &at],
+        )
+        .await
+        .map(|_| ())
+    }
+
     async fn checkpoints(&self, chain: Uuid, before_seq: Option<i64>, limit: u32) -> Result<Vec<Checkpoint>> {
         Ok(self
             .query(

@@ -237,6 +237,43 @@ impl AuditStore for SqliteStore {
         .await
     }
 
+    async fn verified_checkpoint(&self, chain: Uuid) -> Result<Option<Checkpoint>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT seq, hash, created_at, jwt FROM audit_checkpoints \
+                     WHERE chain = ?1 AND verified_at IS NOT NULL ORDER BY seq DESC LIMIT 1",
+                )
+                .map_err(db_err)?;
+            let parts: Vec<(i64, String, i64, String)> = collect(
+                &mut stmt,
+                params![chain.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                Ok,
+            )?;
+            Ok(parts.into_iter().next().map(|(seq, hash, created_at, jwt)| Checkpoint {
+                chain,
+                seq,
+                hash,
+                created_at,
+                jwt,
+            }))
+        })
+        .await
+    }
+
+    async fn mark_verified(&self, chain: Uuid, seq: i64, at: Millis) -> Result<()> {
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE audit_checkpoints SET verified_at = ?3 WHERE chain = ?1 AND seq = ?2",
+                params![chain.to_string(), seq, at],
+            )
+            .map(|_| ())
+            .map_err(db_err)
+        })
+        .await
+    }
+
     async fn checkpoints(&self, chain: Uuid, before_seq: Option<i64>, limit: u32) -> Result<Vec<Checkpoint>> {
         self.read(move |conn| {
             let mut stmt = conn

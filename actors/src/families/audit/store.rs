@@ -48,6 +48,10 @@ pub trait AuditStore: Ping {
     async fn insert_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()>;
     /// A chain's checkpoints, newest first, before the `before_seq` cursor.
     async fn checkpoints(&self, chain: Uuid, before_seq: Option<i64>, limit: u32) -> Result<Vec<Checkpoint>>;
+    /// The chain's newest checkpoint a verification found intact, if any.
+    async fn verified_checkpoint(&self, chain: Uuid) -> Result<Option<Checkpoint>>;
+    /// Record that a verification found the chain intact up to this checkpoint.
+    async fn mark_verified(&self, chain: Uuid, seq: i64, at: Millis) -> Result<()>;
 }
 
 /// A chain's head and its latest checkpoint.

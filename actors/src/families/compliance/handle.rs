@@ -124,7 +124,7 @@ impl Engine {
                 crate::families::federation::rules::unbounded(&p.rules, &self.shared.policy).map(|why| (p.id, why))
             })
             .collect();
-        let audit = self.verify_chain(Some(org_id)).await?;
+        let audit = self.verify_chain(Some(org_id), false).await?;
         let usage = self.usage_of(org_id).await?;
         let policy_scopes = &self.shared.policy;
         let management = |scope: &str| {

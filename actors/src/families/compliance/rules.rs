@@ -495,8 +495,14 @@ mod tests {
         let fresh = agent(AgentStatus::Active, &["search:query"]);
         let agents = vec![fresh.clone()];
         let credentials = vec![credential(fresh.id, 1)];
-        let audit =
-            ChainReport { org_id: None, intact: true, events_checked: 3, first_broken_event: None, checkpoint: None };
+        let audit = ChainReport {
+            org_id: None,
+            intact: true,
+            events_checked: 3,
+            first_broken_event: None,
+            checkpoint: None,
+            resumed_after: None,
+        };
         let (dids, recent) = (HashSet::from([fresh.id]), HashSet::from([fresh.id]));
         let light = usage(1);
         let management = |s: &str| s.ends_with(":write") || s == "platform:admin";
@@ -530,6 +536,7 @@ mod tests {
             events_checked: 3,
             first_broken_event: Some(Uuid::nil()),
             checkpoint: None,
+            resumed_after: None,
         };
         let recent = HashSet::new();
         let full = usage(10);
@@ -588,8 +595,14 @@ mod tests {
             revoked_at: None,
         };
         let links = vec![link(suspended.id, 1, 1), link(boss.id, 2, 48), link(boss.id, 1, 0)];
-        let audit =
-            ChainReport { org_id: None, intact: true, events_checked: 0, first_broken_event: None, checkpoint: None };
+        let audit = ChainReport {
+            org_id: None,
+            intact: true,
+            events_checked: 0,
+            first_broken_event: None,
+            checkpoint: None,
+            resumed_after: None,
+        };
         let everyone: HashSet<Uuid> = agents.iter().map(|a| a.id).collect();
         let light = usage(2);
         let failing = vec![(Uuid::nil(), "failing since then".to_string())];
