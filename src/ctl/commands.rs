@@ -307,10 +307,14 @@ pub(super) async fn billing(api: &Api, out: &Output, org_id: Option<String>, cmd
     }
 }
 
-/// `audit verify --file`: the chain of an export checked here, with no server.
-pub(super) fn verify_export(file: &Path, out: &Output) -> anyhow::Result<()> {
+/// `audit verify --file [--checkpoints F --jwks F]`: the chain of an export checked
+/// here, with no server — and, given them, against its signed checkpoints.
+pub(super) fn verify_export(file: &Path, signed: Option<(&Path, &Path)>, out: &Output) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let mut check = ChainCheck::default();
+    if let Some((checkpoints, jwks)) = signed {
+        check.checkpoints = signed_checkpoints(checkpoints, jwks)?;
+    }
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let event: Value =
             serde_json::from_str(line).map_err(|e| anyhow!("{} line {}: not JSON: {e}", file.display(), n + 1))?;
@@ -319,11 +323,41 @@ pub(super) fn verify_export(file: &Path, out: &Output) -> anyhow::Result<()> {
     check.report(out)
 }
 
-/// Verifies an exported chain with the engine's own rule, event by event.
+/// Read a saved page of checkpoints and verify each one's JWT with the saved JWKS: the
+/// `(chain, seq, hash)` each vouches for.
+fn signed_checkpoints(checkpoints: &Path, jwks: &Path) -> anyhow::Result<Vec<(String, i64, String)>> {
+    let read = |path: &Path| -> anyhow::Result<Value> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| anyhow!("{}: not JSON: {e}", path.display()))
+    };
+    let (page, jwks) = (read(checkpoints)?, read(jwks)?);
+    let items = page["items"].as_array().or(page.as_array()).ok_or_else(|| {
+        anyhow!("{}: not a page of checkpoints (GET /api/v1/audit-events/checkpoints)", checkpoints.display())
+    })?;
+    items
+        .iter()
+        .map(|item| {
+            let jwt = item["jwt"].as_str().ok_or_else(|| anyhow!("a checkpoint without its jwt"))?;
+            let claims = agentidp_engine::kernel::jose::verify_with_jwks(jwt, &jwks, "audit-checkpoint+jwt")
+                .map_err(|e| anyhow!("checkpoint {}: {e}", item["seq"]))?;
+            match (claims["sub"].as_str(), claims["seq"].as_i64(), claims["hash"].as_str()) {
+                (Some(chain), Some(seq), Some(hash)) => Ok((chain.to_string(), seq, hash.to_string())),
+                _ => bail!("checkpoint {}: its claims lack sub, seq or hash", item["seq"]),
+            }
+        })
+        .collect()
+}
+
+/// Verifies an exported chain with the engine's own rule, event by event, and against
+/// the signed checkpoints it is given.
 #[derive(Default)]
 struct ChainCheck {
     verifier: agentidp_engine::families::audit::chain::ChainVerifier,
     org_id: Option<Value>,
+    /// Signed (chain, seq, hash) the export must hold.
+    checkpoints: Vec<(String, i64, String)>,
+    /// Those it was seen to hold.
+    held: usize,
 }
 
 impl ChainCheck {
@@ -335,16 +369,27 @@ impl ChainCheck {
             bail!("event {} belongs to another organization's chain", parsed.id);
         }
         self.verifier.feed(&parsed);
+        let chain = parsed.org_id.unwrap_or_default().to_string();
+        for (c, seq, hash) in &self.checkpoints {
+            if *seq == parsed.seq && *c == chain {
+                if *hash != parsed.hash {
+                    bail!("event {} is not the one checkpoint {seq} signed", parsed.id);
+                }
+                self.held += 1;
+            }
+        }
         Ok(())
     }
 
     fn report(self, out: &Output) -> anyhow::Result<()> {
         let v = &self.verifier;
+        let missing = self.checkpoints.len() - self.held;
         let report = json!({
             "org_id": self.org_id.unwrap_or(Value::Null),
-            "intact": v.first_broken.is_none(),
+            "intact": v.first_broken.is_none() && missing == 0,
             "events_checked": v.checked,
             "first_broken_event": v.first_broken,
+            "checkpoints_checked": self.checkpoints.len(),
         });
         if out.json {
             out.record(&report)?;
@@ -352,11 +397,14 @@ impl ChainCheck {
             eprintln!(
                 "{} events checked; the chain is {}",
                 v.checked,
-                if v.first_broken.is_none() { "intact" } else { "BROKEN" }
+                if v.first_broken.is_none() && missing == 0 { "intact" } else { "BROKEN" }
             );
         }
         match v.first_broken {
             Some(id) => bail!("the audit chain is broken at event {id}"),
+            None if missing > 0 => {
+                bail!("the export lacks the event of {missing} signed checkpoint(s): events were removed")
+            }
             None => Ok(()),
         }
     }

@@ -300,11 +300,19 @@ enum AuditCmd {
         listing: Listing,
     },
     /// Verify the organization's hash chain on the server, or with --file an export
-    /// here, with no server. Exits 1 when the chain is broken.
+    /// here, with no server (and with --checkpoints and --jwks, against the signed
+    /// checkpoints too). Exits 1 when the chain is broken.
     Verify {
         /// An NDJSON file made by `audit export`.
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
+        /// The chain's signed checkpoints: what `GET /api/v1/audit-events/checkpoints`
+        /// answers (its `items`). Each must verify with --jwks and be held by the export.
+        #[arg(long, value_name = "FILE", requires_all = ["file", "jwks"])]
+        checkpoints: Option<PathBuf>,
+        /// The issuer's JWK Set (`/.well-known/jwks.json`), saved.
+        #[arg(long, value_name = "FILE", requires = "checkpoints")]
+        jwks: Option<PathBuf>,
     },
     /// The whole chain as NDJSON, oldest first, checked link by link as it is written.
     /// Exits 1 when the chain is broken.
@@ -326,8 +334,8 @@ enum KeysCmd {
 pub async fn run(ctl: Ctl) -> anyhow::Result<()> {
     let out = Output { json: ctl.connection.json };
     // Offline verification needs no server and no credential.
-    if let CtlCommand::Audit { action: AuditCmd::Verify { file: Some(file) }, .. } = &ctl.command {
-        return commands::verify_export(file, &out);
+    if let CtlCommand::Audit { action: AuditCmd::Verify { file: Some(file), checkpoints, jwks }, .. } = &ctl.command {
+        return commands::verify_export(file, checkpoints.as_deref().zip(jwks.as_deref()), &out);
     }
     let api = Api::new(ctl.connection)?;
     match ctl.command {

@@ -222,6 +222,40 @@ async fn ctl_administers_a_running_server_with_a_credential() {
                 .unwrap();
         let broken = ctl.fails(&["audit", "verify", "--file", "tampered.ndjson"]).await;
         assert!(broken.contains(&format!("broken at event {}", id(&first_changed))), "{broken}");
+        // Against the chain's signed checkpoints and the JWKS, saved beside the export
+        // (issue 37): the export holds each checkpointed event.
+        let token = app.admin_token().await;
+        let start = std::time::Instant::now();
+        let page = loop {
+            let (_, page) = app.call(reqwest::Method::GET, "/api/v1/audit-events/checkpoints", &token, None).await;
+            if page["items"].as_array().is_some_and(|items| !items.is_empty()) {
+                break page;
+            }
+            assert!(start.elapsed() < std::time::Duration::from_secs(10), "no checkpoint: {page}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        std::fs::write(dir.path().join("checkpoints.json"), page.to_string()).unwrap();
+        let jwks = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().text().await.unwrap();
+        std::fs::write(dir.path().join("jwks.json"), jwks).unwrap();
+        let signed = ["--checkpoints", "checkpoints.json", "--jwks", "jwks.json"];
+        let report = ctl.json(&[&["audit", "verify", "--file", "audit.ndjson"][..], &signed[..]].concat()).await;
+        assert_eq!(report["intact"], true, "{report}");
+        assert!(report["checkpoints_checked"].as_u64() >= Some(1), "{report}");
+        // Cut before the checkpointed event: the links left verify; the checkpoint does not.
+        let seq = page["items"][0]["seq"].as_u64().unwrap() as usize;
+        let cut: String = exported.lines().take(seq - 1).map(|l| format!("{l}\n")).collect();
+        std::fs::write(dir.path().join("cut.ndjson"), cut).unwrap();
+        let refused = ctl.fails(&[&["audit", "verify", "--file", "cut.ndjson"][..], &signed[..]].concat()).await;
+        assert!(refused.contains("signed checkpoint"), "{refused}");
+        // A checkpoint another key signed (its signature altered) is refused.
+        let mut forged = page.clone();
+        let jwt = forged["items"][0]["jwt"].as_str().unwrap().to_string();
+        let (head, sig) = jwt.rsplit_once('.').unwrap();
+        forged["items"][0]["jwt"] = json!(format!("{head}.{}", sig.chars().rev().collect::<String>()));
+        std::fs::write(dir.path().join("forged.json"), forged.to_string()).unwrap();
+        let args = ["audit", "verify", "--file", "audit.ndjson", "--checkpoints", "forged.json", "--jwks", "jwks.json"];
+        let refused = ctl.fails(&args).await;
+        assert!(refused.contains("does not verify"), "{refused}");
 
         // The compliance report: a score, a table of findings; CSV as the server writes it.
         let report = ctl.ok(&["compliance", "report"]).await;

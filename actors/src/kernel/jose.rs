@@ -170,6 +170,25 @@ fn decode_with(jwt: &str, key: &PublicJwk, header: &jsonwebtoken::Header, mut v:
         .map_err(|e| format!("the JWT does not verify: {}", describe(&e)))
 }
 
+/// Verify a JWT of type `typ` (an issuer's statement, not an access token: no audience,
+/// no expiry) by the key its `kid` names in `jwks` (a JWK Set); its claims.
+pub fn verify_with_jwks(jwt: &str, jwks: &Value, typ: &str) -> Result<Value, String> {
+    let header = header_of(jwt)?;
+    if header.typ.as_deref() != Some(typ) {
+        return Err(format!("not a {typ} (typ {:?})", header.typ));
+    }
+    let kid = header.kid.as_deref().ok_or("the JWT names no kid")?;
+    let jwk = jwks["keys"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["kid"] == kid))
+        .ok_or_else(|| format!("the JWKS has no key {kid:?}"))?;
+    let key = parse_public_jwk(jwk)?;
+    let mut v = Validation::new(header.alg);
+    v.required_spec_claims.clear();
+    v.validate_aud = false;
+    decode_with(jwt, &key, &header, v)
+}
+
 /// The `iss` of an unverified assertion, to find the client that claims to sign it.
 pub fn assertion_issuer(assertion: &str) -> Result<String, String> {
     header_of(assertion)?;
