@@ -59,8 +59,9 @@ pub struct AppState {
     limits: crate::limits::HttpLimits,
     /// Every endpoint, from the resources' tables.
     routes: Arc<route::Table>,
-    /// The OpenAPI document those tables generate (served at `/openapi.json`).
-    openapi: Arc<str>,
+    /// The OpenAPI document those tables generate (served at `/openapi.json`; cloning it
+    /// copies no bytes).
+    openapi: Bytes,
 }
 
 /// Every resource of the API, in the order its paths appear in the OpenAPI document.
@@ -124,7 +125,7 @@ impl AppState {
         #[cfg(target_os = "linux")]
         engine.metrics_registry().register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         let routes = Arc::new(route::Table::new(RESOURCES).map_err(anyhow::Error::msg)?);
-        let openapi = openapi_document()?.into();
+        let openapi = Bytes::from(openapi_document()?);
         Ok(AppState { engine, metrics: HttpMetrics { requests, latency }, limits, routes, openapi })
     }
 }
@@ -212,8 +213,8 @@ impl Ctx {
     }
 
     /// The OpenAPI document this server publishes.
-    pub fn openapi(&self) -> &str {
-        &self.state.openapi
+    pub fn openapi(&self) -> Bytes {
+        self.state.openapi.clone()
     }
 
     /// Run a handler body in this request's span; record metrics and the access log,

@@ -68,7 +68,7 @@ async fn metrics(ctx: Ctx, _: Req) -> ApiResult {
 }
 
 async fn openapi(ctx: Ctx, _: Req) -> ApiResult {
-    let mut resp = ctx.openapi().to_string().into_response();
+    let mut resp = warp::reply::Response::new(ctx.openapi().into());
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(resp)
 }

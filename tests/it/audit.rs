@@ -115,18 +115,7 @@ async fn an_edited_event_breaks_the_chain() {
         let (_, page) = app.call(Method::GET, "/api/v1/audit-events?action=agent.create", &token, None).await;
         let victim = page["items"][1]["id"].as_str().unwrap().to_string();
         let sql = format!("UPDATE audit_events SET actor = 'mallory' WHERE id = '{victim}'");
-        match &backend {
-            Backend::Sqlite => {
-                let conn = rusqlite::Connection::open(app.storage.data_dir.join("agentidp.db")).unwrap();
-                assert_eq!(conn.execute(&sql, []).unwrap(), 1);
-            }
-            Backend::Postgres { .. } => {
-                let url = app.storage.database_url.as_deref().unwrap();
-                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
-                tokio::spawn(conn);
-                assert_eq!(client.execute(&sql, &[]).await.unwrap(), 1);
-            }
-        }
+        assert_eq!(tamper(&app, &backend, &sql).await, 1);
         let (status, report) = app.call(Method::GET, "/api/v1/audit-events/verify", &token, None).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(report["intact"], false, "{report}");
@@ -176,18 +165,11 @@ async fn signed_checkpoints_vouch_for_the_head_and_expose_a_truncated_chain() {
         for i in 0..4 {
             app.call(Method::POST, "/api/v1/agents", &token, Some(json!({"name": format!("c{i}")}))).await;
         }
-        // The head: the newest event of the organization's chain.
-        let head = events(&app, &token, "?limit=1").await[0].clone();
-        let start = std::time::Instant::now();
-        let checkpoint = loop {
-            let (status, page) = app.call(Method::GET, "/api/v1/audit-events/checkpoints", &token, None).await;
-            assert_eq!(status, StatusCode::OK, "{page}");
-            if page["items"][0]["seq"].as_i64() >= head["seq"].as_i64() {
-                break page["items"][0].clone();
-            }
-            assert!(start.elapsed() < std::time::Duration::from_secs(10), "no checkpoint of the head: {page}");
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        };
+        // The head: the newest event of the organization's chain, checkpointed.
+        let head = until_checkpointed(&app, &token).await;
+        let (status, page) = app.call(Method::GET, "/api/v1/audit-events/checkpoints", &token, None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let checkpoint = page["items"][0].clone();
         assert_eq!(checkpoint["seq"], head["seq"], "{checkpoint} {head}");
         assert_eq!(checkpoint["hash"], head["hash"], "{checkpoint} {head}");
 

@@ -9,6 +9,7 @@ mod billing;
 mod cli;
 mod cluster;
 mod compliance;
+mod configuration;
 mod conformance;
 mod credentials;
 mod ctl;

@@ -2,7 +2,10 @@
 //! coordinator, and offers every operation as a typed async method. Actor references and
 //! message types stay private; the handle reaches actors through supervisor-kept slots.
 
+mod backends;
 mod operations;
+
+pub(crate) use backends::Store;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,9 +29,6 @@ use crate::families::revocation::actor::Revocations;
 use crate::families::signing::actor as key_manager;
 use crate::families::signing::actor::Keys;
 use crate::families::tiers::counters::{Quota, QuotaState, TierCounters};
-#[cfg(feature = "redis")]
-use crate::families::tiers::redis::RedisLedger;
-use crate::families::tiers::QuotaStore;
 use crate::families::webhooks::actor::{self as webhook_queues, DeliveryQueues, Webhooks};
 use crate::kernel::error::{EngineError, Result};
 use crate::kernel::model::{Millis, Outcome};
@@ -36,19 +36,13 @@ use crate::kernel::policy::Policy;
 use crate::runtime::actor::Children;
 use crate::runtime::cache::Epoch;
 use crate::runtime::cache_keeper;
-use crate::runtime::coord::memory::MemoryCoordinator;
-#[cfg(feature = "redis")]
-use crate::runtime::coord::redis::RedisCoordinator;
 use crate::runtime::coord::Coordinator;
 use crate::runtime::events::{ClusterEvent, Listeners};
 use crate::runtime::keyed::{self, KeyedConfig, KeyedMetrics};
 use crate::runtime::keystore::Keystore;
 use crate::runtime::metrics::EngineMetrics;
 use crate::runtime::supervisor;
-#[cfg(feature = "postgres")]
-use crate::store::postgres::PostgresStore;
-use crate::store::sqlite::SqliteStore;
-use crate::store::{Change, Migrate, Ping, SettingsStore};
+use crate::store::Change;
 
 pub use crate::families::analytics::handle::AnalyticsQuery;
 pub use crate::families::billing::handle::{CheckoutParams, StripeOutcome, SubscriptionView};
@@ -64,33 +58,6 @@ pub use crate::families::tokens::handle::{
 pub use operations::{Liveness, Readiness, READY_CHECK_TIMEOUT};
 
 pub use crate::kernel::model::Caller;
-
-/// The whole durable store: every family's port, and the backend's migrations. The
-/// engine opens one backend and hands each actor the narrow port it uses (an
-/// `Arc<dyn Store>` coerces to any of them); a new family adds its port here.
-pub(crate) trait Store:
-    Migrate
-    + Ping
-    + SettingsStore
-    + crate::families::directory::DirectoryStore
-    + crate::families::signing::SigningKeyStore
-    + crate::families::revocation::RevocationStore
-    + crate::families::audit::AuditStore
-    + crate::runtime::events::FeedStore
-    + QuotaStore
-    + crate::families::analytics::AnalyticsStore
-    + crate::families::delegation::DelegationStore
-    + crate::families::webhooks::WebhookStore
-    + crate::families::federation::FederationStore
-    + crate::families::dids::DidStore
-    + crate::families::billing::BillingStore
-    + crate::families::compliance::ComplianceStore
-{
-}
-
-impl Store for SqliteStore {}
-#[cfg(feature = "postgres")]
-impl Store for PostgresStore {}
 
 /// One management call: the caller and the request id its audit events carry.
 #[derive(Debug, Clone)]
@@ -176,68 +143,16 @@ pub struct Engine {
     pub(crate) supervisor: ActorRef<supervisor::Msg>,
 }
 
-/// A start-up failure, naming the setting to look at and where it points.
-fn startup_err(setting: &str, target: &str, e: EngineError) -> EngineError {
-    let cause = match e {
-        EngineError::Unavailable(m) | EngineError::Internal(m) => m,
-        EngineError::Invalid { message, .. } => message,
-        other => other.to_string(),
-    };
-    EngineError::Unavailable(format!("{setting} ({target}): {cause}"))
-}
-
-/// A setting names a backend this build of the engine left out (a cargo feature).
-#[cfg(not(all(feature = "postgres", feature = "redis", feature = "stripe")))]
-fn not_built(setting: &'static str, what: &str, feature: &str) -> EngineError {
-    EngineError::invalid(setting, format!("this build has no {what} support (the engine's `{feature}` feature)"))
-}
-
-async fn open_store(config: &EngineConfig) -> Result<Arc<dyn Store>> {
-    let (store, setting, target): (Arc<dyn Store>, _, String) = match &config.database_url {
-        #[cfg(feature = "postgres")]
-        Some(url) => {
-            let target = PostgresStore::describe(url);
-            let store = PostgresStore::connect(url).map_err(|e| startup_err("DATABASE_URL", &target, e))?;
-            (Arc::new(store), "DATABASE_URL", target)
-        }
-        #[cfg(not(feature = "postgres"))]
-        Some(_) => return Err(not_built("DATABASE_URL", "PostgreSQL", "postgres")),
-        None => {
-            let target = config.data_dir.display().to_string();
-            let store = SqliteStore::open(&config.data_dir).map_err(|e| startup_err("data_dir", &target, e))?;
-            (Arc::new(store), "data_dir", target)
-        }
-    };
-    store.migrate().await.map_err(|e| startup_err(setting, &target, e))?;
-    Ok(store)
-}
-
 impl Engine {
     /// Apply the store's migrations and return the schema version, without starting.
     pub async fn migrate(config: &EngineConfig) -> Result<u32> {
-        let store = open_store(config).await?;
-        store.migrate().await
+        Ok(backends::open_store(config).await?.1)
     }
 
     /// Open the store (migrating it), connect the coordinator and start the actor tree.
     pub async fn start(config: EngineConfig) -> Result<Engine> {
-        let store = open_store(&config).await?;
-        // With Redis, it is both the coordinator and the quota's ledger; without, the store
-        // is the ledger.
-        let (coord, ledger): (Arc<dyn Coordinator>, Arc<dyn QuotaStore>) = match &config.redis_url {
-            #[cfg(not(feature = "redis"))]
-            Some(_) => return Err(not_built("REDIS_URL", "Redis", "redis")),
-            #[cfg(feature = "redis")]
-            Some(url) => {
-                let redis_err = |e| startup_err("REDIS_URL", &RedisCoordinator::describe(url), e);
-                let coord = RedisCoordinator::connect(url, &config.redis_namespace).await.map_err(redis_err)?;
-                let ledger = RedisLedger::connect(url, &config.redis_namespace, config.clock.clone())
-                    .await
-                    .map_err(redis_err)?;
-                (Arc::new(coord), Arc::new(ledger))
-            }
-            None => (Arc::new(MemoryCoordinator::new(config.clock.now_ms())), store.clone()),
-        };
+        let (store, _) = backends::open_store(&config).await?;
+        let (coord, ledger) = backends::connect_coordinator(&config, &store).await?;
         let hash_key = match &config.secret_hash_key {
             Some(k) => k.clone(),
             None => store.setting_or_insert("secret_hash_key", &secrets::new_hash_key()?).await?,
@@ -388,7 +303,7 @@ impl Engine {
         federation.reload().await?;
         let billing = match &config.billing {
             #[cfg(not(feature = "stripe"))]
-            Some(_) => return Err(not_built("billing", "Stripe billing", "stripe")),
+            Some(_) => return Err(backends::not_built("billing", "Stripe billing", "stripe")),
             #[cfg(feature = "stripe")]
             Some(settings) => {
                 let api = crate::families::billing::stripe::StripeApi::new(

@@ -103,9 +103,10 @@ impl Engine {
         }
         let checkpoint = match &latest {
             Some(c) => {
-                let signed = self.ring().and_then(|ring| {
-                    ring.verify_typed::<CheckpointClaims>(&c.jwt, CHECKPOINT_TYP, self.shared.now_ms())
-                });
+                // Checked as anyone outside would: against the published JWKS.
+                let jwks = self.jwks().and_then(|text| serde_json::from_str(&text).map_err(EngineError::internal))?;
+                let signed = crate::kernel::jose::verify_with_jwks(&c.jwt, &jwks, CHECKPOINT_TYP)
+                    .and_then(|claims| serde_json::from_value::<CheckpointClaims>(claims).map_err(|e| e.to_string()));
                 let vouches = signed.is_ok_and(|claims| {
                     claims.seq == c.seq && claims.hash == c.hash && claims.sub == chain.to_string()
                 });

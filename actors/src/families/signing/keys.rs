@@ -300,31 +300,6 @@ impl KeyRing {
         Ok(claims)
     }
 
-    /// Verify the signature of a JWT of type `typ` (not an access token: no audience, no
-    /// expiry) made by one of this ring's keys, published at `now`; its claims.
-    pub fn verify_typed<C: serde::de::DeserializeOwned>(&self, token: &str, typ: &str, now: Millis) -> Result<C> {
-        let bad = |why: &str| EngineError::InvalidToken(format!("{typ}: {why}"));
-        let header = jsonwebtoken::decode_header(token).map_err(|_| bad("malformed"))?;
-        if header.typ.as_deref() != Some(typ) {
-            return Err(bad("another type of token"));
-        }
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| self.by_kid.get(kid))
-            .copied()
-            .filter(|&i| self.published(i, now))
-            .map(|i| &self.keys[i])
-            .ok_or_else(|| bad("signed by a key this issuer does not publish"))?;
-        let mut validation = jsonwebtoken::Validation::new(key.alg.jwt_alg());
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_aud = false;
-        jsonwebtoken::decode::<C>(token, &key.decoding, &validation)
-            .map(|data| data.claims)
-            .map_err(|e| bad(&crate::kernel::jose::describe(&e)))
-    }
-
     pub fn keys(&self) -> impl Iterator<Item = &Arc<SigningKey>> {
         self.keys.iter()
     }
