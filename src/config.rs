@@ -128,6 +128,18 @@ pub struct Settings {
     /// (1-10000000) [default: 10000].
     #[arg(long, env = "AGENTIDP_AUDIT_CHECKPOINT_EVENTS")]
     pub audit_checkpoint_events: Option<i64>,
+    /// Where audit events past their organization's retention are archived (gzip NDJSON
+    /// segments with manifests) before they leave the store; in a cluster, storage every
+    /// node shares [default: <data_dir>/audit-archive].
+    #[arg(long, env = "AGENTIDP_AUDIT_ARCHIVE_DIR")]
+    pub audit_archive_dir: Option<PathBuf>,
+    /// Seconds between the audit archiver's rounds (10-86400) [default: 60].
+    #[arg(long, env = "AGENTIDP_AUDIT_ARCHIVE_INTERVAL")]
+    pub audit_archive_interval: Option<u64>,
+    /// Most events in one archive segment, removed from the store in one transaction
+    /// (100-100000) [default: 5000].
+    #[arg(long, env = "AGENTIDP_AUDIT_ARCHIVE_BATCH")]
+    pub audit_archive_batch: Option<u32>,
     /// The compliance report's rotation policy: a client secret older than this many days
     /// is a finding (1-3650) [default: 90].
     #[arg(long, env = "AGENTIDP_COMPLIANCE_CREDENTIAL_MAX_AGE_DAYS")]
@@ -183,6 +195,8 @@ struct FileTierLimits {
     max_webhooks: Option<Limit>,
     token_rate: Option<u32>,
     token_burst: Option<u32>,
+    /// Days an organization's audit events stay in the store, or `unlimited`.
+    audit_retention_days: Option<Limit>,
 }
 
 /// A limit in the file: a count, or the word `unlimited`.
@@ -222,6 +236,14 @@ impl FileTierLimits {
                 anyhow::ensure!((1..=1_000_000).contains(&n), "tiers.{tier}.{name} must be 1 to 1000000");
                 *into = n;
             }
+        }
+        if let Some(limit) = &self.audit_retention_days {
+            let days = limit.resolve(&format!("tiers.{tier}.audit_retention_days"))?;
+            anyhow::ensure!(
+                days.is_none_or(|d| (1..=36_500).contains(&d)),
+                "tiers.{tier}.audit_retention_days must be 1 to 36500 or \"unlimited\""
+            );
+            limits.audit_retention_secs = days.map(|d| d * 86_400);
         }
         Ok(())
     }
@@ -500,6 +522,22 @@ impl Settings {
         {
             anyhow::ensure!((1..=10_000_000).contains(&n), "{from}: must be 1 to 10000000 events");
             engine.checkpoints.every_events = n;
+        }
+        if let Some((dir, _)) =
+            layers.pick("audit_archive_dir", self.audit_archive_dir.clone(), file.audit_archive_dir.map(in_file_dir))
+        {
+            engine.archive.dir = Some(dir);
+        }
+        if let Some((secs, from)) =
+            layers.pick("audit_archive_interval", self.audit_archive_interval, file.audit_archive_interval)
+        {
+            anyhow::ensure!((10..=86_400).contains(&secs), "{from}: the archive interval must be 10 to 86400 seconds");
+            engine.archive.every = Duration::from_secs(secs);
+        }
+        if let Some((n, from)) = layers.pick("audit_archive_batch", self.audit_archive_batch, file.audit_archive_batch)
+        {
+            anyhow::ensure!((100..=100_000).contains(&n), "{from}: must be 100 to 100000 events");
+            engine.archive.batch = n;
         }
         let tiers = &mut engine.tiers;
         for (name, given, limits) in [

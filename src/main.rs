@@ -50,6 +50,11 @@ enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// The audit trail's archives.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Copy the embedded store to FILE while it serves (SQLite's online backup API). The
     /// master key is not in the copy: keep data_dir/master.key (or AGENTIDP_MASTER_KEY)
     /// with it. For PostgreSQL, use pg_dump (README, "Backup and restore").
@@ -116,6 +121,28 @@ enum AdminAction {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Verify the archive segments in DIR offline — each file against its manifest's
+    /// SHA-256, its events link by link, each segment starting where the one before ended
+    /// and, with --jwks, each segment's checkpoint signed by a key in that JWKS — and
+    /// that the store's events go on where the archive ends (unless --offline). Prints
+    /// one JSON report per chain; exits non-zero if anything does not verify.
+    VerifyArchive {
+        #[command(flatten)]
+        settings: Settings,
+        /// The archive directory (the server's audit_archive_dir).
+        dir: std::path::PathBuf,
+        /// A JWKS saved from the server (GET /.well-known/jwks.json) to verify each
+        /// segment's checkpoint against.
+        #[arg(long)]
+        jwks: Option<std::path::PathBuf>,
+        /// Do not open the store: check the archive alone.
+        #[arg(long)]
+        offline: bool,
     },
 }
 
@@ -398,6 +425,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ),
                 Err(e) => return Err(e.into()),
             }
+        }
+        Command::Audit { action: AuditAction::VerifyArchive { settings, dir, jwks, offline } } => {
+            let jwks = jwks
+                .map(|path| -> anyhow::Result<serde_json::Value> {
+                    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                    serde_json::from_slice(&text).with_context(|| format!("{} is not a JWKS", path.display()))
+                })
+                .transpose()?;
+            let mut reports = agentidp_engine::families::audit::archive::verify_archive(&dir, jwks.as_ref())?;
+            if !offline {
+                let resolved = settings.resolve()?;
+                init_logs(resolved.log_json)?;
+                let engine = Engine::start(resolved.engine).await?;
+                for report in &mut reports {
+                    let floor = engine.audit_floor(report.chain).await;
+                    match floor {
+                        Ok(Some((seq, hash))) if (seq, &hash) == (report.last_seq, &report.last_hash) => {}
+                        Ok(Some((seq, _))) => report.problems.push(format!(
+                            "the store's events go on after {seq}, not after the archive's last event {}",
+                            report.last_seq
+                        )),
+                        Ok(None) => report.problems.push("the store holds no such chain".into()),
+                        Err(e) => report.problems.push(format!("the store could not be read: {e}")),
+                    }
+                    report.intact = report.problems.is_empty();
+                }
+                engine.shutdown().await;
+            }
+            for report in &reports {
+                println!("{}", serde_json::to_string(report)?);
+            }
+            anyhow::ensure!(reports.iter().all(|r| r.intact), "the archive does not verify");
+            anyhow::ensure!(!reports.is_empty(), "{} holds no archived chain", dir.display());
         }
         Command::Admin { action: AdminAction::Recover { settings, json } } => {
             let resolved = settings.resolve()?;

@@ -60,6 +60,9 @@ pub struct EngineConfig {
     pub janitor: crate::runtime::janitor::JanitorSettings,
     /// When each audit chain gets a signed checkpoint.
     pub checkpoints: crate::families::audit::checkpointer::CheckpointSettings,
+    /// Where audit events past their retention are archived, how often and how many at
+    /// a time (the directory defaults to `data_dir/audit-archive`).
+    pub archive: crate::families::audit::archive::ArchiveSettings,
     /// Failed client authentications of one client_id, within `lockout_window`, before
     /// it is locked out for the window (per node).
     pub lockout_failures: u32,
@@ -93,8 +96,13 @@ pub struct EngineConfig {
 impl EngineConfig {
     /// An embedded (SQLite) configuration rooted at `data_dir`.
     pub fn embedded(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir: PathBuf = data_dir.into();
         EngineConfig {
-            data_dir: data_dir.into(),
+            archive: crate::families::audit::archive::ArchiveSettings {
+                dir: Some(data_dir.join("audit-archive")),
+                ..Default::default()
+            },
+            data_dir,
             database_url: None,
             redis_url: None,
             redis_namespace: "agentidp".into(),

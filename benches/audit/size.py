@@ -5,11 +5,13 @@ Starts the real server (release build) on a fresh store — a temporary data dir
 a database of its own created in the PostgreSQL given by --database-url and dropped
 after — provisions agents, issues tokens with wrk for --duration seconds, and reports:
 
-- bytes a stored event costs, all in: the audit table and its indexes (SQLite: `dbstat`
-  pages; PostgreSQL: `pg_total_relation_size`), divided by the events stored;
+- bytes a stored event costs, all in: the audit records and the dictionary of words they
+  share, with their indexes (SQLite: `dbstat` pages; PostgreSQL: `pg_total_relation_size`),
+  divided by the events stored;
 - the split between rows and indexes;
-- each action's average row size (SQLite: the bytes of its columns; PostgreSQL:
-  `pg_column_size` of the row), so the token's own event can be told from the rest.
+- each action's average row size (SQLite: the bytes of its columns as its record format
+  stores them; PostgreSQL: `pg_column_size` of the row), so the token's own event can be
+  told from the rest.
 
     python3 benches/audit/size.py --duration 20
     python3 benches/audit/size.py --database-url postgres://postgres@127.0.0.1:5432/postgres
@@ -29,7 +31,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "load"))
 import harness  # noqa: E402  (the load harness's server, wrk and provisioning helpers)
 
-AUDIT = "audit_events"
+AUDIT = "audit_records"
+# The words records share (counted in "all in": every event pays its part).
+WORDS = "audit_strings"
+
+
+def int_bytes(col):
+    """SQLite's stored size of an integer column (its record format's serial types)."""
+    return (f"(CASE WHEN {col} BETWEEN 0 AND 1 THEN 0 WHEN {col} BETWEEN -128 AND 127 THEN 1 "
+            f"WHEN {col} BETWEEN -32768 AND 32767 THEN 2 WHEN {col} BETWEEN -8388608 AND 8388607 THEN 3 "
+            f"WHEN {col} BETWEEN -2147483648 AND 2147483647 THEN 4 "
+            f"WHEN {col} BETWEEN -140737488355328 AND 140737488355327 THEN 6 ELSE 8 END)")
 
 
 def psql(url, sql):
@@ -39,24 +51,31 @@ def psql(url, sql):
 
 def measure_sqlite(data_dir):
     db = sqlite3.connect(os.path.join(data_dir, "agentidp.db"))
-    indexes = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", (AUDIT,))]
+    tables = (AUDIT, WORDS)
+    indexes = [r[0] for r in db.execute(
+        f"SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN {tables}")]
     pages = dict(db.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall())
     rows = db.execute(f"SELECT count(*) FROM {AUDIT}").fetchone()[0]
-    columns = [r[1] for r in db.execute(f"PRAGMA table_info({AUDIT})")]
-    width = " + ".join(f"coalesce(length({c}), 0)" for c in columns)
-    actions = db.execute(f"SELECT action, count(*), avg({width}) FROM {AUDIT} GROUP BY action ORDER BY 2 DESC").fetchall()
+    width = (" + ".join(int_bytes(c) for c in ("chain", "seq", "action", "tag"))
+             + " + length(id) + length(rec) + coalesce(length(anchor), 0)")
+    actions = db.execute(f"SELECT w.text, count(*), avg({width}) FROM {AUDIT} r JOIN {WORDS} w ON w.n = r.action "
+                         "GROUP BY w.text ORDER BY 2 DESC").fetchall()
+    words = db.execute(f"SELECT count(*) FROM {WORDS}").fetchone()[0]
     db.close()
-    return {"events": rows, "table": pages.get(AUDIT, 0), "indexes": sum(pages.get(i, 0) for i in indexes),
+    return {"events": rows, "table": sum(pages.get(t, 0) for t in tables),
+            "indexes": sum(pages.get(i, 0) for i in indexes), "words": words,
             "actions": [(a, n, float(w)) for a, n, w in actions]}
 
 
 def measure_postgres(url):
     psql(url, f"VACUUM ANALYZE {AUDIT}")
-    [[rows, table, total]] = psql(url, f"SELECT count(*), pg_table_size('{AUDIT}'), pg_total_relation_size('{AUDIT}') "
-                                       f"FROM {AUDIT}")
-    actions = psql(url, f"SELECT action, count(*), avg(pg_column_size({AUDIT}.*)) FROM {AUDIT} GROUP BY action "
-                        "ORDER BY 2 DESC")
-    return {"events": int(rows), "table": int(table), "indexes": int(total) - int(table),
+    psql(url, f"VACUUM ANALYZE {WORDS}")
+    [[rows, table, total, words]] = psql(
+        url, f"SELECT (SELECT count(*) FROM {AUDIT}), pg_table_size('{AUDIT}') + pg_table_size('{WORDS}'), "
+             f"pg_total_relation_size('{AUDIT}') + pg_total_relation_size('{WORDS}'), (SELECT count(*) FROM {WORDS})")
+    actions = psql(url, f"SELECT w.text, count(*), avg(pg_column_size(r.*)) FROM {AUDIT} r "
+                        f"JOIN {WORDS} w ON w.n = r.action GROUP BY w.text ORDER BY 2 DESC")
+    return {"events": int(rows), "table": int(table), "indexes": int(total) - int(table), "words": int(words),
             "actions": [(a, int(n), float(w)) for a, n, w in actions]}
 
 
@@ -111,7 +130,7 @@ def main():
         subprocess.run(["rm", "-rf", work])
     store = "PostgreSQL" if db_url else "SQLite"
     n = max(m["events"], 1)
-    print(f"{store}: {m['events']} audit events after {run['requests'] - run['errors']} tokens in {args.duration}s ({run['ok_per_s']:.0f}/s)")
+    print(f"{store}: {m['events']} audit events ({m['words']} dictionary words) after {run['requests'] - run['errors']} tokens in {args.duration}s ({run['ok_per_s']:.0f}/s)")
     print(f"| store | bytes / event, all in | rows | indexes |")
     print(f"|---|---|---|---|")
     print(f"| {store} | {(m['table'] + m['indexes']) / n:.0f} | {m['table'] / n:.0f} | {m['indexes'] / n:.0f} |")

@@ -1,5 +1,6 @@
 //! `/api/v1/audit-events`: listing with filters and cursor pagination, one event,
-//! verification of the organization's hash chain, and its signed checkpoints.
+//! verification of the organization's hash chain, and its signed checkpoints; and each
+//! organization's audit retention.
 
 use agentidp_engine::kernel::model::rfc3339;
 use agentidp_engine::{AuditQuery, Outcome, PageRequest};
@@ -17,6 +18,9 @@ pub const RESOURCE: Resource = Resource {
         route!(GET "/api/v1/audit-events/verify", "verifyAuditChain", Policy("audit.verify") => verify),
         route!(GET "/api/v1/audit-events/checkpoints", "listAuditCheckpoints", Policy("audit.read") => checkpoints),
         route!(GET "/api/v1/audit-events/{id}", "getAuditEvent", Policy("audit.read") => get),
+        route!(GET "/api/v1/organizations/{id}/audit-retention", "getAuditRetention", Policy("audit.read") => retention),
+        route!(PUT "/api/v1/organizations/{id}/audit-retention", "setAuditRetention", Policy("audit.retention") => set_retention),
+        route!(DELETE "/api/v1/organizations/{id}/audit-retention", "clearAuditRetention", Policy("audit.retention") => clear_retention),
     ],
     openapi: include_str!("audit.openapi.json"),
 };
@@ -87,4 +91,41 @@ async fn get(ctx: Ctx, req: Req) -> ApiResult {
     let call = ctx.call().await?;
     let event = ctx.engine().get_audit(&call, id).await?;
     Ok(json_reply(StatusCode::OK, &event))
+}
+
+async fn retention(ctx: Ctx, req: Req) -> ApiResult {
+    let id = req.id(0, "id")?;
+    let call = ctx.call().await?;
+    let retention = ctx.engine().audit_retention(&call, id).await?;
+    Ok(json_reply(StatusCode::OK, &retention))
+}
+
+/// `PUT …/audit-retention`: the seconds events stay in the store, or `null` for good
+/// (required: a missing `seconds` is not a `null` one).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionBody {
+    #[serde(default, deserialize_with = "present")]
+    seconds: Option<Option<u64>>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    <Option<u64> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+async fn set_retention(ctx: Ctx, req: Req) -> ApiResult {
+    let body = req.body();
+    let id = req.id(0, "id")?;
+    let call = ctx.call().await?;
+    let RetentionBody { seconds } = body.json()?;
+    let seconds = seconds.ok_or_else(|| Problem::invalid_field("seconds", "required: a number of seconds, or null"))?;
+    let retention = ctx.engine().set_audit_retention(&call, id, Some(seconds)).await?;
+    Ok(json_reply(StatusCode::OK, &retention))
+}
+
+async fn clear_retention(ctx: Ctx, req: Req) -> ApiResult {
+    let id = req.id(0, "id")?;
+    let call = ctx.call().await?;
+    let retention = ctx.engine().set_audit_retention(&call, id, None).await?;
+    Ok(json_reply(StatusCode::OK, &retention))
 }

@@ -114,13 +114,24 @@ async fn an_edited_event_breaks_the_chain() {
         }
         let (_, page) = app.call(Method::GET, "/api/v1/audit-events?action=agent.create", &token, None).await;
         let victim = page["items"][1]["id"].as_str().unwrap().to_string();
-        let sql = format!("UPDATE audit_events SET actor = 'mallory' WHERE id = '{victim}'");
-        assert_eq!(tamper(&app, &backend, &sql).await, 1);
+        assert_eq!(tamper(&app, &backend, &rewrite(&backend, &victim)).await, 1);
         let (status, report) = app.call(Method::GET, "/api/v1/audit-events/verify", &token, None).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(report["intact"], false, "{report}");
         assert_eq!(report["first_broken_event"], victim);
     }
+}
+
+/// SQL that rewrites the stored event `id` (it becomes a token issuance), as someone
+/// with the database's password could.
+fn rewrite(backend: &Backend, id: &str) -> String {
+    let id = match backend {
+        Backend::Sqlite => format!("X'{}'", id.replace('-', "")),
+        Backend::Postgres { .. } => format!("'{id}'"),
+    };
+    format!(
+        "UPDATE audit_records SET action = (SELECT n FROM audit_strings WHERE text = 'token.issue') WHERE id = {id}"
+    )
 }
 
 /// Run SQL on a test app's store, behind the server's back.
@@ -199,9 +210,11 @@ async fn signed_checkpoints_vouch_for_the_head_and_expose_a_truncated_chain() {
         // checkpoint tells. (The token in hand: issuing another would append an event.)
         let seq = checkpoint["seq"].as_i64().unwrap();
         let chain = app.boot.org_id;
-        let removed =
-            tamper(&app, &backend, &format!("DELETE FROM audit_events WHERE chain = '{chain}' AND seq > {}", seq - 2))
-                .await;
+        let sql = format!(
+            "DELETE FROM audit_records WHERE chain = (SELECT n FROM audit_heads WHERE chain = '{chain}') AND seq > {}",
+            seq - 2
+        );
+        let removed = tamper(&app, &backend, &sql).await;
         assert!(removed >= 2, "{removed}");
         let (_, report) = app.call(Method::GET, "/api/v1/audit-events/verify", &token, None).await;
         assert_eq!(report["intact"], false, "{report}");
@@ -260,7 +273,7 @@ async fn verification_resumes_from_the_last_verified_checkpoint() {
         let events_now = events(&app, &token, "?action=agent.create&limit=2").await;
         let edited = events_now[1]["id"].as_str().unwrap().to_string();
         assert_eq!(events_now[1]["target"], victim["id"], "{events_now:?}");
-        tamper(&app, &backend, &format!("UPDATE audit_events SET actor = 'mallory' WHERE id = '{edited}'")).await;
+        tamper(&app, &backend, &rewrite(&backend, &edited)).await;
         let (_, report) = app.call(Method::GET, "/api/v1/audit-events/verify", &token, None).await;
         assert_eq!(report["resumed_after"], second["seq"], "{report}");
         assert_eq!(report["intact"], true, "behind the resume point: {report}");

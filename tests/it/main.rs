@@ -4,6 +4,7 @@
 
 mod agents;
 mod analytics;
+mod archive;
 mod audit;
 mod billing;
 mod cli;

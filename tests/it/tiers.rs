@@ -32,11 +32,11 @@ async fn the_tiers_are_listed_with_their_limits() {
             body["items"],
             json!([
                 {"name": "free", "max_agents": 3, "calls_per_day": 1000, "max_webhooks": 1,
-                 "token_rate": 50, "token_burst": 100},
+                 "token_rate": 50, "token_burst": 100, "audit_retention_secs": 90 * 86400},
                 {"name": "pro", "max_agents": 1000, "calls_per_day": 50000, "max_webhooks": 20,
-                 "token_rate": 50, "token_burst": 100},
+                 "token_rate": 50, "token_burst": 100, "audit_retention_secs": 365 * 86400},
                 {"name": "enterprise", "max_agents": null, "calls_per_day": null, "max_webhooks": null,
-                 "token_rate": 500, "token_burst": 1000},
+                 "token_rate": 500, "token_burst": 1000, "audit_retention_secs": 7 * 365 * 86400},
             ])
         );
         app.stop().await;

@@ -97,6 +97,11 @@ pub(crate) struct Shared {
     pub hasher: SecretHasher,
     pub keys: Keys,
     pub audit: AuditLog,
+    /// The words audit records share (a cache of the store's dictionary).
+    pub audit_words: Arc<crate::families::audit::record::Dictionary>,
+    /// What archives audit events past their retention (its actor runs a round every
+    /// `archive.every`).
+    pub archiver: crate::families::audit::archive::Deps,
     pub revocations: Revocations,
     pub quota: Quota,
     pub analytics: Analytics,
@@ -152,6 +157,8 @@ impl Engine {
     /// Open the store (migrating it), connect the coordinator and start the actor tree.
     pub async fn start(config: EngineConfig) -> Result<Engine> {
         let (store, _) = backends::open_store(&config).await?;
+        let audit_words = Arc::new(crate::families::audit::record::Dictionary::default());
+        crate::families::audit::upgrade::convert(store.as_ref(), &audit_words).await?;
         let (coord, ledger) = backends::connect_coordinator(&config, &store).await?;
         let hash_key = match &config.secret_hash_key {
             Some(k) => k.clone(),
@@ -189,6 +196,7 @@ impl Engine {
         let audit = children.register(audit_writer::child(
             audit_writer::Deps {
                 store: store.clone(),
+                dict: audit_words.clone(),
                 coord: coord.clone(),
                 metrics: metrics.clone(),
                 batch_max: config.audit_batch_max,
@@ -249,6 +257,8 @@ impl Engine {
         )?;
         let queues = DeliveryQueues {
             webhooks: store.clone(),
+            trail: store.clone(),
+            words: audit_words.clone(),
             audit: audit.clone(),
             keystore: keystore.clone(),
             http: Arc::new(http),
@@ -340,6 +350,19 @@ impl Engine {
             issuer: config.issuer.clone(),
             settings: config.checkpoints,
         }));
+        let archiver = crate::families::audit::archive::Deps {
+            store: store.clone(),
+            dict: audit_words.clone(),
+            keys: keys.clone(),
+            clock: clock.clone(),
+            issuer: config.issuer.clone(),
+            tiers: config.tiers.clone(),
+            settings: config.archive.clone(),
+            archived: metrics.audit_archived.clone(),
+        };
+        if config.archive.dir.is_some() {
+            children.register(crate::families::audit::archive::child(archiver.clone()));
+        }
         // What each family does with cluster events, registered by the family.
         let mut listeners = Listeners::default();
         crate::families::directory::cache::listen(&agent_entries, &agent_records, &mut listeners);
@@ -374,6 +397,8 @@ impl Engine {
             listeners,
             keys,
             audit,
+            audit_words,
+            archiver,
             revocations,
             quota,
             analytics,
@@ -520,12 +545,8 @@ impl Engine {
             Some(unwritten) => {
                 metric.with_label_values(&[&event.action, "recorded"]).inc();
                 let mut event = event;
-                if unwritten > 0 {
-                    let mut detail: serde_json::Value = serde_json::from_str(&event.detail).unwrap_or_default();
-                    if let Some(fields) = detail.as_object_mut() {
-                        fields.insert("unwritten_before".into(), unwritten.into());
-                        event = event.detail(&detail);
-                    }
+                if let Some(fields) = event.detail.as_object_mut().filter(|_| unwritten > 0) {
+                    fields.insert("unwritten_before".into(), unwritten.into());
                 }
                 self.audit(event).await
             }

@@ -20,6 +20,9 @@ pub struct TierLimits {
     /// Token requests a second one client may make (per node), in bursts of `token_burst`.
     pub token_rate: u32,
     pub token_burst: u32,
+    /// How long an organization's audit events stay in the store before they are
+    /// archived and removed (seconds; `None`: kept).
+    pub audit_retention_secs: Option<u64>,
 }
 
 /// A tier and its limits, as `GET /api/v1/tiers` lists them (`null`: unlimited).
@@ -38,6 +41,8 @@ pub struct TierTable {
     pub enterprise: TierLimits,
 }
 
+const DAY: u64 = 86_400;
+
 impl Default for TierTable {
     fn default() -> Self {
         TierTable {
@@ -47,6 +52,7 @@ impl Default for TierTable {
                 max_webhooks: Some(1),
                 token_rate: 50,
                 token_burst: 100,
+                audit_retention_secs: Some(90 * DAY),
             },
             pro: TierLimits {
                 max_agents: Some(1_000),
@@ -54,6 +60,7 @@ impl Default for TierTable {
                 max_webhooks: Some(20),
                 token_rate: 50,
                 token_burst: 100,
+                audit_retention_secs: Some(365 * DAY),
             },
             enterprise: TierLimits {
                 max_agents: None,
@@ -61,6 +68,7 @@ impl Default for TierTable {
                 max_webhooks: None,
                 token_rate: 500,
                 token_burst: 1_000,
+                audit_retention_secs: Some(7 * 365 * DAY),
             },
         }
     }

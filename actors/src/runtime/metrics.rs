@@ -12,6 +12,8 @@ pub struct EngineMetrics {
     pub client_auth_failures: IntCounter,
     pub actor_restarts: IntCounterVec,
     pub audit_events: IntCounter,
+    /// Audit events written to archive segments and removed from the store.
+    pub audit_archived: IntCounter,
     pub audit_batch_size: Histogram,
     /// Seconds a group commit took, flush to disk included.
     pub audit_commit_seconds: Histogram,
@@ -115,6 +117,11 @@ impl EngineMetrics {
         )
         .map_err(reg_err)?;
         let audit_events = IntCounter::new("audit_events_total", "Audit events made durable").map_err(reg_err)?;
+        let audit_archived = IntCounter::new(
+            "audit_archived_total",
+            "Audit events archived past their retention and removed from the store",
+        )
+        .map_err(reg_err)?;
         let audit_batch_size = Histogram::with_opts(
             HistogramOpts::new("audit_batch_size", "Audit events per group commit")
                 .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0]),
@@ -141,6 +148,7 @@ impl EngineMetrics {
         registry.register(Box::new(client_auth_failures.clone())).map_err(reg_err)?;
         registry.register(Box::new(actor_restarts.clone())).map_err(reg_err)?;
         registry.register(Box::new(audit_events.clone())).map_err(reg_err)?;
+        registry.register(Box::new(audit_archived.clone())).map_err(reg_err)?;
         registry.register(Box::new(audit_batch_size.clone())).map_err(reg_err)?;
         registry.register(Box::new(audit_commit_seconds.clone())).map_err(reg_err)?;
         registry.register(Box::new(token_cache_hits.clone())).map_err(reg_err)?;
@@ -246,6 +254,7 @@ impl EngineMetrics {
             client_auth_failures,
             actor_restarts,
             audit_events,
+            audit_archived,
             audit_batch_size,
             audit_commit_seconds,
             token_cache_hits,

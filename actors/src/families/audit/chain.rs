@@ -12,8 +12,7 @@ use crate::kernel::model::{AuditEvent, Millis, Outcome};
 /// The `prev_hash` of the first event of every chain.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// An audit event before it is placed in its chain. Its detail is kept as the JSON text
-/// that is stored and hashed.
+/// An audit event before it is placed in its chain.
 #[derive(Debug, Clone)]
 pub struct Event {
     pub id: Uuid,
@@ -24,14 +23,15 @@ pub struct Event {
     pub target: Option<String>,
     pub outcome: Outcome,
     pub request_id: Option<String>,
-    pub detail: String,
+    pub detail: serde_json::Value,
 }
 
 impl Event {
-    /// An event with no target, request id or detail; add them with the setters.
+    /// An event with no target, request id or detail; add them with the setters. Its id
+    /// carries its time (a version 7 UUID minted at `occurred_at`).
     pub fn new(occurred_at: Millis, org_id: Option<Uuid>, actor: String, action: &str, outcome: Outcome) -> Self {
         Event {
-            id: Uuid::now_v7(),
+            id: super::record::id_at(occurred_at),
             org_id,
             occurred_at,
             actor,
@@ -39,7 +39,7 @@ impl Event {
             target: None,
             outcome,
             request_id: None,
-            detail: "{}".into(),
+            detail: serde_json::Value::Object(Default::default()),
         }
     }
 
@@ -53,29 +53,21 @@ impl Event {
         self
     }
 
-    /// The detail, serialized once, here, on the caller's task. It must serialize
-    /// canonically — object keys sorted, as a `serde_json::Value` does — because
-    /// verification re-encodes the stored detail that way: a struct passed here declares
-    /// its fields in alphabetical order (checked in debug builds).
+    /// The detail, as a JSON value (whose objects keep their keys sorted: the canonical
+    /// form the hash covers).
     pub fn detail(mut self, detail: &impl Serialize) -> Self {
-        self.detail = serde_json::to_string(detail).unwrap_or_else(|_| "{}".into());
-        debug_assert!(
-            serde_json::from_str::<serde_json::Value>(&self.detail)
-                .is_ok_and(|v| serde_json::to_string(&v).is_ok_and(|text| text == self.detail)),
-            "audit detail is not canonical JSON: {}",
-            self.detail
-        );
+        self.detail = serde_json::to_value(detail).unwrap_or_else(|_| serde_json::Value::Object(Default::default()));
         self
     }
 
     /// Encode the event for its chain, on the caller's task, so the AuditWriter — the
     /// one serial stage of every audited request — only numbers, hashes and stores.
     pub fn seal(self) -> SealedEvent {
-        SealedEvent { canonical: self.canonical(), event: self }
+        SealedEvent { canonical: self.canonical(), event: self, encoded: None }
     }
 
     /// The hashed encoding (see [`Head`]), as the text before `seq` and the text after it.
-    fn canonical(&self) -> (String, String) {
+    pub(crate) fn canonical(&self) -> (String, String) {
         let mut head = serde_json::to_string(&Head { id: &self.id, org_id: &self.org_id }).unwrap_or_default();
         head.pop();
         head.push_str(",\"seq\":");
@@ -88,28 +80,32 @@ impl Event {
             request_id: &self.request_id,
         })
         .unwrap_or_default();
-        let mut tail = String::with_capacity(fields.len() + self.detail.len() + 12);
+        let detail = serde_json::to_string(&self.detail).unwrap_or_default();
+        let mut tail = String::with_capacity(fields.len() + detail.len() + 12);
         tail.push(',');
         tail.push_str(fields.get(1..fields.len().saturating_sub(1)).unwrap_or_default());
         tail.push_str(",\"detail\":");
-        tail.push_str(&self.detail);
+        tail.push_str(&detail);
         tail.push('}');
         (head, tail)
     }
 }
 
-/// An event with its detail as stored (JSON text), and its canonical encoding before
-/// and after the sequence number — everything but its place in the chain.
+/// An event with its canonical encoding before and after the sequence number, and (once
+/// the AuditWriter has given it) its stored record — everything but its place in the
+/// chain.
 #[derive(Debug, Clone)]
 pub struct SealedEvent {
     pub event: Event,
     canonical: (String, String),
+    pub encoded: Option<super::record::Encoded>,
 }
 
 /// A sealed event placed in its chain: what the store writes.
 #[derive(Debug, Clone)]
 pub struct LinkedEvent {
     pub event: Event,
+    pub encoded: Option<super::record::Encoded>,
     pub seq: i64,
     pub prev_hash: String,
     pub hash: String,
@@ -138,7 +134,7 @@ struct Tail<'a> {
 
 /// Lower-case hex, by table: this runs once per event on the AuditWriter, the one serial
 /// stage, where `format!("{b:02x}")` per byte showed in profiles.
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -148,7 +144,7 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-fn chain_hash(prev_hash: &str, (head, tail): &(String, String), seq: i64) -> String {
+pub(crate) fn chain_hash(prev_hash: &str, (head, tail): &(String, String), seq: i64) -> String {
     let mut ctx = digest::Context::new(&digest::SHA256);
     ctx.update(prev_hash.as_bytes());
     ctx.update(b"\n");
@@ -162,7 +158,7 @@ fn chain_hash(prev_hash: &str, (head, tail): &(String, String), seq: i64) -> Str
 pub fn link(event: SealedEvent, prev_seq: i64, prev_hash: &str) -> LinkedEvent {
     let seq = prev_seq + 1;
     let hash = chain_hash(prev_hash, &event.canonical, seq);
-    LinkedEvent { event: event.event, seq, prev_hash: prev_hash.to_string(), hash }
+    LinkedEvent { event: event.event, encoded: event.encoded, seq, prev_hash: prev_hash.to_string(), hash }
 }
 
 /// Re-compute `event`'s hash from its stored fields, encoded as when it was sealed.
@@ -176,7 +172,7 @@ pub fn recompute(event: &AuditEvent) -> String {
         target: event.target.clone(),
         outcome: event.outcome,
         request_id: event.request_id.clone(),
-        detail: serde_json::to_string(&event.detail).unwrap_or_default(),
+        detail: event.detail.clone(),
     };
     chain_hash(&event.prev_hash, &sealed.canonical(), event.seq)
 }
@@ -240,7 +236,7 @@ mod tests {
             target: l.event.target,
             outcome: l.event.outcome,
             request_id: l.event.request_id,
-            detail: serde_json::from_str(&l.event.detail).unwrap(),
+            detail: l.event.detail,
             prev_hash: l.prev_hash,
             hash: l.hash,
         }
@@ -302,14 +298,14 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "not canonical")]
-    fn a_detail_with_unsorted_keys_is_refused_in_debug_builds() {
+    fn a_detail_is_hashed_with_its_keys_sorted() {
         #[derive(Serialize)]
         struct Unsorted {
             b: u8,
             a: u8,
         }
-        let _ = pending(1).detail(&Unsorted { b: 1, a: 2 });
+        let (_, tail) = pending(1).detail(&Unsorted { b: 1, a: 2 }).canonical();
+        assert!(tail.ends_with(r#""detail":{"a":2,"b":1}}"#), "{tail}");
     }
 
     #[test]

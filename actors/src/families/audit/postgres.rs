@@ -2,23 +2,20 @@
 
 // The adapter's connection helpers, error mapping, shared columns and imports.
 use super::chain;
-use super::{AuditStore, ChainHead, Checkpoint, Commit};
+use super::record::{hash_bytes, tag_of, StoredRecord, ANCHOR_EVERY};
+use super::{AuditChange, AuditStore, ChainEnds, ChainHead, ChainRetention, Checkpoint, Commit, RecordQuery};
 use crate::store::postgres::*;
 
-pub(crate) fn audit(row: &Row) -> Result<AuditEvent> {
-    Ok(AuditEvent {
-        id: row.get(0),
-        org_id: row.get(1),
-        seq: row.get(2),
-        occurred_at: row.get(3),
-        actor: row.get(4),
-        action: row.get(5),
-        target: row.get(6),
-        outcome: enum_column(row.get(7), Outcome::parse)?,
-        request_id: row.get(8),
-        detail: json_column(row.get(9))?,
-        prev_hash: row.get(10),
-        hash: row.get(11),
+const RECORD_COLS: &str = "seq, id, action, tag, rec, anchor";
+
+fn record(row: &Row) -> Result<StoredRecord> {
+    Ok(StoredRecord {
+        seq: row.try_get(0).map_err(db_err)?,
+        id: row.try_get(1).map_err(db_err)?,
+        action: i64::from(row.try_get::<_, i32>(2).map_err(db_err)?),
+        tag: row.try_get(3).map_err(db_err)?,
+        rec: row.try_get(4).map_err(db_err)?,
+        anchor: row.try_get(5).map_err(db_err)?,
     })
 }
 
@@ -48,65 +45,51 @@ impl AuditStore for PostgresStore {
         chains.dedup();
         let mut heads = std::collections::HashMap::with_capacity(chains.len());
         for chain in &chains {
-            // One round trip: create the head if the chain is new, lock it either way
-            // (an upsert's update locks the row), and read it.
+            // One round trip: create the head if the chain is new (numbering it), lock it
+            // either way (an upsert's update locks the row), and read it.
             let row = tx
                 .query_one(
                     "INSERT INTO audit_heads (chain, seq, hash) VALUES ($1, 0, $2)
-                     ON CONFLICT (chain) DO UPDATE SET seq = audit_heads.seq RETURNING seq, hash",
+                     ON CONFLICT (chain) DO UPDATE SET seq = audit_heads.seq RETURNING n, seq, hash",
                     &[chain, &chain::GENESIS],
                 )
                 .await
                 .map_err(db_err)?;
             heads.insert(
                 *chain,
-                (row.try_get::<_, i64>(0).map_err(db_err)?, row.try_get::<_, String>(1).map_err(db_err)?),
+                (
+                    row.try_get::<_, i32>(0).map_err(db_err)?,
+                    row.try_get::<_, i64>(1).map_err(db_err)?,
+                    row.try_get::<_, String>(2).map_err(db_err)?,
+                ),
             );
         }
         let mut linked = Vec::with_capacity(events.len());
         for event in events {
             let chain = event.event.org_id.unwrap_or(UNATTRIBUTED_CHAIN);
             let head = heads.get_mut(&chain).ok_or_else(|| EngineError::internal("audit head missing"))?;
-            let e = chain::link(event, head.0, &head.1);
-            *head = (e.seq, e.hash.clone());
-            linked.push((chain, e));
+            let e = chain::link(event, head.1, &head.2);
+            let encoded = e.encoded.clone().ok_or_else(|| EngineError::internal("audit event not encoded"))?;
+            let anchor = (e.seq % ANCHOR_EVERY == 0).then(|| hash_bytes(&e.hash));
+            (head.1, head.2) = (e.seq, e.hash.clone());
+            linked.push((head.0, e.seq, e.event.id, encoded, tag_of(&e.hash), anchor));
         }
         let insert = tx
             .prepare_cached(&format!(
-                "INSERT INTO audit_events (chain, {AUDIT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                "INSERT INTO audit_records (chain, {RECORD_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
             ))
             .await
             .map_err(db_err)?;
         // Pipelined: tokio-postgres sends every insert and head update before awaiting
         // their answers, so a batch costs one round trip here.
-        let inserts = try_join_all(linked.iter().map(|(chain, linked)| {
-            let e = &linked.event;
-            let outcome = e.outcome.as_str();
-            let insert = &insert;
-            let tx = &tx;
+        let inserts = try_join_all(linked.iter().map(|(n, seq, id, encoded, tag, anchor)| {
+            let (insert, tx) = (&insert, &tx);
             async move {
-                tx.execute(
-                    insert,
-                    &[
-                        chain,
-                        &e.id,
-                        &e.org_id,
-                        &linked.seq,
-                        &e.occurred_at,
-                        &e.actor,
-                        &e.action,
-                        &e.target,
-                        &outcome,
-                        &e.request_id,
-                        &e.detail,
-                        &linked.prev_hash,
-                        &linked.hash,
-                    ],
-                )
-                .await
+                let action = i32::try_from(encoded.action).unwrap_or(i32::MAX);
+                tx.execute(insert, &[n, seq, id, &action, tag, &encoded.rec, anchor]).await
             }
         }));
-        let updates = try_join_all(heads.iter().map(|(chain, (seq, hash))| {
+        let updates = try_join_all(heads.iter().map(|(chain, (_, seq, hash))| {
             let tx = &tx;
             async move {
                 tx.execute("UPDATE audit_heads SET seq = $2, hash = $3 WHERE chain = $1", &[chain, seq, hash]).await
@@ -117,49 +100,179 @@ impl AuditStore for PostgresStore {
         Ok(outcomes)
     }
 
-    async fn list_audit(&self, q: &AuditQuery, before_seq: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>> {
-        let chain = q.org_id.unwrap_or(UNATTRIBUTED_CHAIN);
-        let outcome = q.outcome.map(Outcome::as_str);
-        let before = before_seq.unwrap_or(i64::MAX);
-        let limit = i64::from(limit);
-        // NULL parameters switch a filter off, so one prepared statement serves every query.
+    async fn intern(&self, texts: Vec<String>) -> Result<Vec<(i64, String)>> {
+        // Sorted, so two nodes interning overlapping words cannot deadlock.
+        let mut texts = texts;
+        texts.sort();
+        texts.dedup();
+        self.execute(
+            "INSERT INTO audit_strings (text) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT (text) DO NOTHING",
+            &[&texts],
+        )
+        .await?;
+        self.words(Vec::new(), texts).await
+    }
+
+    async fn words(&self, numbers: Vec<i64>, texts: Vec<String>) -> Result<Vec<(i64, String)>> {
+        let numbers: Vec<i32> = numbers.into_iter().filter_map(|n| i32::try_from(n).ok()).collect();
+        self.query("SELECT n, text FROM audit_strings WHERE n = ANY($1) OR text = ANY($2)", &[&numbers, &texts])
+            .await?
+            .iter()
+            .map(|r| Ok((i64::from(r.try_get::<_, i32>(0).map_err(db_err)?), r.try_get(1).map_err(db_err)?)))
+            .collect()
+    }
+
+    async fn chain_ends(&self, chain: Uuid) -> Result<Option<ChainEnds>> {
+        Ok(self
+            .query_opt("SELECT seq, hash, floor_seq, floor_hash FROM audit_heads WHERE chain = $1", &[&chain])
+            .await?
+            .map(|r| ChainEnds { head_seq: r.get(0), head_hash: r.get(1), floor_seq: r.get(2), floor_hash: r.get(3) }))
+    }
+
+    async fn audit_records(&self, chain: Uuid, q: &RecordQuery, limit: u32) -> Result<Vec<StoredRecord>> {
+        let actions: Option<Vec<i32>> =
+            q.actions.as_ref().map(|a| a.iter().filter_map(|n| i32::try_from(*n).ok()).collect());
+        let before = q.before.unwrap_or(i64::MAX);
+        let order = if q.newest_first { "DESC" } else { "ASC" };
+        // NULL parameters switch a filter off, so one prepared statement per order serves
+        // every query.
         self.query(
             &format!(
-                "SELECT {AUDIT_COLS} FROM audit_events
-                 WHERE chain = $1
-                   AND ($2::text IS NULL OR actor = $2 OR target = $2)
-                   AND ($3::text IS NULL OR action = $3)
-                   AND ($4::text IS NULL OR outcome = $4)
-                   AND ($5::bigint IS NULL OR occurred_at >= $5)
-                   AND ($6::bigint IS NULL OR occurred_at < $6)
-                   AND seq < $7
-                 ORDER BY seq DESC LIMIT $8"
+                "SELECT {RECORD_COLS} FROM audit_records
+                 WHERE chain = (SELECT n FROM audit_heads WHERE chain = $1) AND seq > $2 AND seq < $3
+                   AND ($4::int[] IS NULL OR action = ANY($4))
+                   AND ($5::uuid IS NULL OR id >= $5) AND ($6::uuid IS NULL OR id < $6)
+                 ORDER BY seq {order} LIMIT $7"
             ),
-            &[&chain, &q.agent_id, &q.action, &outcome, &q.since, &q.until, &before, &limit],
+            &[&chain, &q.after, &before, &actions, &q.ids.0, &q.ids.1, &i64::from(limit)],
         )
         .await?
         .iter()
-        .map(audit)
+        .map(record)
         .collect()
     }
 
-    async fn get_audit(&self, id: Uuid) -> Result<Option<AuditEvent>> {
-        self.query_opt(&format!("SELECT {AUDIT_COLS} FROM audit_events WHERE id = $1"), &[&id])
-            .await?
-            .as_ref()
-            .map(audit)
-            .transpose()
+    async fn audit_record(&self, id: Uuid) -> Result<Option<(Uuid, StoredRecord)>> {
+        self.query_opt(
+            &format!(
+                "SELECT {RECORD_COLS}, (SELECT chain FROM audit_heads WHERE n = audit_records.chain) \
+                 FROM audit_records WHERE id = $1"
+            ),
+            &[&id],
+        )
+        .await?
+        .map(|r| Ok((r.try_get(6).map_err(db_err)?, record(&r)?)))
+        .transpose()
     }
 
-    async fn audit_chain(&self, chain: Uuid, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>> {
+    async fn chain_retention(&self) -> Result<Vec<ChainRetention>> {
         self.query(
-            &format!("SELECT {AUDIT_COLS} FROM audit_events WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3"),
-            &[&chain, &after_seq, &i64::from(limit)],
+            "SELECT h.chain, o.tier, r.org_id IS NOT NULL, r.seconds FROM audit_heads h \
+             LEFT JOIN organizations o ON o.id = h.chain LEFT JOIN audit_retention r ON r.org_id = h.chain",
+            &[],
         )
         .await?
         .iter()
-        .map(audit)
+        .map(|r| {
+            Ok(ChainRetention {
+                chain: r.try_get(0).map_err(db_err)?,
+                tier: r.try_get::<_, Option<String>>(1).map_err(db_err)?.as_deref().and_then(Tier::parse),
+                override_secs: r
+                    .try_get::<_, bool>(2)
+                    .map_err(db_err)?
+                    .then(|| r.get::<_, Option<i64>>(3).map(|s| s.max(0) as u64)),
+            })
+        })
         .collect()
+    }
+
+    async fn prune_archived(&self, chain: Uuid, floor: i64, upto: i64, upto_hash: &str) -> Result<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        // The archived rows first (no writer touches them), the floor last: the head row
+        // — which every audit commit of this chain locks — is held only for the moment
+        // between that update and the commit.
+        tx.execute(
+            "DELETE FROM audit_records WHERE chain = (SELECT n FROM audit_heads WHERE chain = $1) \
+             AND seq > $2 AND seq <= $3",
+            &[&chain, &floor, &upto],
+        )
+        .await
+        .map_err(db_err)?;
+        let moved = tx
+            .execute(
+                "UPDATE audit_heads SET floor_seq = $3, floor_hash = $4 WHERE chain = $1 AND floor_seq = $2",
+                &[&chain, &floor, &upto, &upto_hash],
+            )
+            .await
+            .map_err(db_err)?;
+        if moved != 1 {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(false);
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn audit_retention(&self, org_id: Uuid) -> Result<Option<Option<u64>>> {
+        Ok(self
+            .query_opt("SELECT seconds FROM audit_retention WHERE org_id = $1", &[&org_id])
+            .await?
+            .map(|r| r.get::<_, Option<i64>>(0).map(|s| s.max(0) as u64)))
+    }
+
+    async fn legacy_audit(&self, limit: u32) -> Result<Vec<AuditEvent>> {
+        let present = self.query_opt("SELECT to_regclass('audit_events_legacy')::text", &[]).await?;
+        if present.and_then(|r| r.get::<_, Option<String>>(0)).is_none() {
+            return Ok(Vec::new());
+        }
+        self.query(
+            "SELECT id, org_id, seq, occurred_at, actor, action, target, outcome, request_id, detail, prev_hash, hash \
+             FROM audit_events_legacy ORDER BY chain, seq LIMIT $1",
+            &[&i64::from(limit)],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(AuditEvent {
+                id: row.get(0),
+                org_id: row.get(1),
+                seq: row.get(2),
+                occurred_at: row.get(3),
+                actor: row.get(4),
+                action: row.get(5),
+                target: row.get(6),
+                outcome: enum_column(row.get(7), Outcome::parse)?,
+                request_id: row.get(8),
+                detail: json_column(row.get(9))?,
+                prev_hash: row.get(10),
+                hash: row.get(11),
+            })
+        })
+        .collect()
+    }
+
+    async fn move_legacy_audit(&self, records: Vec<(Uuid, StoredRecord)>) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        for (chain, r) in &records {
+            let action = i32::try_from(r.action).unwrap_or(i32::MAX);
+            tx.execute(
+                &format!(
+                    "INSERT INTO audit_records (chain, {RECORD_COLS}) \
+                     VALUES ((SELECT n FROM audit_heads WHERE chain = $1), $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"
+                ),
+                &[chain, &r.seq, &r.id, &action, &r.tag, &r.rec, &r.anchor],
+            )
+            .await
+            .map_err(db_err)?;
+            tx.execute("DELETE FROM audit_events_legacy WHERE id = $1", &[&r.id]).await.map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn drop_legacy_audit(&self) -> Result<()> {
+        self.execute("DROP TABLE IF EXISTS audit_events_legacy", &[]).await.map(|_| ())
     }
 
     async fn chain_heads(&self) -> Result<Vec<ChainHead>> {
@@ -223,4 +336,23 @@ impl AuditStore for PostgresStore {
             .map(|r| Checkpoint { chain, seq: r.get(0), hash: r.get(1), created_at: r.get(2), jwt: r.get(3) })
             .collect())
     }
+}
+
+/// Apply one of the family's changes on the open transaction.
+pub(crate) async fn apply(tx: &tokio_postgres::Transaction<'_>, change: &AuditChange) -> Result<()> {
+    match change {
+        AuditChange::Retention { org_id, seconds: None } => {
+            tx.execute("DELETE FROM audit_retention WHERE org_id = $1", &[org_id]).await
+        }
+        AuditChange::Retention { org_id, seconds: Some(secs) } => {
+            tx.execute(
+                "INSERT INTO audit_retention (org_id, seconds) VALUES ($1, $2) \
+                 ON CONFLICT (org_id) DO UPDATE SET seconds = excluded.seconds",
+                &[org_id, &secs.map(|s| s as i64)],
+            )
+            .await
+        }
+    }
+    .map(|_| ())
+    .map_err(db_err)
 }

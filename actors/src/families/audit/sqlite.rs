@@ -2,13 +2,16 @@
 
 // The adapter's connection helpers, error mapping, shared columns and imports.
 use super::chain;
-use super::{AuditStore, ChainHead, Checkpoint, Commit};
+use super::record::StoredRecord;
+use super::{AuditChange, AuditStore, ChainEnds, ChainHead, ChainRetention, Checkpoint, Commit, RecordQuery};
 use crate::store::sqlite::*;
 
-pub(crate) type AuditParts =
+const RECORD_COLS: &str = "seq, id, action, tag, rec, anchor";
+
+type LegacyParts =
     (Uuid, Option<String>, i64, i64, String, String, Option<String>, String, Option<String>, String, String, String);
 
-pub(crate) fn audit_from_row(row: &Row<'_>) -> rusqlite::Result<AuditParts> {
+fn legacy_row(row: &Row<'_>) -> rusqlite::Result<LegacyParts> {
     Ok((
         uuid_col(row, 0)?,
         row.get(1)?,
@@ -25,14 +28,10 @@ pub(crate) fn audit_from_row(row: &Row<'_>) -> rusqlite::Result<AuditParts> {
     ))
 }
 
-pub(crate) fn audit_from_parts(p: AuditParts) -> Result<AuditEvent> {
-    let org_id = match p.1 {
-        Some(s) => Some(Uuid::parse_str(&s).map_err(EngineError::internal)?),
-        None => None,
-    };
+fn legacy_event(p: LegacyParts) -> Result<AuditEvent> {
     Ok(AuditEvent {
         id: p.0,
-        org_id,
+        org_id: p.1.map(|s| Uuid::parse_str(&s)).transpose().map_err(EngineError::internal)?,
         seq: p.2,
         occurred_at: p.3,
         actor: p.4,
@@ -46,27 +45,53 @@ pub(crate) fn audit_from_parts(p: AuditParts) -> Result<AuditEvent> {
     })
 }
 
+fn record(row: &Row<'_>) -> rusqlite::Result<StoredRecord> {
+    let id: Vec<u8> = row.get(1)?;
+    Ok(StoredRecord {
+        seq: row.get(0)?,
+        id: Uuid::from_slice(&id)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Blob, Box::new(e)))?,
+        action: row.get(2)?,
+        tag: row.get::<_, i64>(3)? as i32,
+        rec: row.get(4)?,
+        anchor: row.get(5)?,
+    })
+}
+
+/// The dictionary words with these numbers or texts.
+fn words_in(conn: &Connection, numbers: &[i64], texts: &[String]) -> Result<Vec<(i64, String)>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT n, text FROM audit_strings WHERE n IN (SELECT value FROM json_each(?1)) \
+             OR text IN (SELECT value FROM json_each(?2))",
+        )
+        .map_err(db_err)?;
+    collect(&mut stmt, params![json_text(&numbers)?, json_text(&texts)?], |r| Ok((r.get(0)?, r.get(1)?)), Ok)
+}
+
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn append_audit(&self, entries: Vec<Commit>) -> Result<Vec<Result<()>>> {
         self.write(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(db_err)?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db_err)?;
             let mut outcomes = Vec::with_capacity(entries.len());
             {
                 // Each chain's head is read once and written once per batch, however many
-                // of the batch's events it takes.
-                let mut heads: HashMap<Uuid, (String, i64, String)> = HashMap::new();
-                let mut head_q = tx
-                    .prepare_cached("SELECT seq, hash FROM audit_heads WHERE chain = ?1")
+                // of the batch's events it takes; a new chain gets its number here.
+                let mut heads: HashMap<Uuid, (String, i64, i64, String)> = HashMap::new();
+                let mut head_q =
+                    tx.prepare_cached("SELECT n, seq, hash FROM audit_heads WHERE chain = ?1").map_err(db_err)?;
+                let mut head_new = tx
+                    .prepare_cached(
+                        "INSERT INTO audit_heads (chain, seq, hash, n) \
+                         VALUES (?1, 0, ?2, (SELECT coalesce(max(n), 0) + 1 FROM audit_heads)) RETURNING n",
+                    )
                     .map_err(db_err)?;
                 let mut insert = tx
                     .prepare_cached(&format!(
-                        "INSERT INTO audit_events (chain, {AUDIT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                        "INSERT INTO audit_records (chain, {RECORD_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
                     ))
                     .map_err(db_err)?;
-                let mut id_buf = Uuid::encode_buffer();
                 for Commit { event, changes, announce } in entries {
                     // A failing change (a name taken, a row gone) leaves out only its own
                     // entry: its changes are undone and its event is not written.
@@ -85,43 +110,44 @@ impl AuditStore for SqliteStore {
                         Entry::Occupied(e) => e.into_mut(),
                         Entry::Vacant(e) => {
                             let text = chain.to_string();
-                            let (seq, hash) = head_q
-                                .query_row(params![text], |r| Ok((r.get(0)?, r.get(1)?)))
+                            let found = head_q
+                                .query_row(params![text], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                                 .optional()
-                                .map_err(db_err)?
-                                .unwrap_or((0, chain::GENESIS.to_string()));
-                            e.insert((text, seq, hash))
+                                .map_err(db_err)?;
+                            let (n, seq, hash) = match found {
+                                Some(head) => head,
+                                None => {
+                                    let n = head_new
+                                        .query_row(params![text, chain::GENESIS], |r| r.get(0))
+                                        .map_err(db_err)?;
+                                    (n, 0, chain::GENESIS.to_string())
+                                }
+                            };
+                            e.insert((text, n, seq, hash))
                         }
                     };
-                    let linked = chain::link(event, head.1, &head.2);
-                    let e = &linked.event;
+                    let linked = chain::link(event, head.2, &head.3);
+                    let encoded =
+                        linked.encoded.as_ref().ok_or_else(|| EngineError::internal("audit event not encoded"))?;
+                    let anchor = (linked.seq % super::record::ANCHOR_EVERY == 0)
+                        .then(|| super::record::hash_bytes(&linked.hash));
                     insert
                         .execute(params![
-                            head.0,
-                            &*e.id.hyphenated().encode_lower(&mut id_buf),
-                            e.org_id.map(|_| &head.0),
+                            head.1,
                             linked.seq,
-                            e.occurred_at,
-                            e.actor,
-                            e.action,
-                            e.target,
-                            e.outcome.as_str(),
-                            e.request_id,
-                            e.detail,
-                            linked.prev_hash,
-                            linked.hash
+                            &linked.event.id.as_bytes()[..],
+                            encoded.action,
+                            super::record::tag_of(&linked.hash),
+                            encoded.rec,
+                            anchor
                         ])
                         .map_err(db_err)?;
-                    (head.1, head.2) = (linked.seq, linked.hash);
+                    (head.2, head.3) = (linked.seq, linked.hash);
                     outcomes.push(Ok(()));
                 }
-                let mut head_w = tx
-                    .prepare_cached(
-                        "INSERT INTO audit_heads (chain, seq, hash) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-                    )
-                    .map_err(db_err)?;
-                for (text, seq, hash) in heads.into_values() {
+                let mut head_w =
+                    tx.prepare_cached("UPDATE audit_heads SET seq = ?2, hash = ?3 WHERE chain = ?1").map_err(db_err)?;
+                for (text, _, seq, hash) in heads.into_values() {
                     head_w.execute(params![text, seq, hash]).map_err(db_err)?;
                 }
             }
@@ -131,69 +157,213 @@ impl AuditStore for SqliteStore {
         .await
     }
 
-    async fn list_audit(&self, query: &AuditQuery, before_seq: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>> {
-        let q = query.clone();
+    async fn intern(&self, texts: Vec<String>) -> Result<Vec<(i64, String)>> {
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(db_err)?;
+            {
+                let mut add = tx
+                    .prepare_cached("INSERT INTO audit_strings (text) VALUES (?1) ON CONFLICT (text) DO NOTHING")
+                    .map_err(db_err)?;
+                for text in &texts {
+                    add.execute(params![text]).map_err(db_err)?;
+                }
+            }
+            let words = words_in(&tx, &[], &texts)?;
+            tx.commit().map_err(db_err)?;
+            Ok(words)
+        })
+        .await
+    }
+
+    async fn words(&self, numbers: Vec<i64>, texts: Vec<String>) -> Result<Vec<(i64, String)>> {
+        self.read(move |conn| words_in(conn, &numbers, &texts)).await
+    }
+
+    async fn chain_ends(&self, chain: Uuid) -> Result<Option<ChainEnds>> {
         self.read(move |conn| {
-            let mut sql = format!("SELECT {AUDIT_COLS} FROM audit_events WHERE chain = ?");
-            let mut args: Vec<Value> = vec![Value::Text(q.org_id.unwrap_or(UNATTRIBUTED_CHAIN).to_string())];
-            if let Some(agent) = q.agent_id {
-                sql.push_str(" AND (actor = ? OR target = ?)");
-                args.push(Value::Text(agent.clone()));
-                args.push(Value::Text(agent));
+            conn.prepare_cached("SELECT seq, hash, floor_seq, floor_hash FROM audit_heads WHERE chain = ?1")
+                .map_err(db_err)?
+                .query_row(params![chain.to_string()], |r| {
+                    Ok(ChainEnds {
+                        head_seq: r.get(0)?,
+                        head_hash: r.get(1)?,
+                        floor_seq: r.get(2)?,
+                        floor_hash: r.get(3)?,
+                    })
+                })
+                .optional()
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn audit_records(&self, chain: Uuid, q: &RecordQuery, limit: u32) -> Result<Vec<StoredRecord>> {
+        let q = q.clone();
+        self.read(move |conn| {
+            let mut sql = format!(
+                "SELECT {RECORD_COLS} FROM audit_records \
+                 WHERE chain = (SELECT n FROM audit_heads WHERE chain = ?) AND seq > ? AND seq < ?"
+            );
+            let mut args: Vec<Value> = vec![
+                Value::Text(chain.to_string()),
+                Value::Integer(q.after),
+                Value::Integer(q.before.unwrap_or(i64::MAX)),
+            ];
+            if let Some(actions) = &q.actions {
+                sql.push_str(" AND action IN (SELECT value FROM json_each(?))");
+                args.push(Value::Text(json_text(actions)?));
             }
-            if let Some(action) = q.action {
-                sql.push_str(" AND action = ?");
-                args.push(Value::Text(action));
+            if let Some(from) = q.ids.0 {
+                sql.push_str(" AND id >= ?");
+                args.push(Value::Blob(from.as_bytes().to_vec()));
             }
-            if let Some(outcome) = q.outcome {
-                sql.push_str(" AND outcome = ?");
-                args.push(Value::Text(outcome.as_str().into()));
+            if let Some(to) = q.ids.1 {
+                sql.push_str(" AND id < ?");
+                args.push(Value::Blob(to.as_bytes().to_vec()));
             }
-            if let Some(since) = q.since {
-                sql.push_str(" AND occurred_at >= ?");
-                args.push(Value::Integer(since));
-            }
-            if let Some(until) = q.until {
-                sql.push_str(" AND occurred_at < ?");
-                args.push(Value::Integer(until));
-            }
-            if let Some(before) = before_seq {
-                sql.push_str(" AND seq < ?");
-                args.push(Value::Integer(before));
-            }
-            sql.push_str(" ORDER BY seq DESC LIMIT ?");
+            sql.push_str(if q.newest_first { " ORDER BY seq DESC LIMIT ?" } else { " ORDER BY seq LIMIT ?" });
             args.push(Value::Integer(i64::from(limit)));
-            let mut stmt = conn.prepare(&sql).map_err(db_err)?;
-            collect(&mut stmt, params_from_iter(args), audit_from_row, audit_from_parts)
+            let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+            collect(&mut stmt, params_from_iter(args), record, Ok)
         })
         .await
     }
 
-    async fn get_audit(&self, id: Uuid) -> Result<Option<AuditEvent>> {
+    async fn audit_record(&self, id: Uuid) -> Result<Option<(Uuid, StoredRecord)>> {
         self.read(move |conn| {
-            conn.query_row(
-                &format!("SELECT {AUDIT_COLS} FROM audit_events WHERE id = ?1"),
-                params![id.to_string()],
-                audit_from_row,
-            )
-            .optional()
+            conn.prepare_cached(&format!(
+                "SELECT {RECORD_COLS}, (SELECT chain FROM audit_heads WHERE n = audit_records.chain) \
+                 FROM audit_records WHERE id = ?1"
+            ))
             .map_err(db_err)?
-            .map(audit_from_parts)
-            .transpose()
+            .query_row(params![&id.as_bytes()[..]], |r| Ok((uuid_col(r, 6)?, record(r)?)))
+            .optional()
+            .map_err(db_err)
         })
         .await
     }
 
-    async fn audit_chain(&self, chain: Uuid, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>> {
-        self.read(move |conn| {
+    async fn chain_retention(&self) -> Result<Vec<ChainRetention>> {
+        self.read(|conn| {
             let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {AUDIT_COLS} FROM audit_events WHERE chain = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
-                ))
+                .prepare_cached(
+                    "SELECT h.chain, o.tier, r.org_id IS NOT NULL, r.seconds FROM audit_heads h \
+                     LEFT JOIN organizations o ON o.id = h.chain LEFT JOIN audit_retention r ON r.org_id = h.chain",
+                )
                 .map_err(db_err)?;
-            collect(&mut stmt, params![chain.to_string(), after_seq, limit], audit_from_row, audit_from_parts)
+            collect(
+                &mut stmt,
+                [],
+                |r| {
+                    Ok((
+                        uuid_col(r, 0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, bool>(2)?,
+                        r.get::<_, Option<i64>>(3)?,
+                    ))
+                },
+                |(chain, tier, set, secs)| {
+                    Ok(ChainRetention {
+                        chain,
+                        tier: tier.as_deref().and_then(Tier::parse),
+                        override_secs: set.then(|| secs.map(|s| s.max(0) as u64)),
+                    })
+                },
+            )
         })
         .await
+    }
+
+    async fn prune_archived(&self, chain: Uuid, floor: i64, upto: i64, upto_hash: &str) -> Result<bool> {
+        let upto_hash = upto_hash.to_string();
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(db_err)?;
+            let moved = tx
+                .execute(
+                    "UPDATE audit_heads SET floor_seq = ?3, floor_hash = ?4 WHERE chain = ?1 AND floor_seq = ?2",
+                    params![chain.to_string(), floor, upto, upto_hash],
+                )
+                .map_err(db_err)?;
+            if moved == 1 {
+                tx.execute(
+                    "DELETE FROM audit_records WHERE chain = (SELECT n FROM audit_heads WHERE chain = ?1) \
+                     AND seq > ?2 AND seq <= ?3",
+                    params![chain.to_string(), floor, upto],
+                )
+                .map_err(db_err)?;
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(moved == 1)
+        })
+        .await
+    }
+
+    async fn audit_retention(&self, org_id: Uuid) -> Result<Option<Option<u64>>> {
+        self.read(move |conn| {
+            conn.query_row("SELECT seconds FROM audit_retention WHERE org_id = ?1", params![org_id.to_string()], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .optional()
+            .map_err(db_err)
+            .map(|found| found.map(|secs| secs.map(|s| s.max(0) as u64)))
+        })
+        .await
+    }
+
+    async fn legacy_audit(&self, limit: u32) -> Result<Vec<AuditEvent>> {
+        self.read(move |conn| {
+            let present: Option<String> = conn
+                .query_row("SELECT name FROM sqlite_master WHERE name = 'audit_events_legacy'", [], |r| r.get(0))
+                .optional()
+                .map_err(db_err)?;
+            if present.is_none() {
+                return Ok(Vec::new());
+            }
+            let mut stmt = conn
+                .prepare(
+                    "SELECT id, org_id, seq, occurred_at, actor, action, target, outcome, request_id, detail, \
+                     prev_hash, hash FROM audit_events_legacy ORDER BY chain, seq LIMIT ?1",
+                )
+                .map_err(db_err)?;
+            collect(&mut stmt, params![limit], legacy_row, legacy_event)
+        })
+        .await
+    }
+
+    async fn move_legacy_audit(&self, records: Vec<(Uuid, StoredRecord)>) -> Result<()> {
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(db_err)?;
+            {
+                let mut insert = tx
+                    .prepare_cached(&format!(
+                        "INSERT INTO audit_records (chain, {RECORD_COLS}) \
+                         VALUES ((SELECT n FROM audit_heads WHERE chain = ?1), ?2, ?3, ?4, ?5, ?6, ?7) \
+                         ON CONFLICT DO NOTHING"
+                    ))
+                    .map_err(db_err)?;
+                let mut delete = tx.prepare_cached("DELETE FROM audit_events_legacy WHERE id = ?1").map_err(db_err)?;
+                for (chain, r) in &records {
+                    insert
+                        .execute(params![
+                            chain.to_string(),
+                            r.seq,
+                            &r.id.as_bytes()[..],
+                            r.action,
+                            r.tag,
+                            r.rec,
+                            r.anchor
+                        ])
+                        .map_err(db_err)?;
+                    delete.execute(params![r.id.to_string()]).map_err(db_err)?;
+                }
+            }
+            tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn drop_legacy_audit(&self) -> Result<()> {
+        self.write(|conn| conn.execute_batch("DROP TABLE IF EXISTS audit_events_legacy").map_err(db_err)).await
     }
 
     async fn chain_heads(&self) -> Result<Vec<ChainHead>> {
@@ -295,4 +465,20 @@ impl AuditStore for SqliteStore {
         })
         .await
     }
+}
+
+/// Apply one of the family's changes on the writer's open transaction.
+pub(crate) fn apply(conn: &Connection, change: &AuditChange) -> Result<()> {
+    match change {
+        AuditChange::Retention { org_id, seconds: None } => {
+            conn.execute("DELETE FROM audit_retention WHERE org_id = ?1", params![org_id.to_string()])
+        }
+        AuditChange::Retention { org_id, seconds: Some(secs) } => conn.execute(
+            "INSERT INTO audit_retention (org_id, seconds) VALUES (?1, ?2) \
+             ON CONFLICT (org_id) DO UPDATE SET seconds = excluded.seconds",
+            params![org_id.to_string(), secs.map(|s| s as i64)],
+        ),
+    }
+    .map(|_| ())
+    .map_err(db_err)
 }

@@ -27,6 +27,7 @@ pub(crate) struct AuditWriter;
 #[derive(Clone)]
 pub(crate) struct Deps {
     pub store: Arc<dyn AuditStore>,
+    pub dict: Arc<super::record::Dictionary>,
     /// Where derived reports are cached: a commit that changes what one reads drops it.
     pub coord: Arc<dyn Coordinator>,
     pub metrics: EngineMetrics,
@@ -118,11 +119,27 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// Give each event its record; words new to the dictionary are interned first (in
+    /// their own statement: a number given to a word whose batch then fails is harmless).
+    async fn encode(&self, entries: &mut [Commit]) -> Result<()> {
+        let mut missing = Vec::new();
+        for _ in 0..2 {
+            for commit in entries.iter_mut().filter(|c| c.event.encoded.is_none()) {
+                commit.event.encoded = super::record::encode(&commit.event.event, &self.deps.dict, &mut missing);
+            }
+            if missing.is_empty() {
+                return Ok(());
+            }
+            self.deps.dict.learn(self.deps.store.intern(std::mem::take(&mut missing)).await?);
+        }
+        Err(EngineError::internal("audit words were interned but are still unknown"))
+    }
+
     /// Write every pending event, in batches of at most `audit_batch_max`.
     async fn flush(&mut self) {
         while !self.pending.is_empty() {
             let take = self.pending.len().min(self.deps.batch_max.max(1));
-            let (entries, replies): (Vec<_>, Vec<_>) = self.pending.drain(..take).unzip();
+            let (mut entries, replies): (Vec<_>, Vec<_>) = self.pending.drain(..take).unzip();
             let n = entries.len();
             // The cached values the entries make stale: none in a batch of issued tokens
             // (no changes), so nothing is allocated there.
@@ -144,7 +161,10 @@ impl State {
                 })
                 .collect();
             let timer = self.deps.metrics.audit_commit_seconds.start_timer();
-            let outcome = self.deps.store.append_audit(entries).await;
+            let outcome = match self.encode(&mut entries).await {
+                Ok(()) => self.deps.store.append_audit(entries).await,
+                Err(e) => Err(e),
+            };
             timer.observe_duration();
             self.deps.metrics.audit_batch_size.observe(n as f64);
             match outcome {

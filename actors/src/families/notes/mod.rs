@@ -18,4 +18,4 @@ mod sqlite;
 pub use changes::NoteChange;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

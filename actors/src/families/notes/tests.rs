@@ -9,7 +9,7 @@ use crate::kernel::error::EngineError;
 
 /// The embedded store, and PostgreSQL when `AGENTIDP_TEST_DATABASE_URL` is set (CI sets
 /// it: there the PostgreSQL run never skips).
-async fn configs(dir: &std::path::Path) -> Vec<EngineConfig> {
+pub(crate) async fn configs(dir: &std::path::Path) -> Vec<EngineConfig> {
     let mut out = vec![EngineConfig::embedded(dir.join("sqlite"))];
     #[cfg(feature = "postgres")]
     match std::env::var("AGENTIDP_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty()) {
@@ -41,7 +41,9 @@ async fn a_toy_family_commits_through_the_engine_on_both_stores() {
         assert_eq!(engine.note("groceries").await.expect("read").as_deref(), Some("milk, bread, eggs"));
 
         // Each change came with its audit event, in the organization's chain.
-        let chain = engine.shared.store.audit_chain(org, 0, 10).await.expect("chain");
+        let trail = engine.trail();
+        let ends = engine.shared.store.chain_ends(org).await.expect("ends").expect("a chain");
+        let chain: Vec<_> = trail.run(org, &ends, 0, 10).await.expect("chain").into_iter().map(|l| l.event).collect();
         let actions: Vec<&str> = chain.iter().map(|e| e.action.as_str()).collect();
         assert_eq!(actions, ["note.put", "note.put"], "one event per change, none for the refused one");
         engine.shutdown().await;

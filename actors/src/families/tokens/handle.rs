@@ -130,7 +130,7 @@ pub struct DpopPresentation<'a> {
 }
 
 /// The detail of a `token.issue` event. Written straight from the claims: it is on every
-/// token's path. Fields in alphabetical order, as the audit chain's encoding requires.
+/// token's path.
 #[derive(Serialize)]
 struct IssueDetail<'a> {
     aud: &'a str,

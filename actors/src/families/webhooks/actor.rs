@@ -62,6 +62,9 @@ const RESPONSE_CAP: usize = 64 * 1024;
 /// The family: what each subscription's queue actor works with.
 pub(crate) struct DeliveryQueues {
     pub webhooks: Arc<dyn WebhookStore>,
+    /// The audit trail the deliveries are derived from (the outbox), and its words.
+    pub trail: Arc<dyn crate::families::audit::AuditStore>,
+    pub words: Arc<crate::families::audit::record::Dictionary>,
     pub audit: AuditLog,
     pub keystore: Arc<Keystore>,
     pub http: Arc<dyn HttpClient>,
@@ -132,14 +135,15 @@ impl DeliveryQueues {
     /// finds nothing new to queue).
     async fn derive(&self, state: &mut QueueState, record: &WebhookRecord) -> Result<()> {
         let webhook = &record.webhook;
-        let actions: Vec<String> =
-            rules::EVENT_TYPES.iter().filter(|t| webhook.wants(t.name)).map(|t| t.action.to_string()).collect();
+        let actions: Vec<&str> =
+            rules::EVENT_TYPES.iter().filter(|t| webhook.wants(t.name)).map(|t| t.action).collect();
         let mut cursor = state.cursor.unwrap_or(record.audit_cursor).max(record.audit_cursor);
+        let trail = crate::families::audit::read::Reader { store: self.trail.as_ref(), dict: &self.words };
         loop {
-            let (events, reach) =
-                self.webhooks.webhook_events(webhook.org_id, cursor, actions.clone(), DERIVE_PAGE).await?;
+            let (events, reach) = trail.selected_after(webhook.org_id, cursor, &actions, DERIVE_PAGE).await?;
             let now = self.clock.now_ms();
-            let deliveries: Vec<Delivery> = events.iter().filter_map(|e| rules::derive(webhook, e, now)).collect();
+            let deliveries: Vec<Delivery> =
+                events.iter().filter_map(|(seq, e)| rules::derive(webhook, *seq, e, now)).collect();
             let stale = state.cursor_stored.is_none_or(|at| at.elapsed() >= CURSOR_EVERY);
             if !deliveries.is_empty() || (reach > record.audit_cursor && stale) {
                 self.webhooks.enqueue_deliveries(webhook.id, deliveries, reach).await?;

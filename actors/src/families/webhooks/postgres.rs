@@ -125,34 +125,6 @@ impl WebhookStore for PostgresStore {
         .map(|_| ())
     }
 
-    async fn webhook_events(
-        &self,
-        org_id: Uuid,
-        after_seq: i64,
-        actions: Vec<String>,
-        limit: u32,
-    ) -> Result<(Vec<AuditEvent>, i64)> {
-        // The head first: every event up to it is committed (the head moves in the same
-        // transaction as the insert), so the read below misses none of them.
-        let head: i64 =
-            self.query_opt("SELECT seq FROM audit_heads WHERE chain = $1", &[&org_id]).await?.map_or(0, |r| r.get(0));
-        let rows = self
-            .query(
-                &format!(
-                    "SELECT {AUDIT_COLS} FROM audit_events
-                     WHERE chain = $1 AND seq > $2 AND seq <= $3 AND action = ANY($4) ORDER BY seq LIMIT $5"
-                ),
-                &[&org_id, &after_seq, &head, &actions, &i64::from(limit)],
-            )
-            .await?;
-        let events = rows.iter().map(crate::families::audit::postgres::audit).collect::<Result<Vec<_>>>()?;
-        let reach = match events.last() {
-            Some(last) if events.len() == limit as usize => last.seq,
-            _ => head.max(after_seq),
-        };
-        Ok((events, reach))
-    }
-
     async fn enqueue_deliveries(&self, webhook_id: Uuid, deliveries: Vec<Delivery>, cursor: i64) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;

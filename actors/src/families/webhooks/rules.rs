@@ -10,7 +10,8 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::kernel::model::{rfc3339, AuditEvent, Millis, Outcome};
+use crate::families::audit::chain::Event;
+use crate::kernel::model::{rfc3339, Millis, Outcome};
 
 /// An event type: its name, the audit action it is derived from, what it means.
 pub struct EventType {
@@ -76,7 +77,7 @@ pub const MAX_PAYLOAD: usize = 20 * 1024;
 /// successful act of a catalogued type (a test event only to the subscription tested).
 /// The payload is `{type, timestamp, data}`, `data` naming the organization, the audit
 /// event (id and seq), who acted, on what, and the event's detail.
-pub fn derive(webhook: &Webhook, event: &AuditEvent, now: Millis) -> Option<Delivery> {
+pub fn derive(webhook: &Webhook, seq: i64, event: &Event, now: Millis) -> Option<Delivery> {
     if event.outcome != Outcome::Success {
         return None;
     }
@@ -92,7 +93,7 @@ pub fn derive(webhook: &Webhook, event: &AuditEvent, now: Millis) -> Option<Deli
     let mut data = serde_json::json!({
         "organization_id": event.org_id,
         "audit_event_id": event.id,
-        "audit_seq": event.seq,
+        "audit_seq": seq,
         "actor": event.actor,
         "target": event.target,
         "request_id": event.request_id,
@@ -107,7 +108,7 @@ pub fn derive(webhook: &Webhook, event: &AuditEvent, now: Millis) -> Option<Deli
     Some(Delivery {
         id: Uuid::now_v7(),
         webhook_id: webhook.id,
-        audit_seq: event.seq,
+        audit_seq: seq,
         event_type: event_type.to_string(),
         payload,
         status: DeliveryStatus::Pending,

@@ -147,44 +147,6 @@ impl WebhookStore for SqliteStore {
         .await
     }
 
-    async fn webhook_events(
-        &self,
-        org_id: Uuid,
-        after_seq: i64,
-        actions: Vec<String>,
-        limit: u32,
-    ) -> Result<(Vec<AuditEvent>, i64)> {
-        let actions = json_text(&actions)?;
-        self.read(move |conn| {
-            // The head first: every event up to it is committed (the head moves in the
-            // same transaction as the insert), so the read below misses none of them.
-            let head: i64 = conn
-                .query_row("SELECT seq FROM audit_heads WHERE chain = ?1", params![org_id.to_string()], |r| r.get(0))
-                .optional()
-                .map_err(db_err)?
-                .unwrap_or(0);
-            let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {AUDIT_COLS} FROM audit_events
-                     WHERE chain = ?1 AND seq > ?2 AND seq <= ?3
-                       AND action IN (SELECT value FROM json_each(?4)) ORDER BY seq LIMIT ?5"
-                ))
-                .map_err(db_err)?;
-            let events = collect(
-                &mut stmt,
-                params![org_id.to_string(), after_seq, head, actions, limit],
-                crate::families::audit::sqlite::audit_from_row,
-                crate::families::audit::sqlite::audit_from_parts,
-            )?;
-            let reach = match events.last() {
-                Some(last) if events.len() == limit as usize => last.seq,
-                _ => head.max(after_seq),
-            };
-            Ok((events, reach))
-        })
-        .await
-    }
-
     async fn enqueue_deliveries(&self, webhook_id: Uuid, deliveries: Vec<Delivery>, cursor: i64) -> Result<()> {
         self.write(move |conn| {
             let tx = conn.transaction().map_err(db_err)?;

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::rules::{Delivery, Webhook};
 
 use crate::kernel::error::Result;
-use crate::kernel::model::{AuditEvent, Millis};
+use crate::kernel::model::Millis;
 use crate::store::SealedSecret;
 
 /// A subscription as stored: the record, its sealed secrets and where its queue stands.
@@ -23,7 +23,8 @@ pub struct WebhookRecord {
 }
 
 /// Webhook subscriptions' queues (the DeliveryQueue actors' port, and the webhook
-/// endpoints'). Subscriptions themselves change as [`Change`]s, with their audit events.
+/// endpoints'). Subscriptions themselves change as [`Change`]s, with their audit events;
+/// the events deliveries are derived from are read from the audit trail.
 #[async_trait]
 pub trait WebhookStore: Send + Sync + 'static {
     /// The subscription `id` (of `org_id`, when given).
@@ -37,17 +38,6 @@ pub trait WebhookStore: Send + Sync + 'static {
     async fn claim_webhooks(&self, node: &str, now: Millis, until: Millis, limit: u32) -> Result<Vec<(Uuid, Uuid)>>;
     /// Give up `node`'s leases (a graceful shutdown: another node takes over at once).
     async fn release_webhooks(&self, node: &str) -> Result<()>;
-    /// The audit events of `org_id`'s chain after `after_seq` whose action is one of
-    /// `actions`, oldest first, at most `limit`; and how far that read reaches: the last
-    /// event's seq if the page is full, else the chain's head (every event up to it was
-    /// committed and read, so a cursor may move there).
-    async fn webhook_events(
-        &self,
-        org_id: Uuid,
-        after_seq: i64,
-        actions: Vec<String>,
-        limit: u32,
-    ) -> Result<(Vec<AuditEvent>, i64)>;
     /// Queue `deliveries` (ignoring any already queued for their audit event) and move the
     /// subscription's cursor to `cursor`, in one transaction.
     async fn enqueue_deliveries(&self, webhook_id: Uuid, deliveries: Vec<Delivery>, cursor: i64) -> Result<()>;

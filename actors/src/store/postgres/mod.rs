@@ -19,7 +19,7 @@ mod settings;
 pub(crate) use super::{enum_column, json_column, Migrate, Ping, UNATTRIBUTED_CHAIN};
 pub(crate) use crate::kernel::error::{EngineError, Result};
 pub(crate) use crate::kernel::model::{
-    Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis, Organization, Outcome, Tier,
+    Agent, AgentStatus, AuditEvent, Credential, CredentialStatus, Millis, Organization, Outcome, Tier,
 };
 
 pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
@@ -37,6 +37,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
     (12, include_str!("../../../../migrations/postgres/0012_billing.sql")),
     (13, include_str!("../../../../migrations/postgres/0013_janitor.sql")),
     (14, include_str!("../../../../migrations/postgres/0014_audit_checkpoints.sql")),
+    (15, include_str!("../../../../migrations/postgres/0015_audit_records.sql")),
 ];
 /// Arbitrary constant naming the advisory lock that serializes migrations across nodes.
 pub(crate) const MIGRATION_LOCK: i64 = 0x0041_676e_7449_6450;
@@ -139,8 +140,6 @@ pub(crate) const ORG_COLS: &str = "id, name, tier, created_at, updated_at, deleg
 pub(crate) const AGENT_COLS: &str = "id, org_id, name, description, status, scopes, metadata, created_at, updated_at";
 pub(crate) const CRED_COLS: &str =
     "id, agent_id, org_id, client_id, kind, status, secret_prefix, created_at, rotated_at, revoked_at, public_jwk";
-pub(crate) const AUDIT_COLS: &str =
-    "id, org_id, seq, occurred_at, actor, action, target, outcome, request_id, detail, prev_hash, hash";
 
 pub(crate) fn json_text<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(EngineError::internal)

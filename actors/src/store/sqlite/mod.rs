@@ -21,7 +21,7 @@ mod settings;
 pub(crate) use super::{enum_column, json_column, Migrate, Ping, UNATTRIBUTED_CHAIN};
 pub(crate) use crate::kernel::error::{EngineError, Result};
 pub(crate) use crate::kernel::model::{
-    Agent, AgentStatus, AuditEvent, AuditQuery, Credential, CredentialStatus, Millis, Organization, Outcome, Tier,
+    Agent, AgentStatus, AuditEvent, Credential, CredentialStatus, Millis, Organization, Outcome, Tier,
 };
 
 pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
@@ -39,6 +39,7 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     (12, include_str!("../../../../migrations/sqlite/0012_billing.sql")),
     (13, include_str!("../../../../migrations/sqlite/0013_janitor.sql")),
     (14, include_str!("../../../../migrations/sqlite/0014_audit_checkpoints.sql")),
+    (15, include_str!("../../../../migrations/sqlite/0015_audit_records.sql")),
 ];
 
 pub struct SqliteStore {
@@ -143,7 +144,7 @@ pub fn restore(src: &Path, dir: &Path) -> Result<()> {
         return Err(bad(&format!("its integrity check says {ok}")));
     }
     source
-        .query_row("SELECT COUNT(*) FROM audit_events", [], |r| r.get::<_, i64>(0))
+        .query_row("SELECT COUNT(*) FROM audit_heads", [], |r| r.get::<_, i64>(0))
         .map_err(|_| bad("it has no audit trail"))?;
     crate::runtime::private_fs::private_dir(dir)
         .map_err(|e| EngineError::Unavailable(format!("cannot create {} owner-only: {e}", dir.display())))?;
@@ -234,8 +235,6 @@ pub(crate) const ORG_COLS: &str = "id, name, tier, created_at, updated_at, deleg
 pub(crate) const AGENT_COLS: &str = "id, org_id, name, description, status, scopes, metadata, created_at, updated_at";
 pub(crate) const CRED_COLS: &str =
     "id, agent_id, org_id, client_id, kind, status, secret_prefix, created_at, rotated_at, revoked_at, public_jwk";
-pub(crate) const AUDIT_COLS: &str =
-    "id, org_id, seq, occurred_at, actor, action, target, outcome, request_id, detail, prev_hash, hash";
 
 pub(crate) fn collect<P, T>(
     stmt: &mut rusqlite::Statement<'_>,
