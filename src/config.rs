@@ -128,6 +128,10 @@ pub struct Settings {
     /// (1-10000000) [default: 10000].
     #[arg(long, env = "AGENTIDP_AUDIT_CHECKPOINT_EVENTS")]
     pub audit_checkpoint_events: Option<i64>,
+    /// Where each new audit checkpoint is also POSTed as JSON (chain, seq, hash, created_at
+    /// and the signed jwt): a copy beyond the store's reach. https, as for webhooks.
+    #[arg(long, env = "AGENTIDP_AUDIT_CHECKPOINT_WEBHOOK")]
+    pub audit_checkpoint_webhook: Option<String>,
     /// Where audit events past their organization's retention are archived (gzip NDJSON
     /// segments with manifests) before they leave the store; in a cluster, storage every
     /// node shares [default: <data_dir>/audit-archive].
@@ -522,6 +526,14 @@ impl Settings {
         {
             anyhow::ensure!((1..=10_000_000).contains(&n), "{from}: must be 1 to 10000000 events");
             engine.checkpoints.every_events = n;
+        }
+        if let Some((url, from)) = layers.pick(
+            "audit_checkpoint_webhook",
+            self.audit_checkpoint_webhook.clone(),
+            file.audit_checkpoint_webhook,
+        ) {
+            engine.webhooks.destinations.check_url(&url).map_err(|why| anyhow::anyhow!("{from}: {why}"))?;
+            engine.checkpoint_webhook = Some(url);
         }
         if let Some((dir, _)) =
             layers.pick("audit_archive_dir", self.audit_archive_dir.clone(), file.audit_archive_dir.map(in_file_dir))

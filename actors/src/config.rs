@@ -60,6 +60,9 @@ pub struct EngineConfig {
     pub janitor: crate::runtime::janitor::JanitorSettings,
     /// When each audit chain gets a signed checkpoint.
     pub checkpoints: crate::families::audit::checkpointer::CheckpointSettings,
+    /// Where each new audit checkpoint is also POSTed (JSON), if anywhere; the webhook
+    /// destination rules apply to it.
+    pub checkpoint_webhook: Option<String>,
     /// Where audit events past their retention are archived, how often and how many at
     /// a time (the directory defaults to `data_dir/audit-archive`).
     pub archive: crate::families::audit::archive::ArchiveSettings,
@@ -121,6 +124,7 @@ impl EngineConfig {
             analytics_flush: Duration::from_secs(1),
             janitor: Default::default(),
             checkpoints: Default::default(),
+            checkpoint_webhook: None,
             tiers: TierTable::default(),
             delegation_max_depth: 3,
             delegation_max_ttl: Duration::from_secs(3600),

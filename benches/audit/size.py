@@ -56,7 +56,7 @@ def measure_sqlite(data_dir):
         f"SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN {tables}")]
     pages = dict(db.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall())
     rows = db.execute(f"SELECT count(*) FROM {AUDIT}").fetchone()[0]
-    width = (" + ".join(int_bytes(c) for c in ("chain", "seq", "action", "tag"))
+    width = (" + ".join(int_bytes(c) for c in ("key", "action", "tag"))
              + " + length(id) + length(rec) + coalesce(length(anchor), 0)")
     actions = db.execute(f"SELECT w.text, count(*), avg({width}) FROM {AUDIT} r JOIN {WORDS} w ON w.n = r.action "
                          "GROUP BY w.text ORDER BY 2 DESC").fetchall()
@@ -79,6 +79,71 @@ def measure_postgres(url):
             "actions": [(a, int(n), float(w)) for a, n, w in actions]}
 
 
+class Fresh:
+    """A server on a fresh store: a temporary data directory, or a database of its own
+    created in the PostgreSQL at `database_url` (and dropped after); bootstrapped, its
+    organization on the enterprise tier. `extra` adds to its environment."""
+
+    def __init__(self, binary, database_url, label, extra=None):
+        self.binary, self.database_url = binary, database_url
+        self.work = tempfile.mkdtemp(prefix=f"agentidp-audit-{label}-")
+        port = harness.free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        self.env = dict(os.environ, AGENTIDP_DATA_DIR=os.path.join(self.work, "data"),
+                        AGENTIDP_LISTEN=f"127.0.0.1:{port}", AGENTIDP_ISSUER=self.base, AGENTIDP_LOG="warn",
+                        AGENTIDP_REDIS_NAMESPACE=f"{label}{port}",
+                        AGENTIDP_MASTER_KEY=base64.b64encode(os.urandom(32)).decode(), **(extra or {}))
+        self.env.pop("DATABASE_URL", None)
+        self.env.pop("REDIS_URL", None)
+        self.db_url, self.server = None, None
+        if database_url:
+            name = f"agentidp_{label}_{os.getpid()}"
+            psql(database_url, f"CREATE DATABASE {name}")
+            parts = urllib.parse.urlsplit(database_url)
+            self.db_url = urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+            self.env["DATABASE_URL"] = self.db_url
+
+    def __enter__(self):
+        try:
+            boot = subprocess.run([self.binary, "bootstrap", "--json"], env=self.env, capture_output=True, text=True,
+                                  check=True)
+            self.creds = json.loads(boot.stdout)
+            self.start()
+            self.platform = self.token(self.creds["platform_client_id"], self.creds["platform_client_secret"])
+            harness.http("PATCH", f"{self.base}/api/v1/organizations/{self.creds['org_id']}", {"tier": "enterprise"},
+                         token=self.platform)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def start(self):
+        self.server = harness.start([self.binary, "serve"], env=self.env)
+        harness.wait_ready(f"{self.base}/ready", self.server)
+
+    def token(self, client_id, secret):
+        return harness.http("POST", f"{self.base}/api/v1/oauth2/token", {"grant_type": "client_credentials"},
+                            basic=(client_id, secret), form=True)["access_token"]
+
+    def admin(self):
+        return self.token(self.creds["client_id"], self.creds["client_secret"])
+
+    def provision(self, n):
+        """n agents with credentials; wrk's lines issuing them tokens."""
+        agents = harness.provision(self.base, self.admin(), n)
+        return [f"POST\t/api/v1/oauth2/token\t"
+                f"{harness.q({'grant_type': 'client_credentials', 'client_id': a[1], 'client_secret': a[2]})}\t"
+                for a in agents]
+
+    def __exit__(self, *exc):
+        if self.server:
+            harness.stop(self.server)
+            self.server = None
+        if self.db_url:
+            psql(self.database_url, f"DROP DATABASE IF EXISTS {self.db_url.rsplit('/', 1)[1]}")
+        subprocess.run(["rm", "-rf", self.work])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--agents", type=int, default=100)
@@ -89,50 +154,18 @@ def main():
     ap.add_argument("--server-bin", help="an agentidp binary instead of the release build")
     args = ap.parse_args()
     binary = args.server_bin or os.path.join(harness.TARGET, "release", "agentidp")
-    work = tempfile.mkdtemp(prefix="agentidp-audit-size-")
-    port = harness.free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, AGENTIDP_DATA_DIR=os.path.join(work, "data"), AGENTIDP_LISTEN=f"127.0.0.1:{port}",
-               AGENTIDP_ISSUER=base, AGENTIDP_LOG="warn", AGENTIDP_REDIS_NAMESPACE=f"size{port}")
-    env.pop("DATABASE_URL", None)
-    env.pop("REDIS_URL", None)
-    db_url = None
-    if args.database_url:
-        name = f"agentidp_size_{os.getpid()}"
-        psql(args.database_url, f"CREATE DATABASE {name}")
-        parts = urllib.parse.urlsplit(args.database_url)
-        db_url = urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
-        env["DATABASE_URL"] = db_url
-        env["AGENTIDP_MASTER_KEY"] = base64.b64encode(os.urandom(32)).decode()
-    server = None
-    try:
-        boot = subprocess.run([binary, "bootstrap", "--json"], env=env, capture_output=True, text=True, check=True)
-        creds = json.loads(boot.stdout)
-        server = harness.start([binary, "serve"], env=env)
-        harness.wait_ready(f"{base}/ready", server)
-        token = lambda cid, secret: harness.http(  # noqa: E731
-            "POST", f"{base}/api/v1/oauth2/token", {"grant_type": "client_credentials"}, basic=(cid, secret),
-            form=True)["access_token"]
-        platform = token(creds["platform_client_id"], creds["platform_client_secret"])
-        harness.http("PATCH", f"{base}/api/v1/organizations/{creds['org_id']}", {"tier": "enterprise"}, token=platform)
-        agents = harness.provision(base, token(creds["client_id"], creds["client_secret"]), args.agents)
-        lines = [f"POST\t/api/v1/oauth2/token\t{harness.q({'grant_type': 'client_credentials', 'client_id': a[1], 'client_secret': a[2]})}\t"
-                 for a in agents]
+    with Fresh(binary, args.database_url, "size") as fresh:
+        lines = fresh.provision(args.agents)
         wrk_args = argparse.Namespace(connections=args.connections, threads=args.threads, duration=args.duration)
-        run = harness.wrk(wrk_args, base, lines, server.pid)
+        run = harness.wrk(wrk_args, fresh.base, lines, fresh.server.pid)
         time.sleep(0.5)
-        m = measure_postgres(db_url) if db_url else measure_sqlite(os.path.join(work, "data"))
-    finally:
-        if server:
-            harness.stop(server)
-        if db_url:
-            psql(args.database_url, f"DROP DATABASE IF EXISTS {db_url.rsplit('/', 1)[1]}")
-        subprocess.run(["rm", "-rf", work])
+        db_url = fresh.db_url
+        m = measure_postgres(db_url) if db_url else measure_sqlite(os.path.join(fresh.work, "data"))
     store = "PostgreSQL" if db_url else "SQLite"
     n = max(m["events"], 1)
     print(f"{store}: {m['events']} audit events ({m['words']} dictionary words) after {run['requests'] - run['errors']} tokens in {args.duration}s ({run['ok_per_s']:.0f}/s)")
-    print(f"| store | bytes / event, all in | rows | indexes |")
-    print(f"|---|---|---|---|")
+    print("| store | bytes / event, all in | rows | indexes |")
+    print("|---|---|---|---|")
     print(f"| {store} | {(m['table'] + m['indexes']) / n:.0f} | {m['table'] / n:.0f} | {m['indexes'] / n:.0f} |")
     print()
     print("| action | events | average row bytes |")

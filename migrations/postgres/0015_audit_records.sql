@@ -27,7 +27,9 @@ CREATE TABLE audit_records (
     anchor      BYTEA,
     PRIMARY KEY (chain, seq)
 );
-CREATE UNIQUE INDEX audit_records_id ON audit_records (id);
+-- Ids carry their event's time and rows are appended in time order: a BRIN index finds
+-- an id's few pages at a fraction of a B-tree's size (issue 37: ~30 bytes an event).
+CREATE INDEX audit_records_id ON audit_records USING brin (id) WITH (pages_per_range = 16, autosummarize = on);
 
 ALTER TABLE audit_events RENAME TO audit_events_legacy;
 

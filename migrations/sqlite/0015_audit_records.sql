@@ -17,16 +17,17 @@ CREATE TABLE audit_strings (
     text        TEXT NOT NULL UNIQUE
 );
 
+-- key: the chain's number above the event's seq (n << 40 | seq), the rowid itself: a
+-- chain's records are a range of the table's B-tree, appended at its right edge (where
+-- SQLite packs pages full), with no second index for (chain, seq).
 CREATE TABLE audit_records (
-    chain       INTEGER NOT NULL,
-    seq         INTEGER NOT NULL,
+    key         INTEGER PRIMARY KEY,
     id          BLOB NOT NULL,
     action      INTEGER NOT NULL,
     tag         INTEGER NOT NULL,
     rec         BLOB NOT NULL,
-    anchor      BLOB,
-    PRIMARY KEY (chain, seq)
-) WITHOUT ROWID;
+    anchor      BLOB
+);
 CREATE UNIQUE INDEX audit_records_id ON audit_records (id);
 
 ALTER TABLE audit_events RENAME TO audit_events_legacy;

@@ -119,3 +119,52 @@ async fn newest(app: &crate::support::App, token: &str) -> i64 {
     let (_, page) = app.call(Method::GET, "/api/v1/audit-events?limit=1", token, None).await;
     page["items"][0]["seq"].as_i64().unwrap()
 }
+
+/// Issue 37, item 2: each new checkpoint is also POSTed to the configured receiver, as
+/// published, its JWT vouching for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_are_pushed_to_the_configured_receiver() {
+    use std::sync::{Arc, Mutex};
+    use warp::Filter;
+    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let sink = received.clone();
+    let route = warp::post().and(warp::body::json()).map(move |body: Value| {
+        sink.lock().unwrap().push(body);
+        warp::reply()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/checkpoints", listener.local_addr().unwrap());
+    tokio::spawn(warp::serve(route).incoming(listener).run());
+    for backend in backends() {
+        received.lock().unwrap().clear();
+        let app = spawn_app_with(&backend, |config| {
+            config.checkpoints.every = Duration::from_millis(50);
+            config.checkpoints.every_events = 1;
+            config.checkpoint_webhook = Some(url.clone());
+            config.webhooks.destinations.allow_loopback_http = true;
+        })
+        .await;
+        let admin = app.admin_token().await;
+        app.call(Method::POST, "/api/v1/agents", &admin, Some(json!({"name": "pushed"}))).await;
+        let head = newest(&app, &admin).await;
+        let start = std::time::Instant::now();
+        let pushed = loop {
+            let found = received.lock().unwrap().iter().find(|b| b["seq"] == head).cloned();
+            if let Some(body) = found {
+                break body;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "no checkpoint of {head} pushed");
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        };
+        let (_, page) = app.call(Method::GET, "/api/v1/audit-events/checkpoints?limit=200", &admin, None).await;
+        let published = page["items"].as_array().unwrap().iter().find(|c| c["seq"] == head).expect("published").clone();
+        assert_eq!(
+            (pushed["hash"].clone(), pushed["jwt"].clone()),
+            (published["hash"].clone(), published["jwt"].clone())
+        );
+        assert_eq!(pushed["chain"], app.boot.org_id.to_string());
+        let (header, claims) = crate::support::jwt_parts(pushed["jwt"].as_str().unwrap());
+        assert_eq!(header["typ"], "audit-checkpoint+jwt");
+        assert_eq!((claims["seq"].clone(), claims["hash"].clone()), (pushed["seq"].clone(), pushed["hash"].clone()));
+    }
+}

@@ -210,10 +210,18 @@ async fn signed_checkpoints_vouch_for_the_head_and_expose_a_truncated_chain() {
         // checkpoint tells. (The token in hand: issuing another would append an event.)
         let seq = checkpoint["seq"].as_i64().unwrap();
         let chain = app.boot.org_id;
-        let sql = format!(
-            "DELETE FROM audit_records WHERE chain = (SELECT n FROM audit_heads WHERE chain = '{chain}') AND seq > {}",
-            seq - 2
-        );
+        let sql = match backend {
+            // SQLite keys a record by its chain's number above its seq (n << 40 | seq).
+            Backend::Sqlite => format!(
+                "DELETE FROM audit_records WHERE key >> 40 = (SELECT n FROM audit_heads WHERE chain = '{chain}') \
+                 AND key & 1099511627775 > {}",
+                seq - 2
+            ),
+            Backend::Postgres { .. } => format!(
+                "DELETE FROM audit_records WHERE chain = (SELECT n FROM audit_heads WHERE chain = '{chain}') AND seq > {}",
+                seq - 2
+            ),
+        };
         let removed = tamper(&app, &backend, &sql).await;
         assert!(removed >= 2, "{removed}");
         let (_, report) = app.call(Method::GET, "/api/v1/audit-events/verify", &token, None).await;

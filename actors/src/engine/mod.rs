@@ -349,6 +349,19 @@ impl Engine {
             clock: clock.clone(),
             issuer: config.issuer.clone(),
             settings: config.checkpoints,
+            push: match &config.checkpoint_webhook {
+                Some(url) => Some(crate::families::audit::checkpointer::Push {
+                    url: url.clone(),
+                    http: Arc::new(crate::runtime::outbound::reqwest::ReqwestClient::guarded(
+                        config.webhooks.destinations,
+                        config.resolver.clone(),
+                    )?),
+                    resolver: config.resolver.clone(),
+                    destinations: config.webhooks.destinations,
+                    pushes: metrics.audit_checkpoint_pushes.clone(),
+                }),
+                None => None,
+            },
         }));
         let archiver = crate::families::audit::archive::Deps {
             store: store.clone(),

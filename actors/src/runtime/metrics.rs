@@ -14,6 +14,8 @@ pub struct EngineMetrics {
     pub audit_events: IntCounter,
     /// Audit events written to archive segments and removed from the store.
     pub audit_archived: IntCounter,
+    /// Checkpoints sent to `--audit-checkpoint-webhook`, by outcome.
+    pub audit_checkpoint_pushes: IntCounterVec,
     pub audit_batch_size: Histogram,
     /// Seconds a group commit took, flush to disk included.
     pub audit_commit_seconds: Histogram,
@@ -149,6 +151,12 @@ impl EngineMetrics {
         registry.register(Box::new(actor_restarts.clone())).map_err(reg_err)?;
         registry.register(Box::new(audit_events.clone())).map_err(reg_err)?;
         registry.register(Box::new(audit_archived.clone())).map_err(reg_err)?;
+        let audit_checkpoint_pushes = IntCounterVec::new(
+            Opts::new("audit_checkpoint_pushes_total", "Checkpoints sent to the checkpoint webhook, by outcome"),
+            &["outcome"],
+        )
+        .map_err(reg_err)?;
+        registry.register(Box::new(audit_checkpoint_pushes.clone())).map_err(reg_err)?;
         registry.register(Box::new(audit_batch_size.clone())).map_err(reg_err)?;
         registry.register(Box::new(audit_commit_seconds.clone())).map_err(reg_err)?;
         registry.register(Box::new(token_cache_hits.clone())).map_err(reg_err)?;
@@ -255,6 +263,7 @@ impl EngineMetrics {
             actor_restarts,
             audit_events,
             audit_archived,
+            audit_checkpoint_pushes,
             audit_batch_size,
             audit_commit_seconds,
             token_cache_hits,

@@ -18,6 +18,7 @@ use crate::families::signing::actor::Keys;
 use crate::kernel::clock::Clock;
 use crate::kernel::error::Result;
 use crate::runtime::actor::ChildSpec;
+use crate::runtime::outbound::{check_destination, Destinations, HttpClient, OutboundRequest, Resolver};
 use crate::store::UNATTRIBUTED_CHAIN;
 
 /// The JWT `typ` of a checkpoint: never taken for an access token (`at+jwt`).
@@ -59,6 +60,53 @@ pub(crate) struct Deps {
     pub clock: Arc<dyn Clock>,
     pub issuer: String,
     pub settings: CheckpointSettings,
+    /// Where each new checkpoint is also sent, if anywhere.
+    pub push: Option<Push>,
+}
+
+/// Each new checkpoint POSTed as JSON (`chain`, `seq`, `hash`, `created_at`, `jwt`) to
+/// `url`: a copy outside the store and its operators' reach. The JWT vouches for itself,
+/// so the receiver needs no other secret. Best effort, once: every checkpoint is also
+/// published at `GET /api/v1/audit-events/checkpoints`, and the next one supersedes it.
+#[derive(Clone)]
+pub(crate) struct Push {
+    pub url: String,
+    pub http: Arc<dyn HttpClient>,
+    pub resolver: Arc<dyn Resolver>,
+    pub destinations: Destinations,
+    /// `agentidp_audit_checkpoint_pushes_total{outcome}`.
+    pub pushes: prometheus::IntCounterVec,
+}
+
+impl Push {
+    async fn send(self, checkpoint: Checkpoint) {
+        let body = serde_json::json!({
+            "chain": checkpoint.chain,
+            "seq": checkpoint.seq,
+            "hash": checkpoint.hash,
+            "created_at": crate::kernel::model::rfc3339::format(checkpoint.created_at),
+            "jwt": checkpoint.jwt,
+        });
+        let mut request =
+            OutboundRequest::post(&self.url, body.to_string().into_bytes()).header("content-type", "application/json");
+        request.timeout = Duration::from_secs(10);
+        let sent = match check_destination(self.destinations, self.resolver.as_ref(), &self.url).await {
+            Ok(()) => self.http.send(request).await.map_err(|e| e.to_string()),
+            Err(why) => Err(why),
+        };
+        let outcome = match sent {
+            Ok(response) if (200..300).contains(&response.status) => "delivered",
+            Ok(response) => {
+                tracing::warn!(url = %self.url, status = response.status, "the checkpoint receiver refused a checkpoint");
+                "refused"
+            }
+            Err(why) => {
+                tracing::warn!(url = %self.url, error = %why, "a checkpoint could not be sent to its receiver");
+                "failed"
+            }
+        };
+        self.pushes.with_label_values(&[outcome]).inc();
+    }
 }
 
 /// Checkpoint every chain that is due; how many were made.
@@ -87,6 +135,10 @@ pub(crate) async fn checkpoint_due(deps: &Deps) -> Result<usize> {
         let jwt = deps.keys.ring()?.signing_key(now).sign_typed(CHECKPOINT_TYP, &claims)?;
         let checkpoint = Checkpoint { chain: head.chain, seq: head.seq, hash: head.hash, created_at: now, jwt };
         deps.store.insert_checkpoint(&checkpoint).await?;
+        if let Some(push) = &deps.push {
+            // Its own task: a slow receiver delays no other chain's checkpoint.
+            tokio::spawn(push.clone().send(checkpoint));
+        }
         made += 1;
     }
     Ok(made)

@@ -6,7 +6,14 @@ use super::record::StoredRecord;
 use super::{AuditChange, AuditStore, ChainEnds, ChainHead, ChainRetention, Checkpoint, Commit, RecordQuery};
 use crate::store::sqlite::*;
 
-const RECORD_COLS: &str = "seq, id, action, tag, rec, anchor";
+/// A record's key: its chain's number above its `seq` (`number << 40 | seq`), so that a
+/// chain's records are a range of the table's own B-tree — appended at its right edge,
+/// where SQLite packs pages full — with no second index for it.
+const SEQ_BITS: i64 = 40;
+/// The columns a [`StoredRecord`] is read from.
+const RECORD_COLS: &str = "key & 1099511627775, id, action, tag, rec, anchor";
+/// The first key of the chain named by parameter ?1, before its `seq`s.
+const CHAIN_BASE: &str = "(SELECT n FROM audit_heads WHERE chain = ?1) * 1099511627776";
 
 type LegacyParts =
     (Uuid, Option<String>, i64, i64, String, String, Option<String>, String, Option<String>, String, String, String);
@@ -88,9 +95,9 @@ impl AuditStore for SqliteStore {
                     )
                     .map_err(db_err)?;
                 let mut insert = tx
-                    .prepare_cached(&format!(
-                        "INSERT INTO audit_records (chain, {RECORD_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-                    ))
+                    .prepare_cached(
+                        "INSERT INTO audit_records (key, id, action, tag, rec, anchor) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )
                     .map_err(db_err)?;
                 for Commit { event, changes, announce } in entries {
                     // A failing change (a name taken, a row gone) leaves out only its own
@@ -133,8 +140,7 @@ impl AuditStore for SqliteStore {
                         .then(|| super::record::hash_bytes(&linked.hash));
                     insert
                         .execute(params![
-                            head.1,
-                            linked.seq,
+                            (head.1 << SEQ_BITS) | linked.seq,
                             &linked.event.id.as_bytes()[..],
                             encoded.action,
                             super::record::tag_of(&linked.hash),
@@ -201,13 +207,12 @@ impl AuditStore for SqliteStore {
         let q = q.clone();
         self.read(move |conn| {
             let mut sql = format!(
-                "SELECT {RECORD_COLS} FROM audit_records \
-                 WHERE chain = (SELECT n FROM audit_heads WHERE chain = ?) AND seq > ? AND seq < ?"
+                "SELECT {RECORD_COLS} FROM audit_records WHERE key > {CHAIN_BASE} + ?2 AND key < {CHAIN_BASE} + ?3"
             );
             let mut args: Vec<Value> = vec![
                 Value::Text(chain.to_string()),
-                Value::Integer(q.after),
-                Value::Integer(q.before.unwrap_or(i64::MAX)),
+                Value::Integer(q.after.max(0)),
+                Value::Integer(q.before.unwrap_or(i64::MAX).min(1 << SEQ_BITS)),
             ];
             if let Some(actions) = &q.actions {
                 sql.push_str(" AND action IN (SELECT value FROM json_each(?))");
@@ -221,7 +226,7 @@ impl AuditStore for SqliteStore {
                 sql.push_str(" AND id < ?");
                 args.push(Value::Blob(to.as_bytes().to_vec()));
             }
-            sql.push_str(if q.newest_first { " ORDER BY seq DESC LIMIT ?" } else { " ORDER BY seq LIMIT ?" });
+            sql.push_str(if q.newest_first { " ORDER BY key DESC LIMIT ?" } else { " ORDER BY key LIMIT ?" });
             args.push(Value::Integer(i64::from(limit)));
             let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
             collect(&mut stmt, params_from_iter(args), record, Ok)
@@ -232,7 +237,7 @@ impl AuditStore for SqliteStore {
     async fn audit_record(&self, id: Uuid) -> Result<Option<(Uuid, StoredRecord)>> {
         self.read(move |conn| {
             conn.prepare_cached(&format!(
-                "SELECT {RECORD_COLS}, (SELECT chain FROM audit_heads WHERE n = audit_records.chain) \
+                "SELECT {RECORD_COLS}, (SELECT chain FROM audit_heads WHERE n = audit_records.key >> 40) \
                  FROM audit_records WHERE id = ?1"
             ))
             .map_err(db_err)?
@@ -286,8 +291,7 @@ impl AuditStore for SqliteStore {
                 .map_err(db_err)?;
             if moved == 1 {
                 tx.execute(
-                    "DELETE FROM audit_records WHERE chain = (SELECT n FROM audit_heads WHERE chain = ?1) \
-                     AND seq > ?2 AND seq <= ?3",
+                    &format!("DELETE FROM audit_records WHERE key > {CHAIN_BASE} + ?2 AND key <= {CHAIN_BASE} + ?3"),
                     params![chain.to_string(), floor, upto],
                 )
                 .map_err(db_err)?;
@@ -336,9 +340,8 @@ impl AuditStore for SqliteStore {
             {
                 let mut insert = tx
                     .prepare_cached(&format!(
-                        "INSERT INTO audit_records (chain, {RECORD_COLS}) \
-                         VALUES ((SELECT n FROM audit_heads WHERE chain = ?1), ?2, ?3, ?4, ?5, ?6, ?7) \
-                         ON CONFLICT DO NOTHING"
+                        "INSERT INTO audit_records (key, id, action, tag, rec, anchor) \
+                         VALUES ({CHAIN_BASE} + ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING"
                     ))
                     .map_err(db_err)?;
                 let mut delete = tx.prepare_cached("DELETE FROM audit_events_legacy WHERE id = ?1").map_err(db_err)?;
