@@ -83,13 +83,15 @@ impl Reader<'_> {
     /// `None` for a record that does not decode (not one this code wrote).
     pub async fn decode(&self, chain: Uuid, rows: &[StoredRecord]) -> Result<Vec<Option<Event>>> {
         let org = org_of(chain);
+        let mut decoded: Vec<std::result::Result<Event, Undecodable>> =
+            rows.iter().map(|r| record::decode(r, org, self.dict)).collect();
         // A word inside an object is found only once its shape is known: load in rounds
-        // (as deep as records nest) until nothing new is missing.
+        // (as deep as records nest), decoding again only what lacked a word.
         for _ in 0..8 {
-            let mut missing: Vec<i64> = rows
+            let mut missing: Vec<i64> = decoded
                 .iter()
-                .filter_map(|r| match record::decode(r, org, self.dict) {
-                    Err(Undecodable::Missing(n)) => Some(n),
+                .filter_map(|d| match d {
+                    Err(Undecodable::Missing(n)) => Some(n.iter().copied()),
                     _ => None,
                 })
                 .flatten()
@@ -105,8 +107,13 @@ impl Reader<'_> {
                 break;
             }
             self.dict.learn(found);
+            for (row, d) in rows.iter().zip(decoded.iter_mut()) {
+                if matches!(d, Err(Undecodable::Missing(_))) {
+                    *d = record::decode(row, org, self.dict);
+                }
+            }
         }
-        Ok(rows.iter().map(|r| record::decode(r, org, self.dict).ok()).collect())
+        Ok(decoded.into_iter().map(|d| d.ok()).collect())
     }
 
     /// The events of `chain` after `after`, in order, at most `limit`,

@@ -432,7 +432,7 @@ fn unzigzag(v: u64) -> i64 {
 }
 
 /// The time in a version 7 UUID (its first 48 bits, in milliseconds).
-fn id_millis(id: &Uuid) -> i64 {
+pub(crate) fn id_millis(id: &Uuid) -> i64 {
     let b = id.as_bytes();
     b[..6].iter().fold(0i64, |acc, byte| (acc << 8) | i64::from(*byte))
 }
