@@ -54,11 +54,10 @@ def latencies(logs):
 def remove(url, how):
     started = time.time()
     if how == "batched":
-        while True:
-            n = psql(url, "WITH gone AS (DELETE FROM token_revocations WHERE jti IN (SELECT jti FROM "
-                          "token_revocations WHERE expires_at <= 1000 LIMIT 1000) RETURNING 1) SELECT count(*) FROM gone")
-            if int(n) < 1000:
-                break
+        # The janitor's statement, 1,000 rows a transaction, in one session.
+        psql(url, "DO $$ DECLARE n bigint; BEGIN LOOP DELETE FROM token_revocations WHERE jti IN (SELECT jti FROM "
+                  "token_revocations WHERE expires_at <= 1000 LIMIT 1000); GET DIAGNOSTICS n = ROW_COUNT; COMMIT; "
+                  "EXIT WHEN n < 1000; END LOOP; END $$")
     else:
         psql(url, "DELETE FROM token_revocations WHERE expires_at <= 1000")
     return time.time() - started

@@ -109,8 +109,19 @@ struct RetentionBody {
     seconds: Option<Option<u64>>,
 }
 
+/// `seconds` as given: a whole number (written `3600` or `3600.0`: JSON does not tell
+/// them apart) or `null`.
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
-    <Option<u64> as serde::Deserialize>::deserialize(d).map(Some)
+    let number = <Option<serde_json::Number> as serde::Deserialize>::deserialize(d)?;
+    let whole = |n: &serde_json::Number| {
+        n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && (0.0..1e19).contains(f)).map(|f| f as u64))
+    };
+    match number {
+        None => Ok(Some(None)),
+        Some(n) => whole(&n)
+            .map(|secs| Some(Some(secs)))
+            .ok_or_else(|| serde::de::Error::custom("seconds must be a whole number of seconds, or null")),
+    }
 }
 
 async fn set_retention(ctx: Ctx, req: Req) -> ApiResult {
