@@ -226,6 +226,7 @@ fn bench(c: &mut Criterion) {
     delegation(&rt, &mut group);
     federation(&rt, &mut group);
     audit_append(&rt, &mut group);
+    passwords(&rt, &mut group);
     signing_bound(&mut group);
     group.finish();
 }
@@ -445,6 +446,22 @@ fn audit_append(rt: &Runtime, group: &mut criterion::BenchmarkGroup<'_, criterio
             |events| store.append_audit(events),
             criterion::BatchSize::SmallInput,
         )
+    });
+}
+
+/// A sign-in's cost, bounded by argon2id by design: one hash (a new password, or a
+/// rehash), one verification (every sign-in attempt, right, wrong or for no account),
+/// at the default parameters.
+fn passwords(rt: &Runtime, group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    use agentidp_engine::families::users::password::Hasher;
+    let hasher = Hasher::new(Default::default()).unwrap();
+    let stored = rt.block_on(hasher.hash("velvet quarry lantern mosaic".into())).unwrap();
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(BenchmarkId::new("password/hash", "argon2id-19MiB-t2"), |b| {
+        b.to_async(rt).iter(|| hasher.hash("velvet quarry lantern mosaic".into()))
+    });
+    group.bench_function(BenchmarkId::new("password/verify", "argon2id-19MiB-t2"), |b| {
+        b.to_async(rt).iter(|| hasher.verify("velvet quarry lantern mosaics".into(), Some(stored.clone())))
     });
 }
 

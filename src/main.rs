@@ -210,6 +210,9 @@ fn print_bootstrap(out: &agentidp_engine::BootstrapOutput, json: bool) -> anyhow
         println!("  org admin secret    {}", out.client_secret);
         println!("  platform client_id  {}", out.platform_client_id);
         println!("  platform secret     {}\n", out.platform_client_secret);
+        println!("A person signs in to the organization as its administrator with:\n");
+        println!("  email               {}", out.admin_email);
+        println!("  password            {}\n", out.admin_password);
     }
     Ok(())
 }

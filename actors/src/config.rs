@@ -56,6 +56,11 @@ pub struct EngineConfig {
     pub feed_poll: Duration,
     /// How often the analytics aggregator writes its counts: what a crash can lose.
     pub analytics_flush: Duration,
+    /// The cost of new password hashes (argon2id).
+    pub passwords: crate::families::users::password::PasswordSettings,
+    /// How long per-agent analytics counts are kept; older days are rolled into their
+    /// organization's totals by the janitor.
+    pub analytics_detail: Duration,
     /// How often, and in what batches, the janitor removes what has ended.
     pub janitor: crate::runtime::janitor::JanitorSettings,
     /// When each audit chain gets a signed checkpoint.
@@ -122,6 +127,8 @@ impl EngineConfig {
             vault: None,
             feed_poll: Duration::from_secs(1),
             analytics_flush: Duration::from_secs(1),
+            analytics_detail: Duration::from_secs(400 * 86_400),
+            passwords: Default::default(),
             janitor: Default::default(),
             checkpoints: Default::default(),
             checkpoint_webhook: None,

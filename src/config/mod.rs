@@ -116,6 +116,10 @@ pub struct Settings {
     /// janitor removes it (1-3650) [default: 30].
     #[arg(long, env = "AGENTIDP_WEBHOOK_DELIVERY_RETENTION_DAYS")]
     pub webhook_delivery_retention_days: Option<u64>,
+    /// Days per-agent analytics counts are kept; older days are rolled into their
+    /// organization's totals by the janitor (1-3650) [default: 400].
+    #[arg(long, env = "AGENTIDP_ANALYTICS_DETAIL_DAYS")]
+    pub analytics_detail_days: Option<u64>,
     /// Seconds between the janitor's rounds, which remove what has ended: expired
     /// revocations, old deliveries, the change feed (10-86400) [default: 60].
     #[arg(long, env = "AGENTIDP_JANITOR_INTERVAL")]
@@ -443,6 +447,12 @@ impl Settings {
         ) {
             anyhow::ensure!((1..=3650).contains(&days), "{from}: the delivery retention must be 1 to 3650 days");
             engine.webhooks.delivery_retention = Duration::from_secs(days * 86_400);
+        }
+        if let Some((days, from)) =
+            layers.pick("analytics_detail_days", self.analytics_detail_days, file.analytics_detail_days)
+        {
+            anyhow::ensure!((1..=3650).contains(&days), "{from}: the analytics detail must be 1 to 3650 days");
+            engine.analytics_detail = Duration::from_secs(days * 86_400);
         }
         if let Some((secs, from)) = layers.pick("janitor_interval", self.janitor_interval, file.janitor_interval) {
             anyhow::ensure!((10..=86_400).contains(&secs), "{from}: the janitor interval must be 10 to 86400 seconds");

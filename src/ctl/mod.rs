@@ -6,6 +6,7 @@
 mod client;
 mod commands;
 mod tls;
+mod users;
 
 use std::path::PathBuf;
 
@@ -71,6 +72,13 @@ enum CtlCommand {
         org: InOrg,
         #[command(subcommand)]
         action: AgentCmd,
+    },
+    /// People of the caller's organization (or --org-id's, as platform admin).
+    Users {
+        #[command(flatten)]
+        org: InOrg,
+        #[command(subcommand)]
+        action: users::UserCmd,
     },
     /// An agent's credentials.
     Credentials {
@@ -342,6 +350,7 @@ pub async fn run(ctl: Ctl) -> anyhow::Result<()> {
         CtlCommand::Token(cmd) => commands::token(&api, &out, cmd).await,
         CtlCommand::Organizations(cmd) => commands::organizations(&api, &out, cmd).await,
         CtlCommand::Agents { org, action } => commands::agents(&api, &out, org.org_id, action).await,
+        CtlCommand::Users { org, action } => users::users(&api, &out, org.org_id, action).await,
         CtlCommand::Credentials { org, action } => commands::credentials(&api, &out, org.org_id, action).await,
         CtlCommand::Audit { org, action } => commands::audit(&api, &out, org.org_id, action).await,
         CtlCommand::Compliance { org, action } => commands::compliance(&api, &out, org.org_id, action).await,

@@ -22,6 +22,7 @@ mod ops;
 mod organizations;
 pub mod problem;
 pub(crate) mod route;
+mod users;
 mod webhooks;
 
 pub use oauth::token_request;
@@ -82,6 +83,7 @@ const RESOURCES: &[&route::Resource] = &[
     &dids::RESOURCE,
     &billing::RESOURCE,
     &compliance::RESOURCE,
+    &users::RESOURCE,
 ];
 
 /// The frame of the OpenAPI document (info, shared components).

@@ -63,7 +63,7 @@ async fn an_agents_day_is_counted_read_back_and_survives_a_restart() {
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(nonzero(&body), expected, "{body}");
         assert_eq!((body["agent_id"].as_str(), body["to"].as_str()), (Some(agent_id.as_str()), Some(&*today(&app))));
-        assert_eq!(body["totals"].as_object().unwrap().len(), 13, "every metric is listed: {body}");
+        assert_eq!(body["totals"].as_object().unwrap().len(), 16, "every metric is listed: {body}");
 
         // The organization's summary counts the admin too: its token, its calls.
         let (status, summary) = get(&app, &admin, "/api/v1/analytics/summary").await;
@@ -194,6 +194,57 @@ async fn bad_ranges_and_metrics_are_refused_naming_the_field() {
         // 366 days is the most.
         let (status, body) = get(&app, &admin, "/api/v1/analytics/summary?from=2025-01-01&to=2026-01-01").await;
         assert_eq!(status, StatusCode::OK, "{body}");
+        app.stop().await;
+    }
+}
+
+/// Issue 37, item 5: per-agent counts older than the detail period are rolled into the
+/// organization's totals by the janitor: the organization's figures of those days stay
+/// exact, the agents' read zero, and the rows that held them are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_per_agent_counts_are_rolled_into_the_organizations_totals() {
+    for backend in backends() {
+        let app = spawn_app_with(&backend, |c| {
+            c.analytics_detail = 2 * DAY;
+            c.analytics_flush = Duration::from_millis(100);
+        })
+        .await;
+        let admin = app.admin_token().await;
+        let (a, a_id, a_secret) = app.agent_with_credential(&admin, json!({"name": "a"})).await;
+        let (_, b_id, b_secret) = app.agent_with_credential(&admin, json!({"name": "b"})).await;
+        for _ in 0..3 {
+            app.token(&a_id, &a_secret, None).await;
+        }
+        app.token(&b_id, &b_secret, None).await;
+        let first = today(&app);
+        let org_day = format!("/api/v1/analytics/summary?from={first}&to={first}");
+        let a_day = format!("/api/v1/analytics/agents/{}?from={first}&to={first}", a["id"].as_str().unwrap());
+        let (_, before) = get(&app, &admin, &org_day).await;
+        assert_eq!(before["totals"]["tokens_issued"], 5, "{before}");
+        // Within the detail period nothing moves.
+        app.storage.clock.advance(DAY);
+        let rolled = |report: &[(&str, u64)]| report.iter().find(|(w, _)| *w == "analytics_detail").map(|r| r.1);
+        assert_eq!(rolled(&app.engine.sweep().await), Some(0));
+        // Past it, every per-agent row of the first day is rolled up (as the aggregator
+        // writes them: it flushes every 100 ms).
+        app.storage.clock.advance(2 * DAY);
+        let admin = app.admin_token().await;
+        let mut total = 0;
+        let start = std::time::Instant::now();
+        loop {
+            total += rolled(&app.engine.sweep().await).expect("the analytics sweep runs");
+            let (_, agent) = get(&app, &admin, &a_day).await;
+            if nonzero(&agent) == json!({}) {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "a's detail of that day stays: {agent}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(total >= 3, "the admin's, a's and b's rows at least: {total}");
+        assert_eq!(rolled(&app.engine.sweep().await), Some(0), "nothing is rolled up twice");
+        let (status, after) = get(&app, &admin, &org_day).await;
+        assert_eq!(status, StatusCode::OK, "{after}");
+        assert_eq!(after["totals"], before["totals"], "the organization's day is unchanged");
         app.stop().await;
     }
 }

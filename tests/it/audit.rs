@@ -81,12 +81,12 @@ each_backend!(audit_pages_and_the_chain_verifies, |app| {
             None => break,
         }
     }
-    // bootstrap + token + 5 creates
-    assert_eq!(ids.len(), 7);
+    // bootstrap (the organization, its admin person) + token + 5 creates
+    assert_eq!(ids.len(), 8);
     let (status, report) = app.call(Method::GET, "/api/v1/audit-events/verify", &token, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(report["intact"], true, "{report}");
-    assert_eq!(report["events_checked"], 7);
+    assert_eq!(report["events_checked"], 8);
 });
 
 each_backend!(another_organizations_audit_events_are_invisible, |app| {

@@ -29,12 +29,16 @@ fn bootstrap_prints_json_once_and_migrate_reports_the_schema() {
     // secrets go to stdout only, never to the log
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(!log.contains(boot["client_secret"].as_str().unwrap()));
+    // The administrator as a person: an email and a generated password, shown once.
+    assert_eq!(boot["admin_email"], "admin@localhost");
+    let password = boot["admin_password"].as_str().unwrap();
+    assert!(password.len() >= 20 && !log.contains(password), "{boot}");
     // a second bootstrap refuses
     let again = agentidp().args(["bootstrap", "--json", "--data-dir"]).arg(&data).output().unwrap();
     assert!(!again.status.success());
     let out = agentidp().args(["migrate", "--data-dir"]).arg(&data).output().unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "schema at version 15");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "schema at version 16");
     let out = agentidp().args(["keys", "rotate", "--data-dir"]).arg(&data).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let key: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

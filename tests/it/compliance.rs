@@ -27,7 +27,7 @@ async fn the_report_follows_the_records_and_its_cache_follows_the_changes() {
         let mut admin = app.admin_token().await;
         let (status, report) = app.call(Method::GET, "/api/v1/compliance/report", &admin, None).await;
         assert_eq!(status, StatusCode::OK, "{report}");
-        assert_eq!(report["checks"].as_array().unwrap().len(), 12, "{report}");
+        assert_eq!(report["checks"].as_array().unwrap().len(), 13, "{report}");
         let admin_id = app.boot.agent_id.to_string();
         assert!(ids(&report, "management-scopes").contains(&admin_id), "{report}");
         assert!(ids(&report, "did-key").contains(&admin_id));

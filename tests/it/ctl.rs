@@ -261,7 +261,7 @@ async fn ctl_administers_a_running_server_with_a_credential() {
         let report = ctl.ok(&["compliance", "report"]).await;
         assert!(report.starts_with("score ") && report.contains("SEVERITY  CHECK"), "{report}");
         let json = ctl.json(&["compliance", "report"]).await;
-        assert_eq!(json["checks"].as_array().map(Vec::len), Some(12));
+        assert_eq!(json["checks"].as_array().map(Vec::len), Some(13));
         let csv = ctl.ok(&["compliance", "report", "--csv"]).await;
         assert!(csv.starts_with("finding,severity,title,agent_id,resources,remediation"), "{csv}");
         let mine = ctl.json(&["compliance", "agent", &agent_id]).await;
@@ -355,5 +355,50 @@ async fn ctl_keeps_a_saved_secret_off_stdout_and_reads_its_own_usage() {
     let report = ctl.ok(&["--platform", "compliance", "--org-id", &org_id, "report"]).await;
     assert!(report.contains("(1 agent checked)") && report.contains("1 agent has no DID key"), "{report}");
     assert!(!report.contains("1 agents"), "{report}");
+    app.stop().await;
+}
+
+/// Issue 30, item 9: `agentidp ctl users`, the password read from standard input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_manages_users_reading_passwords_from_standard_input() {
+    let app = spawn_app(&backends()[0]).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin.json"), serde_json::to_string(&app.boot).unwrap()).unwrap();
+    let ctl = Ctl { app: &app, dir: dir.path().to_path_buf(), credentials: Some("admin.json") };
+    let (ok, stdout, stderr) = ctl
+        .run_with(
+            &[
+                "users",
+                "create",
+                "Grace@Example.com",
+                "--name",
+                "Grace",
+                "--scope",
+                "agents:read",
+                "--password-stdin",
+                "--json",
+            ],
+            "velvet quarry lantern mosaic\n",
+        )
+        .await;
+    assert!(ok, "{stderr}");
+    let grace: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!((grace["email"].as_str(), grace["has_password"].as_bool()), (Some("grace@example.com"), Some(true)));
+    let user_id = id(&grace).to_string();
+    let table = ctl.ok(&["users", "list", "--email", "grace"]).await;
+    assert!(table.starts_with("ID") && table.contains("grace@example.com"), "{table}");
+    let updated = ctl.json(&["users", "update", &user_id, "--name", "Grace Hopper", "--no-scopes"]).await;
+    assert_eq!((updated["name"].as_str(), updated["scopes"].clone()), (Some("Grace Hopper"), json!([])));
+    assert_eq!(ctl.json(&["users", "suspend", &user_id]).await["status"], "suspended");
+    assert_eq!(ctl.json(&["users", "reactivate", &user_id]).await["status"], "active");
+    let (ok, _, stderr) = ctl.run_with(&["users", "set-password", &user_id], "password123456789\n").await;
+    assert!(!ok && stderr.contains("400") && stderr.contains("password"), "a guessable password: {stderr}");
+    let (ok, _, stderr) = ctl.run_with(&["users", "set-password", &user_id], "orbit tundra saffron whistle\n").await;
+    assert!(ok, "{stderr}");
+    let origin = agentidp_engine::Origin::default();
+    app.engine.sign_in(app.boot.org_id, "grace@example.com", "orbit tundra saffron whistle", &origin).await.unwrap();
+    let (ok, _, stderr) = ctl.run(&["users", "delete", &user_id]).await;
+    assert!(ok && stderr.contains("deleted"), "{stderr}");
+    assert!(ctl.fails(&["users", "get", &user_id]).await.contains("404"));
     app.stop().await;
 }

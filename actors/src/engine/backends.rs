@@ -38,6 +38,7 @@ pub(crate) trait Store:
     + crate::families::dids::DidStore
     + crate::families::billing::BillingStore
     + crate::families::compliance::ComplianceStore
+    + crate::families::users::UserStore
 {
 }
 

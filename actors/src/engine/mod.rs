@@ -55,6 +55,7 @@ pub use crate::families::tokens::handle::{
     ASSERTION_TYPE_JWT_BEARER, GRANT_CLIENT_CREDENTIALS, GRANT_JWT_BEARER, GRANT_TOKEN_EXCHANGE,
     TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT,
 };
+pub use crate::families::users::{NewUser, User, UserPatch, UserQuery, UserStatus};
 pub use operations::{Liveness, Readiness, READY_CHECK_TIMEOUT};
 
 pub use crate::kernel::model::Caller;
@@ -114,7 +115,9 @@ pub(crate) struct Shared {
     pub keystore: Arc<Keystore>,
     /// The root key of biscuit delegations.
     pub biscuit: Arc<crate::families::delegation::biscuit::BiscuitKeys>,
-    /// Brute-force protection at the token endpoint.
+    /// Hashes and verifies people's passwords (argon2id), a bounded number at a time.
+    pub passwords: crate::families::users::password::Hasher,
+    /// Brute-force protection at the token endpoint (and at sign-in).
     pub lockout: crate::families::tokens::limits::Lockout,
     /// The same lockout, keyed by the peer address.
     pub address_lockout: crate::families::tokens::limits::Lockout,
@@ -337,6 +340,7 @@ impl Engine {
                 revocations::sweep(store.clone()),
                 webhook_queues::sweep(store.clone(), config.webhooks.delivery_retention),
                 cache_keeper::feed_sweep(store.clone()),
+                aggregator::sweep(store.clone(), config.analytics_detail),
             ],
             clock.clone(),
             config.janitor,
@@ -372,6 +376,7 @@ impl Engine {
             tiers: config.tiers.clone(),
             settings: config.archive.clone(),
             archived: metrics.audit_archived.clone(),
+            tidied: Default::default(),
         };
         if config.archive.dir.is_some() {
             children.register(crate::families::audit::archive::child(archiver.clone()));
@@ -421,6 +426,7 @@ impl Engine {
             billing,
             keystore,
             biscuit,
+            passwords: crate::families::users::password::Hasher::new(config.passwords)?,
             lockout: crate::families::tokens::limits::Lockout::new(
                 config.lockout_failures,
                 config.lockout_window,

@@ -13,6 +13,7 @@ pub mod revocation;
 pub mod signing;
 pub mod tiers;
 pub mod tokens;
+pub mod users;
 pub mod webhooks;
 
 /// The toy family of docs/architecture.md's "Adding a capability" (tests only).

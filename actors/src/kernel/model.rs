@@ -455,6 +455,11 @@ pub struct BootstrapOutput {
     pub platform_org_id: Uuid,
     pub platform_client_id: String,
     pub platform_client_secret: String,
+    /// The first organization's administrator as a person: signs in with this email
+    /// and password (generated, shown once).
+    pub admin_user_id: Uuid,
+    pub admin_email: String,
+    pub admin_password: String,
 }
 
 /// What a counted call learns about its organization's quota (the `RateLimit` headers).

@@ -72,6 +72,14 @@ pub const OPERATIONS: &[&str] = &[
     "federation.delete",
     "federation.refresh",
     "federation.verify",
+    "users.create",
+    "users.list",
+    "users.get",
+    "users.update",
+    "users.delete",
+    "users.suspend",
+    "users.reactivate",
+    "users.password",
 ];
 
 #[derive(Debug, Deserialize)]

@@ -2,6 +2,7 @@
 //! cluster coordinator, outbound HTTP, the keystore and metrics.
 
 pub(crate) mod actor;
+pub(crate) mod background;
 pub(crate) mod cache;
 pub(crate) mod cache_keeper;
 pub mod coord;

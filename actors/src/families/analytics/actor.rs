@@ -204,3 +204,18 @@ impl Actor for AnalyticsAggregator {
         Ok(())
     }
 }
+
+/// The janitor's sweep that rolls per-agent counts older than `detail` into their
+/// organization's totals (see [`super::AnalyticsStore::roll_up_analytics`]).
+pub(crate) fn sweep(store: Arc<dyn AnalyticsStore>, detail: Duration) -> crate::runtime::janitor::Sweep {
+    let detail = i64::try_from(detail.as_millis()).unwrap_or(i64::MAX);
+    crate::runtime::janitor::Sweep {
+        what: "analytics_detail",
+        run: Arc::new(move |now, batch| {
+            let store = store.clone();
+            Box::pin(
+                async move { store.roll_up_analytics(super::rules::day_of(now.saturating_sub(detail)), batch).await },
+            )
+        }),
+    }
+}

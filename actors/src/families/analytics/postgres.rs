@@ -2,7 +2,7 @@
 
 // The adapter's connection helpers, error mapping, shared columns and imports.
 use crate::families::analytics::rules::{Day, DayRange, Metric};
-use crate::families::analytics::{AnalyticsCount, AnalyticsStore};
+use crate::families::analytics::{AnalyticsCount, AnalyticsStore, ROLLED_UP};
 use crate::store::postgres::*;
 
 #[async_trait]
@@ -54,5 +54,33 @@ impl AnalyticsStore for PostgresStore {
                 Some((metric, r.get(1), r.get::<_, i64>(2).max(0) as u64))
             })
             .collect())
+    }
+
+    async fn roll_up_analytics(&self, before: Day, batch: usize) -> Result<u64> {
+        // One statement: the picked rows leave and their sums join the organization's
+        // rows, locked in key order (as the aggregator's flushes lock them).
+        let rows = self
+            .query(
+                "WITH picked AS (
+                     SELECT org_id, agent_id, day, metric FROM analytics_events
+                     WHERE day < $1 AND agent_id <> $2
+                     ORDER BY org_id, agent_id, day, metric LIMIT $3 FOR UPDATE SKIP LOCKED),
+                 moved AS (
+                     DELETE FROM analytics_events a USING picked p
+                     WHERE a.org_id = p.org_id AND a.agent_id = p.agent_id AND a.day = p.day AND a.metric = p.metric
+                     RETURNING a.org_id, a.day, a.metric, a.count),
+                 summed AS (
+                     SELECT org_id, day, metric, SUM(count)::bigint AS count, COUNT(*) AS n FROM moved
+                     GROUP BY org_id, day, metric),
+                 added AS (
+                     INSERT INTO analytics_events (org_id, agent_id, day, metric, count)
+                     SELECT org_id, $2, day, metric, count FROM summed ORDER BY org_id, day, metric
+                     ON CONFLICT (org_id, agent_id, day, metric)
+                     DO UPDATE SET count = analytics_events.count + EXCLUDED.count)
+                 SELECT COALESCE(SUM(n), 0)::bigint FROM summed",
+                &[&before, &ROLLED_UP, &(batch as i64)],
+            )
+            .await?;
+        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
     }
 }

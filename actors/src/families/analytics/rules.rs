@@ -52,11 +52,17 @@ pub enum Metric {
     DelegationsVerified,
     /// Delegation links revoked, cascades included (counted for each link's delegator).
     DelegationsRevoked,
+    /// Users created (counted for the creating agent).
+    UsersCreated,
+    /// Successful sign-ins of people (counted for the user).
+    SignIns,
+    /// Failed sign-ins to a known user (counted for the user).
+    SignInsFailed,
 }
 
 impl Metric {
     /// Every metric, in the order summaries list them.
-    pub const ALL: [Metric; 13] = [
+    pub const ALL: [Metric; 16] = [
         Metric::TokensIssued,
         Metric::TokenRequestsRefused,
         Metric::ApiCalls,
@@ -70,6 +76,9 @@ impl Metric {
         Metric::DelegationsCreated,
         Metric::DelegationsVerified,
         Metric::DelegationsRevoked,
+        Metric::UsersCreated,
+        Metric::SignIns,
+        Metric::SignInsFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -87,6 +96,9 @@ impl Metric {
             Metric::DelegationsCreated => "delegations_created",
             Metric::DelegationsVerified => "delegations_verified",
             Metric::DelegationsRevoked => "delegations_revoked",
+            Metric::UsersCreated => "users_created",
+            Metric::SignIns => "sign_ins",
+            Metric::SignInsFailed => "sign_ins_failed",
         }
     }
 

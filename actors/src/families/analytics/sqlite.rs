@@ -2,7 +2,7 @@
 
 // The adapter's connection helpers, error mapping, shared columns and imports.
 use crate::families::analytics::rules::{Day, DayRange, Metric};
-use crate::families::analytics::{AnalyticsCount, AnalyticsStore};
+use crate::families::analytics::{AnalyticsCount, AnalyticsStore, ROLLED_UP};
 use crate::store::sqlite::*;
 
 #[async_trait]
@@ -66,6 +66,47 @@ impl AnalyticsStore for SqliteStore {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn roll_up_analytics(&self, before: Day, batch: usize) -> Result<u64> {
+        let rolled = ROLLED_UP.to_string();
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(db_err)?;
+            let picked: Vec<(String, String, i64, String, i64)> = {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT org_id, agent_id, day, metric, count FROM analytics_events
+                         WHERE day < ?1 AND agent_id <> ?2 LIMIT ?3",
+                    )
+                    .map_err(db_err)?;
+                let rows = stmt
+                    .query_map(params![before, rolled, batch as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })
+                    .map_err(db_err)?;
+                rows.collect::<std::result::Result<_, _>>().map_err(db_err)?
+            };
+            {
+                let mut add = tx
+                    .prepare_cached(
+                        "INSERT INTO analytics_events (org_id, agent_id, day, metric, count) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (org_id, agent_id, day, metric) DO UPDATE SET count = count + excluded.count",
+                    )
+                    .map_err(db_err)?;
+                let mut remove = tx
+                    .prepare_cached(
+                        "DELETE FROM analytics_events WHERE org_id = ?1 AND agent_id = ?2 AND day = ?3 AND metric = ?4",
+                    )
+                    .map_err(db_err)?;
+                for (org, agent, day, metric, count) in &picked {
+                    add.execute(params![org, rolled, day, metric, count]).map_err(db_err)?;
+                    remove.execute(params![org, agent, day, metric]).map_err(db_err)?;
+                }
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(picked.len() as u64)
         })
         .await
     }

@@ -31,4 +31,13 @@ pub trait AnalyticsStore: Send + Sync + 'static {
         metric: Option<Metric>,
         range: DayRange,
     ) -> Result<Vec<(Metric, Day, u64)>>;
+    /// Roll at most `batch` per-agent rows of days before `before` into their
+    /// organization's row of that day and metric (agent [`ROLLED_UP`]): organization-wide
+    /// counts stay exact, per-agent detail of those days is gone; how many rows were
+    /// rolled up.
+    async fn roll_up_analytics(&self, before: Day, batch: usize) -> Result<u64>;
 }
+
+/// The agent of an organization's rolled-up rows: the per-agent detail of old days,
+/// summed (the nil UUID, which no agent has).
+pub const ROLLED_UP: Uuid = Uuid::nil();

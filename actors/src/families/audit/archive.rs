@@ -81,6 +81,9 @@ pub(crate) struct Deps {
     pub tiers: TierTable,
     pub settings: ArchiveSettings,
     pub archived: prometheus::IntCounter,
+    /// Whether this process has removed what an earlier one left below a floor (a
+    /// crash between moving a floor and removing the records under it).
+    pub tidied: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Register the archiver (only when a directory is configured).
@@ -103,7 +106,13 @@ pub(crate) async fn archive_due(deps: &Deps) -> Result<u64> {
     let Some(dir) = deps.settings.dir.clone() else { return Ok(0) };
     let now = deps.clock.now_ms();
     let mut archived = 0;
+    let tidy = !deps.tidied.load(std::sync::atomic::Ordering::Acquire);
     for chain in deps.store.chain_retention().await? {
+        if tidy {
+            if let Some(ends) = deps.store.chain_ends(chain.chain).await? {
+                remove_range(deps, chain.chain, 0, ends.floor_seq).await?;
+            }
+        }
         let keep = match chain.override_secs {
             Some(secs) => secs,
             None => {
@@ -121,6 +130,7 @@ pub(crate) async fn archive_due(deps: &Deps) -> Result<u64> {
             }
         }
     }
+    deps.tidied.store(true, std::sync::atomic::Ordering::Release);
     Ok(archived)
 }
 
@@ -133,8 +143,9 @@ async fn archive_segment(deps: &Deps, dir: &Path, chain: Uuid, cutoff: i64) -> R
     }
 }
 
-/// The second step: publish the segment's checkpoint, then remove its events and move
-/// the floor (if no other node did first); how many events left the store.
+/// The second step: publish the segment's checkpoint, move the floor past it (if no
+/// other node did first), then remove its events in short transactions; how many events
+/// left the store.
 async fn remove_archived(deps: &Deps, floor: i64, manifest: &Manifest) -> Result<u64> {
     let checkpoint = Checkpoint {
         chain: manifest.chain,
@@ -144,9 +155,29 @@ async fn remove_archived(deps: &Deps, floor: i64, manifest: &Manifest) -> Result
         jwt: manifest.checkpoint.clone(),
     };
     deps.store.insert_checkpoint(&checkpoint).await?;
-    let pruned = deps.store.prune_archived(manifest.chain, floor, manifest.last_seq, &manifest.last_hash).await?;
-    // Not pruned: another node archived this range first, and its segment is this one.
-    Ok(if pruned { manifest.events } else { 0 })
+    if !deps.store.move_floor(manifest.chain, floor, manifest.last_seq, &manifest.last_hash).await? {
+        // Another node archived this range first, and its segment is this one.
+        return Ok(0);
+    }
+    // What a crash leaves of this below the floor, the next process's first round removes.
+    remove_range(deps, manifest.chain, floor, manifest.last_seq).await?;
+    Ok(manifest.events)
+}
+
+/// Rows one removing transaction takes: on SQLite's one writer, well under a
+/// millisecond, so that tokens' audit commits never queue long behind a segment.
+const REMOVE_CHUNK: i64 = 512;
+
+/// Remove the archived records of `chain` in `(after, upto]`, a chunk a transaction.
+async fn remove_range(deps: &Deps, chain: Uuid, after: i64, upto: i64) -> Result<u64> {
+    let (mut from, mut removed) = (after, 0);
+    while from < upto {
+        let to = upto.min(from.saturating_add(REMOVE_CHUNK));
+        removed += deps.store.remove_archived(chain, from, to).await?;
+        from = to;
+        tokio::task::yield_now().await;
+    }
+    Ok(removed)
 }
 
 /// The first step: write the segment of the oldest events due (durably); the floor it
@@ -163,13 +194,19 @@ async fn write_due_segment(deps: &Deps, dir: &Path, chain: Uuid, cutoff: i64) ->
     if rows.is_empty() {
         return Ok(None);
     }
-    let decoded = Reader { store, dict: &deps.dict }.decode(chain, &rows).await?;
+    // Decoded a slice at a time: a runtime worker is never held for long.
+    let reader = Reader { store, dict: &deps.dict };
+    let mut decoded = Vec::with_capacity(rows.len());
+    for slice in rows.chunks(256) {
+        decoded.extend(reader.decode(chain, slice).await?);
+        tokio::task::yield_now().await;
+    }
     // Linking (a hash an event), the JSON and the compression off the runtime's workers.
     let (floor_seq, floor_hash) = (ends.floor_seq, ends.floor_hash.clone());
-    let segment =
-        tokio::task::spawn_blocking(move || encode_segment(chain, floor_seq, &floor_hash, &rows, decoded, cutoff))
-            .await
-            .map_err(|e| EngineError::internal(format!("archive encoder: {e}")))??;
+    let segment = crate::runtime::background::run("audit-archive", move || {
+        encode_segment(chain, floor_seq, &floor_hash, &rows, decoded, cutoff)
+    })
+    .await??;
     let Some(mut manifest) = segment.0 else { return Ok(None) };
     let now = deps.clock.now_ms();
     let claims = CheckpointClaims {

@@ -186,32 +186,24 @@ impl AuditStore for PostgresStore {
         .collect()
     }
 
-    async fn prune_archived(&self, chain: Uuid, floor: i64, upto: i64, upto_hash: &str) -> Result<bool> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db_err)?;
-        // The archived rows first (no writer touches them), the floor last: the head row
-        // — which every audit commit of this chain locks — is held only for the moment
-        // between that update and the commit.
-        tx.execute(
-            "DELETE FROM audit_records WHERE chain = (SELECT n FROM audit_heads WHERE chain = $1) \
-             AND seq > $2 AND seq <= $3",
-            &[&chain, &floor, &upto],
-        )
-        .await
-        .map_err(db_err)?;
-        let moved = tx
+    async fn move_floor(&self, chain: Uuid, floor: i64, upto: i64, upto_hash: &str) -> Result<bool> {
+        let moved = self
             .execute(
                 "UPDATE audit_heads SET floor_seq = $3, floor_hash = $4 WHERE chain = $1 AND floor_seq = $2",
                 &[&chain, &floor, &upto, &upto_hash],
             )
-            .await
-            .map_err(db_err)?;
-        if moved != 1 {
-            tx.rollback().await.map_err(db_err)?;
-            return Ok(false);
-        }
-        tx.commit().await.map_err(db_err)?;
-        Ok(true)
+            .await?;
+        Ok(moved == 1)
+    }
+
+    async fn remove_archived(&self, chain: Uuid, after: i64, upto: i64) -> Result<u64> {
+        // Rows no writer touches (below the floor): no lock any token's commit waits on.
+        self.execute(
+            "DELETE FROM audit_records r USING audit_heads h WHERE h.chain = $1 AND r.chain = h.n \
+             AND r.seq > $2 AND r.seq <= LEAST($3, h.floor_seq)",
+            &[&chain, &after, &upto],
+        )
+        .await
     }
 
     async fn audit_retention(&self, org_id: Uuid) -> Result<Option<Option<u64>>> {

@@ -279,25 +279,30 @@ impl AuditStore for SqliteStore {
         .await
     }
 
-    async fn prune_archived(&self, chain: Uuid, floor: i64, upto: i64, upto_hash: &str) -> Result<bool> {
+    async fn move_floor(&self, chain: Uuid, floor: i64, upto: i64, upto_hash: &str) -> Result<bool> {
         let upto_hash = upto_hash.to_string();
         self.write(move |conn| {
-            let tx = conn.transaction().map_err(db_err)?;
-            let moved = tx
-                .execute(
-                    "UPDATE audit_heads SET floor_seq = ?3, floor_hash = ?4 WHERE chain = ?1 AND floor_seq = ?2",
-                    params![chain.to_string(), floor, upto, upto_hash],
-                )
-                .map_err(db_err)?;
-            if moved == 1 {
-                tx.execute(
-                    &format!("DELETE FROM audit_records WHERE key > {CHAIN_BASE} + ?2 AND key <= {CHAIN_BASE} + ?3"),
-                    params![chain.to_string(), floor, upto],
-                )
-                .map_err(db_err)?;
-            }
-            tx.commit().map_err(db_err)?;
-            Ok(moved == 1)
+            conn.execute(
+                "UPDATE audit_heads SET floor_seq = ?3, floor_hash = ?4 WHERE chain = ?1 AND floor_seq = ?2",
+                params![chain.to_string(), floor, upto, upto_hash],
+            )
+            .map(|moved| moved == 1)
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn remove_archived(&self, chain: Uuid, after: i64, upto: i64) -> Result<u64> {
+        self.write(move |conn| {
+            conn.execute(
+                &format!(
+                    "DELETE FROM audit_records WHERE key > {CHAIN_BASE} + ?2 AND key <= {CHAIN_BASE} + \
+                     MIN(?3, (SELECT floor_seq FROM audit_heads WHERE chain = ?1))"
+                ),
+                params![chain.to_string(), after, upto],
+            )
+            .map(|n| n as u64)
+            .map_err(db_err)
         })
         .await
     }

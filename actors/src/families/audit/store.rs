@@ -50,10 +50,14 @@ pub trait AuditStore: Ping {
     async fn audit_record(&self, id: Uuid) -> Result<Option<(Uuid, StoredRecord)>>;
     /// Every chain, with what decides its retention.
     async fn chain_retention(&self) -> Result<Vec<ChainRetention>>;
-    /// Remove the events of `chain` after `floor` up to `upto` (archived, the last
-    /// hashing to `upto_hash`) and move its floor there — only if the floor is still
-    /// `floor`; whether it was.
-    async fn prune_archived(&self, chain: Uuid, floor: i64, upto: i64, upto_hash: &str) -> Result<bool>;
+    /// Move the floor of `chain` from `floor` to `upto` (archived, the last hashing to
+    /// `upto_hash`) — only if it is still `floor`; whether it was. Verification of what
+    /// the store holds starts there from then on.
+    async fn move_floor(&self, chain: Uuid, floor: i64, upto: i64, upto_hash: &str) -> Result<bool>;
+    /// Remove the records of `chain` after `after` up to `upto` (at or below its floor:
+    /// archived); how many. One short transaction: the archiver removes a segment in
+    /// several, so that the writer never waits long behind it.
+    async fn remove_archived(&self, chain: Uuid, after: i64, upto: i64) -> Result<u64>;
     /// The platform administrator's retention for an organization: `None` if it has
     /// none (its tier's applies), `Some(None)` to keep its events for good.
     async fn audit_retention(&self, org_id: Uuid) -> Result<Option<Option<u64>>>;

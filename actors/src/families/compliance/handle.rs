@@ -124,6 +124,7 @@ impl Engine {
                 crate::families::federation::rules::unbounded(&p.rules, &self.shared.policy).map(|why| (p.id, why))
             })
             .collect();
+        let users = every_page(|after| store.list_users(org_id, None, after, PAGE), |u| u.id).await?;
         let audit = self.verify_chain(Some(org_id), false).await?;
         let usage = self.usage_of(org_id).await?;
         let policy_scopes = &self.shared.policy;
@@ -145,6 +146,7 @@ impl Engine {
             audit: &audit,
             usage: &usage,
             is_management_scope: &management,
+            users: &users,
         };
         Ok(evaluate(&input, &policy))
     }

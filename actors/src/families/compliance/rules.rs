@@ -25,6 +25,7 @@ const RELEVANT: &[&str] = &[
     "billing.",
     "organization.",
     "federation.partner.",
+    "user.",
 ];
 
 /// Whether a committed change of `action` (one that changed records) makes a cached report
@@ -126,6 +127,9 @@ pub struct ComplianceReport {
     /// 100 less the weight of each finding (critical 25, high 10, medium 5, low 2).
     pub score: u32,
     pub agents_checked: usize,
+    /// The organization's users (people).
+    #[serde(default)]
+    pub users_checked: usize,
     pub checks: Vec<Check>,
     /// Most severe first.
     pub findings: Vec<Finding>,
@@ -162,6 +166,8 @@ pub struct Inputs<'a> {
     pub audit: &'a ChainReport,
     pub usage: &'a Usage,
     pub is_management_scope: &'a dyn Fn(&str) -> bool,
+    /// The organization's people.
+    pub users: &'a [crate::families::users::User],
 }
 
 /// "1 agent has", "2 agents have": a count with the words that agree with it.
@@ -235,6 +241,32 @@ pub fn evaluate(input: &Inputs<'_>, policy: &CompliancePolicy) -> ComplianceRepo
                 Severity::Low,
                 format!("{} not used for {} days", many(unused.len(), "credential was", "credentials were"), days(policy.unused_after)),
                 "Revoke credentials no longer used (DELETE /api/v1/agents/{id}/credentials/{cid}), or delete their agents",
+            )
+        }),
+    );
+
+    // People who have not signed in for `unused_after` (and were created before it): an
+    // account nobody uses is one nobody would notice being used.
+    let dormant: Vec<Uuid> = input
+        .users
+        .iter()
+        .filter(|u| u.status == crate::families::users::UserStatus::Active)
+        .filter(|u| now - u.last_login_at.unwrap_or(u.created_at) > ms(policy.unused_after))
+        .map(|u| u.id)
+        .collect();
+    check(
+        "user-dormant",
+        (!dormant.is_empty()).then(|| Finding {
+            resources: dormant.iter().map(Uuid::to_string).collect(),
+            ..finding(
+                "user-dormant",
+                Severity::Low,
+                format!(
+                    "{} not signed in for {} days",
+                    many(dormant.len(), "user has", "users have"),
+                    days(policy.unused_after)
+                ),
+                "Suspend or delete people who no longer use AgentIdP (POST /api/v1/users/{id}/suspend)",
             )
         }),
     );
@@ -441,6 +473,7 @@ pub fn evaluate(input: &Inputs<'_>, policy: &CompliancePolicy) -> ComplianceRepo
         generated_at: now,
         score: 100u32.saturating_sub(lost),
         agents_checked: input.agents.len(),
+        users_checked: input.users.len(),
         checks,
         findings,
     }
@@ -452,185 +485,5 @@ fn unique(ids: impl Iterator<Item = Uuid>) -> Vec<Uuid> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::kernel::model::{Allowance, CredentialStatus, Tier};
-
-    const NOW: Millis = 1_800_000_000_000;
-
-    fn agent(status: AgentStatus, scopes: &[&str]) -> AgentFacts {
-        AgentFacts { id: Uuid::now_v7(), status, scopes: scopes.iter().map(|s| s.to_string()).collect() }
-    }
-
-    fn credential(agent: Uuid, age_days: i64) -> Credential {
-        Credential {
-            id: Uuid::now_v7(),
-            agent_id: agent,
-            org_id: Uuid::nil(),
-            client_id: "c".into(),
-            kind: "client_secret".into(),
-            status: CredentialStatus::Active,
-            secret_prefix: String::new(),
-            jwk: None,
-            created_at: NOW - age_days * DAY_MS,
-            rotated_at: None,
-            revoked_at: None,
-        }
-    }
-
-    fn usage(agents: u64) -> Usage {
-        Usage {
-            org_id: Uuid::nil(),
-            tier: Tier::Free,
-            day: "2027-01-15".into(),
-            calls: Allowance { used: 0, limit: Some(1000) },
-            agents: Allowance { used: agents, limit: Some(10) },
-            webhooks: Allowance { used: 0, limit: Some(1) },
-            resets_at: 0,
-        }
-    }
-
-    #[test]
-    fn a_clean_organization_scores_100_and_each_finding_costs_its_weight() {
-        let fresh = agent(AgentStatus::Active, &["search:query"]);
-        let agents = vec![fresh.clone()];
-        let credentials = vec![credential(fresh.id, 1)];
-        let audit = ChainReport {
-            org_id: None,
-            intact: true,
-            events_checked: 3,
-            first_broken_event: None,
-            checkpoint: None,
-            resumed_after: None,
-        };
-        let (dids, recent) = (HashSet::from([fresh.id]), HashSet::from([fresh.id]));
-        let light = usage(1);
-        let management = |s: &str| s.ends_with(":write") || s == "platform:admin";
-        let clean = Inputs {
-            org_id: Uuid::nil(),
-            now: NOW,
-            agents: &agents,
-            credentials: &credentials,
-            agents_with_did_keys: &dids,
-            agents_with_recent_tokens: &recent,
-            delegations: &[],
-            delegation_max_depth: 5,
-            failing_webhooks: &[],
-            unbounded_partners: &[],
-            signing_key: Some(("k1", NOW - DAY_MS)),
-            audit: &audit,
-            usage: &light,
-            is_management_scope: &management,
-        };
-        let report = evaluate(&clean, &CompliancePolicy::default());
-        assert_eq!((report.score, report.findings.len()), (100, 0), "{report:?}");
-        assert!(report.checks.iter().all(|c| c.passed) && report.checks.len() == 12);
-
-        // Old and unused credential, a manager, a broken chain, an old key, a full tier.
-        let admin = agent(AgentStatus::Active, &["agents:write"]);
-        let agents = vec![fresh.clone(), admin.clone()];
-        let credentials = vec![credential(fresh.id, 100)];
-        let broken = ChainReport {
-            org_id: None,
-            intact: false,
-            events_checked: 3,
-            first_broken_event: Some(Uuid::nil()),
-            checkpoint: None,
-            resumed_after: None,
-        };
-        let recent = HashSet::new();
-        let full = usage(10);
-        let report = evaluate(
-            &Inputs {
-                agents: &agents,
-                credentials: &credentials,
-                agents_with_recent_tokens: &recent,
-                signing_key: Some(("k1", NOW - 100 * DAY_MS)),
-                audit: &broken,
-                usage: &full,
-                ..clean
-            },
-            &CompliancePolicy::default(),
-        );
-        let ids: Vec<&str> = report.findings.iter().map(|f| f.id.as_str()).collect();
-        assert_eq!(
-            ids,
-            [
-                "audit-chain",
-                "credential-rotation",
-                "signing-key-age",
-                "tier-utilization",
-                "credential-unused",
-                "did-key",
-                "management-scopes"
-            ]
-        );
-        assert_eq!(report.score, 100 - 25 - 5 - 5 - 5 - 2);
-        let rotation = &report.findings[1];
-        assert_eq!(rotation.agents, vec![fresh.id]);
-        assert!(report.findings.iter().find(|f| f.id == "did-key").unwrap().agents == vec![admin.id]);
-    }
-
-    #[test]
-    fn delegations_and_webhooks_are_checked() {
-        use crate::families::delegation::rules::TokenFormat;
-        let (boss, suspended) = (agent(AgentStatus::Active, &[]), agent(AgentStatus::Suspended, &[]));
-        let agents = vec![boss.clone(), suspended.clone()];
-        let link = |delegatee: Uuid, depth: u32, lifetime_h: i64| Delegation {
-            id: Uuid::now_v7(),
-            org_id: Uuid::nil(),
-            chain_id: Uuid::nil(),
-            parent_id: None,
-            delegator_id: boss.id,
-            delegatee_id: delegatee,
-            scope: "x:y".into(),
-            audience: "a".into(),
-            depth,
-            max_depth: 3,
-            token_format: TokenFormat::Jwt,
-            token_id: "t".into(),
-            created_at: NOW - 1000,
-            expires_at: NOW - 1000 + lifetime_h * 3_600_000,
-            status: DelegationStatus::Active,
-            revoked_at: None,
-        };
-        let links = vec![link(suspended.id, 1, 1), link(boss.id, 2, 48), link(boss.id, 1, 0)];
-        let audit = ChainReport {
-            org_id: None,
-            intact: true,
-            events_checked: 0,
-            first_broken_event: None,
-            checkpoint: None,
-            resumed_after: None,
-        };
-        let everyone: HashSet<Uuid> = agents.iter().map(|a| a.id).collect();
-        let light = usage(2);
-        let failing = vec![(Uuid::nil(), "failing since then".to_string())];
-        let report = evaluate(
-            &Inputs {
-                org_id: Uuid::nil(),
-                now: NOW,
-                agents: &agents,
-                credentials: &[],
-                agents_with_did_keys: &everyone,
-                agents_with_recent_tokens: &everyone,
-                delegations: &links,
-                delegation_max_depth: 5,
-                failing_webhooks: &failing,
-                unbounded_partners: &[],
-                signing_key: None,
-                audit: &audit,
-                usage: &light,
-                is_management_scope: &|_| false,
-            },
-            &CompliancePolicy::default(),
-        );
-        let by_id = |id: &str| report.findings.iter().find(|f| f.id == id).cloned();
-        let suspended_links = by_id("suspended-in-delegation").unwrap();
-        assert_eq!((suspended_links.agents, suspended_links.severity), (vec![suspended.id], Severity::High));
-        assert_eq!(by_id("delegation-depth").unwrap().resources, vec![links[1].id.to_string()], "depth 2 of 3");
-        assert_eq!(by_id("delegation-lifetime").unwrap().resources, vec![links[1].id.to_string()], "48 h > 24 h");
-        assert_eq!(by_id("webhook-health").unwrap().resources.len(), 1);
-        assert_eq!(report.findings.len(), 4, "the expired link counts for nothing: {report:?}");
-    }
-}
+#[path = "tests.rs"]
+mod tests;

@@ -16,8 +16,9 @@ use crate::runtime::events::ClusterEvent;
 impl Engine {
     /// On an empty store: create the platform organization with its administrator, and
     /// a first organization with an org-admin agent, each with a credential. Returns the
-    /// secrets, which are not stored anywhere in clear. `Conflict` if already done.
-    pub async fn bootstrap(&self) -> Result<BootstrapOutput> {
+    /// secrets, which are not stored anywhere in clear (the person is the users
+    /// family's: [`Engine::bootstrap`]). `Conflict` if already done.
+    pub(crate) async fn bootstrap_directory(&self) -> Result<BootstrapOutput> {
         if self.shared.store.count_orgs().await? > 0 {
             return Err(EngineError::Conflict("the store is already bootstrapped".into()));
         }
@@ -35,6 +36,9 @@ impl Engine {
             platform_org_id: platform_org.id,
             platform_client_id: platform_cred.credential.client_id,
             platform_client_secret: platform_cred.client_secret.unwrap_or_default(),
+            admin_user_id: Uuid::nil(),
+            admin_email: String::new(),
+            admin_password: String::new(),
         })
     }
 

@@ -227,7 +227,7 @@ impl Engine {
     // ---- agents ---------------------------------------------------------------------
 
     /// The organization a call acts in: the one named, or the caller's own.
-    fn target_org(call: &Call, org: Option<Uuid>) -> Uuid {
+    pub(crate) fn target_org(call: &Call, org: Option<Uuid>) -> Uuid {
         org.unwrap_or(call.caller.org_id)
     }
 

@@ -16,7 +16,7 @@ pub const CLIENT_ID_PREFIX: &str = "aidp_ci_";
 /// Characters of a secret kept in clear to tell credentials apart in listings.
 const SHOWN_PREFIX_LEN: usize = SECRET_PREFIX.len() + 4;
 
-fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut buf = [0u8; N];
     SystemRandom::new().fill(&mut buf).map_err(|_| EngineError::internal("system random generator failed"))?;
     Ok(buf)

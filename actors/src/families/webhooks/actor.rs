@@ -356,7 +356,7 @@ impl KeyedFamily for DeliveryQueues {
 /// writer starts first: the queues commit through it).
 pub(crate) fn nudge_when_durable(target: Arc<std::sync::OnceLock<Webhooks>>) -> OnDurable {
     OnDurable {
-        action: |action| rules::event_for(action).is_some(),
+        action: |action| rules::EVENT_TYPES.iter().any(|t| t.action == action),
         run: Arc::new(move |org_id| {
             if let Some(webhooks) = target.get() {
                 webhooks.nudge(org_id);

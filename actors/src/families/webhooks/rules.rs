@@ -15,6 +15,8 @@ use crate::kernel::model::{rfc3339, Millis, Outcome};
 
 /// An event type: its name, the audit action it is derived from, what it means.
 pub struct EventType {
+    /// The outcome of the audit events it is made of (most are successful acts).
+    pub outcome: Outcome,
     pub name: &'static str,
     pub action: &'static str,
     pub description: &'static str,
@@ -23,51 +25,150 @@ pub struct EventType {
 /// Every event type a subscription can ask for. Token issuance is not one (it is too
 /// frequent; analytics counts it).
 pub const EVENT_TYPES: &[EventType] = &[
-    EventType { name: "agent.created", action: "agent.create", description: "An agent was registered" },
     EventType {
+        outcome: Outcome::Success,
+        name: "agent.created",
+        action: "agent.create",
+        description: "An agent was registered",
+    },
+    EventType {
+        outcome: Outcome::Success,
         name: "agent.updated",
         action: "agent.update",
         description: "An agent's name, scopes or metadata changed",
     },
-    EventType { name: "agent.suspended", action: "agent.suspend", description: "An agent was suspended" },
     EventType {
+        outcome: Outcome::Success,
+        name: "agent.suspended",
+        action: "agent.suspend",
+        description: "An agent was suspended",
+    },
+    EventType {
+        outcome: Outcome::Success,
         name: "agent.reactivated",
         action: "agent.reactivate",
         description: "A suspended agent was reactivated",
     },
-    EventType { name: "agent.deleted", action: "agent.delete", description: "An agent was deleted" },
-    EventType { name: "credential.created", action: "credential.create", description: "A credential was issued" },
-    EventType { name: "credential.rotated", action: "credential.rotate", description: "A credential was rotated" },
-    EventType { name: "credential.revoked", action: "credential.revoke", description: "A credential was revoked" },
-    EventType { name: "token.revoked", action: "token.revoke", description: "An access token was revoked (RFC 7009)" },
     EventType {
+        outcome: Outcome::Success,
+        name: "agent.deleted",
+        action: "agent.delete",
+        description: "An agent was deleted",
+    },
+    EventType {
+        outcome: Outcome::Success,
+        name: "credential.created",
+        action: "credential.create",
+        description: "A credential was issued",
+    },
+    EventType {
+        outcome: Outcome::Success,
+        name: "credential.rotated",
+        action: "credential.rotate",
+        description: "A credential was rotated",
+    },
+    EventType {
+        outcome: Outcome::Success,
+        name: "credential.revoked",
+        action: "credential.revoke",
+        description: "A credential was revoked",
+    },
+    EventType {
+        outcome: Outcome::Success,
+        name: "token.revoked",
+        action: "token.revoke",
+        description: "An access token was revoked (RFC 7009)",
+    },
+    EventType {
+        outcome: Outcome::Success,
         name: "key.rotated",
         action: "keys.rotate",
         description:
             "The signing key was rotated (audited in the platform organization, so delivered to its subscriptions)",
     },
-    EventType { name: "delegation.created", action: "delegation.create", description: "A delegation hop was made" },
     EventType {
+        outcome: Outcome::Success,
+        name: "delegation.created",
+        action: "delegation.create",
+        description: "A delegation hop was made",
+    },
+    EventType {
+        outcome: Outcome::Success,
         name: "delegation.revoked",
         action: "delegation.revoke",
         description: "A delegation link was revoked, with every link below it",
     },
     EventType {
+        outcome: Outcome::Success,
         name: "webhook.disabled",
         action: "webhook.disable",
         description: "The engine disabled a subscription (410 Gone, or failing for days); sent to the others",
     },
     EventType {
+        outcome: Outcome::Success,
         name: "organization.tier_changed",
         action: "billing.tier_change",
         description: "Billing moved the organization to another tier (a payment, a cancellation, a grace period ended)",
     },
-    EventType { name: "webhook.test", action: "webhook.test", description: "Sent by POST /webhooks/{id}/test" },
+    EventType {
+        outcome: Outcome::Success,
+        name: "webhook.test",
+        action: "webhook.test",
+        description: "Sent by POST /webhooks/{id}/test",
+    },
+    EventType {
+        outcome: Outcome::Success,
+        name: "user.created",
+        action: "user.create",
+        description: "A user was created",
+    },
+    EventType {
+        outcome: Outcome::Success,
+        name: "user.updated",
+        action: "user.update",
+        description: "A user's email, name or scopes changed",
+    },
+    EventType {
+        outcome: Outcome::Success,
+        name: "user.suspended",
+        action: "user.suspend",
+        description: "A user was suspended",
+    },
+    EventType {
+        outcome: Outcome::Success,
+        name: "user.reactivated",
+        action: "user.reactivate",
+        description: "A suspended user was reactivated",
+    },
+    EventType {
+        outcome: Outcome::Success,
+        name: "user.deleted",
+        action: "user.delete",
+        description: "A user was deleted",
+    },
+    EventType {
+        outcome: Outcome::Success,
+        name: "user.password_changed",
+        action: "user.password.set",
+        description: "An administrator set a user's password",
+    },
+    EventType {
+        outcome: Outcome::Success,
+        name: "user.login.succeeded",
+        action: "user.login",
+        description: "A person signed in",
+    },
+    EventType {
+        outcome: Outcome::Failure,
+        name: "user.login.failed",
+        action: "user.login",
+        description: "A sign-in to a user of the organization failed (a wrong password, or the user suspended)",
+    },
 ];
 
-/// The event type an audit action becomes, if any.
-pub fn event_for(action: &str) -> Option<&'static str> {
-    EVENT_TYPES.iter().find(|e| e.action == action).map(|e| e.name)
+/// The event type an audit action with that outcome becomes, if any.
+pub fn event_for(action: &str, outcome: Outcome) -> Option<&'static str> {
+    EVENT_TYPES.iter().find(|e| e.action == action && e.outcome == outcome).map(|e| e.name)
 }
 
 /// The most bytes a payload may have; a larger one is sent without its `detail`.
@@ -78,10 +179,7 @@ pub const MAX_PAYLOAD: usize = 20 * 1024;
 /// The payload is `{type, timestamp, data}`, `data` naming the organization, the audit
 /// event (id and seq), who acted, on what, and the event's detail.
 pub fn derive(webhook: &Webhook, seq: i64, event: &Event, now: Millis) -> Option<Delivery> {
-    if event.outcome != Outcome::Success {
-        return None;
-    }
-    let event_type = event_for(&event.action)?;
+    let event_type = event_for(&event.action, event.outcome)?;
     let to_this = |target: &Option<String>| target.as_deref() == Some(webhook.id.to_string().as_str());
     if !webhook.wants(event_type) || (event_type == "webhook.test" && !to_this(&event.target)) {
         return None;
@@ -348,8 +446,10 @@ mod tests {
 
     #[test]
     fn audit_actions_map_to_event_types() {
-        assert_eq!(event_for("agent.create"), Some("agent.created"));
-        assert_eq!(event_for("delegation.revoke"), Some("delegation.revoked"));
-        assert_eq!(event_for("token.issue"), None, "issuance is not an event");
+        assert_eq!(event_for("agent.create", Outcome::Success), Some("agent.created"));
+        assert_eq!(event_for("agent.create", Outcome::Failure), None);
+        assert_eq!(event_for("user.login", Outcome::Failure), Some("user.login.failed"));
+        assert_eq!(event_for("delegation.revoke", Outcome::Success), Some("delegation.revoked"));
+        assert_eq!(event_for("token.issue", Outcome::Success), None, "issuance is not an event");
     }
 }

@@ -38,6 +38,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
     (13, include_str!("../../../../migrations/postgres/0013_janitor.sql")),
     (14, include_str!("../../../../migrations/postgres/0014_audit_checkpoints.sql")),
     (15, include_str!("../../../../migrations/postgres/0015_audit_records.sql")),
+    (16, include_str!("../../../../migrations/postgres/0016_users.sql")),
 ];
 /// Arbitrary constant naming the advisory lock that serializes migrations across nodes.
 pub(crate) const MIGRATION_LOCK: i64 = 0x0041_676e_7449_6450;

@@ -40,6 +40,7 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     (13, include_str!("../../../../migrations/sqlite/0013_janitor.sql")),
     (14, include_str!("../../../../migrations/sqlite/0014_audit_checkpoints.sql")),
     (15, include_str!("../../../../migrations/sqlite/0015_audit_records.sql")),
+    (16, include_str!("../../../../migrations/sqlite/0016_users.sql")),
 ];
 
 pub struct SqliteStore {

@@ -1,0 +1,25 @@
+-- Version 16: people (issue 30). A user is a member of one organization, found by its
+-- normalized email; the password is an argon2id PHC string (its parameters inside).
+
+CREATE TABLE users (
+    id            UUID PRIMARY KEY,
+    org_id        UUID NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+    email         TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    scopes        TEXT NOT NULL,
+    password_hash TEXT,
+    last_login_at BIGINT,
+    created_at    BIGINT NOT NULL,
+    updated_at    BIGINT NOT NULL,
+    UNIQUE (org_id, email)
+);
+CREATE INDEX users_org ON users (org_id, id);
+
+-- Whoever could manage agents manages people too: existing holders of agents:write
+-- (each organization's bootstrap admin among them) get users:read and users:write.
+UPDATE agents SET scopes = (
+    SELECT json_agg(v ORDER BY v)::text FROM (
+        SELECT jsonb_array_elements_text(agents.scopes::jsonb) AS v
+        UNION SELECT 'users:read' UNION SELECT 'users:write') s)
+WHERE agents.scopes::jsonb ? 'agents:write';
