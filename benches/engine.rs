@@ -408,7 +408,6 @@ fn federation(rt: &Runtime, group: &mut criterion::BenchmarkGroup<'_, criterion:
     let ring = agentidp_engine::families::signing::keys::KeyRing::new(
         vec![SigningKey::from_pkcs8(SigningAlg::Es256, &pkcs8, 0, 0).unwrap()],
         &issuer,
-        &issuer,
         900_000,
     )
     .unwrap();

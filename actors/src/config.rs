@@ -152,7 +152,6 @@ impl EngineConfig {
     pub(crate) fn key_settings(&self) -> crate::families::signing::actor::KeySettings {
         crate::families::signing::actor::KeySettings {
             issuer: self.issuer.clone(),
-            audience: self.audience.clone(),
             token_ttl: self.token_ttl,
             signing_alg: self.signing_alg,
             key_preannounce: self.key_preannounce,

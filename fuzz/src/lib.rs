@@ -30,7 +30,7 @@ pub fn signing_key() -> SigningKey {
 
 /// A key ring that publishes the fixed key, as the engine verifies access tokens.
 pub fn ring() -> KeyRing {
-    match KeyRing::new(vec![signing_key()], ISSUER, ISSUER, 900_000) {
+    match KeyRing::new(vec![signing_key()], ISSUER, 900_000) {
         Ok(ring) => ring,
         Err(e) => panic!("key ring: {e}"),
     }

@@ -9,6 +9,7 @@ mod agents;
 mod analytics;
 mod audit;
 mod billing;
+mod clients;
 mod compliance;
 mod cors;
 mod delegations;
@@ -21,6 +22,7 @@ mod oauth;
 mod ops;
 mod organizations;
 pub mod problem;
+mod resource_servers;
 pub(crate) mod route;
 mod users;
 mod webhooks;
@@ -84,6 +86,8 @@ const RESOURCES: &[&route::Resource] = &[
     &billing::RESOURCE,
     &compliance::RESOURCE,
     &users::RESOURCE,
+    &resource_servers::RESOURCE,
+    &clients::RESOURCE,
 ];
 
 /// The frame of the OpenAPI document (info, shared components).

@@ -38,7 +38,7 @@ fn bootstrap_prints_json_once_and_migrate_reports_the_schema() {
     assert!(!again.status.success());
     let out = agentidp().args(["migrate", "--data-dir"]).arg(&data).output().unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "schema at version 16");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "schema at version 18");
     let out = agentidp().args(["keys", "rotate", "--data-dir"]).arg(&data).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let key: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -39,6 +39,8 @@ pub(crate) trait Store:
     + crate::families::billing::BillingStore
     + crate::families::compliance::ComplianceStore
     + crate::families::users::UserStore
+    + crate::families::resources::ResourceStore
+    + crate::families::clients::ClientStore
 {
 }
 

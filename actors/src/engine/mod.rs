@@ -46,10 +46,12 @@ use crate::store::Change;
 
 pub use crate::families::analytics::handle::AnalyticsQuery;
 pub use crate::families::billing::handle::{CheckoutParams, StripeOutcome, SubscriptionView};
+pub use crate::families::clients::{Client, ClientPatch, ClientStatus, IssuedClient, NewClient};
 pub use crate::families::compliance::handle::{AgentCompliance, REPORT_TTL};
 pub use crate::families::delegation::handle::DelegationQuery;
 pub use crate::families::dids::handle::{AddedDidKey, AgentDid, NewDidKey, Resolution, MAX_DID_KEYS};
 pub use crate::families::federation::handle::{FederatedVerification, JwksStatus, PartnerView};
+pub use crate::families::resources::{NewResourceServer, ResourceServer, ResourceServerPatch};
 pub use crate::families::tokens::handle::{
     AuthenticatedClient, ClientAuth, DpopPresentation, Introspector, OAuthError, TokenRequest,
     ASSERTION_TYPE_JWT_BEARER, GRANT_CLIENT_CREDENTIALS, GRANT_JWT_BEARER, GRANT_TOKEN_EXCHANGE,

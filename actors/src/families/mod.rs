@@ -4,11 +4,13 @@
 pub mod analytics;
 pub mod audit;
 pub mod billing;
+pub mod clients;
 pub mod compliance;
 pub mod delegation;
 pub mod dids;
 pub mod directory;
 pub mod federation;
+pub mod resources;
 pub mod revocation;
 pub mod signing;
 pub mod tiers;

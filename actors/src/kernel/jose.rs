@@ -380,7 +380,7 @@ mod properties {
             prop_assert!(verify_client_assertion(&input, &jwk, "c", &["aud".into()], NOW, 30).is_err());
             let expect = DpopExpectation { htm: "POST", htu: "http://x/t", access_token: None, now: NOW, skew: 30 };
             prop_assert!(verify_dpop_proof(&input, &expect).is_err());
-            let ring = KeyRing::new(vec![key], "iss", "aud", 900_000).unwrap();
+            let ring = KeyRing::new(vec![key], "iss", 900_000).unwrap();
             prop_assert!(ring.verify::<AccessClaims>(&input, NOW).is_err());
             let _ = assertion_issuer(&input);
             if let Ok(v) = serde_json::from_str::<Value>(&input) {
@@ -392,7 +392,7 @@ mod properties {
         fn any_single_byte_change_breaks_a_signed_token(position in 0usize..400, byte in 0u8..128) {
             let (key, pkcs8) = SigningKey::generate(SigningAlg::Es256, 0, 0).unwrap();
             let ring = KeyRing::new(
-                vec![SigningKey::from_pkcs8(SigningAlg::Es256, &pkcs8, 0, 0).unwrap()], "iss", "aud", 900_000,
+                vec![SigningKey::from_pkcs8(SigningAlg::Es256, &pkcs8, 0, 0).unwrap()], "iss", 900_000,
             )
             .unwrap();
             let grant = Grant { agent_id: Uuid::nil(), org_id: Uuid::nil(), client_id: "c", scopes: &[] };

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod error;
 pub mod jose;
 pub mod model;
+pub mod names;
 pub mod paging;
 pub(crate) mod policy;
 pub mod privilege;

@@ -80,6 +80,16 @@ pub const OPERATIONS: &[&str] = &[
     "users.suspend",
     "users.reactivate",
     "users.password",
+    "resource_servers.create",
+    "resource_servers.list",
+    "resource_servers.get",
+    "resource_servers.update",
+    "resource_servers.delete",
+    "clients.create",
+    "clients.list",
+    "clients.get",
+    "clients.update",
+    "clients.delete",
 ];
 
 #[derive(Debug, Deserialize)]

@@ -16,13 +16,13 @@ use crate::families::directory::DirectoryChange;
 use crate::kernel::error::{EngineError, Result};
 use crate::kernel::jose;
 use crate::kernel::model::*;
+use crate::kernel::names::check_name;
 use crate::kernel::paging::{decode_cursor, next_cursor, page_limit};
 use crate::kernel::privilege;
 use crate::kernel::scopes;
 use crate::runtime::events::ClusterEvent;
 use crate::store::Change;
 
-const MAX_NAME: usize = 128;
 const MAX_DESCRIPTION: usize = 1024;
 const MAX_METADATA_BYTES: usize = 16 * 1024;
 pub(crate) const PLATFORM_ORG: &str = "platform";
@@ -48,14 +48,6 @@ pub(crate) fn refused(refusal: privilege::Refusal) -> EngineError {
                 .into(),
         ),
     }
-}
-
-fn check_name(name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
-        return Err(EngineError::invalid("name", format!("must be 1 to {MAX_NAME} printable characters")));
-    }
-    Ok(name.to_string())
 }
 
 /// An organization's delegation settings, normalized (scopes sorted and unique). A depth

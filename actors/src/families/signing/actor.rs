@@ -31,7 +31,6 @@ pub(crate) struct KeyManager;
 #[derive(Clone)]
 pub(crate) struct KeySettings {
     pub issuer: String,
-    pub audience: String,
     pub token_ttl: Duration,
     pub signing_alg: SigningAlg,
     pub key_preannounce: Duration,
@@ -173,7 +172,7 @@ async fn load_ring(shared: &Args) -> Result<Arc<KeyRing>> {
         }
         keys.push(key);
     }
-    let ring = Arc::new(KeyRing::new(keys, &shared.deps.settings.issuer, &shared.deps.settings.audience, ttl_ms)?);
+    let ring = Arc::new(KeyRing::new(keys, &shared.deps.settings.issuer, ttl_ms)?);
     shared.ring.store(Some(ring.clone()));
     Ok(ring)
 }

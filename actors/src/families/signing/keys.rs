@@ -206,7 +206,7 @@ pub struct KeyRing {
 
 impl KeyRing {
     /// `keys` must be non-empty.
-    pub fn new(mut keys: Vec<SigningKey>, issuer: &str, audience: &str, token_ttl_ms: i64) -> Result<KeyRing> {
+    pub fn new(mut keys: Vec<SigningKey>, issuer: &str, token_ttl_ms: i64) -> Result<KeyRing> {
         if keys.is_empty() {
             return Err(key_err("no keys"));
         }
@@ -217,7 +217,10 @@ impl KeyRing {
             .map(|alg| {
                 let mut v = Validation::new(alg.jwt_alg());
                 v.set_issuer(&[issuer]);
-                v.set_audience(&[audience]);
+                // Any audience this issuer signed: AgentIdP's API checks that a token is
+                // for it (`Engine::caller_for`); introspection and revocation take tokens
+                // for resource servers too.
+                v.validate_aud = false;
                 v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
                 // Time is checked against the engine clock in `verify`.
                 v.validate_exp = false;
@@ -354,7 +357,7 @@ mod tests {
     }
 
     fn ring(keys: Vec<SigningKey>) -> KeyRing {
-        KeyRing::new(keys, "iss", "aud", TTL).unwrap()
+        KeyRing::new(keys, "iss", TTL).unwrap()
     }
 
     #[test]

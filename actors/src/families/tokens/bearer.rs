@@ -161,6 +161,11 @@ impl Engine {
     /// client's status are checked on every call.
     async fn caller_for(&self, token: &str) -> Result<Arc<Caller>> {
         let verified = self.verified(token)?;
+        if verified.claims.aud != self.shared.config.audience {
+            return Err(EngineError::InvalidToken(
+                "the token's audience (aud) is a resource server, not this API".into(),
+            ));
+        }
         self.check_still_good(&verified).await?;
         Ok(verified.caller.clone())
     }

@@ -246,18 +246,31 @@ impl Engine {
         let mut claims = if exchange {
             self.exchange_claims(&req, &client, jkt.as_deref(), now).await?
         } else {
-            let granted = match req.scope.as_deref() {
+            // RFC 8707: a token for a registered resource server names it.
+            let resource = match req.audience.as_deref() {
+                Some(identifier) => Some(self.resource_for_token(&client, identifier, jkt.is_some()).await?),
+                None => None,
+            };
+            let mut granted = match req.scope.as_deref() {
                 None => std::mem::take(&mut client.scopes),
                 Some(param) => self.narrow_scope(param, &client.scopes, &client, request_id.clone()).await?,
             };
+            let c = &self.shared.config;
+            let (mut audience, mut ttl) = (c.audience.as_str(), ttl);
+            if let Some(r) = &resource {
+                let requested = req.scope.is_some().then_some(granted.as_slice());
+                granted = crate::families::resources::rules::scopes_for(requested, &granted, &r.scopes)
+                    .map_err(|e| oauth(OAuthError::InvalidScope, e))?;
+                audience = &r.identifier;
+                ttl = r.access_token_ttl.map_or(ttl, |t| t as i64);
+            }
             let grant = Grant {
                 agent_id: client.agent_id,
                 org_id: client.org_id,
                 client_id: &client.client_id,
                 scopes: &granted,
             };
-            let c = &self.shared.config;
-            let mut claims = claims::build(&grant, &c.issuer, &c.audience, now / 1000, ttl, Uuid::now_v7());
+            let mut claims = claims::build(&grant, &c.issuer, audience, now / 1000, ttl, Uuid::now_v7());
             claims.may_act = self.may_act(req.may_act.as_deref(), &client).await?;
             claims
         };
@@ -269,6 +282,27 @@ impl Engine {
         };
         let issued = Issued { grant_type, label, exchange, detail: None };
         self.sign_and_record(claims, &client.client_id, issued, request_id, quota, now).await
+    }
+
+    /// The resource server a token request names (RFC 8707), registered in the client's
+    /// organization (`invalid_target` otherwise), and one whose tokens must be DPoP-bound
+    /// only with a proof.
+    async fn resource_for_token(
+        &self,
+        client: &AuthenticatedClient,
+        identifier: &str,
+        bound: bool,
+    ) -> Result<crate::families::resources::ResourceServer> {
+        let resource = self.resource_named(client.org_id, identifier).await?.ok_or_else(|| {
+            oauth(OAuthError::InvalidTarget, "the organization has no resource server with this identifier")
+        })?;
+        if resource.dpop_required && !bound {
+            return Err(oauth(
+                OAuthError::InvalidRequest,
+                "this resource server takes only DPoP-bound tokens: send a DPoP proof (RFC 9449)",
+            ));
+        }
+        Ok(resource)
     }
 
     /// Sign `claims`, make the `token.issue` event durable, and answer the token.

@@ -94,6 +94,9 @@ impl Engine {
         let org_id = Self::target_org(call, query.org_id);
         self.authorize(call, "users.list", org_id)?;
         let limit = page_limit(&query.page)?;
+        if query.email.as_ref().is_some_and(|e| e.chars().count() > 254) {
+            return Err(EngineError::invalid("email", "at most 254 characters"));
+        }
         let email = query.email.map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty());
         let items = self.shared.store.list_users(org_id, email.as_deref(), decode_cursor(&query.page)?, limit).await?;
         let next_cursor = next_cursor(&items, limit, |u| u.id);

@@ -4,6 +4,7 @@
 use unicode_normalization::UnicodeNormalization;
 
 use crate::kernel::error::{EngineError, Result};
+pub use crate::kernel::names::check_name;
 
 /// A password used alone (no second factor yet) is at least 15 characters
 /// (SP 800-63B-4 §3.1.1.2: "SHALL be a minimum of 15 characters" for single-factor use).
@@ -12,7 +13,6 @@ pub const MIN_PASSWORD: usize = 15;
 pub const MAX_PASSWORD: usize = 256;
 /// Most characters of an email address (RFC 5321's path limit).
 const MAX_EMAIL: usize = 254;
-const MAX_NAME: usize = 128;
 
 /// An email address as stored and compared: trimmed, NFC, lowercased. One address per
 /// organization. Refused unless it has one `@` with a non-empty local part and a
@@ -40,15 +40,6 @@ pub fn normalize_email(email: &str) -> Result<String> {
 /// A LIKE pattern (escape `\\`) matching what contains `fragment` literally.
 pub(crate) fn contains_pattern(fragment: &str) -> String {
     format!("%{}%", fragment.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
-}
-
-/// A display name: trimmed, 1 to 128 printable characters.
-pub fn check_name(name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
-        return Err(EngineError::invalid("name", format!("must be 1 to {MAX_NAME} printable characters")));
-    }
-    Ok(name.to_string())
 }
 
 /// A new password, NFKC-normalized (SP 800-63B-4 §3.1.1.2: the same password typed on

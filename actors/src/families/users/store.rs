@@ -60,12 +60,12 @@ pub struct User {
 pub struct NewUser {
     pub email: String,
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub password: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub scopes: Option<Vec<String>>,
     /// For the platform administrator: the organization (else the caller's).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub org_id: Option<Uuid>,
 }
 

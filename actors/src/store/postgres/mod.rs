@@ -39,6 +39,8 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
     (14, include_str!("../../../../migrations/postgres/0014_audit_checkpoints.sql")),
     (15, include_str!("../../../../migrations/postgres/0015_audit_records.sql")),
     (16, include_str!("../../../../migrations/postgres/0016_users.sql")),
+    (17, include_str!("../../../../migrations/postgres/0017_resource_servers.sql")),
+    (18, include_str!("../../../../migrations/postgres/0018_app_clients.sql")),
 ];
 /// Arbitrary constant naming the advisory lock that serializes migrations across nodes.
 pub(crate) const MIGRATION_LOCK: i64 = 0x0041_676e_7449_6450;

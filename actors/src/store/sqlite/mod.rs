@@ -41,6 +41,8 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     (14, include_str!("../../../../migrations/sqlite/0014_audit_checkpoints.sql")),
     (15, include_str!("../../../../migrations/sqlite/0015_audit_records.sql")),
     (16, include_str!("../../../../migrations/sqlite/0016_users.sql")),
+    (17, include_str!("../../../../migrations/sqlite/0017_resource_servers.sql")),
+    (18, include_str!("../../../../migrations/sqlite/0018_app_clients.sql")),
 ];
 
 pub struct SqliteStore {
