@@ -161,9 +161,9 @@ pub fn token_request(
     let mut params = form_params(form, &GRANT_PARAMS)?;
     let grant_type = params.remove("grant_type").ok_or_else(|| oauth_invalid_request("grant_type is required"))?;
     let client = client_auth(authorization, &mut params)?;
-    let audience = match (params.remove("audience"), params.remove("resource")) {
+    let (audience, resource) = match (params.remove("audience"), params.remove("resource")) {
         (Some(_), Some(_)) => return Err(oauth_invalid_request("give audience or resource, not both")),
-        (a, r) => a.or(r),
+        pair => pair,
     };
     Ok(TokenRequest {
         grant_type,
@@ -175,6 +175,7 @@ pub fn token_request(
         actor_token_type: params.remove("actor_token_type"),
         may_act: params.remove("may_act"),
         audience,
+        resource,
         dpop: dpop.map(String::from),
         assertion: params.remove("assertion"),
     })

@@ -69,6 +69,32 @@ async fn a_token_for_a_resource_names_it_and_carries_only_its_scopes() {
         let (_, plain_claims) = jwt_parts(plain["access_token"].as_str().unwrap());
         assert_ne!(plain_claims["aud"], MCP);
 
+        // Token exchange: `resource` names a registered resource server as well (its
+        // scopes and lifetime); an unregistered one is invalid_target.
+        let plain_token = plain["access_token"].as_str().unwrap();
+        let exchange = |resource: &'static str| {
+            let form = vec![
+                ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange".to_string()),
+                ("client_id", client_id.clone()),
+                ("client_secret", secret.clone()),
+                ("subject_token", plain_token.to_string()),
+                ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token".to_string()),
+                ("resource", resource.to_string()),
+            ];
+            let app = &app;
+            async move {
+                let resp = app.http.post(app.url("/api/v1/oauth2/token")).form(&form).send().await.unwrap();
+                (resp.status(), resp.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        };
+        let (status, exchanged) = exchange(MCP).await;
+        assert_eq!(status, StatusCode::OK, "{exchanged}");
+        assert_eq!(exchanged["scope"], "mail:read", "{exchanged}");
+        let (_, exchanged_claims) = jwt_parts(exchanged["access_token"].as_str().unwrap());
+        assert_eq!(exchanged_claims["aud"], MCP);
+        let (status, error) = exchange("https://other.example.com/").await;
+        assert_eq!((status, error["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_target")), "{error}");
+
         // AgentIdP's API refuses a token for another audience; introspection knows it.
         let (status, _) = app.call(Method::GET, "/api/v1/agents", &token, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);

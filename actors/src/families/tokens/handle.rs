@@ -81,8 +81,11 @@ pub struct TokenRequest {
     /// Client credentials: the one agent that may act for this token's agent (RFC 8693
     /// §4.4 `may_act`), by id.
     pub may_act: Option<String>,
-    /// Token exchange: the `aud` of the new token (`audience` or `resource`).
+    /// Token exchange (RFC 8693): the `aud` of the new token, any name or URI.
     pub audience: Option<String>,
+    /// RFC 8707: a resource server of the client's organization the token is for
+    /// (client credentials and token exchange); `invalid_target` if it has none.
+    pub resource: Option<String>,
     /// A DPoP proof (RFC 9449) for the token endpoint: the token is bound to its key.
     pub dpop: Option<String>,
     /// JWT-bearer grant (RFC 7523 §2.1): the partner's JWT.
@@ -101,6 +104,7 @@ impl TokenRequest {
             actor_token_type: None,
             may_act: None,
             audience: None,
+            resource: None,
             dpop: None,
             assertion: None,
         }
@@ -247,7 +251,7 @@ impl Engine {
             self.exchange_claims(&req, &client, jkt.as_deref(), now).await?
         } else {
             // RFC 8707: a token for a registered resource server names it.
-            let resource = match req.audience.as_deref() {
+            let resource = match req.resource.as_deref() {
                 Some(identifier) => Some(self.resource_for_token(&client, identifier, jkt.is_some()).await?),
                 None => None,
             };
@@ -492,18 +496,29 @@ impl Engine {
         }
         let subject_scopes: Vec<String> =
             subject.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
-        let scopes = match req.scope.as_deref() {
+        let mut scopes = match req.scope.as_deref() {
             None => subject_scopes,
             Some(param) => self.narrow_scope(param, &subject_scopes, client, None).await?,
         };
-        let audience = match req.audience.as_deref() {
-            None => subject.aud.clone(),
-            Some(a) if !a.is_empty() && a.len() <= 512 && !a.contains(' ') => a.to_string(),
-            Some(_) => return Err(oauth(OAuthError::InvalidTarget, "audience must be one URI or name")),
+        let mut ttl = self.shared.config.token_ttl.as_secs() as i64;
+        let audience = match (req.audience.as_deref(), req.resource.as_deref()) {
+            (_, Some(identifier)) => {
+                // The subject's organization's resource server: its scopes, its lifetime.
+                let bound = jkt.is_some() || subject.cnf.is_some();
+                let holder = AuthenticatedClient { org_id: subject.org_id, ..client.clone() };
+                let r = self.resource_for_token(&holder, identifier, bound).await?;
+                let requested = req.scope.is_some().then_some(scopes.as_slice());
+                scopes = crate::families::resources::rules::scopes_for(requested, &scopes, &r.scopes)
+                    .map_err(|e| oauth(OAuthError::InvalidScope, e))?;
+                ttl = r.access_token_ttl.map_or(ttl, |t| t as i64);
+                r.identifier
+            }
+            (None, None) => subject.aud.clone(),
+            (Some(a), None) if !a.is_empty() && a.len() <= 512 && !a.contains(' ') => a.to_string(),
+            (Some(_), None) => return Err(oauth(OAuthError::InvalidTarget, "audience must be one URI or name")),
         };
         let agent_id = Uuid::parse_str(&subject.sub).map_err(|_| oauth(OAuthError::InvalidGrant, "bad subject"))?;
         let grant = Grant { agent_id, org_id: subject.org_id, client_id: &client.client_id, scopes: &scopes };
-        let ttl = self.shared.config.token_ttl.as_secs() as i64;
         let mut claims = claims::build(&grant, &self.shared.config.issuer, &audience, now / 1000, ttl, Uuid::now_v7());
         claims.exp = claims.exp.min(subject.exp).min(actor_exp.unwrap_or(i64::MAX));
         // A token that names an actor is never exchanged into one that does not, and a
