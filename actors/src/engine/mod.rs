@@ -560,6 +560,12 @@ impl Engine {
         if event.org_id.is_some() {
             return self.audit(event).await;
         }
+        self.audit_sampled(event, address).await
+    }
+
+    /// Write one refusal of this action from this address a window (the rest counted):
+    /// for refusals anyone can make at will, such as sign-ins to emails no one has.
+    pub(crate) async fn audit_sampled(&self, event: Event, address: Option<&str>) -> Result<()> {
         let metric = &self.shared.metrics.anonymous_refusals;
         let key = format!("{} {}", event.action, address.unwrap_or("-"));
         match self.shared.refusals.admit(&key) {

@@ -191,7 +191,9 @@ impl Reader<'_> {
         // Ids carry their event's time (those converted from the first layout within a
         // moment of it): the id range narrows the scan, the times decide.
         let ids = (query.since.map(|t| id_floor(t - 60_000)), query.until.map(|t| id_floor(t + 60_000)));
-        let mut scan = RecordQuery { before, actions, ids, newest_first: true, ..Default::default() };
+        // Only what is above the floor: rows under it (archived, their removal under way)
+        // are not the store's to show.
+        let mut scan = RecordQuery { after: ends.floor_seq, before, actions, ids, newest_first: true };
         let mut found: Vec<StoredRecord> = Vec::new();
         loop {
             let rows = self.store.audit_records(chain, &scan, SCAN).await?;

@@ -236,9 +236,14 @@ impl Engine {
                     .event(Some(org_id), actor, "user.login", Outcome::Failure)
                     .request_id(origin.request_id.clone())
                     .detail(&json!({"email": email, "method": "password", "reason": reason, "address": address}));
-                // Known or not, one event a failure would let anyone grow the trail: the
-                // lockouts bound them per email and address.
-                self.audit(event).await?;
+                // A failure for a user is that user's event (bounded by the lockouts); one
+                // for an email no one has is sampled, a few an address and window, so
+                // that no one grows the organization's trail by spraying emails.
+                if found.is_some() {
+                    self.audit(event).await?;
+                } else {
+                    self.audit_sampled(event, address.as_deref()).await?;
+                }
                 if let Some(record) = &found {
                     self.count(org_id, record.user.id, Metric::SignInsFailed);
                 }
