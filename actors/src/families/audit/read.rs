@@ -255,10 +255,7 @@ impl Reader<'_> {
         // The head first: every event up to it is committed (the head moves in the same
         // transaction as the insert), so the read below misses none of them.
         let Some(ends) = self.store.chain_ends(chain).await? else { return Ok((Vec::new(), after)) };
-        let mut numbers = Vec::new();
-        for action in actions {
-            numbers.extend(self.number(action).await?);
-        }
+        let numbers = self.numbers(actions).await?;
         let query =
             RecordQuery { after, before: Some(ends.head_seq + 1), actions: Some(numbers), ..Default::default() };
         let rows = self.store.audit_records(chain, &query, limit).await?;
@@ -277,6 +274,18 @@ impl Reader<'_> {
             })
             .collect::<Result<_>>()?;
         Ok((events, reach))
+    }
+
+    /// The dictionary numbers of those of `texts` that have one, the ones this node has
+    /// not seen looked up in one read (a subscription to every event type asks for a
+    /// few dozen actions, most never written, on every pump).
+    pub async fn numbers(&self, texts: &[&str]) -> Result<Vec<i64>> {
+        let missing: Vec<String> =
+            texts.iter().filter(|t| self.dict.number(t).is_none()).map(|t| t.to_string()).collect();
+        if !missing.is_empty() {
+            self.dict.learn(self.store.words(Vec::new(), missing).await?);
+        }
+        Ok(texts.iter().filter_map(|t| self.dict.number(t)).collect())
     }
 
     /// A word's dictionary number, if it has one (looked up, never added: anyone may ask).
