@@ -133,6 +133,19 @@ async fn failed_sign_ins_lock_the_email_out_at_that_address() {
         assert!(matches!(locked, agentidp_engine::EngineError::LockedOut { .. }), "{locked:?}");
         // From elsewhere the right password still works.
         app.engine.sign_in(org, "bo@example.com", GOOD, &there).await.expect("another address");
+        // The lockout's start is audited once, as a client's is.
+        let (_, events) = app.call(Method::GET, "/api/v1/audit-events?action=auth.locked", &admin, None).await;
+        let locked = events["items"].as_array().unwrap();
+        assert_eq!(locked.len(), 1, "{events}");
+        assert_eq!(
+            (locked[0]["target"].as_str(), locked[0]["detail"]["kind"].as_str()),
+            (Some("bo@example.com"), Some("email"))
+        );
+        // Counted in analytics: the user created, the sign-in, the failures.
+        let (_, summary) = app.call(Method::GET, "/api/v1/analytics/summary", &admin, None).await;
+        let totals = &summary["totals"];
+        assert_eq!((totals["users_created"].as_u64(), totals["sign_ins"].as_u64()), (Some(1), Some(1)), "{summary}");
+        assert_eq!(totals["sign_ins_failed"].as_u64(), Some(4), "{summary}");
         app.stop().await;
     }
 }

@@ -169,15 +169,15 @@ async fn remove_archived(deps: &Deps, floor: i64, manifest: &Manifest) -> Result
 const REMOVE_CHUNK: i64 = 512;
 
 /// Remove the archived records of `chain` in `(after, upto]`, a chunk a transaction.
-async fn remove_range(deps: &Deps, chain: Uuid, after: i64, upto: i64) -> Result<u64> {
-    let (mut from, mut removed) = (after, 0);
+async fn remove_range(deps: &Deps, chain: Uuid, after: i64, upto: i64) -> Result<()> {
+    let mut from = after;
     while from < upto {
         let to = upto.min(from.saturating_add(REMOVE_CHUNK));
-        removed += deps.store.remove_archived(chain, from, to).await?;
+        deps.store.remove_archived(chain, from, to).await?;
         from = to;
         tokio::task::yield_now().await;
     }
-    Ok(removed)
+    Ok(())
 }
 
 /// The first step: write the segment of the oldest events due (durably); the floor it

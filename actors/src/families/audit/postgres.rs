@@ -196,7 +196,7 @@ impl AuditStore for PostgresStore {
         Ok(moved == 1)
     }
 
-    async fn remove_archived(&self, chain: Uuid, after: i64, upto: i64) -> Result<u64> {
+    async fn remove_archived(&self, chain: Uuid, after: i64, upto: i64) -> Result<()> {
         // Rows no writer touches (below the floor): no lock any token's commit waits on.
         self.execute(
             "DELETE FROM audit_records r USING audit_heads h WHERE h.chain = $1 AND r.chain = h.n \
@@ -204,6 +204,7 @@ impl AuditStore for PostgresStore {
             &[&chain, &after, &upto],
         )
         .await
+        .map(|_| ())
     }
 
     async fn audit_retention(&self, org_id: Uuid) -> Result<Option<Option<u64>>> {

@@ -292,7 +292,7 @@ impl AuditStore for SqliteStore {
         .await
     }
 
-    async fn remove_archived(&self, chain: Uuid, after: i64, upto: i64) -> Result<u64> {
+    async fn remove_archived(&self, chain: Uuid, after: i64, upto: i64) -> Result<()> {
         self.write(move |conn| {
             conn.execute(
                 &format!(
@@ -301,7 +301,7 @@ impl AuditStore for SqliteStore {
                 ),
                 params![chain.to_string(), after, upto],
             )
-            .map(|n| n as u64)
+            .map(|_| ())
             .map_err(db_err)
         })
         .await

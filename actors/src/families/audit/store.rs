@@ -55,9 +55,9 @@ pub trait AuditStore: Ping {
     /// the store holds starts there from then on.
     async fn move_floor(&self, chain: Uuid, floor: i64, upto: i64, upto_hash: &str) -> Result<bool>;
     /// Remove the records of `chain` after `after` up to `upto` (at or below its floor:
-    /// archived); how many. One short transaction: the archiver removes a segment in
-    /// several, so that the writer never waits long behind it.
-    async fn remove_archived(&self, chain: Uuid, after: i64, upto: i64) -> Result<u64>;
+    /// archived). One short transaction: the archiver removes a segment in several, so
+    /// that the writer never waits long behind it.
+    async fn remove_archived(&self, chain: Uuid, after: i64, upto: i64) -> Result<()>;
     /// The platform administrator's retention for an organization: `None` if it has
     /// none (its tier's applies), `Some(None)` to keep its events for good.
     async fn audit_retention(&self, org_id: Uuid) -> Result<Option<Option<u64>>>;

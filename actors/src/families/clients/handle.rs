@@ -23,7 +23,8 @@ fn check_redirects(uris: &[String]) -> Result<Vec<String>> {
         return Err(EngineError::invalid("redirect_uris", format!("at most {}", rules::MAX_REDIRECT_URIS)));
     }
     let mut out = uris.iter().map(|u| rules::check_redirect_uri(u)).collect::<Result<Vec<_>>>()?;
-    out.dedup();
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|u| seen.insert(u.clone()));
     Ok(out)
 }
 

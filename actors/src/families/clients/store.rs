@@ -7,29 +7,9 @@ use uuid::Uuid;
 use crate::kernel::error::Result;
 use crate::kernel::model::{present, rfc3339, Millis};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ClientStatus {
-    Active,
-    Suspended,
-}
-
-impl ClientStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClientStatus::Active => "active",
-            ClientStatus::Suspended => "suspended",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<ClientStatus> {
-        match s {
-            "active" => Some(ClientStatus::Active),
-            "suspended" => Some(ClientStatus::Suspended),
-            _ => None,
-        }
-    }
-}
+/// An application is active or suspended, as an agent is (the same two states, their names
+/// and their parsing).
+pub type ClientStatus = crate::kernel::model::AgentStatus;
 
 /// An application: an OAuth client that people authorize (the authorization code
 /// grant), public (no secret, PKCE only) or confidential.

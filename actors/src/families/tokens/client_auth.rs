@@ -32,7 +32,66 @@ pub(crate) async fn client_entry(
     Ok(engine.shared.store.client(client_id).await?.map(|record| caches.fill(epoch, &record)))
 }
 
+/// A failed authentication, as the lockouts count it: what was claimed (a client id, an
+/// email), its lockout key (the claim at an address), and what kind of claim it is.
+pub(crate) struct Failed<'a> {
+    pub org: Option<Uuid>,
+    pub claimed: &'a str,
+    pub key: &'a str,
+    pub kind: &'static str,
+}
+
 impl Engine {
+    /// Refuse (`LockedOut`) a claim locked out at this address, or an address locked out:
+    /// the brute-force protection every credential check shares. `what` names the failures
+    /// in the answer ("authentications of this client", "sign-ins to this email").
+    pub(crate) fn refuse_if_locked(
+        &self,
+        key: &str,
+        address: Option<&str>,
+        kind: &'static str,
+        what: &str,
+    ) -> Result<()> {
+        let locked = match self.shared.lockout.locked_for(key) {
+            Some(wait) => Some((wait, kind, format!("too many failed {what} from this address"))),
+            None => address
+                .and_then(|a| self.shared.address_lockout.locked_for(a))
+                .map(|wait| (wait, "address", "too many failed authentications from this address".to_string())),
+        };
+        match locked {
+            Some((wait, kind, reason)) => {
+                self.shared.metrics.lockout_refusals.with_label_values(&[kind]).inc();
+                Err(EngineError::LockedOut { reason, retry_after: crate::families::tokens::limits::whole_secs(wait) })
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Count a failed authentication against its claim and its address; a lockout it
+    /// starts is audited (`auth.locked`), once.
+    pub(crate) async fn count_failure(&self, failed: Failed<'_>, address: Option<&str>, origin: &Origin) -> Result<()> {
+        let window = self.shared.config.lockout_window.as_secs();
+        let claim_locked = !failed.claimed.is_empty() && self.shared.lockout.failed(failed.key);
+        let address_locked = address.is_some_and(|a| self.shared.address_lockout.failed(a));
+        let config = &self.shared.config;
+        let actor: String = failed.claimed.chars().take(128).collect();
+        for (locked, kind, target, failures) in [
+            (claim_locked, failed.kind, failed.claimed, config.lockout_failures),
+            (address_locked, "address", address.unwrap_or(""), config.lockout_address_failures),
+        ] {
+            if locked {
+                let detail = json!({"kind": kind, "failures": failures, "window_secs": window, "address": address});
+                let event = self
+                    .event(failed.org, actor.clone(), "auth.locked", Outcome::Failure)
+                    .target(target.chars().take(128).collect::<String>())
+                    .request_id(origin.request_id.clone())
+                    .detail(&detail);
+                self.audit(event).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Authenticate a client at an OAuth endpoint. A failure is audited and answered as
     /// `invalid_client`, never saying which part was wrong. Too many failures for the
     /// claimed client_id, or from the request's address, lock it out for a window.
@@ -43,20 +102,7 @@ impl Engine {
         let claimed = auth.claimed_id();
         let address = origin.addr.map(|a| a.to_string());
         let client_key = crate::families::tokens::limits::client_lockout_key(&claimed, address.as_deref());
-        let locked = match self.shared.lockout.locked_for(&client_key) {
-            Some(wait) => Some((wait, "client_id", "too many failed authentications of this client from this address")),
-            None => address
-                .as_deref()
-                .and_then(|a| self.shared.address_lockout.locked_for(a))
-                .map(|wait| (wait, "address", "too many failed authentications from this address")),
-        };
-        if let Some((wait, kind, reason)) = locked {
-            self.shared.metrics.lockout_refusals.with_label_values(&[kind]).inc();
-            return Err(EngineError::LockedOut {
-                reason: reason.into(),
-                retry_after: crate::families::tokens::limits::whole_secs(wait),
-            });
-        }
+        self.refuse_if_locked(&client_key, address.as_deref(), "client_id", "authentications of this client")?;
         let (verdict, known_org) = match self.did_assertion(auth, &claimed).await? {
             Some(outcome) => outcome,
             None => self.credential_verdict(auth, &claimed).await?,
@@ -74,25 +120,8 @@ impl Engine {
                     .request_id(origin.request_id.clone())
                     .detail(&json!({"method": method, "reason": reason, "address": address}));
                 self.audit_refusal(event, address.as_deref()).await?;
-                let window = self.shared.config.lockout_window.as_secs();
-                let client_locked = !claimed.is_empty() && self.shared.lockout.failed(&client_key);
-                let address_locked = address.as_deref().is_some_and(|a| self.shared.address_lockout.failed(a));
-                let config = &self.shared.config;
-                for (locked, kind, target, failures) in [
-                    (client_locked, "client_id", claimed.as_str(), config.lockout_failures),
-                    (address_locked, "address", address.as_deref().unwrap_or(""), config.lockout_address_failures),
-                ] {
-                    if locked {
-                        let detail =
-                            json!({"kind": kind, "failures": failures, "window_secs": window, "address": address});
-                        let event = self
-                            .event(known_org, claimed.chars().take(128).collect(), "auth.locked", Outcome::Failure)
-                            .target(target.chars().take(128).collect::<String>())
-                            .request_id(origin.request_id.clone())
-                            .detail(&detail);
-                        self.audit(event).await?;
-                    }
-                }
+                let failed = Failed { org: known_org, claimed: &claimed, key: &client_key, kind: "client_id" };
+                self.count_failure(failed, address.as_deref(), origin).await?;
                 Err(oauth(OAuthError::InvalidClient, "client authentication failed"))
             }
         }

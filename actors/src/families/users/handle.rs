@@ -10,6 +10,7 @@ use super::rules;
 use super::store::{NewUser, User, UserChange, UserPatch, UserRecord, UserStatus};
 use crate::engine::{Call, Engine, Origin};
 use crate::families::analytics::rules::Metric;
+use crate::families::tokens::client_auth::Failed;
 use crate::kernel::error::{EngineError, Result};
 use crate::kernel::model::{Outcome, Page, PageRequest};
 use crate::kernel::paging::{decode_cursor, next_cursor, page_limit};
@@ -195,18 +196,7 @@ impl Engine {
         let address = origin.addr.map(|a| a.to_string());
         let key =
             crate::families::tokens::limits::client_lockout_key(&format!("user:{org_id}:{email}"), address.as_deref());
-        let locked = self
-            .shared
-            .lockout
-            .locked_for(&key)
-            .or_else(|| address.as_deref().and_then(|a| self.shared.address_lockout.locked_for(a)));
-        if let Some(wait) = locked {
-            self.shared.metrics.lockout_refusals.with_label_values(&["user"]).inc();
-            return Err(EngineError::LockedOut {
-                reason: "too many failed sign-ins: try again later".into(),
-                retry_after: crate::families::tokens::limits::whole_secs(wait),
-            });
-        }
+        self.refuse_if_locked(&key, address.as_deref(), "email", "sign-ins to this email")?;
         let found = self.shared.store.user_by_email(org_id, &email).await?;
         let stored = found.as_ref().and_then(|r| r.password_hash.clone());
         let verdict = self.shared.passwords.verify(password.to_string(), stored).await?;
@@ -247,10 +237,8 @@ impl Engine {
                 if let Some(record) = &found {
                     self.count(org_id, record.user.id, Metric::SignInsFailed);
                 }
-                self.shared.lockout.failed(&key);
-                if let Some(a) = address.as_deref() {
-                    self.shared.address_lockout.failed(a);
-                }
+                let failed = Failed { org: Some(org_id), claimed: &email, key: &key, kind: "email" };
+                self.count_failure(failed, address.as_deref(), origin).await?;
                 Err(EngineError::InvalidToken(SIGN_IN_FAILED.into()))
             }
         }

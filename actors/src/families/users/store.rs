@@ -7,29 +7,9 @@ use uuid::Uuid;
 use crate::kernel::error::Result;
 use crate::kernel::model::{present, rfc3339, Millis};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UserStatus {
-    Active,
-    Suspended,
-}
-
-impl UserStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UserStatus::Active => "active",
-            UserStatus::Suspended => "suspended",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<UserStatus> {
-        match s {
-            "active" => Some(UserStatus::Active),
-            "suspended" => Some(UserStatus::Suspended),
-            _ => None,
-        }
-    }
-}
+/// A user is active or suspended, as an agent is (the same two states, their names
+/// and their parsing).
+pub type UserStatus = crate::kernel::model::AgentStatus;
 
 /// A person, a member of one organization.
 #[derive(Debug, Clone, Serialize, PartialEq)]
